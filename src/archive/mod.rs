@@ -1,0 +1,1 @@
+//! Archive layout and names, manifest.json, the streaming writer and verify.

@@ -1,0 +1,13 @@
+//! The image catalog: which images a projects tree needs, resolved exactly as
+//! Docker Compose resolves them.
+//!
+//! Pipeline per project: read the compose file to a YAML value (anchors and
+//! `<<` merges applied by the parser), interpolate every string with the
+//! project's variables, then read the few fields bunker needs into lenient
+//! structs. Built services also have their Dockerfile's `FROM` lines analysed.
+
+pub mod envfile;
+pub mod interpolate;
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,2 @@
+//! The image model shared by every source and sink: references, docker-archive
+//! and OCI layout readers/writers.

@@ -1,0 +1,13 @@
+//! bunker: disaster recovery for self-hosted container infrastructure.
+//!
+//! The library holds everything; `src/main.rs` only parses the command line and
+//! hands over to [`cli`]. Tests and benchmarks call the same code.
+
+pub mod archive;
+pub mod catalog;
+pub mod cli;
+pub mod engine;
+pub mod image;
+pub mod progress;
+pub mod registry;
+pub mod settings;

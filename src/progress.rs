@@ -1,0 +1,1 @@
+//! Progress bars on a terminal, plain log lines otherwise.
