@@ -5,6 +5,11 @@
 //! [`hook`], [`pull`] and [`build`]; [`presence`] checks, for `BUILD=false`, that
 //! the images are already there instead.
 
+#[allow(clippy::module_inception)]
+pub mod build;
+pub mod context;
+pub mod hook;
 pub mod plan;
+pub mod pull;
 
 pub use plan::{BuildPlan, BuildSpec, ImageAction, ImageJob, PlanOptions, ProjectPlan, Selection};
