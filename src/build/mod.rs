@@ -10,6 +10,11 @@ pub mod build;
 pub mod context;
 pub mod hook;
 pub mod plan;
+pub mod presence;
 pub mod pull;
+pub mod run;
 
-pub use plan::{BuildPlan, BuildSpec, ImageAction, ImageJob, PlanOptions, ProjectPlan, Selection};
+pub use build::BuildFlags;
+pub use plan::{BuildPlan, BuildSpec, ImageAction, ImageJob, PlanOptions, ProjectPlan, Selection, plan};
+pub use presence::{NeededImage, PresenceReport, check_presence};
+pub use run::{Outcome, RunOptions, RunReport, StepKind, StepResult, execute_job, run_plan};
