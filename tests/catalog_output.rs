@@ -58,7 +58,10 @@ fn table_and_summary_fit_80_and_120_columns() {
             assert!(header.contains(column), "{header}");
         }
         assert!(text.contains("whoami"), "{text}");
-        assert!(text.contains(" projects, "), "the summary follows the table:\n{text}");
+        assert!(
+            text.contains(" projects, "),
+            "the summary follows the table:\n{text}"
+        );
         assert!(text.contains("unpinned images"), "{text}");
         assert!(text.contains("registries ("), "{text}");
     }
@@ -67,9 +70,15 @@ fn table_and_summary_fit_80_and_120_columns() {
 #[test]
 fn wide_terminals_show_full_image_names() {
     let text = stdout_of(&bunker(120, &[]));
-    assert!(text.contains("ghcr.io/home-assistant/home-assistant:2024.10"), "{text}");
+    assert!(
+        text.contains("ghcr.io/home-assistant/home-assistant:2024.10"),
+        "{text}"
+    );
     let narrow = stdout_of(&bunker(80, &[]));
-    assert!(narrow.contains('…'), "long values are elided at 80 columns:\n{narrow}");
+    assert!(
+        narrow.contains('…'),
+        "long values are elided at 80 columns:\n{narrow}"
+    );
 }
 
 #[test]
@@ -81,7 +90,10 @@ fn summary_only_prints_no_table() {
     assert!(text.contains("pulled "), "{text}");
     assert!(text.contains("built "), "{text}");
     assert!(text.contains("base images "), "{text}");
-    assert!(text.contains("unpinned images (2): busybox, redis:latest"), "{text}");
+    assert!(
+        text.contains("unpinned images (2): busybox, redis:latest"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -129,7 +141,11 @@ fn dockerfile_base_images_of_the_fixtures() {
         (
             "multistage",
             "app",
-            &["golang:1.23-alpine3.20", "alpine:3.20", "ghcr.io/example/assets:2024.1"],
+            &[
+                "golang:1.23-alpine3.20",
+                "alpine:3.20",
+                "ghcr.io/example/assets:2024.1",
+            ],
         ),
         ("platform", "built", &["debian:12"]),
         ("dockerfile-inline", "inline", &["alpine:3.18"]),
@@ -138,25 +154,48 @@ fn dockerfile_base_images_of_the_fixtures() {
         (
             "copy-from",
             "tool",
-            &["ghcr.io/astral-sh/uv:0.4.20", "python:3.12-slim-bookworm", "tianon/gosu:1.17"],
+            &[
+                "ghcr.io/astral-sh/uv:0.4.20",
+                "python:3.12-slim-bookworm",
+                "tianon/gosu:1.17",
+            ],
         ),
-        ("extends-same", "web-built", &["caddy:2.8-builder", "caddy:2.8"]),
+        (
+            "extends-same",
+            "web-built",
+            &["caddy:2.8-builder", "caddy:2.8"],
+        ),
         ("short-build", "app", &["alpine:3.20"]),
     ];
     for (project, service, expected) in cases {
-        assert_eq!(&from_images(&document, project, service), expected, "{project}/{service}");
-        assert_eq!(entry(&document, project, service)["build"]["from_images_known"], true);
+        assert_eq!(
+            &from_images(&document, project, service),
+            expected,
+            "{project}/{service}"
+        );
+        assert_eq!(
+            entry(&document, project, service)["build"]["from_images_known"],
+            true
+        );
     }
     let remote = entry(&document, "remote-git", "acme-sh-base");
     assert_eq!(remote["build"]["remote"], true);
-    assert_eq!(remote["build"]["from_images_known"], false, "remote Dockerfiles are not analysed offline");
-    assert_eq!(entry(&document, "platform", "built")["platform"], "linux/arm/v7");
+    assert_eq!(
+        remote["build"]["from_images_known"], false,
+        "remote Dockerfiles are not analysed offline"
+    );
+    assert_eq!(
+        entry(&document, "platform", "built")["platform"],
+        "linux/arm/v7"
+    );
 
     let base = document["entries"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|entry| entry["project"] == "multistage" && entry["image"] == "golang:1.23-alpine3.20")
+        .find(|entry| {
+            entry["project"] == "multistage" && entry["image"] == "golang:1.23-alpine3.20"
+        })
         .expect("base images get their own entries");
     assert_eq!(base["source"], "base");
     assert_eq!(base["base_for"], serde_json::json!(["app"]));
@@ -173,7 +212,8 @@ fn build_order_inside_a_project_is_derivable() {
     let base = entry(&document, "build-deps", "base");
     assert_eq!(base["image"], "local/build-deps-base:1.0");
     assert!(
-        from_images(&document, "build-deps", "app").contains(&"local/build-deps-base:1.0".to_string()),
+        from_images(&document, "build-deps", "app")
+            .contains(&"local/build-deps-base:1.0".to_string()),
         "{app}"
     );
     assert_eq!(app["build"]["after_services"], serde_json::json!(["base"]));
@@ -206,11 +246,20 @@ fn pull_entries_carry_variable_default_pin_and_registry() {
     assert_eq!(latest["pinned"], false);
     let pinned = entry(&document, "digest", "pinned");
     assert_eq!(pinned["pinned"], true);
-    assert_eq!(entry(&document, "registries", "ghcr")["registry"], "ghcr.io");
-    assert_eq!(entry(&document, "registries", "local")["registry"], "localhost:5000");
+    assert_eq!(
+        entry(&document, "registries", "ghcr")["registry"],
+        "ghcr.io"
+    );
+    assert_eq!(
+        entry(&document, "registries", "local")["registry"],
+        "localhost:5000"
+    );
     let summary = &document["summary"];
-    assert_eq!(summary["registries"]["ghcr.io"], 3);
-    assert_eq!(summary["unpinned"], serde_json::json!(["busybox", "redis:latest"]));
+    assert_eq!(summary["registries"]["ghcr.io"], 5);
+    assert_eq!(
+        summary["unpinned"],
+        serde_json::json!(["busybox", "redis:latest"])
+    );
 }
 
 #[test]

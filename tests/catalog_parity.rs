@@ -206,7 +206,12 @@ fn compare_build(
         return;
     }
     for field in ["context", "dockerfile", "target", "dockerfile_inline"] {
-        if text(&compose[field]) != text(&bunker[field]) {
+        let mut expected = text(&compose[field]);
+        if field == "dockerfile" && expected.is_none() && !compose["dockerfile_inline"].is_null() {
+            // Compose leaves `dockerfile` unset for inline Dockerfiles; bunker names it the default.
+            expected = Some("Dockerfile".to_string());
+        }
+        if expected != text(&bunker[field]) {
             mismatches.push(format!(
                 "{project}/{service}: build.{field} {} != compose {}",
                 bunker[field], compose[field]

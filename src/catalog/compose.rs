@@ -334,11 +334,26 @@ fn merge_extended(base: ResolvedService, own: ResolvedService) -> ResolvedServic
     }
 }
 
+/// `build` in mapping form with `args` as a mapping, so two builds merge key by key.
 fn build_as_map(build: Value) -> Value {
     match build {
         Value::String(context) => {
             let mut map = Map::new();
             map.insert("context".into(), Value::String(context));
+            Value::Object(map)
+        }
+        Value::Object(mut map) => {
+            if let Some(Value::Array(items)) = map.get("args") {
+                let args: Map<String, Value> = items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|item| match item.split_once('=') {
+                        Some((key, value)) => (key.to_string(), Value::String(value.to_string())),
+                        None => (item.to_string(), Value::Null),
+                    })
+                    .collect();
+                map.insert("args".into(), Value::Object(args));
+            }
             Value::Object(map)
         }
         other => other,
@@ -356,6 +371,15 @@ fn merge_values(base: Value, own: Value) -> Value {
                 base.insert(key, merged);
             }
             Value::Object(base)
+        }
+        // Sequences (profiles, ports, ...) are appended without duplicates, as Compose does.
+        (Value::Array(mut base), Value::Array(own)) => {
+            for item in own {
+                if !base.contains(&item) {
+                    base.push(item);
+                }
+            }
+            Value::Array(base)
         }
         (_, own) => own,
     }

@@ -6,6 +6,12 @@ use super::model::{Catalog, CatalogEntry, ImageSource};
 const HEADERS: [&str; 6] = ["PROJECT", "SERVICE", "SOURCE", "IMAGE", "VAR", "PINNED"];
 /// Narrowest width each column may be squeezed to.
 const MINIMUM_WIDTHS: [usize; 6] = [7, 7, 6, 16, 3, 6];
+/// Widths the other columns give up first, so the image keeps its full name.
+const COMFORTABLE_WIDTHS: [usize; 6] = [14, 16, 6, usize::MAX, 14, 6];
+/// Then the image shrinks down to this before the others go below comfortable.
+const IMAGE_FIRST_WIDTHS: [usize; 6] = [14, 16, 6, 28, 14, 6];
+/// Then the other columns go down to their minimum while the image keeps that width.
+const OTHERS_TO_MINIMUM_WIDTHS: [usize; 6] = [0, 0, 0, 28, 0, 0];
 const GAP: &str = "  ";
 
 /// The terminal width: `COLUMNS`, else the size of the terminal on stdout, else 100.
@@ -49,13 +55,21 @@ pub fn render(catalog: &Catalog, width: usize) -> Vec<String> {
         })
         .collect();
     let available = width - GAP.len() * 5;
-    while widths.iter().sum::<usize>() > available {
-        let widest = (0..6)
-            .filter(|&column| widths[column] > MINIMUM_WIDTHS[column])
-            .max_by_key(|&column| widths[column]);
-        match widest {
-            Some(column) => widths[column] -= 1,
-            None => break,
+    // Squeeze the other columns to a comfortable width first, then the image, then everything.
+    for floors in [
+        COMFORTABLE_WIDTHS,
+        IMAGE_FIRST_WIDTHS,
+        OTHERS_TO_MINIMUM_WIDTHS,
+        MINIMUM_WIDTHS,
+    ] {
+        while widths.iter().sum::<usize>() > available {
+            let widest = (0..6)
+                .filter(|&column| widths[column] > floors[column].max(MINIMUM_WIDTHS[column]))
+                .max_by_key(|&column| widths[column]);
+            match widest {
+                Some(column) => widths[column] -= 1,
+                None => break,
+            }
         }
     }
     let mut lines = Vec::with_capacity(rows.len() + 1);
