@@ -408,6 +408,27 @@ fn missing_docker_cli_on_the_server_is_explained() {
 }
 
 #[test]
+fn engine_unreachable_from_dial_stdio_is_explained() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    let result = run(home.bunker([
+        "engine",
+        "info",
+        "--host",
+        "ssh://bunker-sandbox",
+        "--remote-socket",
+        "/nonexistent/docker.sock",
+        "--remote-docker",
+        "DOCKER_HOST=unix:///nonexistent/engine.sock docker",
+    ]));
+    result
+        .failure()
+        .stderr_has("fallback `DOCKER_HOST=unix:///nonexistent/engine.sock docker system dial-stdio`: failed with exit status 1: ")
+        .stderr_has("/nonexistent/engine.sock")
+        .stderr_has("check on the server that dockerd runs");
+}
+
+#[test]
 fn unknown_host_key_is_refused_with_fingerprint_and_next_step() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);

@@ -160,14 +160,14 @@ async fn connect_ssh(
                 Err(error) => format!("{socket} answered, but not as a Docker engine ({error})"),
             }
         }
-        Err(error) => transport::channel_error(&server, &socket, error).to_string(),
+        Err(error) => transport::socket_channel_failure(&socket, &error),
     };
     let dial_stdio = format!(
         "{} {DIAL_STDIO_ARGUMENTS}",
         args.remote_docker.as_deref().unwrap_or("docker")
     );
     tracing::warn!(
-        "{socket_problem}; falling back to `{dial_stdio}` on the server \
+        "{server}: {socket_problem}; falling back to `{dial_stdio}` on the server \
          (--remote-socket / BUNKER_REMOTE_SOCKET names the engine socket)"
     );
     let dialer = Dialer::Ssh {
@@ -177,23 +177,31 @@ async fn connect_ssh(
     match negotiate(&dialer).await {
         Ok(docker) => finish(docker, dialer, url, context, Some(server)).await,
         Err(error) => {
-            let diagnosis = diagnose_dial_stdio(&session, &dial_stdio).await;
+            let diagnosis = diagnose_dial_stdio(&session, &dial_stdio)
+                .await
+                .unwrap_or_else(|| format!("failed: {error}"));
+            let next_step = if diagnosis.contains("docker CLI is not found") {
+                "or install the docker CLI on the server"
+            } else {
+                "or check on the server that dockerd runs (`docker info`)"
+            };
             anyhow::bail!(
                 "cannot reach the Docker engine on {server}.\n  \
                  socket: {socket_problem}\n  \
-                 fallback `{dial_stdio}`: {diagnosis} ({error})\n\
+                 fallback `{dial_stdio}`: {diagnosis}\n\
                  Give the engine socket path with --remote-socket PATH (or BUNKER_REMOTE_SOCKET), \
-                 or install the docker CLI on the server."
+                 {next_step}."
             )
         }
     }
 }
 
-/// Runs dial-stdio with no input to learn why it fails (missing CLI, no engine, ...).
-async fn diagnose_dial_stdio(session: &SshSession, command: &str) -> String {
+/// Runs dial-stdio with no input to learn why it fails (missing CLI, no engine, ...);
+/// `None` when it shows nothing wrong.
+async fn diagnose_dial_stdio(session: &SshSession, command: &str) -> Option<String> {
     let output = match tokio::time::timeout(FIRST_ANSWER_TIMEOUT, session.run(command)).await {
-        Err(_) => return "does not answer".to_owned(),
-        Ok(Err(error)) => return format!("cannot be started ({error})"),
+        Err(_) => return Some("does not answer".to_owned()),
+        Ok(Err(error)) => return Some(format!("cannot be started ({error})")),
         Ok(Ok(output)) => output,
     };
     let stderr = output.stderr.trim();
@@ -201,17 +209,20 @@ async fn diagnose_dial_stdio(session: &SshSession, command: &str) -> String {
         .exit_status
         .map(|code| format!("exit status {code}"))
         .unwrap_or_else(|| "no exit status".to_owned());
-    if output.exit_status == Some(127) || stderr.contains("not found") {
+    let diagnosis = if output.exit_status == Some(127) || stderr.contains("not found") {
         format!("the docker CLI is not found on the server ({status}: {stderr})")
     } else if stderr.contains("permission denied") {
         format!(
             "the SSH user may not use the engine socket; add it to the `docker` group ({status}: {stderr})"
         )
+    } else if output.exit_status == Some(0) && stderr.is_empty() {
+        return None;
     } else if stderr.is_empty() {
         format!("failed with {status}")
     } else {
         format!("failed with {status}: {stderr}")
-    }
+    };
+    Some(diagnosis)
 }
 
 /// Builds the client over `dialer` and negotiates the API version.

@@ -68,10 +68,18 @@ impl Dialer {
                 }),
             Dialer::Ssh { session, route } => {
                 let channel = match route {
-                    Route::Socket(path) => session
-                        .open_socket_channel(path)
-                        .await
-                        .map_err(|error| channel_error(&session_name(session), path, error))?,
+                    Route::Socket(path) => {
+                        session.open_socket_channel(path).await.map_err(|error| {
+                            io::Error::new(
+                                io::ErrorKind::ConnectionRefused,
+                                format!(
+                                    "{}: {}",
+                                    session_name(session),
+                                    socket_channel_failure(path, &error)
+                                ),
+                            )
+                        })?
+                    }
                     Route::DialStdio(command) => session
                         .open_command_channel(command)
                         .await
@@ -107,10 +115,10 @@ fn session_name(session: &SshSession) -> String {
     session.destination.display()
 }
 
-/// Explains why a `direct-streamlocal` channel was refused.
-pub fn channel_error(server: &str, socket: &str, error: russh::Error) -> io::Error {
+/// Explains why a `direct-streamlocal` channel to `socket` was refused.
+pub fn socket_channel_failure(socket: &str, error: &russh::Error) -> String {
     use russh::ChannelOpenFailure as Failure;
-    let reason = match &error {
+    match error {
         russh::Error::ChannelOpenFailure(Failure::ConnectFailed) => format!(
             "the SSH server could not connect to {socket} (no such socket, or the SSH user \
              may not open it)"
@@ -123,11 +131,7 @@ pub fn channel_error(server: &str, socket: &str, error: russh::Error) -> io::Err
             format!("the SSH server refused a channel to {socket}: {reason}")
         }
         other => format!("cannot open a channel to {socket}: {other}"),
-    };
-    io::Error::new(
-        io::ErrorKind::ConnectionRefused,
-        format!("{server}: {reason}"),
-    )
+    }
 }
 
 /// One connection to the engine.
