@@ -125,7 +125,7 @@ apt_package_for() {
     htpasswd) echo apache2-utils ;;
     curl) echo curl ;;
     make) echo make ;;
-    mount | setsid) echo util-linux ;;
+    mount | setsid | flock) echo util-linux ;;
     esac
 }
 
@@ -136,7 +136,7 @@ busybox_static_installed() {
 install_missing() {
     local -a missing=()
     local command package
-    for command in dockerd docker sshd ssh ssh-keygen docker-registry skopeo htpasswd curl make mount setsid; do
+    for command in dockerd docker sshd ssh ssh-keygen docker-registry skopeo htpasswd curl make mount setsid flock; do
         if ! command -v "$command" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$command" ]]; then
             package="$(apt_package_for "$command")"
             [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
@@ -198,7 +198,7 @@ running() { pid_from "$1" "$2" >/dev/null; }
 start_background() {
     local pidfile="$1" logfile="$2"
     shift 2
-    setsid "$@" >"$logfile" 2>&1 </dev/null &
+    setsid "$@" >"$logfile" 2>&1 </dev/null 9>&- &
     printf '%s\n' "$!" >"$pidfile"
 }
 
@@ -509,8 +509,15 @@ EOF
 }
 
 # ---------------------------------------------------------------------------- commands
+# Concurrent `up`/`down` on one state directory (two test runs at once) take turns.
+lock_state() {
+    exec 9>"$STATE/.lock"
+    flock 9
+}
+
 cmd_up() {
     [[ "$(id -u)" == 0 ]] || die "the sandbox needs root (private dockerd and sshd); run it with sudo"
+    lock_state
     install_missing
     load_settings
     choose_exec_root
@@ -529,6 +536,7 @@ cmd_up() {
 cmd_down() {
     local purge=false
     [[ "${1:-}" == "--purge" ]] && purge=true
+    lock_state
     load_settings
     if [[ "$purge" == true ]] && running "$DOCKER_PIDFILE" "$STATE"; then
         log "removing containers and networks before purge"
