@@ -5,115 +5,56 @@
 //! the real binary, asserting output and exit status; the forward tests use the library
 //! and the real docker CLI.
 
-use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
+mod common;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bunker::engine::{self, EngineArgs, known_hosts, target};
+use common::{Output, Sandbox, TestHome, sandbox};
 
-const NOT_RUNNING: &str = "sandbox not running: run scripts/sandbox.sh up";
-
-/// The sandbox values this file needs (from the environment or `$BUNKER_SANDBOX_DIR/env.sh`).
-struct Sandbox {
-    docker_host: String,
-    ssh_host: String,
-    ssh_port: u16,
-    ssh_user: String,
-    ssh_key: PathBuf,
-    known_hosts_line: String,
-    host_key_pub: PathBuf,
-    remote_socket: String,
+fn host_key_fingerprint(sandbox: &Sandbox) -> String {
+    let text = common::read_text(&sandbox.ssh_host_key_pub);
+    let key = russh::keys::PublicKey::from_openssh(text.trim()).expect("host key parses");
+    known_hosts::fingerprint(&key)
 }
 
-fn sandbox() -> Sandbox {
-    let directory = std::env::var_os("BUNKER_SANDBOX_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".sandbox"));
-    let file: HashMap<String, String> = std::fs::read_to_string(directory.join("env.sh"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.strip_prefix("export "))
-        .filter_map(|assignment| assignment.split_once('='))
-        .map(|(name, value)| (name.to_owned(), value.replace('\\', "")))
-        .collect();
-    let value = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| file.get(name).cloned())
-            .unwrap_or_else(|| panic!("{NOT_RUNNING} (missing {name})"))
-    };
-    let sandbox = Sandbox {
-        docker_host: value("SANDBOX_DOCKER_HOST"),
-        ssh_host: value("SANDBOX_SSH_HOST"),
-        ssh_port: value("SANDBOX_SSH_PORT").parse().expect("SANDBOX_SSH_PORT"),
-        ssh_user: value("SANDBOX_SSH_USER"),
-        ssh_key: value("SANDBOX_SSH_KEY").into(),
-        known_hosts_line: std::fs::read_to_string(value("SANDBOX_KNOWN_HOSTS"))
-            .unwrap_or_else(|error| panic!("{NOT_RUNNING} (known_hosts: {error})"))
-            .trim()
-            .to_owned(),
-        host_key_pub: value("SANDBOX_SSH_HOST_KEY_PUB").into(),
-        remote_socket: value("SANDBOX_REMOTE_SOCKET"),
-    };
-    let socket = sandbox.docker_host.trim_start_matches("unix://");
-    assert!(
-        Path::new(socket).exists(),
-        "{NOT_RUNNING} (no engine socket at {socket})"
-    );
-    sandbox
+fn known_hosts_name(sandbox: &Sandbox) -> String {
+    format!("[{}]:{}", sandbox.ssh_host, sandbox.ssh_port)
 }
 
-impl Sandbox {
-    fn host_key_fingerprint(&self) -> String {
-        let text = std::fs::read_to_string(&self.host_key_pub).expect("host key .pub");
-        let key = russh::keys::PublicKey::from_openssh(text.trim()).expect("host key parses");
-        known_hosts::fingerprint(&key)
-    }
-
-    fn known_hosts_name(&self) -> String {
-        format!("[{}]:{}", self.ssh_host, self.ssh_port)
-    }
-}
-
-/// A throw-away HOME with `Host bunker-sandbox` in `.ssh/config`, the key under a
-/// non-default name (so it is found only through IdentityFile) and known_hosts.
+/// A throw-away HOME with `Host bunker-sandbox` in `.ssh/config` and the sandbox key
+/// under a non-default name (so it is found only through IdentityFile), plus known_hosts.
 struct Home {
-    dir: tempfile::TempDir,
+    home: TestHome,
 }
 
 impl Home {
     fn new(sandbox: &Sandbox) -> Self {
-        let home = Self::empty();
+        let home = Self::bare(sandbox);
         let ssh = home.ssh();
-        let key = ssh.join("sandbox_key");
-        std::fs::copy(&sandbox.ssh_key, &key).expect("copy key");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(ssh.join("id_ed25519"), ssh.join("sandbox_key")).unwrap();
         home.write_ssh_config(&format!(
             "Host bunker-sandbox\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/sandbox_key\n",
             sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
         ));
-        home.write_known_hosts(&format!("{}\n", sandbox.known_hosts_line));
         home
     }
 
-    fn empty() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("bunker-engine-home-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(dir.path().join(".ssh")).unwrap();
-        std::fs::create_dir_all(dir.path().join(".docker")).unwrap();
-        Self { dir }
+    /// The common test HOME: `~/.ssh/id_ed25519`, known_hosts and an alias `sandbox`.
+    fn bare(sandbox: &Sandbox) -> Self {
+        Self {
+            home: TestHome::new(sandbox),
+        }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.home.path()
     }
 
     fn ssh(&self) -> PathBuf {
-        self.path().join(".ssh")
+        self.home.ssh_dir()
     }
 
     fn write_ssh_config(&self, text: &str) {
@@ -128,7 +69,48 @@ impl Home {
         std::fs::read_to_string(self.ssh().join("known_hosts")).unwrap_or_default()
     }
 
-    fn bunker<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> Command {
+    fn bunker<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> common::BunkerCommand {
+        self.home.bunker().args(args)
+    }
+}
+
+trait OutputExt {
+    fn failure(&self) -> &Output;
+    fn stderr_has(&self, needle: &str) -> &Output;
+    fn json(&self) -> serde_json::Value;
+}
+
+impl OutputExt for Output {
+    /// Every engine error exits with status 1.
+    #[track_caller]
+    fn failure(&self) -> &Output {
+        self.assert_code(1)
+    }
+
+    #[track_caller]
+    fn stderr_has(&self, needle: &str) -> &Output {
+        self.assert_stderr_contains(needle)
+    }
+
+    #[track_caller]
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{self}"))
+    }
+}
+
+/// A HOME with nothing in it, for tests that must fail before any engine is reached.
+struct EmptyHome {
+    dir: tempfile::TempDir,
+}
+
+impl EmptyHome {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn bunker<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> EmptyHomeCommand {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bunker"));
         for (name, _) in std::env::vars_os() {
             let text = name.to_string_lossy();
@@ -137,93 +119,40 @@ impl Home {
                 command.env_remove(&name);
             }
         }
-        command
-            .args(args)
-            .env("HOME", self.path())
-            .env("DOCKER_CONFIG", self.path().join(".docker"));
-        command
+        command.args(args).env("HOME", self.dir.path());
+        EmptyHomeCommand(command)
     }
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+struct EmptyHomeCommand(Command);
 
-fn run(mut command: Command) -> Run {
-    let output = command.output().expect("run bunker");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+impl EmptyHomeCommand {
+    fn run(mut self) -> Output {
+        common::run(&mut self.0)
     }
 }
 
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn success(&self) -> &Self {
-        assert_eq!(self.code, Some(0), "{self}");
-        self
-    }
-
-    #[track_caller]
-    fn failure(&self) -> &Self {
-        assert_eq!(self.code, Some(1), "{self}");
-        self
-    }
-
-    #[track_caller]
-    fn stderr_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{self}"
-        );
-        self
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{self}"))
-    }
-}
-
-/// `docker info`/`version` of the sandbox engine through its local socket, as the oracle.
-fn docker_cli(sandbox: &Sandbox, home: &Path, args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", &sandbox.docker_host)
-        .env("DOCKER_CONFIG", home.join(".docker"))
-        .env_remove("DOCKER_CONTEXT")
-        .output()
-        .expect("run docker");
-    assert!(output.status.success(), "docker {args:?}: {output:?}");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+/// The sandbox engine through its local socket with the docker CLI: the oracle.
+fn docker_cli(sandbox: &Sandbox, args: &[&str]) -> String {
+    common::docker_ok(sandbox, args)
 }
 
 #[test]
 fn info_over_ssh_config_alias_with_identity_file() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
-    let result = run(home.bunker([
-        "engine",
-        "info",
-        "--json",
-        "--host",
-        "ssh://bunker-sandbox",
-        "--remote-socket",
-        &sandbox.remote_socket,
-    ]));
-    result.success();
+    let result = home
+        .bunker([
+            "engine",
+            "info",
+            "--json",
+            "--host",
+            "ssh://bunker-sandbox",
+            "--remote-socket",
+            &sandbox.remote_socket,
+        ])
+        .run();
+    result.assert_success();
     let info = result.json();
     let expected_target = format!(
         "ssh://{}@{}:{}",
@@ -240,48 +169,25 @@ fn info_over_ssh_config_alias_with_identity_file() {
     );
     assert_eq!(
         info["version"],
-        docker_cli(
-            &sandbox,
-            home.path(),
-            &["version", "--format", "{{.Server.Version}}"]
-        )
-        .as_str()
+        docker_cli(&sandbox, &["version", "--format", "{{.Server.Version}}"]).as_str()
     );
     assert_eq!(
         info["api_version"],
-        docker_cli(
-            &sandbox,
-            home.path(),
-            &["version", "--format", "{{.Server.APIVersion}}"]
-        )
-        .as_str()
+        docker_cli(&sandbox, &["version", "--format", "{{.Server.APIVersion}}"]).as_str()
     );
     assert_eq!(
         info["arch"],
-        docker_cli(
-            &sandbox,
-            home.path(),
-            &["info", "--format", "{{.Architecture}}"]
-        )
-        .as_str()
+        docker_cli(&sandbox, &["info", "--format", "{{.Architecture}}"]).as_str()
     );
     let platform = format!(
         "{}/{}",
-        docker_cli(
-            &sandbox,
-            home.path(),
-            &["version", "--format", "{{.Server.Os}}"]
-        ),
-        docker_cli(
-            &sandbox,
-            home.path(),
-            &["version", "--format", "{{.Server.Arch}}"]
-        )
+        docker_cli(&sandbox, &["version", "--format", "{{.Server.Os}}"]),
+        docker_cli(&sandbox, &["version", "--format", "{{.Server.Arch}}"])
     );
     assert_eq!(info["platform"], platform.as_str());
     assert_eq!(
         info["storage_driver"],
-        docker_cli(&sandbox, home.path(), &["info", "--format", "{{.Driver}}"]).as_str()
+        docker_cli(&sandbox, &["info", "--format", "{{.Driver}}"]).as_str()
     );
     assert!(info["images"].as_u64().is_some(), "{result}");
 }
@@ -289,19 +195,19 @@ fn info_over_ssh_config_alias_with_identity_file() {
 #[test]
 fn info_text_over_docker_host_with_default_identity() {
     let sandbox = sandbox();
-    let home = Home::empty();
-    std::fs::copy(&sandbox.ssh_key, home.ssh().join("id_ed25519")).unwrap();
-    home.write_known_hosts(&format!("{}\n", sandbox.known_hosts_line));
+    let home = Home::bare(&sandbox);
+    // No config: the key must be found as the default identity ~/.ssh/id_ed25519.
+    home.write_ssh_config("");
     let url = format!(
         "ssh://{}@{}:{}",
         sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
     );
-    let mut command = home.bunker(["engine", "info"]);
-    command
+    let command = home.bunker(["engine", "info"]);
+    let command = command
         .env("DOCKER_HOST", &url)
         .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
-    let result = run(command);
-    result.success();
+    let result = command.run();
+    result.assert_success();
     for label in [
         "Engine:",
         "Engine version:",
@@ -335,13 +241,15 @@ fn info_through_current_docker_context() {
         r#"{"currentContext":"sandbox-ctx"}"#,
     )
     .unwrap();
-    let mut command = home.bunker(["engine", "info", "--json"]);
-    command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
-    let result = run(command);
-    result.success();
+    let command = home.bunker(["engine", "info", "--json"]);
+    let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
+    let result = command.run();
+    result.assert_success();
     assert_eq!(result.json()["context"], "sandbox-ctx", "{result}");
 
-    let result = run(home.bunker(["--context", "missing-ctx", "engine", "info"]));
+    let result = home
+        .bunker(["--context", "missing-ctx", "engine", "info"])
+        .run();
     result
         .failure()
         .stderr_has("Docker context `missing-ctx` does not exist")
@@ -352,17 +260,19 @@ fn info_through_current_docker_context() {
 fn dial_stdio_fallback_when_the_socket_path_is_wrong() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
-    let result = run(home.bunker([
-        "engine",
-        "info",
-        "--json",
-        "--host",
-        "ssh://bunker-sandbox",
-        "--remote-socket",
-        "/nonexistent/docker.sock",
-    ]));
+    let result = home
+        .bunker([
+            "engine",
+            "info",
+            "--json",
+            "--host",
+            "ssh://bunker-sandbox",
+            "--remote-socket",
+            "/nonexistent/docker.sock",
+        ])
+        .run();
     result
-        .success()
+        .assert_success()
         .stderr_has("could not connect to /nonexistent/docker.sock")
         .stderr_has("falling back to `docker system dial-stdio`");
     let info = result.json();
@@ -375,12 +285,7 @@ fn dial_stdio_fallback_when_the_socket_path_is_wrong() {
     );
     assert_eq!(
         info["version"],
-        docker_cli(
-            &sandbox,
-            home.path(),
-            &["version", "--format", "{{.Server.Version}}"]
-        )
-        .as_str()
+        docker_cli(&sandbox, &["version", "--format", "{{.Server.Version}}"]).as_str()
     );
 }
 
@@ -388,16 +293,18 @@ fn dial_stdio_fallback_when_the_socket_path_is_wrong() {
 fn missing_docker_cli_on_the_server_is_explained() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
-    let result = run(home.bunker([
-        "engine",
-        "info",
-        "--host",
-        "ssh://bunker-sandbox",
-        "--remote-socket",
-        "/nonexistent/docker.sock",
-        "--remote-docker",
-        "/nonexistent/bin/docker",
-    ]));
+    let result = home
+        .bunker([
+            "engine",
+            "info",
+            "--host",
+            "ssh://bunker-sandbox",
+            "--remote-socket",
+            "/nonexistent/docker.sock",
+            "--remote-docker",
+            "/nonexistent/bin/docker",
+        ])
+        .run();
     result
         .failure()
         .stderr_has("cannot reach the Docker engine on ")
@@ -411,16 +318,18 @@ fn missing_docker_cli_on_the_server_is_explained() {
 fn engine_unreachable_from_dial_stdio_is_explained() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
-    let result = run(home.bunker([
-        "engine",
-        "info",
-        "--host",
-        "ssh://bunker-sandbox",
-        "--remote-socket",
-        "/nonexistent/docker.sock",
-        "--remote-docker",
-        "DOCKER_HOST=unix:///nonexistent/engine.sock docker",
-    ]));
+    let result = home
+        .bunker([
+            "engine",
+            "info",
+            "--host",
+            "ssh://bunker-sandbox",
+            "--remote-socket",
+            "/nonexistent/docker.sock",
+            "--remote-docker",
+            "DOCKER_HOST=unix:///nonexistent/engine.sock docker",
+        ])
+        .run();
     result
         .failure()
         .stderr_has("fallback `DOCKER_HOST=unix:///nonexistent/engine.sock docker system dial-stdio`: failed with exit status 1: ")
@@ -433,13 +342,15 @@ fn unknown_host_key_is_refused_with_fingerprint_and_next_step() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     home.write_known_hosts("");
-    let result = run(home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]));
+    let result = home
+        .bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .run();
     result
         .failure()
         .stderr_has(&format!(
             "the SSH host key of {} is not known: the server offered ssh-ed25519 key {}",
-            sandbox.known_hosts_name(),
-            sandbox.host_key_fingerprint()
+            known_hosts_name(&sandbox),
+            host_key_fingerprint(&sandbox)
         ))
         .stderr_has("~/.ssh/known_hosts has no entry")
         .stderr_has("--accept-new-host-key")
@@ -455,32 +366,33 @@ fn accept_new_host_key_records_it_once() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     home.write_known_hosts("# no keys yet\n");
-    let mut command = home.bunker([
+    let command = home.bunker([
         "engine",
         "info",
         "--host",
         "ssh://bunker-sandbox",
         "--accept-new-host-key",
     ]);
-    command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
-    run(command).success().stderr_has(&format!(
+    let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
+    command.run().assert_success().stderr_has(&format!(
         "recorded the SSH host key of {} in ~/.ssh/known_hosts",
-        sandbox.known_hosts_name()
+        known_hosts_name(&sandbox)
     ));
     let recorded = home.known_hosts();
-    let key_fields: Vec<&str> = sandbox.known_hosts_line.split_whitespace().collect();
+    let known_hosts_line = sandbox.known_hosts_line();
+    let key_fields: Vec<&str> = known_hosts_line.split_whitespace().collect();
     assert_eq!(
         recorded,
         format!(
             "# no keys yet\n{} {} {}\n",
-            sandbox.known_hosts_name(),
+            known_hosts_name(&sandbox),
             key_fields[1],
             key_fields[2]
         )
     );
-    let mut command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
-    command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
-    run(command).success();
+    let command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
+    let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
+    command.run().assert_success();
     assert_eq!(home.known_hosts(), recorded, "recorded only once");
 }
 
@@ -491,32 +403,32 @@ fn changed_host_key_is_always_refused() {
     let other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
     home.write_known_hosts(&format!(
         "# comment\n{} ssh-ed25519 {other_key}\n",
-        sandbox.known_hosts_name()
+        known_hosts_name(&sandbox)
     ));
     let recorded_fingerprint = known_hosts::fingerprint(
         &russh::keys::PublicKey::from_openssh(&format!("ssh-ed25519 {other_key}")).unwrap(),
     );
     for extra in [None, Some("--accept-new-host-key")] {
-        let mut command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
-        command.args(extra);
-        let result = run(command);
+        let command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
+        let command = command.args(extra);
+        let result = command.run();
         result
             .failure()
             .stderr_has(&format!(
                 "REFUSED: the SSH host key of {} has CHANGED: the server offered ssh-ed25519 key {}, but ~/.ssh/known_hosts line 2 records {recorded_fingerprint}",
-                sandbox.known_hosts_name(),
-                sandbox.host_key_fingerprint()
+                known_hosts_name(&sandbox),
+                host_key_fingerprint(&sandbox)
             ))
             .stderr_has("man-in-the-middle")
             .stderr_has(&format!(
                 "ssh-keygen -R '{}' -f {}",
-                sandbox.known_hosts_name(),
+                known_hosts_name(&sandbox),
                 home.ssh().join("known_hosts").display()
             ));
     }
     assert!(
         home.known_hosts().contains(other_key)
-            && !home.known_hosts().contains(&sandbox.known_hosts_line)
+            && !home.known_hosts().contains(&sandbox.known_hosts_line())
     );
 }
 
@@ -534,9 +446,9 @@ fn hashed_known_hosts_entry_is_trusted() {
     assert!(status.status.success(), "{status:?}");
     let hashed = home.known_hosts();
     assert!(hashed.starts_with("|1|"), "{hashed}");
-    let mut command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
-    command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
-    run(command).success();
+    let command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
+    let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
+    command.run().assert_success();
 }
 
 #[test]
@@ -554,7 +466,9 @@ fn authentication_failure_lists_identities_without_key_material() {
         "Host bunker-sandbox\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/stranger_key\n  IdentityFile ~/.ssh/absent_key\n",
         sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
     ));
-    let result = run(home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]));
+    let result = home
+        .bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .run();
     result
         .failure()
         .stderr_has(&format!(
@@ -576,17 +490,19 @@ fn authentication_failure_lists_identities_without_key_material() {
 
 #[test]
 fn connection_refused_names_host_and_port() {
-    let home = Home::empty();
+    let home = EmptyHome::new();
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let result = run(home.bunker([
-        "engine",
-        "info",
-        "--host",
-        &format!("ssh://nobody@127.0.0.1:{port}"),
-    ]));
+    let result = home
+        .bunker([
+            "engine",
+            "info",
+            "--host",
+            &format!("ssh://nobody@127.0.0.1:{port}"),
+        ])
+        .run();
     result.failure().stderr_has(&format!(
         "cannot connect to 127.0.0.1:{port}: connection refused."
     ));
@@ -594,8 +510,8 @@ fn connection_refused_names_host_and_port() {
 
 #[test]
 fn no_target_lists_how_to_set_one() {
-    let home = Home::empty();
-    let result = run(home.bunker(["engine", "info"]));
+    let home = EmptyHome::new();
+    let result = home.bunker(["engine", "info"]).run();
     result
         .failure()
         .stderr_has("no Docker engine is selected")
@@ -607,12 +523,16 @@ fn no_target_lists_how_to_set_one() {
 
 #[test]
 fn bad_host_url_is_refused() {
-    let home = Home::empty();
-    let result = run(home.bunker(["engine", "info", "--host", "tcp://127.0.0.1:2375"]));
+    let home = EmptyHome::new();
+    let result = home
+        .bunker(["engine", "info", "--host", "tcp://127.0.0.1:2375"])
+        .run();
     result
         .failure()
         .stderr_has("engine address `tcp://127.0.0.1:2375` (from --host) uses TCP");
-    let result = run(home.bunker(["engine", "info", "--host", "ssh://h:70000"]));
+    let result = home
+        .bunker(["engine", "info", "--host", "ssh://h:70000"])
+        .run();
     result
         .failure()
         .stderr_has("engine address `ssh://h:70000` (from --host) has the invalid port `70000`");
@@ -621,28 +541,27 @@ fn bad_host_url_is_refused() {
 #[test]
 fn local_unix_socket_target() {
     let sandbox = sandbox();
-    let home = Home::empty();
-    let result = run(home.bunker(["engine", "info", "--json", "--host", &sandbox.docker_host]));
-    result.success();
+    let home = Home::bare(&sandbox);
+    let result = home
+        .bunker(["engine", "info", "--json", "--host", &sandbox.docker_host])
+        .run();
+    result.assert_success();
     let info = result.json();
     assert_eq!(info["target"], sandbox.docker_host.as_str());
     assert_eq!(info["ssh_host"], serde_json::Value::Null);
     assert_eq!(
         info["version"],
-        docker_cli(
-            &sandbox,
-            home.path(),
-            &["version", "--format", "{{.Server.Version}}"]
-        )
-        .as_str()
+        docker_cli(&sandbox, &["version", "--format", "{{.Server.Version}}"]).as_str()
     );
 
-    let result = run(home.bunker([
-        "engine",
-        "info",
-        "--host",
-        "unix:///nonexistent/docker.sock",
-    ]));
+    let result = home
+        .bunker([
+            "engine",
+            "info",
+            "--host",
+            "unix:///nonexistent/docker.sock",
+        ])
+        .run();
     result
         .failure()
         .stderr_has("no Docker engine answers on /nonexistent/docker.sock (from --host)");
