@@ -213,7 +213,10 @@ pub fn format_duration(duration: Duration) -> String {
 
 /// A plain-text table with left-aligned columns separated by two spaces.
 pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|header| header.chars().count())
+        .collect();
     for row in rows {
         for (column, cell) in row.iter().enumerate() {
             let width = cell.chars().count();

@@ -179,7 +179,10 @@ pub async fn build_image(
                 return Err(log.failure(&who, &error));
             }
             Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
-                return Err(log.failure(&who, &format!("the engine refused the build of {}: {message}", job.image)));
+                return Err(log.failure(
+                    &who,
+                    &format!("the engine refused the build of {}: {message}", job.image),
+                ));
             }
             Err(error) => {
                 return Err(log.failure(
@@ -194,7 +197,10 @@ pub async fn build_image(
     docker.inspect_image(&job.image).await.map_err(|error| {
         log.failure(
             &who,
-            &format!("the build ended but {} is not on the engine: {error}", job.image),
+            &format!(
+                "the build ended but {} is not on the engine: {error}",
+                job.image
+            ),
         )
     })?;
     Ok(())
@@ -249,6 +255,7 @@ mod tests {
             args,
             target: None,
             from_images: vec![],
+            after_services: vec![],
         };
         let resolved = resolved_build_args(&spec);
         assert_eq!(resolved.get("GIVEN").map(String::as_str), Some("1"));
