@@ -1,2 +1,4 @@
 //! The image model shared by every source and sink: references, docker-archive
 //! and OCI layout readers/writers.
+
+pub mod dockerignore;
