@@ -279,9 +279,9 @@ fn validate_glob(pattern: &str) -> Result<(), String> {
     while let Some(character) = characters.next() {
         match character {
             '\\' => {
-                if characters.next().is_none() {
-                    return Err("a trailing `\\` escapes nothing".to_string());
-                }
+                characters
+                    .next()
+                    .ok_or_else(|| "a trailing `\\` escapes nothing".to_string())?;
             }
             '[' => {
                 let unclosed = || "unclosed or malformed `[...]` class".to_string();

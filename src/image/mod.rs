@@ -2,3 +2,4 @@
 //! and OCI layout readers/writers.
 
 pub mod dockerignore;
+pub mod build_context;
