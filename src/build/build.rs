@@ -122,10 +122,17 @@ pub async fn build_image(
     let Some(spec) = job.build.as_ref() else {
         return Err(format!("{who}: {} has no build section", job.image));
     };
-    let (body, dockerfile) = if spec.remote {
-        (bollard::body_full(Bytes::new()), spec.dockerfile.clone())
+    let (body, dockerfile, _inline_dockerfile) = if spec.remote {
+        (
+            bollard::body_full(Bytes::new()),
+            spec.dockerfile.clone(),
+            None,
+        )
     } else {
-        context_body(spec).map_err(|error| format!("{who}: {error}"))?
+        let context = context_body(spec)
+            .await
+            .map_err(|error| format!("{who}: {error}"))?;
+        (context.body, context.dockerfile, context.inline_dockerfile)
     };
     let args = resolved_build_args(spec);
     // With `pull`, the classic builder re-pulls every FROM image, also the ones this
