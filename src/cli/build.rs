@@ -70,11 +70,17 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         pull_only: args.pull_only,
     };
     let build_plan = plan(&catalog, &selection, options);
-    if build_plan.projects.is_empty() && build_plan.problems.is_empty() {
-        anyhow::bail!(
-            "no projects selected under {}; check --projects-dir, --project and --exclude",
-            global.projects_dir.display()
-        );
+    if build_plan.projects.is_empty() {
+        if build_plan.problems.is_empty() {
+            anyhow::bail!(
+                "no projects selected under {}; check --projects-dir, --project and --exclude",
+                global.projects_dir.display()
+            );
+        }
+        for problem in &build_plan.problems {
+            eprintln!("error: {problem}");
+        }
+        return Ok(ExitCode::from(1));
     }
 
     if args.dry_run {
