@@ -88,6 +88,14 @@ impl Progress {
         }
     }
 
+    /// Ends live drawing: the finished lines stay, and the cursor moves below them
+    /// so what the command prints next starts on a fresh line.
+    pub fn finish(&self) {
+        if self.bars.is_some() {
+            eprintln!();
+        }
+    }
+
     /// Prints an engine output line when verbose, nothing otherwise.
     pub fn detail(&self, line: impl AsRef<str>) {
         if self.verbose {

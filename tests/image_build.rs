@@ -691,3 +691,57 @@ fn bad_input_is_reported_with_status() {
     output.assert_stderr_contains(&format!("{missing_context}/app:"));
     output.assert_stderr_contains("not-there");
 }
+
+#[test]
+fn pull_flag_pulls_dockerfile_base_images_first() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let mut tree = Tree::new();
+    let project = unique_name("withbase");
+    let base = tree.image(format!(
+        "{}/{}:1",
+        sandbox.registry,
+        unique_name("bunker-test/base")
+    ));
+    let base_id = build_unique_image(&sandbox, &base);
+    docker_ok(&sandbox, ["push", base.as_str()]);
+    docker_ok(&sandbox, ["rmi", base.as_str()]);
+    let image = tree.image(format!("{}:1", unique_name("bunker-test/on-base")));
+    tree.project(
+        &project,
+        &[
+            (
+                "docker-compose.yaml",
+                format!(
+                    "services:\n  app:\n    build:\n      context: .\n      args:\n        BASE: {base}\n    image: {image}\n"
+                ),
+            ),
+            (
+                "Dockerfile",
+                "ARG BASE\nFROM ${BASE}\nLABEL role=on-base\n".to_string(),
+            ),
+        ],
+    );
+
+    let dry = tree.build(&home, &["--project", &project, "--pull", "--dry-run"]);
+    dry.assert_success();
+    let expected = vec![
+        ("base".to_string(), base.clone()),
+        ("build".to_string(), image.clone()),
+    ];
+    assert_eq!(image_rows(&dry.stdout), expected);
+
+    let output = tree.build(&home, &["--project", &project, "--pull"]);
+    output.assert_success();
+    assert_eq!(image_rows(&output.stdout), expected);
+    output.assert_stdout_contains("1 built, 1 pulled, 0 failed, 0 skipped");
+    assert_eq!(image_id(&sandbox, &base), Some(base_id));
+    assert_eq!(label(&sandbox, &image, "role"), "on-base");
+
+    // --pull-only pulls (with --pull, the base images too) and builds nothing.
+    docker_ok(&sandbox, ["rmi", image.as_str(), base.as_str()]);
+    let output = tree.build(&home, &["--project", &project, "--pull", "--pull-only"]);
+    output.assert_success();
+    assert_eq!(image_rows(&output.stdout), vec![("base".to_string(), base.clone())]);
+    assert_eq!(image_id(&sandbox, &image), None);
+}

@@ -106,6 +106,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         &progress,
     )
     .await;
+    progress.finish();
     print!("{}", report.table());
     for message in report.messages() {
         eprintln!("{message}");
