@@ -742,6 +742,58 @@ fn pull_flag_pulls_dockerfile_base_images_first() {
     docker_ok(&sandbox, ["rmi", image.as_str(), base.as_str()]);
     let output = tree.build(&home, &["--project", &project, "--pull", "--pull-only"]);
     output.assert_success();
-    assert_eq!(image_rows(&output.stdout), vec![("base".to_string(), base.clone())]);
+    assert_eq!(
+        image_rows(&output.stdout),
+        vec![("base".to_string(), base.clone())]
+    );
     assert_eq!(image_id(&sandbox, &image), None);
+}
+
+#[test]
+fn inline_dockerfile_verbose_output_and_no_cache() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let mut tree = Tree::new();
+    let project = unique_name("inline");
+    let image = tree.image(format!("{}:1", unique_name("bunker-test/inline")));
+    tree.project(
+        &project,
+        &[
+            (
+                "docker-compose.yaml",
+                format!(
+                    "services:\n  app:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM {}\n        COPY hello.txt /hello.txt\n        RUN cat /hello.txt\n    image: {image}\n",
+                    sandbox.seed_image
+                ),
+            ),
+            ("hello.txt", "hello inline\n".to_string()),
+        ],
+    );
+    let first = tree.build(&home, &["--project", &project]);
+    first.assert_success();
+    assert!(
+        !first.stderr.contains("Step 1/3"),
+        "engine output without --verbose:\n{first}"
+    );
+    let hello = docker_ok(
+        &sandbox,
+        ["run", "--rm", image.as_str(), "cat", "/hello.txt"],
+    );
+    assert_eq!(hello, "hello inline");
+
+    let cached = tree.build(&home, &["--project", &project, "--verbose"]);
+    cached.assert_success();
+    cached.assert_stderr_contains(&format!(
+        "{project}/app: Step 1/3 : FROM {}",
+        sandbox.seed_image
+    ));
+    cached.assert_stderr_contains("Using cache");
+
+    let uncached = tree.build(&home, &["--project", &project, "--verbose", "--no-cache"]);
+    uncached.assert_success();
+    uncached.assert_stderr_contains(&format!("{project}/app: hello inline"));
+    assert!(
+        !uncached.stderr.contains("Using cache"),
+        "--no-cache used the cache:\n{uncached}"
+    );
 }
