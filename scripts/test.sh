@@ -40,9 +40,10 @@ stop_sandbox() {
 }
 trap stop_sandbox EXIT
 
-if bash scripts/sandbox.sh status >/dev/null 2>&1; then
+# Anything of the sandbox already running means somebody else owns it: reuse, never stop.
+if bash scripts/sandbox.sh status 2>/dev/null | grep -q ' running '; then
     say "using the running sandbox in $BUNKER_SANDBOX_DIR"
-    bash scripts/sandbox.sh up # idempotent: refreshes seeds and env.sh
+    bash scripts/sandbox.sh up # idempotent: restarts missing parts, refreshes seeds and env.sh
 else
     say "starting the sandbox in $BUNKER_SANDBOX_DIR"
     started_sandbox=true
