@@ -499,6 +499,7 @@ seed() {
 # ---------------------------------------------------------------------------- env
 write_env() {
     {
+        # shellcheck disable=SC2016 # the $(...) is for the reader to run
         printf '# bunker sandbox environment; source it or: eval "$(scripts/sandbox.sh env)"\n'
         local name value
         while IFS='=' read -r name value; do
@@ -559,9 +560,9 @@ cmd_down() {
     load_settings
     if [[ "$purge" == true ]] && running "$DOCKER_PIDFILE" "$STATE"; then
         log "removing containers and networks before purge"
-        local containers
-        containers="$(docker_cli ps -aq 2>/dev/null || true)"
-        [[ -z "$containers" ]] || docker_cli rm -f $containers >/dev/null 2>&1 || true
+        local -a containers
+        mapfile -t containers < <(docker_cli ps -aq 2>/dev/null || true)
+        ((${#containers[@]} == 0)) || docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
         docker_cli network prune -f >/dev/null 2>&1 || true
     fi
     stop_pid sshd "$SSHD_PIDFILE" "$SSH_DIR/sshd_config"

@@ -23,11 +23,10 @@ command -v cargo >/dev/null ||
     }
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
-        command -v rustup >/dev/null && rustup component add "$component" >&2 ||
-            {
-                echo "test.sh: cargo $component is missing: rustup component add $component" >&2
-                exit 1
-            }
+        if ! { command -v rustup >/dev/null && rustup component add "$component" >&2; }; then
+            echo "test.sh: cargo $component is missing: rustup component add $component" >&2
+            exit 1
+        fi
     fi
 done
 
@@ -41,7 +40,8 @@ stop_sandbox() {
 trap stop_sandbox EXIT
 
 # Anything of the sandbox already running means somebody else owns it: reuse, never stop.
-if bash scripts/sandbox.sh status 2>/dev/null | grep -q ' running '; then
+sandbox_status="$(bash scripts/sandbox.sh status 2>/dev/null || true)"
+if grep -q ' running ' <<<"$sandbox_status"; then
     say "using the running sandbox in $BUNKER_SANDBOX_DIR"
     bash scripts/sandbox.sh up # idempotent: restarts missing parts, refreshes seeds and env.sh
 else
