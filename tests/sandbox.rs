@@ -269,3 +269,36 @@ fn env_file_matches_what_sandbox_sh_env_prints() {
         Some(&sandbox.auth_password)
     );
 }
+
+#[test]
+fn sandbox_script_rejects_an_unknown_command_with_usage() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sandbox.sh");
+    let state = tempfile::tempdir().expect("temporary state directory");
+    let output = run(Command::new("bash")
+        .arg(script)
+        .arg("start")
+        .env("BUNKER_SANDBOX_DIR", state.path()));
+    output
+        .assert_code(2)
+        .assert_stderr_contains("usage: scripts/sandbox.sh up | down [--purge] | env | status");
+}
+
+#[test]
+fn sandbox_env_without_state_tells_to_run_up() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sandbox.sh");
+    let state = tempfile::tempdir().expect("temporary state directory");
+    let output = run(Command::new("bash")
+        .arg(script)
+        .arg("env")
+        .env("BUNKER_SANDBOX_DIR", state.path()));
+    output
+        .assert_code(1)
+        .assert_stderr_contains("run scripts/sandbox.sh up first");
+    let status = run(Command::new("bash")
+        .arg(script)
+        .arg("status")
+        .env("BUNKER_SANDBOX_DIR", state.path()));
+    status
+        .assert_code(1)
+        .assert_stdout_contains("dockerd        stopped");
+}
