@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    TestHome, build_unique_image, docker, docker_ok, http_status, image_id, parse_env_file,
-    read_text, run, sandbox, shell_unquote, ssh, unique_name,
+    TestHome, build_unique_image, copy_to_auth_registry, docker, docker_ok, http_status, image_id,
+    parse_env_file, push_to_registry, read_text, run, sandbox, shell_unquote, ssh, unique_name,
 };
 use std::process::Command;
 
@@ -147,15 +147,37 @@ fn engine_pushes_to_and_pulls_from_the_plain_registry() {
     let sandbox = sandbox();
     let local_tag = format!("{}:1", unique_name("bunker-test/roundtrip"));
     let built_id = build_unique_image(&sandbox, &local_tag);
-    let remote_tag = format!("{}/{local_tag}", sandbox.registry);
-    docker_ok(&sandbox, ["tag", &local_tag, &remote_tag]);
-    docker_ok(&sandbox, ["push", "-q", &remote_tag]);
-    docker_ok(&sandbox, ["rmi", &remote_tag, &local_tag]);
+    let remote_tag = push_to_registry(&sandbox, &local_tag, &local_tag);
+    docker_ok(&sandbox, ["rmi", &local_tag]);
     assert_eq!(image_id(&sandbox, &remote_tag), None);
     docker_ok(&sandbox, ["pull", "-q", &remote_tag]);
     let pulled_id = image_id(&sandbox, &remote_tag);
     docker(&sandbox, ["rmi", &remote_tag]);
     assert_eq!(pulled_id, Some(built_id));
+}
+
+#[test]
+fn auth_registry_serves_copied_images_only_with_credentials() {
+    let sandbox = sandbox();
+    let repository = unique_name("bunker-test/private");
+    let local_tag = format!("{repository}:2");
+    build_unique_image(&sandbox, &local_tag);
+    push_to_registry(&sandbox, &local_tag, &local_tag);
+    docker_ok(&sandbox, ["rmi", &local_tag]);
+    let target = copy_to_auth_registry(&sandbox, &local_tag);
+    assert_eq!(target, format!("{}/{local_tag}", sandbox.auth_registry));
+    let manifest = format!(
+        "{}/v2/{repository}/manifests/2",
+        sandbox.auth_registry_url()
+    );
+    assert_eq!(http_status(&manifest, None), 401);
+    assert_eq!(
+        http_status(
+            &manifest,
+            Some((sandbox.auth_user.as_str(), sandbox.auth_password.as_str()))
+        ),
+        200
+    );
 }
 
 #[test]
