@@ -204,3 +204,28 @@ fn errors_name_the_line() {
     let error = base_images("", &IndexMap::new(), None).unwrap_err();
     assert!(!error.message.is_empty());
 }
+
+/// Every prefix of every fixture Dockerfile either analyses or gives an error; none panics.
+#[test]
+fn truncated_dockerfiles_never_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut checked = 0;
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.unwrap();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("Dockerfile")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for end in (0..=text.len()).filter(|end| text.is_char_boundary(*end)) {
+            let args = IndexMap::from([("BASE".to_string(), "alpine:3".to_string())]);
+            let _ = base_images(&text[..end], &args, None);
+            let _ = base_images(&text[..end], &args, Some("base"));
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "only {checked} prefixes checked");
+}
