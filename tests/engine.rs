@@ -630,6 +630,20 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
     )
     .await;
     assert_eq!(arch, engine.facts.arch);
+    // A hijacked (attach) connection: the container's output comes back through the forward.
+    let echoed = docker_through(
+        &socket,
+        home.path(),
+        &[
+            "run",
+            "--rm",
+            &sandbox.seed_image,
+            "echo",
+            "through-the-forward",
+        ],
+    )
+    .await;
+    assert_eq!(echoed, "through-the-forward");
     let images = docker_through(&socket, home.path(), &["image", "ls", "-q"]).await;
     assert!(images.lines().count() as u64 <= engine.facts.images + 64);
     drop(forward);
