@@ -644,6 +644,25 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
     )
     .await;
     assert_eq!(echoed, "through-the-forward");
+    // More parallel connections than sshd's default MaxSessions (10): in dial-stdio mode
+    // they wait for a session slot instead of failing.
+    let parallel = (0..16).map(|_| {
+        docker_through(
+            &socket,
+            home.path(),
+            &["version", "--format", "{{.Server.Version}}"],
+        )
+    });
+    for version in futures_util::future::join_all(parallel).await {
+        assert_eq!(version, engine.facts.version);
+    }
+    let parallel = (0..24).map(|_| engine.docker.version());
+    for version in futures_util::future::join_all(parallel).await {
+        assert_eq!(
+            version.unwrap().version.as_deref(),
+            Some(engine.facts.version.as_str())
+        );
+    }
     let images = docker_through(&socket, home.path(), &["image", "ls", "-q"]).await;
     assert!(images.lines().count() as u64 <= engine.facts.images + 64);
     drop(forward);

@@ -23,6 +23,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
 /// Large windows keep multi-gigabyte image streams flowing over high-latency links.
 const WINDOW_SIZE: u32 = 16 * 1024 * 1024;
+/// sshd allows `MaxSessions` (default 10) session channels per connection; commands
+/// (`docker system dial-stdio`) beyond this many wait for a free slot instead of failing.
+/// `direct-streamlocal` channels are not sessions and are not limited.
+const MAX_SESSION_CHANNELS: usize = 8;
 
 /// Where and as whom to connect, after `~/.ssh/config`.
 #[derive(Debug, Clone)]
@@ -313,7 +317,14 @@ impl client::Handler for HostKeyChecker {
 pub struct SshSession {
     handle: Handle<HostKeyChecker>,
     pub destination: Arc<SshDestination>,
+    session_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// A command channel and the session slot it occupies (released when dropped).
+pub type CommandChannel = (
+    russh::Channel<client::Msg>,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 /// The outcome of a command run on the server.
 #[derive(Debug, Clone)]
@@ -360,6 +371,7 @@ impl SshSession {
         Ok(Self {
             handle,
             destination,
+            session_slots: Arc::new(tokio::sync::Semaphore::new(MAX_SESSION_CHANNELS)),
         })
     }
 
@@ -373,19 +385,26 @@ impl SshSession {
             .await
     }
 
-    /// Starts `command` on the server; the channel carries its stdin/stdout.
+    /// Starts `command` on the server; the channel carries its stdin/stdout. Waits while
+    /// all session slots are taken.
     pub async fn open_command_channel(
         &self,
         command: &str,
-    ) -> Result<russh::Channel<client::Msg>, russh::Error> {
+    ) -> Result<CommandChannel, russh::Error> {
+        let slot = self
+            .session_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| russh::Error::Disconnect)?;
         let channel = self.handle.channel_open_session().await?;
         channel.exec(true, command).await?;
-        Ok(channel)
+        Ok((channel, slot))
     }
 
     /// Runs `command` with empty stdin and collects its output and exit status.
     pub async fn run(&self, command: &str) -> Result<CommandOutput, russh::Error> {
-        let mut channel = self.open_command_channel(command).await?;
+        let (mut channel, _slot) = self.open_command_channel(command).await?;
         channel.eof().await?;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
