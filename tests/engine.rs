@@ -245,7 +245,12 @@ fn info_through_current_docker_context() {
     let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
     let result = command.run();
     result.assert_success();
-    assert_eq!(result.json()["context"], "sandbox-ctx", "{result}");
+    let info = result.json();
+    assert_eq!(info["context"], "sandbox-ctx", "{result}");
+    assert_eq!(
+        info["selected_by"],
+        format!("Docker context `sandbox-ctx` ({})", meta.display()).as_str()
+    );
 
     let result = home
         .bunker(["--context", "missing-ctx", "engine", "info"])
