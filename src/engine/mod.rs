@@ -2,7 +2,8 @@
 //! Docker contexts, `~/.ssh/config`), the russh session and bollard over it.
 //!
 //! [`connect`] is the one entry point: it resolves the target ([`target`]), opens one
-//! SSH session ([`ssh`], with [`ssh_config`] and [`known_hosts`]), picks the route to the
+//! SSH session ([`ssh`]: destination from [`ssh_config`] in [`ssh_destination`], host key
+//! against [`known_hosts`], then user authentication), picks the route to the
 //! engine (the socket over `direct-streamlocal`, else `docker system dial-stdio`),
 //! negotiates the API version and reads the [`EngineFacts`] ([`facts`]). Every later
 //! request, and every connection through [`Engine::forward_to_local_socket`], reuses
@@ -10,9 +11,12 @@
 
 pub mod facts;
 pub mod forward;
+mod host_key;
 pub mod known_hosts;
 pub mod ssh;
+mod ssh_auth;
 pub mod ssh_config;
+pub mod ssh_destination;
 pub mod target;
 pub mod transport;
 
