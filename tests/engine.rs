@@ -110,6 +110,14 @@ impl EmptyHome {
         }
     }
 
+    /// Writes `text` to `relative` under this HOME, creating directories.
+    fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     fn bunker<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> EmptyHomeCommand {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bunker"));
         for (name, _) in std::env::vars_os() {
@@ -841,4 +849,65 @@ fn strict_host_key_checking_accept_new_in_ssh_config_records_the_key() {
         "{}",
         home.known_hosts()
     );
+}
+
+#[test]
+fn broken_configuration_files_are_named() {
+    let home = EmptyHome::new();
+    let config = home.write(".ssh/config", "Host web\n  User \"unterminated\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "cannot use the SSH client configuration: {}:2: unterminated quote after `user`",
+            config.display()
+        ));
+
+    let config = home.write(".ssh/config", "Host web\n  ProxyJump bastion\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "host `web` is configured with `proxyjump bastion` ({} line 2); bunker connects \
+             directly and does not support ProxyJump/ProxyCommand",
+            config.display()
+        ));
+
+    let docker_config = home.write(".docker/config.json", "{ not json");
+    home.bunker(["engine", "info"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "{} is not valid JSON (key must be a string at line 1 column 3); fix or remove it",
+            docker_config.display()
+        ));
+
+    home.write(".docker/config.json", r#"{"currentContext":"hostless"}"#);
+    let meta = target::context_meta_file(&home.dir.path().join(".docker"), "hostless");
+    home.write(
+        meta.strip_prefix(home.dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        r#"{"Name":"hostless","Endpoints":{}}"#,
+    );
+    home.bunker(["engine", "info"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "Docker context `hostless` ({}) has no Endpoints.docker.Host",
+            meta.display()
+        ));
+
+    home.bunker([
+        "--context",
+        "hostless",
+        "engine",
+        "info",
+        "--host",
+        "ssh://web",
+    ])
+    .run()
+    .failure()
+    .stderr_has("both --host and --context (hostless) are given");
 }
