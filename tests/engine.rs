@@ -863,16 +863,6 @@ fn broken_configuration_files_are_named() {
             config.display()
         ));
 
-    let config = home.write(".ssh/config", "Host web\n  ProxyJump bastion\n");
-    home.bunker(["engine", "info", "--host", "ssh://web"])
-        .run()
-        .failure()
-        .stderr_has(&format!(
-            "host `web` is configured with `proxyjump bastion` ({} line 2); bunker connects \
-             directly and does not support ProxyJump/ProxyCommand",
-            config.display()
-        ));
-
     let docker_config = home.write(".docker/config.json", "{ not json");
     home.bunker(["engine", "info"])
         .run()
@@ -910,4 +900,70 @@ fn broken_configuration_files_are_named() {
     .run()
     .failure()
     .stderr_has("both --host and --context (hostless) are given");
+}
+
+#[test]
+fn proxy_jump_chain_reaches_the_engine() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    // Two jumps through the sandbox sshd to itself: bunker-jump1 → bunker-jump2 → target.
+    let host = |name: &str, extra: &str| {
+        format!(
+            "Host {name}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/sandbox_key\n{extra}",
+            sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
+        )
+    };
+    home.write_ssh_config(&format!(
+        "{}{}{}",
+        host("bunker-behind", "  ProxyJump bunker-jump1,bunker-jump2\n"),
+        host("bunker-jump1", ""),
+        host("bunker-jump2", ""),
+    ));
+    let result = home
+        .bunker(["engine", "info", "--json", "--host", "ssh://bunker-behind"])
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run();
+    result.assert_success();
+    let server = format!(
+        "{}@{}:{}",
+        sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
+    );
+    assert_eq!(
+        result.json()["transport"],
+        format!(
+            "ssh {server} via {server} → {server} → socket {}",
+            sandbox.remote_socket
+        )
+        .as_str()
+    );
+}
+
+#[test]
+fn proxy_jump_loop_and_proxy_command_are_refused() {
+    let home = EmptyHome::new();
+    let config = home.write(".ssh/config", "Host *\n  ProxyJump bastion\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "more than 8 ProxyJump hops to reach `bastion` (last from {} line 2): is there a loop",
+            config.display()
+        ))
+        .stderr_has("`Host * !bastion`");
+
+    let config = home.write(".ssh/config", "Host web\n  ProxyCommand nc %h %p\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "host `web` is configured with `ProxyCommand nc %h %p` ({} line 2); bunker does not \
+             run proxy commands",
+            config.display()
+        ));
+
+    home.write(".ssh/config", "Host web\n  ProxyJump user@:22\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has("the hop `user@:22` has no host");
 }

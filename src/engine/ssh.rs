@@ -29,7 +29,13 @@ pub struct SshSession {
     handle: client::Handle<HostKeyChecker>,
     pub destination: Arc<SshDestination>,
     session_slots: Arc<tokio::sync::Semaphore>,
+    /// The jump host's session, kept open while this one tunnels through it.
+    _jump: Option<Arc<SshSession>>,
 }
+
+/// The byte stream an SSH session runs over: TCP, or a channel of a jump host.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// A command channel and the session slot it occupies (released when dropped).
 pub type CommandChannel = (
@@ -59,7 +65,37 @@ impl SshSession {
             accept_new: accept_new_host_key || destination.accept_new_host_keys,
             verdict: verdict.clone(),
         };
-        let stream = tcp_connect(&destination).await?;
+        let (stream, jump) = match &destination.jump {
+            None => (
+                Box::new(tcp_connect(&destination).await?) as Box<dyn Io>,
+                None,
+            ),
+            Some(jump) => {
+                let jump =
+                    Box::pin(SshSession::connect((**jump).clone(), accept_new_host_key)).await?;
+                let channel = jump
+                    .handle
+                    .channel_open_direct_tcpip(
+                        destination.host.clone(),
+                        u32::from(destination.port),
+                        "127.0.0.1",
+                        0,
+                    )
+                    .await
+                    .map_err(|error| {
+                        anyhow::anyhow!(
+                            "the jump host {} cannot connect to {}:{} (ProxyJump): {error}",
+                            jump.destination.display(),
+                            destination.host,
+                            destination.port
+                        )
+                    })?;
+                (
+                    Box::new(channel.into_stream()) as Box<dyn Io>,
+                    Some(Arc::new(jump)),
+                )
+            }
+        };
         let handshake = client::connect_stream(config, stream, checker).await;
         let recorded = verdict.lock().ok().and_then(|slot| slot.clone());
         let mut handle = match (handshake, recorded) {
@@ -83,6 +119,7 @@ impl SshSession {
             handle,
             destination,
             session_slots: Arc::new(tokio::sync::Semaphore::new(MAX_SESSION_CHANNELS)),
+            _jump: jump,
         })
     }
 

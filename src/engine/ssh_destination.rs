@@ -6,13 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ssh_config::{PathTokens, SshConfig, expand_path_tokens};
-use super::target::SshAddress;
+use super::ssh_config::{PathTokens, ProxyKind, SshConfig, expand_path_tokens};
+use super::target::{SshAddress, parse_ssh};
 
 pub(super) const DEFAULT_IDENTITIES: [&str; 3] =
     ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"];
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+/// More jump hosts than this is almost surely a loop such as `Host *` + `ProxyJump`.
+const MAX_JUMP_DEPTH: usize = 8;
 
 /// Where and as whom to connect, after `~/.ssh/config`.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct SshDestination {
     pub connect_timeout: Duration,
     pub keepalive: Duration,
     pub home: PathBuf,
+    /// The jump host this one is reached through (`ProxyJump`), itself resolved.
+    pub jump: Option<Box<SshDestination>>,
 }
 
 /// One candidate private key file.
@@ -50,14 +54,52 @@ impl SshDestination {
         let config_file = home.join(".ssh").join("config");
         let config = SshConfig::load(&config_file, home)
             .map_err(|error| anyhow::anyhow!("cannot use the SSH client configuration: {error}"))?;
+        Self::resolve_in(&config, address, home, 0)
+    }
+
+    fn resolve_in(
+        config: &SshConfig,
+        address: &SshAddress,
+        home: &Path,
+        depth: usize,
+    ) -> anyhow::Result<Self> {
         let settings = config.settings_for(&address.host);
-        if let Some((directive, origin)) = &settings.proxy {
-            anyhow::bail!(
-                "host `{}` is configured with `{directive}` ({origin}); bunker connects directly \
-                 and does not support ProxyJump/ProxyCommand. Use an address reachable directly, \
-                 or add a `Host` entry without a proxy for it",
-                address.host
-            );
+        let mut jump = None;
+        if let Some(proxy) = &settings.proxy {
+            if proxy.kind == ProxyKind::Command {
+                anyhow::bail!(
+                    "host `{}` is configured with `ProxyCommand {}` ({}); bunker does not run \
+                     proxy commands. Use ProxyJump, or an address reachable directly",
+                    address.host,
+                    proxy.value,
+                    proxy.origin
+                );
+            }
+            if depth >= MAX_JUMP_DEPTH {
+                anyhow::bail!(
+                    "more than {MAX_JUMP_DEPTH} ProxyJump hops to reach `{}` (last from {}): is \
+                     there a loop, such as `Host *` with ProxyJump? Exclude the jump host \
+                     (`Host * !bastion`)",
+                    address.host,
+                    proxy.origin
+                );
+            }
+            // `ProxyJump a,b`: reach a (with its own configuration), then b through a.
+            for hop in proxy.value.split(',').map(str::trim) {
+                let hop_address =
+                    parse_ssh(hop.strip_prefix("ssh://").unwrap_or(hop)).map_err(|problem| {
+                        anyhow::anyhow!(
+                            "`ProxyJump {}` ({}): the hop `{hop}` {problem}",
+                            proxy.value,
+                            proxy.origin
+                        )
+                    })?;
+                let mut hop_destination = Self::resolve_in(config, &hop_address, home, depth + 1)?;
+                if let Some(previous) = jump.take() {
+                    hop_destination.jump = Some(previous);
+                }
+                jump = Some(Box::new(hop_destination));
+            }
         }
         let local_user = local_user_name();
         let host = settings
@@ -126,6 +168,7 @@ impl SshDestination {
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_KEEPALIVE),
             home: home.to_owned(),
+            jump,
         })
     }
 
@@ -136,6 +179,21 @@ impl SshDestination {
         } else {
             format!("{}@{}:{}", self.user, self.host, self.port)
         }
+    }
+
+    /// `user@host:port`, followed by ` via first-hop → second-hop` when jump hosts are used.
+    pub fn route(&self) -> String {
+        let mut hops = Vec::new();
+        let mut hop = self.jump.as_deref();
+        while let Some(jump) = hop {
+            hops.push(jump.display());
+            hop = jump.jump.as_deref();
+        }
+        if hops.is_empty() {
+            return self.display();
+        }
+        hops.reverse();
+        format!("{} via {}", self.display(), hops.join(" → "))
     }
 
     /// A path shown with `~` for the home directory.

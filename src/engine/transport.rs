@@ -107,10 +107,10 @@ impl Dialer {
             Dialer::Local(path) => format!("unix socket {}", path.display()),
             Dialer::Ssh { session, route } => match route {
                 Route::Socket(path) => {
-                    format!("ssh {} → socket {path}", session_name(session))
+                    format!("ssh {} → socket {path}", session.destination.route())
                 }
                 Route::DialStdio(command) => {
-                    format!("ssh {} → `{command}`", session_name(session))
+                    format!("ssh {} → `{command}`", session.destination.route())
                 }
             },
         }
