@@ -110,6 +110,14 @@ impl EmptyHome {
         }
     }
 
+    /// Writes `text` to `relative` under this HOME, creating directories.
+    fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     fn bunker<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> EmptyHomeCommand {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bunker"));
         for (name, _) in std::env::vars_os() {
@@ -245,7 +253,12 @@ fn info_through_current_docker_context() {
     let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
     let result = command.run();
     result.assert_success();
-    assert_eq!(result.json()["context"], "sandbox-ctx", "{result}");
+    let info = result.json();
+    assert_eq!(info["context"], "sandbox-ctx", "{result}");
+    assert_eq!(
+        info["selected_by"],
+        format!("Docker context `sandbox-ctx` ({})", meta.display()).as_str()
+    );
 
     let result = home
         .bunker(["--context", "missing-ctx", "engine", "info"])
@@ -630,6 +643,39 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
     )
     .await;
     assert_eq!(arch, engine.facts.arch);
+    // A hijacked (attach) connection: the container's output comes back through the forward.
+    let echoed = docker_through(
+        &socket,
+        home.path(),
+        &[
+            "run",
+            "--rm",
+            &sandbox.seed_image,
+            "echo",
+            "through-the-forward",
+        ],
+    )
+    .await;
+    assert_eq!(echoed, "through-the-forward");
+    // More parallel connections than sshd's default MaxSessions (10): in dial-stdio mode
+    // they wait for a session slot instead of failing.
+    let parallel = (0..16).map(|_| {
+        docker_through(
+            &socket,
+            home.path(),
+            &["version", "--format", "{{.Server.Version}}"],
+        )
+    });
+    for version in futures_util::future::join_all(parallel).await {
+        assert_eq!(version, engine.facts.version);
+    }
+    let parallel = (0..24).map(|_| engine.docker.version());
+    for version in futures_util::future::join_all(parallel).await {
+        assert_eq!(
+            version.unwrap().version.as_deref(),
+            Some(engine.facts.version.as_str())
+        );
+    }
     let images = docker_through(&socket, home.path(), &["image", "ls", "-q"]).await;
     assert!(images.lines().count() as u64 <= engine.facts.images + 64);
     drop(forward);
@@ -672,4 +718,252 @@ async fn forward_refuses_an_existing_path() {
             taken.display()
         )
     );
+}
+
+/// The way other commands' tests reach the engine: `TestHome` + `.remote(&sandbox)`
+/// (DOCKER_HOST=ssh://user@127.0.0.1:port) and the `sandbox` alias with IdentitiesOnly.
+#[test]
+fn common_test_home_reaches_the_engine_both_ways() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let result = home
+        .bunker()
+        .remote(&sandbox)
+        .args(["engine", "info", "--json"])
+        .run();
+    result.assert_success();
+    assert_eq!(result.json()["target"], sandbox.ssh_url().as_str());
+    home.bunker()
+        .args(["engine", "info", "--host", home.ssh_alias_url()])
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+}
+
+/// An `ssh-agent` in the foreground on a private socket, stopped on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        let mut agent = Self {
+            child,
+            socket,
+            _dir: dir,
+        };
+        while !agent.socket.exists() {
+            if let Some(status) = agent.child.try_wait().unwrap() {
+                panic!("ssh-agent exited early: {status}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn add(&self, key: &Path) {
+        let output = common::run(
+            Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &self.socket),
+        );
+        output.assert_success();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_agent_key_is_used_when_no_identity_file_works() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    // Move the only authorised key out of ~/.ssh: it is reachable only through the agent.
+    let outside = tempfile::tempdir().unwrap();
+    let key = outside.path().join("agent_only_key");
+    std::fs::rename(home.ssh().join("sandbox_key"), &key).unwrap();
+    let agent = Agent::start();
+    agent.add(&key);
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+
+    // Without the agent the same setup fails and says what was tried.
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .run()
+        .failure()
+        .stderr_has("~/.ssh/sandbox_key: no such file (named by IdentityFile)")
+        .stderr_has("ssh-agent: not running (SSH_AUTH_SOCK is not set)");
+}
+
+#[test]
+fn passphrase_protected_key_is_skipped_with_advice() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    let locked = home.ssh().join("sandbox_key");
+    let output = common::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-p", "-N", "correct horse", "-P", "", "-f"])
+            .arg(&locked),
+    );
+    output.assert_success();
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .run()
+        .failure()
+        .stderr_has(
+            "~/.ssh/sandbox_key: passphrase-protected, skipped (load it into ssh-agent with `ssh-add ~/.ssh/sandbox_key`)",
+        );
+}
+
+#[test]
+fn strict_host_key_checking_accept_new_in_ssh_config_records_the_key() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    home.write_known_hosts("");
+    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
+    home.write_ssh_config(&format!("{config}  StrictHostKeyChecking accept-new\n"));
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+    assert!(
+        home.known_hosts()
+            .starts_with(&format!("{} ssh-ed25519 ", known_hosts_name(&sandbox))),
+        "{}",
+        home.known_hosts()
+    );
+}
+
+#[test]
+fn broken_configuration_files_are_named() {
+    let home = EmptyHome::new();
+    let config = home.write(".ssh/config", "Host web\n  User \"unterminated\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "cannot use the SSH client configuration: {}:2: unterminated quote after `user`",
+            config.display()
+        ));
+
+    let docker_config = home.write(".docker/config.json", "{ not json");
+    home.bunker(["engine", "info"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "{} is not valid JSON (key must be a string at line 1 column 3); fix or remove it",
+            docker_config.display()
+        ));
+
+    home.write(".docker/config.json", r#"{"currentContext":"hostless"}"#);
+    let meta = target::context_meta_file(&home.dir.path().join(".docker"), "hostless");
+    home.write(
+        meta.strip_prefix(home.dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        r#"{"Name":"hostless","Endpoints":{}}"#,
+    );
+    home.bunker(["engine", "info"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "Docker context `hostless` ({}) has no Endpoints.docker.Host",
+            meta.display()
+        ));
+
+    home.bunker([
+        "--context",
+        "hostless",
+        "engine",
+        "info",
+        "--host",
+        "ssh://web",
+    ])
+    .run()
+    .failure()
+    .stderr_has("both --host and --context (hostless) are given");
+}
+
+#[test]
+fn proxy_jump_chain_reaches_the_engine() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    // Two jumps through the sandbox sshd to itself: bunker-jump1 → bunker-jump2 → target.
+    let host = |name: &str, extra: &str| {
+        format!(
+            "Host {name}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/sandbox_key\n{extra}",
+            sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
+        )
+    };
+    home.write_ssh_config(&format!(
+        "{}{}{}",
+        host("bunker-behind", "  ProxyJump bunker-jump1,bunker-jump2\n"),
+        host("bunker-jump1", ""),
+        host("bunker-jump2", ""),
+    ));
+    let result = home
+        .bunker(["engine", "info", "--json", "--host", "ssh://bunker-behind"])
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run();
+    result.assert_success();
+    let server = format!(
+        "{}@{}:{}",
+        sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
+    );
+    assert_eq!(
+        result.json()["transport"],
+        format!(
+            "ssh {server} via {server} → {server} → socket {}",
+            sandbox.remote_socket
+        )
+        .as_str()
+    );
+}
+
+#[test]
+fn proxy_jump_loop_and_proxy_command_are_refused() {
+    let home = EmptyHome::new();
+    let config = home.write(".ssh/config", "Host *\n  ProxyJump bastion\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "more than 8 ProxyJump hops to reach `bastion` (last from {} line 2): is there a loop",
+            config.display()
+        ))
+        .stderr_has("`Host * !bastion`");
+
+    let config = home.write(".ssh/config", "Host web\n  ProxyCommand nc %h %p\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "host `web` is configured with `ProxyCommand nc %h %p` ({} line 2); bunker does not \
+             run proxy commands",
+            config.display()
+        ));
+
+    home.write(".ssh/config", "Host web\n  ProxyJump user@:22\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has("the hop `user@:22` has no host");
 }

@@ -6,9 +6,9 @@
 //! `IdentityFile`, `IdentitiesOnly`, `UserKnownHostsFile`, `ConnectTimeout`,
 //! `ServerAliveInterval`) with OpenSSH's rules: `Host` patterns with `*`, `?` and `!`,
 //! case-insensitive keywords, `Key Value` or `Key=Value`, quoted values, `Include`,
-//! the first value of a keyword wins, `IdentityFile` accumulates. Keywords bunker
-//! cannot honour but that change where the connection goes (`ProxyJump`,
-//! `ProxyCommand`) are reported so the caller can refuse with a clear message.
+//! the first value of a keyword wins, `IdentityFile` accumulates. `ProxyJump` is read
+//! for the caller to follow; `ProxyCommand` is reported so the caller can refuse it
+//! with a clear message.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -92,8 +92,27 @@ pub struct HostSettings {
     pub user_known_hosts_files: Vec<String>,
     pub connect_timeout_seconds: Option<u64>,
     pub server_alive_interval_seconds: Option<u64>,
-    /// `ProxyJump` / `ProxyCommand` with their origin: bunker refuses these hosts.
-    pub proxy: Option<(String, Origin)>,
+    /// `StrictHostKeyChecking accept-new`: record unknown host keys (never changed ones).
+    pub accept_new_host_keys: bool,
+    /// `ProxyJump` or `ProxyCommand`, whichever comes first (as in OpenSSH).
+    pub proxy: Option<Proxy>,
+}
+
+/// How the host is reached when not directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    /// The value as written (`ProxyJump a,b` → `a,b`).
+    pub value: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// `ProxyJump [user@]host[:port][,...]`: supported.
+    Jump,
+    /// `ProxyCommand`: not supported (bunker runs no local commands to connect).
+    Command,
 }
 
 impl SshConfig {
@@ -130,7 +149,8 @@ impl SshConfig {
         let mut known_hosts_files: Option<Vec<String>> = None;
         let mut connect_timeout: Option<Option<u64>> = None;
         let mut server_alive: Option<Option<u64>> = None;
-        let mut proxy_setting: Option<Option<(String, Origin)>> = None;
+        let mut proxy_setting: Option<Option<Proxy>> = None;
+        let mut strict_host_key_checking: Option<String> = None;
         // `Match host` compares against HostName once it is known, as OpenSSH does.
         let hostname_for_match = self
             .directives
@@ -162,13 +182,21 @@ impl SshConfig {
                 ),
                 "connecttimeout" => set_once(&mut connect_timeout, Some(value.parse().ok())),
                 "serveraliveinterval" => set_once(&mut server_alive, Some(value.parse().ok())),
+                "stricthostkeychecking" => set_once(
+                    &mut strict_host_key_checking,
+                    Some(value.to_ascii_lowercase()),
+                ),
                 "proxyjump" | "proxycommand" => {
                     // `none` as the first value disables a later, broader proxy setting.
-                    let proxy = (!value.eq_ignore_ascii_case("none")).then(|| {
-                        (
-                            format!("{} {}", directive.keyword, value),
-                            directive.origin.clone(),
-                        )
+                    let kind = if directive.keyword == "proxyjump" {
+                        ProxyKind::Jump
+                    } else {
+                        ProxyKind::Command
+                    };
+                    let proxy = (!value.eq_ignore_ascii_case("none")).then(|| Proxy {
+                        kind,
+                        value: value.clone(),
+                        origin: directive.origin.clone(),
                     });
                     set_once(&mut proxy_setting, Some(proxy));
                 }
@@ -180,6 +208,9 @@ impl SshConfig {
         settings.connect_timeout_seconds = connect_timeout.flatten();
         settings.server_alive_interval_seconds = server_alive.flatten();
         settings.proxy = proxy_setting.flatten();
+        // `no`/`off` would also accept unknown keys in OpenSSH; bunker only honours the
+        // explicit `accept-new`, and never accepts a changed key.
+        settings.accept_new_host_keys = strict_host_key_checking.as_deref() == Some("accept-new");
         settings.identities_only = identities_only.unwrap_or(false);
         settings
     }
@@ -508,10 +539,16 @@ mod tests {
 
     #[test]
     fn first_value_wins_and_keywords_are_case_insensitive() {
-        let config = parse("PORT=2200\nHost x\n  port 3300\n  USER \"a b\"\n");
+        let config = parse(
+            "PORT=2200\nHost x\n  port 3300\n  USER \"a b\"\n  StrictHostKeyChecking Accept-New\n\
+             Host *\n  ProxyJump none\n  StrictHostKeyChecking no\nHost x\n  ProxyJump bastion\n",
+        );
         let settings = config.settings_for("X");
         assert_eq!(settings.port, Some(2200));
         assert_eq!(settings.user.as_deref(), Some("a b"));
+        assert!(settings.accept_new_host_keys);
+        assert_eq!(settings.proxy, None);
+        assert!(!config.settings_for("y").accept_new_host_keys);
     }
 
     #[test]
@@ -549,9 +586,10 @@ mod tests {
         let config = parse("Match exec \"true\"\n  User never\nHost j\n  ProxyJump bastion\n");
         let settings = config.settings_for("j");
         assert_eq!(settings.user, None);
-        let (proxy, origin) = settings.proxy.unwrap();
-        assert_eq!(proxy, "proxyjump bastion");
-        assert_eq!(origin.line, 4);
+        let proxy = settings.proxy.unwrap();
+        assert_eq!(proxy.kind, ProxyKind::Jump);
+        assert_eq!(proxy.value, "bastion");
+        assert_eq!(proxy.origin.line, 4);
     }
 
     #[test]
