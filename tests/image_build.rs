@@ -461,6 +461,32 @@ fn dry_run_names_equal_real_names_and_builds_follow_dependencies() {
     let produced = image_rows(&real.stdout);
     assert_eq!(planned, produced, "dry run:\n{dry}\nreal run:\n{real}");
     assert_eq!(produced, expected);
+    let json_plan = tree.build(&home, &["--project", &project, "--dry-run", "--json"]);
+    json_plan.assert_success();
+    let json_plan: serde_json::Value =
+        serde_json::from_str(&json_plan.stdout).expect("--dry-run --json prints JSON");
+    let json_images: Vec<(String, String)> = json_plan["projects"][0]["jobs"]
+        .as_array()
+        .expect("jobs array")
+        .iter()
+        .map(|job| {
+            (
+                job["action"].as_str().unwrap_or_default().to_string(),
+                job["image"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(json_images, expected);
+    let json_run = tree.build(&home, &["--project", &project, "--json"]);
+    json_run.assert_success();
+    let json_run: serde_json::Value =
+        serde_json::from_str(&json_run.stdout).expect("--json prints the report as JSON");
+    let steps = json_run["steps"].as_array().expect("steps array");
+    assert_eq!(steps.len(), expected.len());
+    assert!(
+        steps.iter().all(|step| step["outcome"]["result"] == "done"),
+        "{json_run}"
+    );
     for (_, image) in &produced {
         assert!(
             image_id(&sandbox, image).is_some(),
