@@ -823,3 +823,38 @@ fn inline_dockerfile_verbose_output_and_no_cache() {
         "--no-cache used the cache:\n{uncached}"
     );
 }
+
+#[test]
+fn broken_credential_configuration_is_named() {
+    let sandbox = sandbox();
+    let tree = Tree::new();
+    let project = pull_project(&tree, &sandbox.registry_image);
+
+    let home = TestHome::new(&sandbox);
+    let config = home.path().join(".docker/config.json");
+    fs::write(&config, "{ not json").expect("write config.json");
+    let output = tree.build(&home, &["--project", &project]);
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!(
+        "{project}/app: pull {}: cannot read registry credentials from {}: it is not valid Docker config JSON; fix or remove it",
+        sandbox.registry_image,
+        config.display()
+    ));
+
+    let home = TestHome::new(&sandbox);
+    fs::write(
+        home.path().join(".docker/config.json"),
+        format!(
+            "{{\"credHelpers\":{{\"{}\":\"bunker-no-such-helper\"}}}}",
+            sandbox.registry
+        ),
+    )
+    .expect("write config.json");
+    let output = tree.build(&home, &["--project", &project]);
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!(
+        "{project}/app: pull {}: cannot get the credentials for {}",
+        sandbox.registry_image, sandbox.registry
+    ));
+    output.assert_stderr_contains("install that docker-credential-* program on PATH");
+}
