@@ -69,8 +69,8 @@ pub struct DockerImageInfo {
 /// Why a tar is not a loadable docker-save archive of the expected image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DockerTarError {
-    #[error("not a tar stream: the header at byte {offset} is corrupt")]
-    BadHeader { offset: u64 },
+    #[error("not a tar stream: the header at byte {offset} is corrupt{start}")]
+    BadHeader { offset: u64, start: String },
     #[error("the tar stream is cut inside member {member} (truncated export)")]
     Truncated { member: String },
     #[error("the tar stream ends without its end-of-archive marker (truncated export)")]
@@ -283,13 +283,10 @@ impl DockerTarInspector {
             return Ok(());
         }
         if !checksum_matches(header) {
-            return Err(DockerTarError::BadHeader {
-                offset: header_offset,
-            });
+            return Err(bad_header(header, header_offset));
         }
-        let header_size = parse_number(&header[124..136]).ok_or(DockerTarError::BadHeader {
-            offset: header_offset,
-        })?;
+        let header_size =
+            parse_number(&header[124..136]).ok_or_else(|| bad_header(header, header_offset))?;
         let type_flag = header[156];
         let is_metadata = matches!(type_flag, b'L' | b'K' | b'x' | b'g');
         let (path, link, size) = if is_metadata {
@@ -424,6 +421,9 @@ impl DockerTarInspector {
         match &self.state {
             State::End => {}
             State::Header if self.header_filled == 0 => return Err(DockerTarError::NoEndMarker),
+            State::Header if self.offset < BLOCK as u64 => {
+                return Err(bad_header(&self.header[..self.header_filled], 0));
+            }
             State::Header => {
                 return Err(DockerTarError::Truncated {
                     member: "(header)".to_string(),
@@ -709,6 +709,28 @@ fn digest_in_name(path: &str) -> Option<String> {
         .then(|| name.to_ascii_lowercase())
 }
 
+/// The error for a corrupt header; at the very start it quotes the bytes, which
+/// are usually an engine error message instead of a tar.
+fn bad_header(header: &[u8], offset: u64) -> DockerTarError {
+    let start = if offset == 0 {
+        let text: String = String::from_utf8_lossy(&header[..header.len().min(120)])
+            .chars()
+            .take_while(|character| *character != '\0')
+            .map(|character| {
+                if character.is_control() {
+                    ' '
+                } else {
+                    character
+                }
+            })
+            .collect();
+        format!(" (it starts with {:?})", text.trim())
+    } else {
+        String::new()
+    };
+    DockerTarError::BadHeader { offset, start }
+}
+
 fn checksum_matches(header: &[u8; BLOCK]) -> bool {
     let Some(recorded) = parse_number(&header[148..156]) else {
         return false;
@@ -840,7 +862,7 @@ mod tests {
     fn garbage_is_not_a_tar() {
         let mut inspector = DockerTarInspector::new();
         let error = inspector.feed(&[7u8; 1024]).unwrap_err();
-        assert_eq!(error, DockerTarError::BadHeader { offset: 0 });
+        assert!(matches!(error, DockerTarError::BadHeader { offset: 0, .. }));
         assert_eq!(inspector.feed(b"more").unwrap_err(), error);
     }
 }
