@@ -2,7 +2,7 @@
 //! for the archive tests, plus small helpers to run them through the writer.
 #![allow(dead_code)] // Each test crate uses a different subset of these helpers.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use bunker::archive::{Compression, ExpectedImage, WriteOptions, WrittenArchive, write_archive};
@@ -352,8 +352,4 @@ pub fn bunker(args: &[&str], cwd: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-pub fn path_text(path: &PathBuf) -> String {
-    path.display().to_string()
 }
