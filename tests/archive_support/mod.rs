@@ -353,3 +353,50 @@ pub fn bunker(args: &[&str], cwd: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The sandbox engine socket (`SANDBOX_DOCKER_HOST`) and seed image, from the
+/// environment or `$BUNKER_SANDBOX_DIR/env.sh` (default `<repo>/.sandbox`).
+/// Panics when the sandbox is not running.
+pub fn sandbox_engine() -> (String, String) {
+    const NOT_RUNNING: &str = "sandbox not running: run scripts/sandbox.sh up";
+    let dir = std::env::var_os("BUNKER_SANDBOX_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".sandbox"));
+    let file = std::fs::read_to_string(dir.join("env.sh")).unwrap_or_default();
+    let value = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.is_empty())
+            .or_else(|| {
+                file.lines()
+                    .filter_map(|line| line.strip_prefix("export "))
+                    .filter_map(|line| line.split_once('='))
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.trim_matches('\'').to_string())
+            })
+    };
+    let (Some(host), Some(seed)) = (value("SANDBOX_DOCKER_HOST"), value("SANDBOX_SEED_IMAGE"))
+    else {
+        panic!("{NOT_RUNNING} (no SANDBOX_DOCKER_HOST / SANDBOX_SEED_IMAGE)");
+    };
+    let socket = host.strip_prefix("unix://").unwrap_or(&host);
+    if !Path::new(socket).exists() {
+        panic!("{NOT_RUNNING} (no engine socket at {socket})");
+    }
+    (host, seed)
+}
+
+/// The docker CLI against the sandbox engine; returns stdout, panics with stderr on failure.
+pub fn docker(host: &str, args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
