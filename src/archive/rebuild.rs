@@ -25,6 +25,8 @@ use super::scan::scan_archive;
 pub struct SkippedFile {
     pub file: String,
     pub reason: String,
+    /// The file is damaged or not an archive (rather than an older duplicate).
+    pub damaged: bool,
 }
 
 /// The rebuilt manifest and the files that could not be listed.
@@ -54,7 +56,11 @@ pub fn rebuild_manifest(
     let mut chosen: BTreeMap<(String, String), (ManifestEntry, SystemTime)> = BTreeMap::new();
     for file in files {
         match entry_for_file(arch_dir, &file, previous) {
-            Err(reason) => skipped.push(SkippedFile { file, reason }),
+            Err(reason) => skipped.push(SkippedFile {
+                file,
+                reason,
+                damaged: true,
+            }),
             Ok((entry, modified)) => {
                 let key = (entry.project.clone(), entry.image.clone());
                 match chosen.remove(&key) {
@@ -65,6 +71,7 @@ pub fn rebuild_manifest(
                                 entry.image, other.file
                             ),
                             file: entry.file,
+                            damaged: false,
                         });
                         chosen.insert(key, (other, other_modified));
                     }
@@ -75,6 +82,7 @@ pub fn rebuild_manifest(
                                 other.image, entry.file
                             ),
                             file: other.file,
+                            damaged: false,
                         });
                         chosen.insert(key, (entry, modified));
                     }

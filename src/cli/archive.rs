@@ -82,7 +82,7 @@ fn verify(dir: &std::path::Path, rebuild: bool, json: bool) -> anyhow::Result<Ex
     }
     if json {
         let value = serde_json::json!({
-            "ok": report.ok() && rebuilds.iter().all(|rebuilt| rebuilt.skipped.is_empty()),
+            "ok": report.ok() && !damaged(&rebuilds),
             "checked": report.checked(),
             "bad": report.bad(),
             "rebuilt": rebuilds,
@@ -94,7 +94,7 @@ fn verify(dir: &std::path::Path, rebuild: bool, json: bool) -> anyhow::Result<Ex
             print_rebuild(rebuilt);
         }
         for arch in &report.arch_dirs {
-            print_arch_report(arch);
+            print_arch_report(arch, rebuild);
         }
         println!(
             "{} archive(s) checked, {} bad",
@@ -102,8 +102,7 @@ fn verify(dir: &std::path::Path, rebuild: bool, json: bool) -> anyhow::Result<Ex
             report.bad()
         );
     }
-    let skipped = rebuilds.iter().any(|rebuilt| !rebuilt.skipped.is_empty());
-    if report.ok() && !skipped {
+    if report.ok() && !damaged(&rebuilds) {
         Ok(ExitCode::SUCCESS)
     } else {
         if !json {
@@ -114,6 +113,13 @@ fn verify(dir: &std::path::Path, rebuild: bool, json: bool) -> anyhow::Result<Ex
         }
         Ok(ExitCode::from(1))
     }
+}
+
+fn damaged(rebuilds: &[RebuildSummary]) -> bool {
+    rebuilds
+        .iter()
+        .flat_map(|rebuilt| &rebuilt.skipped)
+        .any(|skipped| skipped.damaged)
 }
 
 #[derive(serde::Serialize)]
@@ -155,7 +161,7 @@ fn print_rebuild(rebuilt: &RebuildSummary) {
     }
 }
 
-fn print_arch_report(arch: &ArchReport) {
+fn print_arch_report(arch: &ArchReport, rebuilt: bool) {
     println!("{} ({})", arch.dir.display(), arch.arch);
     for file in &arch.files {
         if file.ok() {
@@ -169,10 +175,13 @@ fn print_arch_report(arch: &ArchReport) {
             );
         }
     }
+    let hint = if rebuilt {
+        ""
+    } else {
+        " (run with --rebuild-manifest to add it)"
+    };
     for file in &arch.unlisted_files {
-        println!(
-            "  note {file} is not listed in manifest.json (run with --rebuild-manifest to add it)"
-        );
+        println!("  note {file} is not listed in manifest.json{hint}");
     }
     for file in &arch.partial_files {
         println!(
