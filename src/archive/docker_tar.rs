@@ -439,10 +439,15 @@ impl DockerTarInspector {
             }
             State::Padding { .. } => return Err(DockerTarError::NoEndMarker),
         }
-        let manifest_bytes = self
-            .captured
-            .get("manifest.json")
-            .ok_or(DockerTarError::NoManifest)?;
+        let manifest_bytes = match self.captured.get("manifest.json") {
+            Some(bytes) => bytes,
+            None if self.members.contains_key("manifest.json") => {
+                return Err(DockerTarError::BadManifest {
+                    reason: "it is larger than 4 MiB".to_string(),
+                });
+            }
+            None => return Err(DockerTarError::NoManifest),
+        };
         let manifest: Vec<ManifestItem> =
             serde_json::from_slice(manifest_bytes).map_err(|error| {
                 DockerTarError::BadManifest {

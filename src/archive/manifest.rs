@@ -345,6 +345,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_save_leaves_the_old_manifest_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        let mut manifest = Manifest::new("x86_64");
+        manifest.upsert(entry("alpha", "busybox:1"));
+        manifest.save_atomic(&path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // A directory where the temporary file must go makes the write fail.
+        std::fs::create_dir(crate::archive::durable::partial_path(&path)).unwrap();
+        manifest.upsert(entry("beta", "busybox:1"));
+        let message = format!("{:#}", manifest.save_atomic(&path).unwrap_err());
+        assert!(
+            message.contains(&format!("cannot write archive manifest {}", path.display())),
+            "{message}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
     fn save_round_trips_sorted_with_the_current_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.json");
