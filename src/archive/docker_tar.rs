@@ -305,6 +305,13 @@ impl DockerTarInspector {
                 pending.size.unwrap_or(header_size),
             )
         };
+        // Links, directories, devices and FIFOs have no data whatever their size
+        // field says (as Go's archive/tar, and so `docker load`, reads them).
+        let size = if matches!(type_flag, b'1'..=b'6') {
+            0
+        } else {
+            size
+        };
         let path = normalize_member_path(&path);
         if is_metadata && size > METADATA_LIMIT {
             return Err(DockerTarError::MetadataTooLarge { member: path, size });
