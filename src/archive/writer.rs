@@ -31,6 +31,8 @@ use super::layout::Compression;
 const CHANNEL_CHUNKS: usize = 8;
 /// Small engine chunks are gathered to this size before crossing the channel.
 const COALESCE_BYTES: usize = 256 << 10;
+/// Input each zstd worker compresses at a time.
+const ZSTD_JOB_BYTES: u32 = 1 << 20;
 /// Buffer between the compressor and the file.
 const FILE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -288,8 +290,15 @@ impl Encoder {
                 let mut encoder = zstd::stream::write::Encoder::new(sink, level as i32)
                     .context("cannot start the zstd compressor")?;
                 if threads > 1 {
+                    // Small jobs keep each worker's buffers small: memory stays bounded
+                    // however many cores there are.
                     encoder
                         .multithread(threads as u32)
+                        .and_then(|()| {
+                            encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(
+                                ZSTD_JOB_BYTES,
+                            ))
+                        })
                         .context("cannot start the zstd compressor threads")?;
                 }
                 EncoderKind::Zstd(encoder)
