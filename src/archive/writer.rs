@@ -105,10 +105,10 @@ pub async fn write_archive<S, E>(
     stream: S,
     destination: &Path,
     options: &WriteOptions,
-    mut progress: impl FnMut(u64) + Send,
+    mut progress: impl FnMut(u64),
 ) -> anyhow::Result<WrittenArchive>
 where
-    S: Stream<Item = Result<Bytes, E>> + Send,
+    S: Stream<Item = Result<Bytes, E>>,
     E: std::error::Error + Send + Sync + 'static,
 {
     let image = options
@@ -157,10 +157,10 @@ where
 async fn forward<S, E>(
     stream: S,
     sender: &mpsc::Sender<Feed>,
-    progress: &mut (impl FnMut(u64) + Send),
+    progress: &mut impl FnMut(u64),
 ) -> anyhow::Result<()>
 where
-    S: Stream<Item = Result<Bytes, E>> + Send,
+    S: Stream<Item = Result<Bytes, E>>,
     E: std::error::Error + Send + Sync + 'static,
 {
     let mut stream = std::pin::pin!(stream);
@@ -356,3 +356,13 @@ fn gzp_error(error: gzp::GzpError) -> io::Error {
         error => io::Error::other(error),
     }
 }
+
+/// Compile-time check that bollard's export stream feeds the writer as it is,
+/// and that the write can run in a spawned task.
+#[cfg(test)]
+const _: fn(bollard::Docker, PathBuf) = |docker, path| {
+    drop(tokio::spawn(async move {
+        let stream = docker.export_image("image:tag");
+        write_archive(stream, &path, &WriteOptions::default(), |_| {}).await
+    }));
+};
