@@ -590,9 +590,10 @@ fn the_build_hook_runs_once_per_project_and_its_failure_fails_the_project() {
                 ),
             ),
             ("Dockerfile", dockerfile.clone()),
+            (".env-dist", "HOOKED_VALUE=from-env-dist\n".to_string()),
             (
                 "Makefile",
-                "build-hook-pre:\n\techo run >> hook-runs.log\n\techo generated > generated.txt\n"
+                "build-hook-pre:\n\techo run >> hook-runs.log\n\techo \"$$HOOKED_VALUE\" > generated.txt\n"
                     .to_string(),
             ),
         ],
@@ -621,6 +622,14 @@ fn the_build_hook_runs_once_per_project_and_its_failure_fails_the_project() {
     );
     assert!(image_id(&sandbox, &first).is_some());
     assert!(image_id(&sandbox, &second).is_some());
+    let generated = docker_ok(
+        &sandbox,
+        ["run", "--rm", first.as_str(), "cat", "/generated.txt"],
+    );
+    assert_eq!(
+        generated, "from-env-dist",
+        "the hook must see the project's .env-dist"
+    );
     output.assert_stderr_contains(&format!("{failing}: `make build-hook-pre` failed in"));
     output.assert_stderr_contains("hook-output-marker");
     output.assert_stderr_contains(&format!(

@@ -303,7 +303,7 @@ async fn run_project_hook(project: &ProjectPlan, progress: &Progress) -> Option<
         Err(message) => Some(step(Outcome::Failed(message))),
         Ok(true) => {
             let task = progress.task(format!("[hook] {} make {HOOK_TARGET}", project.project));
-            match run_hook(&project.project, &project.directory).await {
+            match run_hook(&project.project, &project.directory, &project.env_files).await {
                 Ok(output) => {
                     for line in output.lines() {
                         task.detail(format!("{}: {line}", project.project));
