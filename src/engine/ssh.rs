@@ -220,6 +220,9 @@ fn client_config(destination: &SshDestination) -> client::Config {
         preferred.key = keys.into();
     }
     client::Config {
+        client_id: russh::SshId::Standard(
+            format!("SSH-2.0-bunker_{}", env!("CARGO_PKG_VERSION")).into(),
+        ),
         window_size: WINDOW_SIZE,
         maximum_packet_size: 65535,
         keepalive_interval: Some(destination.keepalive),
