@@ -967,3 +967,19 @@ fn proxy_jump_loop_and_proxy_command_are_refused() {
         .failure()
         .stderr_has("the hop `user@:22` has no host");
 }
+
+#[test]
+fn a_port_that_is_not_ssh_is_reported() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    // The sandbox registry speaks HTTP, not SSH.
+    let url = format!("ssh://{}@{}", sandbox.ssh_user, sandbox.registry);
+    home.bunker(["engine", "info", "--host", &url])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "SSH handshake with {}@{} failed: ",
+            sandbox.ssh_user, sandbox.registry
+        ))
+        .stderr_has("Is an SSH server listening there?");
+}

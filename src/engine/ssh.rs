@@ -96,7 +96,19 @@ impl SshSession {
                 )
             }
         };
-        let handshake = client::connect_stream(config, stream, checker).await;
+        // ConnectTimeout also bounds the banner and key exchange, as in OpenSSH.
+        let handshake = tokio::time::timeout(
+            destination.connect_timeout,
+            client::connect_stream(config, stream, checker),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "SSH handshake with {} got no answer within {} s. Is it an SSH server?",
+                destination.display(),
+                destination.connect_timeout.as_secs()
+            )
+        })?;
         let recorded = verdict.lock().ok().and_then(|slot| slot.clone());
         let mut handle = match (handshake, recorded) {
             (Ok(handle), Some(HostKeyVerdict::Learned(file))) => {
