@@ -780,6 +780,27 @@ impl Agent {
         );
         output.assert_success();
     }
+
+    /// `ssh-add` of a passphrase-protected key, the passphrase given through SSH_ASKPASS.
+    fn add_locked(&self, key: &Path, passphrase: &str) {
+        let askpass = self._dir.path().join("askpass.sh");
+        std::fs::write(&askpass, format!("#!/bin/sh\necho '{passphrase}'\n")).unwrap();
+        std::fs::set_permissions(
+            &askpass,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let output = common::run(
+            Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &self.socket)
+                .env("SSH_ASKPASS", &askpass)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env("DISPLAY", ":0")
+                .stdin(std::process::Stdio::null()),
+        );
+        output.assert_success();
+    }
 }
 
 impl Drop for Agent {
@@ -830,6 +851,47 @@ fn passphrase_protected_key_is_skipped_with_advice() {
         .stderr_has(
             "~/.ssh/sandbox_key: passphrase-protected, skipped (load it into ssh-agent with `ssh-add ~/.ssh/sandbox_key`)",
         );
+}
+
+#[test]
+fn locked_identity_file_is_used_through_the_agent_with_identities_only() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    let locked = home.ssh().join("sandbox_key");
+    common::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-p", "-N", "correct horse", "-P", "", "-f"])
+            .arg(&locked),
+    )
+    .assert_success();
+    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
+    home.write_ssh_config(&format!("{config}  IdentitiesOnly yes\n"));
+    // The agent holds the sandbox key and an unrelated one; only the former may be offered.
+    let agent = Agent::start();
+    let stranger = home.path().join("stranger_key");
+    common::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&stranger),
+    )
+    .assert_success();
+    agent.add(&stranger);
+    agent.add_locked(&locked, "correct horse");
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+
+    // An agent without that key: nothing else is offered under IdentitiesOnly.
+    let other_agent = Agent::start();
+    other_agent.add(&stranger);
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("SSH_AUTH_SOCK", &other_agent.socket)
+        .run()
+        .failure()
+        .stderr_has("~/.ssh/sandbox_key: passphrase-protected, skipped")
+        .stderr_has("ssh-agent: holds none of the IdentityFile keys (IdentitiesOnly yes)");
 }
 
 #[test]
