@@ -1057,3 +1057,28 @@ fn a_port_that_is_not_ssh_is_reported() {
         ))
         .stderr_has("Is an SSH server listening there?");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_of_a_local_unix_engine() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    let engine = connect_in(&home, &sandbox.docker_host, "/unused").await;
+    assert_eq!(engine.ssh_host, None);
+    assert_eq!(
+        engine.transport(),
+        format!(
+            "unix socket {}",
+            sandbox.docker_host.trim_start_matches("unix://")
+        )
+    );
+    let socket = home.path().join("local.sock");
+    let forward = engine.forward_to_local_socket(&socket).unwrap();
+    let version = docker_through(
+        &socket,
+        home.path(),
+        &["version", "--format", "{{.Server.Version}}"],
+    )
+    .await;
+    assert_eq!(version, engine.facts.version);
+    drop(forward);
+}
