@@ -1082,3 +1082,36 @@ async fn forward_of_a_local_unix_engine() {
     assert_eq!(version, engine.facts.version);
     drop(forward);
 }
+
+#[test]
+fn hash_known_hosts_records_a_hashed_entry_openssh_can_find() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    home.write_known_hosts("");
+    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
+    home.write_ssh_config(&format!("{config}  HashKnownHosts yes\n"));
+    home.bunker([
+        "engine",
+        "info",
+        "--host",
+        "ssh://bunker-sandbox",
+        "--accept-new-host-key",
+    ])
+    .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+    .run()
+    .assert_success();
+    let recorded = home.known_hosts();
+    assert!(
+        recorded.starts_with("|1|") && !recorded.contains(&sandbox.ssh_host),
+        "{recorded}"
+    );
+    let found = common::run(
+        Command::new("ssh-keygen")
+            .arg("-F")
+            .arg(known_hosts_name(&sandbox))
+            .arg("-f")
+            .arg(home.ssh().join("known_hosts")),
+    );
+    found.assert_success();
+    assert!(found.stdout.contains("|1|"), "{found}");
+}
