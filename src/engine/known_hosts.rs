@@ -7,6 +7,7 @@
 //! type matches. russh's own `check_known_hosts_path` stops at the first recorded key
 //! of the same type (so a rotated key with two lines fails), miscounts line numbers
 //! after comments and splits on single spaces, so bunker reads the files itself.
+//! New keys are appended in OpenSSH's format, hashed when `HashKnownHosts yes`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
