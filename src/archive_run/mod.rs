@@ -344,6 +344,7 @@ mod tests {
                 ProjectPlan {
                     project: "tools".into(),
                     directory: "tools".into(),
+                    env_files: vec![],
                     jobs: vec![
                         job("tools", "httpd:1.36", ImageAction::Pull),
                         job("tools", "busybox", ImageAction::Base),
@@ -353,6 +354,7 @@ mod tests {
                 ProjectPlan {
                     project: "web".into(),
                     directory: "web".into(),
+                    env_files: vec![],
                     jobs: vec![
                         job("web", "docker.io/library/httpd:1.36", ImageAction::Pull),
                         job("web", "busybox:latest", ImageAction::Base),
