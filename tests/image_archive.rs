@@ -681,3 +681,36 @@ fn a_second_run_on_a_locked_archive_directory_is_refused() {
     refused.assert_stderr_contains("is in use by another bunker run");
     refused.assert_stderr_contains("wait for it to finish");
 }
+
+#[test]
+fn pull_only_and_no_base_images_leave_out_builds_and_base_images() {
+    let tree = Tree::new();
+    let dry_run = |args: &[&str]| {
+        let output = tree
+            .home
+            .bunker()
+            .remote(&tree.sandbox)
+            .arg("--projects-dir")
+            .arg(projects_dir())
+            .arg("image-archive")
+            .arg("--output-dir")
+            .arg(tree.archive.path())
+            .arg("--dry-run")
+            .args(args)
+            .run();
+        output.assert_success();
+        output.stdout
+    };
+    let everything = dry_run(&[]);
+    assert!(everything.contains("base+save"), "{everything}");
+    assert!(everything.contains("build+save"), "{everything}");
+    assert!(everything.contains("12 file(s)"), "{everything}");
+    let no_bases = dry_run(&["--no-base-images"]);
+    assert!(!no_bases.contains("base+save"), "{no_bases}");
+    assert!(no_bases.contains("9 file(s)"), "{no_bases}");
+    let pulls = dry_run(&["--pull-only", "--no-base-images"]);
+    assert!(!pulls.contains("build+save"), "{pulls}");
+    assert!(!pulls.contains("base+save"), "{pulls}");
+    assert!(pulls.contains("5 file(s)"), "{pulls}");
+    assert_eq!(fs::read_dir(tree.archive.path()).unwrap().count(), 0);
+}
