@@ -714,3 +714,87 @@ fn pull_only_and_no_base_images_leave_out_builds_and_base_images() {
     assert!(pulls.contains("5 file(s)"), "{pulls}");
     assert_eq!(fs::read_dir(tree.archive.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_failed_build_is_not_archived_and_fail_fast_stops_the_rest() {
+    let mut tree = Tree::new();
+    let broken = tree.image(format!("bunker-test/{}:1", unique_name("broken")));
+    let fine = tree.image(format!("bunker-test/{}:1", unique_name("fine")));
+    for (project, image, step) in [
+        ("broken", &broken, "RUN false"),
+        ("fine", &fine, "COPY Dockerfile /Dockerfile"),
+    ] {
+        let dir = tree.path().join(project);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM {}\n{step}\n", tree.sandbox.seed_image),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("docker-compose.yaml"),
+            format!("services:\n  app:\n    build: .\n    image: {image}\n"),
+        )
+        .unwrap();
+    }
+
+    let output = tree.archive(&["--no-base-images"]);
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!("FAILED broken: {broken}: not archived:"));
+    output.assert_stdout_contains("1 archived, 0 linked, 0 skipped, 1 failed");
+    let entries = entries(&tree.manifest());
+    assert!(entry(&entries, "broken", &broken).is_none());
+    assert!(entry(&entries, "fine", &fine).is_some());
+
+    let stopped = tree.archive(&["--no-base-images", "--fail-fast", "--force"]);
+    stopped.assert_code(1);
+    stopped.assert_stderr_contains(&format!(
+        "FAILED fine: {fine}: not archived: --fail-fast stopped the run after an earlier failure"
+    ));
+    stopped.assert_stdout_contains("0 archived, 0 linked, 0 skipped, 2 failed");
+}
+
+#[test]
+fn the_archive_directory_comes_from_the_flag_the_environment_the_root_env_file_or_the_default() {
+    let tree = Tree::new();
+    tree.image_project("app", &tree.sandbox.seed_image);
+    let from_file = tempfile::tempdir().unwrap();
+    let from_env = tempfile::tempdir().unwrap();
+    let workdir = tempfile::tempdir().unwrap();
+    fs::write(
+        tree.path().join(".env_default"),
+        format!("IMAGE_ARCHIVE_DIR={}\n", from_file.path().display()),
+    )
+    .unwrap();
+    let arch = run(Command::new("uname").arg("-m"))
+        .stdout
+        .trim()
+        .to_string();
+    let planned_under = |command: common::BunkerCommand, extra: &[&Path], base: &Path| {
+        let output = command
+            .args(["image-archive", "--dry-run"])
+            .args(
+                extra
+                    .iter()
+                    .flat_map(|dir| [Path::new("--output-dir"), dir]),
+            )
+            .env("BUILD", "false")
+            .current_dir(workdir.path())
+            .run();
+        output.assert_success();
+        output.assert_stdout_contains(&format!("{}/{arch}/app/", base.display()));
+    };
+    planned_under(tree.bunker(), &[], from_file.path());
+    planned_under(
+        tree.bunker().env("IMAGE_ARCHIVE_DIR", from_env.path()),
+        &[],
+        from_env.path(),
+    );
+    planned_under(
+        tree.bunker().env("IMAGE_ARCHIVE_DIR", from_env.path()),
+        &[tree.archive.path()],
+        tree.archive.path(),
+    );
+    fs::remove_file(tree.path().join(".env_default")).unwrap();
+    planned_under(tree.bunker(), &[], Path::new("_archive/images"));
+}
