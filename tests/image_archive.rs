@@ -798,3 +798,27 @@ fn the_archive_directory_comes_from_the_flag_the_environment_the_root_env_file_o
     fs::remove_file(tree.path().join(".env_default")).unwrap();
     planned_under(tree.bunker(), &[], Path::new("_archive/images"));
 }
+
+#[test]
+fn unusable_archive_directories_and_unknown_projects_are_named_in_the_error() {
+    let tree = Tree::new();
+    tree.image_project("app", &tree.sandbox.seed_image);
+    let not_a_dir = tree.archive.path().join("file");
+    fs::write(&not_a_dir, b"x").unwrap();
+    let output = tree
+        .bunker()
+        .arg("image-archive")
+        .arg("--output-dir")
+        .arg(&not_a_dir)
+        .env("BUILD", "false")
+        .run();
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!(
+        "cannot lock archive directory {}/",
+        not_a_dir.display()
+    ));
+
+    let unknown = tree.archive_present(&["--project", "nope"]);
+    unknown.assert_code(1);
+    unknown.assert_stderr_contains("no project \"nope\": no such directory with a compose file in");
+}
