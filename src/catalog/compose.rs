@@ -250,7 +250,15 @@ fn read_model_nested(document: &ComposeDocument, lookup: Lookup, depth: usize) -
             )));
             continue;
         }
-        let included = match ComposeDocument::load(&document.directory().join(&path)) {
+        let included_path = document.directory().join(&path);
+        if !included_path.is_file() {
+            model.issues.push(include_issue(format!(
+                "the included compose file {} does not exist; fix `include:`",
+                included_path.display()
+            )));
+            continue;
+        }
+        let included = match ComposeDocument::load(&included_path) {
             Ok(included) => included,
             Err(issue) => {
                 model.issues.push(issue);
