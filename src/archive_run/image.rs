@@ -275,13 +275,20 @@ async fn export(
             image_id: Some(engine_image.id.clone()),
         },
     };
-    task.set_length(engine_image.size);
+    // The engine's size is the layers' content; the tar adds headers, so the
+    // bar grows when the stream passes the estimate.
+    let mut length = engine_image.size;
+    task.set_length(length);
     let mut reported = 0u64;
     let written = write_archive(
         shared.docker.export_image(&target.reference),
         &destination,
         &options,
         |consumed| {
+            if consumed > length {
+                length = consumed + consumed / 64;
+                task.set_length(length);
+            }
             task.advance(consumed.saturating_sub(reported));
             reported = consumed;
         },
