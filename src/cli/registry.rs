@@ -1,17 +1,319 @@
 //! `bunker registry ...`: registry work over the distribution API, no engine.
+//!
+//! Flags → plan → run → report, like every command; `--json` output for
+//! scripts, exit status 1 when any image failed.
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use anyhow::Context;
+use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
+use crate::registry::client::{ClientOptions, RegistryClient};
+use crate::registry::manifest::{Platform, PlatformSelection};
+use crate::registry::pull::{PullFormat, PullOptions, pull_images};
+use crate::registry::reference::{ImageReference, RepositoryName};
+use crate::registry::retry::RetryPolicy;
+use crate::registry::tags::{self, TagFilter};
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
-    /// List the tags of a repository.
-    ListTags { repository: String },
+    /// List the tags of a repository (all pages).
+    ListTags(ListTagsArgs),
+    /// List the repositories of a registry (all pages).
+    Catalog(CatalogArgs),
+    /// Pull images into the archive without any Docker engine.
+    Pull(PullArgs),
+}
+
+/// How to reach the registry.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Use plain HTTP (always used for localhost and 127.0.0.1).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+}
+
+impl ConnectionArgs {
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            insecure: self.insecure,
+            retry: RetryPolicy::from_env(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ListTagsArgs {
+    /// Repository, e.g. `127.0.0.1:5999/group/app` or `alpine`.
+    pub repository: String,
+    /// Keep tags matching this regular expression (whole tag).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Keep tags that are versions inside this semver range, e.g. ">=1.2, <2".
+    #[arg(long)]
+    pub semver: Option<String>,
+    /// Print a JSON object instead of one tag per line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Registry host, e.g. `127.0.0.1:5999`.
+    pub registry: String,
+    /// Print JSON instead of one repository per line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Images to pull, e.g. `127.0.0.1:5999/app:1.0`.
+    pub images: Vec<String>,
+    /// Read more images from this file (one per line, `#` comments).
+    #[arg(long)]
+    pub from_file: Option<PathBuf>,
+    /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
+    #[arg(long, alias = "output-dir")]
+    pub archive_dir: Option<PathBuf>,
+    /// Project the archives are filed under.
+    #[arg(long, default_value = "registry")]
+    pub project: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: PullFormat,
+    /// Platform to take from multi-platform images (default: this machine's).
+    #[arg(long, conflicts_with = "all_platforms")]
+    pub platform: Option<String>,
+    /// Take every platform of multi-platform images.
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Parallel blob transfers.
+    #[arg(long, short, default_value_t = 8)]
+    pub jobs: usize,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 pub async fn run(global: &GlobalArgs, command: RegistryCommand) -> anyhow::Result<ExitCode> {
-    let _ = (global, command);
-    anyhow::bail!("registry commands are being written")
+    match command {
+        RegistryCommand::ListTags(args) => list_tags(args).await,
+        RegistryCommand::Catalog(args) => catalog(args).await,
+        RegistryCommand::Pull(args) => pull(global, args).await,
+    }
+}
+
+async fn list_tags(args: ListTagsArgs) -> anyhow::Result<ExitCode> {
+    let repository = RepositoryName::parse(&args.repository)?;
+    let filter = TagFilter::new(args.filter.as_deref(), args.semver.as_deref())?;
+    let client = RegistryClient::new(&repository.registry, &args.connection.client_options())?;
+    let mut tags: Vec<String> = tags::list_tags(&client, &repository)
+        .await?
+        .into_iter()
+        .filter(|tag| filter.matches(tag))
+        .collect();
+    tags::sort_semantic(&mut tags);
+    if args.json {
+        let report = serde_json::json!({
+            "repository": repository.to_string(),
+            "tags": tags,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for tag in &tags {
+            println!("{tag}");
+        }
+    }
+    print_rate_limit(&client);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn catalog(args: CatalogArgs) -> anyhow::Result<ExitCode> {
+    let registry = args.registry.trim_end_matches('/').to_string();
+    if registry.is_empty() || registry.contains('/') {
+        anyhow::bail!(
+            "expected a registry host such as 127.0.0.1:5000, got {:?}",
+            args.registry
+        );
+    }
+    let client = RegistryClient::new(&registry, &args.connection.client_options())?;
+    let mut repositories = tags::catalog(&client).await?;
+    repositories.sort();
+    if args.json {
+        let report = serde_json::json!({ "registry": registry, "repositories": repositories });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for repository in &repositories {
+            println!("{repository}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Image references from the command line and `--from-file`.
+pub fn collect_references(
+    images: &[String],
+    from_file: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<ImageReference>> {
+    let mut texts: Vec<String> = images.to_vec();
+    if let Some(path) = from_file {
+        let content = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the image list {}", path.display()))?;
+        for (number, line) in content.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            ImageReference::parse(line)
+                .with_context(|| format!("{}:{}", path.display(), number + 1))?;
+            texts.push(line.to_string());
+        }
+    }
+    if texts.is_empty() {
+        anyhow::bail!("no image given: name images on the command line or with --from-file LIST");
+    }
+    let mut references = Vec::new();
+    for text in texts {
+        let reference = ImageReference::parse(&text)?;
+        if !references.contains(&reference) {
+            references.push(reference);
+        }
+    }
+    Ok(references)
+}
+
+fn platform_selection(platform: Option<&str>, all: bool) -> anyhow::Result<PlatformSelection> {
+    Ok(if all {
+        PlatformSelection::All
+    } else {
+        PlatformSelection::One(match platform {
+            Some(text) => Platform::parse(text)?,
+            None => Platform::host(),
+        })
+    })
+}
+
+async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let references = collect_references(&args.images, args.from_file.as_deref())?;
+    if args.format == PullFormat::Docker && args.all_platforms {
+        // docker-save archives hold one platform; each platform gets its own file.
+        tracing::info!("--all-platforms with docker format: one archive per platform");
+    }
+    let context = crate::settings::context_name(global.context.as_deref());
+    let root_env = crate::settings::root_env(&global.projects_dir, &context).unwrap_or_default();
+    let options = PullOptions {
+        archive_dir: crate::settings::archive_dir(args.archive_dir.as_deref(), &root_env),
+        project: args.project.clone(),
+        format: args.format,
+        platforms: platform_selection(args.platform.as_deref(), args.all_platforms)?,
+        jobs: args.jobs.max(1),
+        client: args.connection.client_options(),
+        show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json,
+    };
+    let started = std::time::Instant::now();
+    let (outcomes, totals) = pull_images(&references, &options).await;
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    if args.json {
+        let images: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|outcome| match &outcome.result {
+                Ok(images) => serde_json::json!({
+                    "reference": outcome.reference,
+                    "status": "ok",
+                    "images": images.iter().map(|image| serde_json::json!({
+                        "platform": image.platform.to_string(),
+                        "manifest_digest": image.manifest_digest.to_string(),
+                        "image_id": image.config_digest.to_string(),
+                        "output": image.output,
+                        "sha256": image.archive.as_ref().map(|a| a.sha256.to_string()),
+                        "size": image.archive.as_ref().map(|a| a.size),
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(error) => serde_json::json!({
+                    "reference": outcome.reference,
+                    "status": "failed",
+                    "error": format!("{error:#}"),
+                }),
+            })
+            .collect();
+        let report = serde_json::json!({
+            "images": images,
+            "downloaded_bytes": totals.downloaded_bytes,
+            "reused_bytes": totals.reused_bytes,
+            "failed": failed,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for outcome in &outcomes {
+            match &outcome.result {
+                Ok(images) => {
+                    for image in images {
+                        println!(
+                            "pulled {} ({}) {} -> {}",
+                            outcome.reference,
+                            image.platform,
+                            image.config_digest,
+                            image.output.display()
+                        );
+                    }
+                }
+                Err(error) => eprintln!("FAILED {}: {error:#}", outcome.reference),
+            }
+        }
+        println!(
+            "{} image(s), {} failed, {} downloaded, {} reused from the cache, {:.1}s",
+            outcomes.len(),
+            failed,
+            human_bytes(totals.downloaded_bytes),
+            human_bytes(totals.reused_bytes),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_rate_limit(client: &RegistryClient) {
+    if let Some(limit) = client.rate_limit() {
+        eprintln!(
+            "{}: rate limit {} of {} pulls left{}",
+            client.registry(),
+            limit.remaining,
+            limit
+                .limit
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "?".into()),
+            limit
+                .window_seconds
+                .map(|w| format!(" (window {}h)", w / 3600))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// `1.5 MiB` style sizes for reports.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
