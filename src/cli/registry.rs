@@ -24,6 +24,8 @@ pub enum RegistryCommand {
     Catalog(CatalogArgs),
     /// Pull images into the archive without any Docker engine.
     Pull(PullArgs),
+    /// Push archived images to a registry, with renaming.
+    Push(PushArgs),
 }
 
 /// How to reach the registry.
@@ -103,8 +105,42 @@ pub struct PullArgs {
     pub connection: ConnectionArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// docker-save archives (.tar, .tar.gz) or OCI layout directories; default:
+    /// the OCI layout at the archive directory.
+    pub sources: Vec<PathBuf>,
+    /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
+    #[arg(long, alias = "output-dir")]
+    pub archive_dir: Option<PathBuf>,
+    /// Destination registry and optional prefix: REGISTRY[/PREFIX].
+    #[arg(long)]
+    pub to: String,
+    /// Mapping file: per-repository names, regex rewrites, flatten rule.
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Keep at most N path levels: group/project/image → group/project-image.
+    #[arg(long)]
+    pub flatten: Option<usize>,
+    /// Replace destination tags that hold another image.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Show every source → destination and the conflicts; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Parallel blob transfers.
+    #[arg(long, short, default_value_t = 8)]
+    pub jobs: usize,
+    /// Upload chunk size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pub chunk_size_mib: u64,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
 pub async fn run(global: &GlobalArgs, command: RegistryCommand) -> anyhow::Result<ExitCode> {
     match command {
+        RegistryCommand::Push(args) => push(global, args).await,
         RegistryCommand::ListTags(args) => list_tags(args).await,
         RegistryCommand::Catalog(args) => catalog(args).await,
         RegistryCommand::Pull(args) => pull(global, args).await,
@@ -316,4 +352,137 @@ pub fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// The archive directory in force for a command.
+fn archive_dir_for(global: &GlobalArgs, explicit: Option<&std::path::Path>) -> PathBuf {
+    let context = crate::settings::context_name(global.context.as_deref());
+    let root_env = crate::settings::root_env(&global.projects_dir, &context).unwrap_or_default();
+    crate::settings::archive_dir(explicit, &root_env)
+}
+
+/// Reads the images named by push/export sources.
+pub fn load_archived_images(
+    sources: &[PathBuf],
+    archive_dir: &std::path::Path,
+) -> anyhow::Result<Vec<crate::registry::archived::ArchivedImage>> {
+    use crate::registry::archived::{read_docker_archive, read_oci_layout};
+    let cache = crate::registry::blob_cache::BlobCache::new(archive_dir);
+    let mut images = Vec::new();
+    if sources.is_empty() {
+        return read_oci_layout(archive_dir);
+    }
+    for source in sources {
+        if source.is_dir() {
+            if source.join("index.json").is_file() {
+                images.extend(read_oci_layout(source)?);
+            } else {
+                anyhow::bail!(
+                    "{} is neither an OCI layout (no index.json) nor an archive file",
+                    source.display()
+                );
+            }
+        } else if source.is_file() {
+            images.extend(read_docker_archive(source, &cache)?);
+        } else {
+            anyhow::bail!("{} does not exist", source.display());
+        }
+    }
+    Ok(images)
+}
+
+async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
+    use crate::registry::push::{
+        DestinationState, PushOptions, PushStats, describe_plan, plan_push, push_item,
+    };
+    let archive_dir = archive_dir_for(global, args.archive_dir.as_deref());
+    let mapping = crate::registry::mapping::NameMapping::new(
+        &args.to,
+        args.mapping.as_deref(),
+        args.flatten,
+    )?;
+    if args.chunk_size_mib == 0 {
+        anyhow::bail!("--chunk-size-mib must be at least 1");
+    }
+    let options = PushOptions {
+        mapping,
+        overwrite: args.overwrite,
+        jobs: args.jobs.max(1),
+        chunk_size: args.chunk_size_mib * 1024 * 1024,
+        client: args.connection.client_options(),
+    };
+    let images = {
+        let sources = args.sources.clone();
+        let dir = archive_dir.clone();
+        tokio::task::spawn_blocking(move || load_archived_images(&sources, &dir)).await??
+    };
+    if images.is_empty() {
+        anyhow::bail!("no images found to push");
+    }
+    let clients = crate::registry::pull::ClientPool::default();
+    let plan = plan_push(images, &options, &clients).await?;
+    for line in describe_plan(&plan) {
+        println!("{line}");
+    }
+    let conflicts = plan
+        .iter()
+        .filter(|item| matches!(item.state, DestinationState::Conflict(_)))
+        .count();
+    if conflicts > 0 {
+        eprintln!(
+            "error: {conflicts} conflict(s); nothing was pushed. Fix the mapping or use --overwrite for existing tags."
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if args.dry_run {
+        println!(
+            "dry run: {} image(s) would be pushed",
+            plan.iter()
+                .filter(|i| i.state != DestinationState::UpToDate)
+                .count()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cache = crate::registry::blob_cache::BlobCache::new(&archive_dir);
+    let mounts = crate::registry::push::MountSources::default();
+    let mut total = PushStats::default();
+    let mut failed = 0;
+    for item in plan
+        .iter()
+        .filter(|item| item.state != DestinationState::UpToDate)
+    {
+        let client = clients.get(&item.destination.name.registry, &options.client)?;
+        match push_item(item, &cache, &client, &mounts, &options).await {
+            Ok(stats) => {
+                println!(
+                    "pushed {} ({} uploaded, {} mounted, {} already there)",
+                    item.destination,
+                    stats.uploaded_blobs,
+                    stats.mounted_blobs,
+                    stats.skipped_blobs
+                );
+                total.uploaded_blobs += stats.uploaded_blobs;
+                total.uploaded_bytes += stats.uploaded_bytes;
+                total.mounted_blobs += stats.mounted_blobs;
+                total.skipped_blobs += stats.skipped_blobs;
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!("FAILED {}: {error:#}", item.destination);
+            }
+        }
+    }
+    println!(
+        "{} image(s), {failed} failed, {} uploaded in {} blob(s), {} mounted, {} skipped",
+        plan.len(),
+        human_bytes(total.uploaded_bytes),
+        total.uploaded_blobs,
+        total.mounted_blobs,
+        total.skipped_blobs
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -56,6 +56,9 @@ pub struct RegistryRequest {
     pub headers: Vec<(HeaderName, String)>,
     pub body: RequestBody,
     pub scope: Scope,
+    /// Whether repeating the request after a failure is harmless (not for
+    /// upload-session PATCH/PUT, whose caller restarts the whole upload).
+    pub retryable: bool,
 }
 
 impl RegistryRequest {
@@ -66,7 +69,13 @@ impl RegistryRequest {
             headers: Vec::new(),
             body: RequestBody::Empty,
             scope,
+            retryable: true,
         }
+    }
+    /// Marks the request as unsafe to repeat automatically.
+    pub fn not_retryable(mut self) -> Self {
+        self.retryable = false;
+        self
     }
     pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -203,7 +212,11 @@ impl RegistryClient {
             let outcome = built.send().await;
             let response = match outcome {
                 Ok(response) => response,
-                Err(error) if attempt < self.retry.max_attempts && is_transient(&error) => {
+                Err(error)
+                    if request.retryable
+                        && attempt < self.retry.max_attempts
+                        && is_transient(&error) =>
+                {
                     let wait = self.retry.delay(attempt, None);
                     tracing::warn!(
                         "{} {}: {error}; retrying in {:.1}s",
@@ -231,7 +244,7 @@ impl RegistryClient {
             };
             self.record_rate_limit(response.headers());
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && challenges_answered < 2 {
+            if status == StatusCode::UNAUTHORIZED && challenges_answered < 1 {
                 let header = response
                     .headers()
                     .get(reqwest::header::WWW_AUTHENTICATE)
@@ -245,7 +258,8 @@ impl RegistryClient {
                 }
                 return Ok(response);
             }
-            if is_retryable_status(status) && attempt < self.retry.max_attempts {
+            let may_repeat = request.retryable || status == StatusCode::TOO_MANY_REQUESTS;
+            if is_retryable_status(status) && may_repeat && attempt < self.retry.max_attempts {
                 let retry_after = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
@@ -367,10 +381,10 @@ impl RegistryClient {
                         self.registry
                     );
                 }
-                let mut scheme = self.scheme.lock().expect("auth lock");
-                let first_time = !matches!(*scheme, AuthScheme::Basic);
-                *scheme = AuthScheme::Basic;
-                Ok(first_time)
+                // Concurrent requests may all meet the challenge before the first
+                // switches the scheme: each repeats once with the credentials.
+                *self.scheme.lock().expect("auth lock") = AuthScheme::Basic;
+                Ok(true)
             }
             Challenge::Bearer {
                 realm,
@@ -413,6 +427,7 @@ impl RegistryClient {
                         form.push_str(&format!("&service={}", auth::url_encode(service)));
                     }
                     if !scope.is_empty() {
+                        // OAuth2 form: space-separated scopes in one field.
                         form.push_str(&format!("&scope={}", auth::url_encode(scope)));
                     }
                     self.http
@@ -428,8 +443,8 @@ impl RegistryClient {
                     if let Some(service) = service {
                         query.push(format!("service={}", auth::url_encode(service)));
                     }
-                    if !scope.is_empty() {
-                        query.push(format!("scope={}", auth::url_encode(scope)));
+                    for single in scope.split(' ').filter(|s| !s.is_empty()) {
+                        query.push(format!("scope={}", auth::url_encode(single)));
                     }
                     let separator = if realm.contains('?') { '&' } else { '?' };
                     let url = if query.is_empty() {

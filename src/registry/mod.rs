@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod mapping;
 pub mod oci_layout;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod retry;
 pub mod sink;

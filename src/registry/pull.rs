@@ -19,8 +19,9 @@ use super::blob_cache::{BlobCache, Digest, ProgressFn};
 use super::client::{ClientOptions, RegistryClient};
 use super::docker_save::docker_save_stream;
 use super::image::{ResolvedImage, fetch_layers, resolve, verify_diff_ids};
+use super::manifest::FetchedManifest;
 use super::manifest::{Platform, PlatformSelection};
-use super::oci_layout::{LayoutEntry, upsert_index};
+use super::oci_layout::{LayoutEntry, to_oci, upsert_index};
 use super::reference::ImageReference;
 use super::sink::{WrittenArchive, write_archive_file};
 
@@ -201,17 +202,26 @@ async fn write_outputs(
             let first = images.first().context("no image resolved")?;
             let ref_name = oci_ref_name(&first.reference);
             let full_name = first.reference.to_string();
-            let entries: Vec<LayoutEntry<'_>> = match (&first.index, &options.platforms) {
-                (Some(index), PlatformSelection::All) => vec![LayoutEntry {
+            let converted_index = match (&first.index, &options.platforms) {
+                (Some(index), PlatformSelection::All) => Some(to_oci(index, cache)?),
+                _ => None,
+            };
+            let converted: Vec<FetchedManifest> = images
+                .iter()
+                .map(|image| to_oci(&image.manifest, cache))
+                .collect::<anyhow::Result<_>>()?;
+            let entries: Vec<LayoutEntry<'_>> = match &converted_index {
+                Some(index) => vec![LayoutEntry {
                     manifest: index,
                     ref_name,
                     full_name,
                     platform: None,
                 }],
-                _ => images
+                None => images
                     .iter()
-                    .map(|image| LayoutEntry {
-                        manifest: &image.manifest,
+                    .zip(&converted)
+                    .map(|(image, manifest)| LayoutEntry {
+                        manifest,
                         ref_name: if images.len() > 1 {
                             format!("{}-{}", ref_name, image.platform().slug())
                         } else {
