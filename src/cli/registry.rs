@@ -26,6 +26,34 @@ pub enum RegistryCommand {
     Pull(PullArgs),
     /// Push archived images to a registry, with renaming.
     Push(PushArgs),
+    /// Write archived images in another on-disk format.
+    Export(ExportArgs),
+}
+
+/// On-disk formats `registry export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The Docker distribution registry's filesystem storage (`docker/registry/v2/...`).
+    RegistryStorage,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The registry's storage root (its `rootdirectory`).
+    pub directory: PathBuf,
+    /// docker-save archives or OCI layout directories; default: the OCI layout
+    /// at the archive directory.
+    #[arg(long = "source")]
+    pub sources: Vec<PathBuf>,
+    /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
+    #[arg(long, alias = "output-dir")]
+    pub archive_dir: Option<PathBuf>,
+    /// Keep at most N repository path levels (group/project/image → group/project-image).
+    #[arg(long)]
+    pub flatten: Option<usize>,
 }
 
 /// How to reach the registry.
@@ -141,6 +169,7 @@ pub struct PushArgs {
 pub async fn run(global: &GlobalArgs, command: RegistryCommand) -> anyhow::Result<ExitCode> {
     match command {
         RegistryCommand::Push(args) => push(global, args).await,
+        RegistryCommand::Export(args) => export(global, args).await,
         RegistryCommand::ListTags(args) => list_tags(args).await,
         RegistryCommand::Catalog(args) => catalog(args).await,
         RegistryCommand::Pull(args) => pull(global, args).await,
@@ -485,4 +514,50 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let ExportFormat::RegistryStorage = args.format;
+    let archive_dir = archive_dir_for(global, args.archive_dir.as_deref());
+    if args.flatten == Some(0) {
+        anyhow::bail!("--flatten must be at least 1");
+    }
+    let started = std::time::Instant::now();
+    let stats = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let images = load_archived_images(&args.sources, &archive_dir)?;
+        let cache = crate::registry::blob_cache::BlobCache::new(&archive_dir);
+        let flatten = args.flatten;
+        let destination = |image: &crate::registry::archived::ArchivedImage| {
+            let mut path = image.source.name.repository.clone();
+            if let Some(levels) = flatten {
+                path = crate::registry::mapping::flatten(&path, levels);
+            }
+            Ok(RepositoryName::new("local", &path)?.with_tag(image.source.tag_or_latest()))
+        };
+        let stats = crate::registry::export::export_registry_storage(
+            &images,
+            &destination,
+            &cache,
+            &args.directory,
+        )?;
+        for image in &images {
+            let target = destination(image)?;
+            println!(
+                "exported {} -> {}:{}",
+                image.source,
+                target.name.repository,
+                target.tag_or_latest()
+            );
+        }
+        Ok(stats)
+    })
+    .await??;
+    println!(
+        "{} image(s), {} blob(s) written, {} already present, {:.1}s",
+        stats.images,
+        stats.blobs_written,
+        stats.blobs_present,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blob_cache;
 pub mod client;
 pub mod docker_save;
+pub mod export;
 pub mod image;
 pub mod manifest;
 pub mod mapping;
