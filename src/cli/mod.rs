@@ -67,6 +67,8 @@ pub enum Command {
     /// Registry work without Docker: pull, push, list tags, catalog, export.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Log in to a registry (credentials shared with the Docker CLI).
+    Login(registry::LoginArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -108,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Engine(command) => engine::run(&global, command).await,
         Command::Archive(command) => archive::run_archive_command(&global, command).await,
         Command::Registry(command) => registry::run(&global, command).await,
+        Command::Login(args) => registry::login(args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bunker", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -561,3 +561,67 @@ async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCod
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry host, e.g. `registry.example.com` or `127.0.0.1:5000`.
+    pub registry: String,
+    /// User name (asked for when missing and a terminal is available).
+    #[arg(long, short)]
+    pub username: Option<String>,
+    /// Read the password from standard input (never from the command line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// `bunker login REGISTRY`.
+pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, Write};
+    let registry = match args.registry.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "https://index.docker.io/v1/" => {
+            "docker.io".to_string()
+        }
+        other => other
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    };
+    if registry.is_empty() || registry.contains('/') {
+        anyhow::bail!(
+            "expected a registry host such as registry.example.com:5000, got {:?}",
+            args.registry
+        );
+    }
+    let username = match args.username {
+        Some(name) => name,
+        None => {
+            if args.password_stdin || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                anyhow::bail!("--username is required with --password-stdin");
+            }
+            eprint!("Username: ");
+            std::io::stderr().flush()?;
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim().to_string()
+        }
+    };
+    if username.is_empty() {
+        anyhow::bail!("empty user name");
+    }
+    let password = crate::registry::login::read_password(args.password_stdin)?;
+    let config_path = crate::registry::auth::docker_config_path()
+        .context("cannot find the Docker config directory: set HOME or DOCKER_CONFIG")?;
+    let stored = crate::registry::login::login(
+        &registry,
+        &username,
+        &password,
+        &args.connection.client_options(),
+        &config_path,
+    )
+    .await?;
+    println!("Login Succeeded ({registry}, saved in {stored})");
+    Ok(ExitCode::SUCCESS)
+}

@@ -9,6 +9,7 @@ pub mod client;
 pub mod docker_save;
 pub mod export;
 pub mod image;
+pub mod login;
 pub mod manifest;
 pub mod mapping;
 pub mod oci_layout;
