@@ -625,3 +625,83 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     println!("Login Succeeded ({registry}, saved in {stored})");
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The sync configuration (YAML): repositories, tag filters, destinations.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Archive base directory (overrides the config's `archive_dir`).
+    #[arg(long, alias = "output-dir")]
+    pub archive_dir: Option<PathBuf>,
+    /// Show what would be copied; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go on with the other repositories and tags after a failure.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Parallel blob transfers (overrides the config's `jobs`).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// `bunker sync --config sync.yaml`.
+pub async fn sync(global: &GlobalArgs, args: SyncArgs) -> anyhow::Result<ExitCode> {
+    use crate::registry::sync::{SyncConfig, SyncOptions, run_sync};
+    let config = SyncConfig::load(&args.config)?;
+    let explicit = args
+        .archive_dir
+        .clone()
+        .or_else(|| config.archive_dir.clone());
+    let options = SyncOptions {
+        archive_dir: archive_dir_for(global, explicit.as_deref()),
+        jobs: args.jobs.or(config.jobs).unwrap_or(8).max(1),
+        dry_run: args.dry_run,
+        keep_going: args.keep_going,
+        client: args.connection.client_options(),
+    };
+    let started = std::time::Instant::now();
+    let records = run_sync(&config, &options).await?;
+    let failed = records.iter().filter(|r| r.action == "failed").count();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "records": records,
+                "failed": failed,
+                "dry_run": args.dry_run,
+            }))?
+        );
+    } else {
+        for record in &records {
+            match &record.error {
+                Some(error) => eprintln!(
+                    "FAILED {} -> {}: {error}",
+                    record.source, record.destination
+                ),
+                None => println!(
+                    "{} {} -> {}",
+                    record.action, record.source, record.destination
+                ),
+            }
+        }
+        let count = |action: &str| records.iter().filter(|r| r.action == action).count();
+        println!(
+            "{} copied, {} up to date, {} to copy, {failed} failed, {:.2}s",
+            count("copied"),
+            count("up-to-date"),
+            count("would-copy"),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -133,9 +133,7 @@ impl BlobCache {
         tokio::fs::create_dir_all(&self.root)
             .await
             .with_context(|| format!("cannot create {}", self.root.display()))?;
-        let temporary = self
-            .root
-            .join(format!("{}.tmp-{}", digest.hex(), std::process::id()));
+        let temporary = self.root.join(unique_temporary_name(digest));
         tokio::fs::write(&temporary, bytes)
             .await
             .with_context(|| format!("cannot write {}", temporary.display()))?;
@@ -279,9 +277,7 @@ impl BlobCache {
         }
         std::fs::create_dir_all(&self.root)
             .with_context(|| format!("cannot create {}", self.root.display()))?;
-        let temporary = self
-            .root
-            .join(format!("{}.tmp-{}", digest.hex(), std::process::id()));
+        let temporary = self.root.join(unique_temporary_name(digest));
         std::fs::write(&temporary, bytes)
             .with_context(|| format!("cannot write {}", temporary.display()))?;
         std::fs::rename(&temporary, &path)?;
@@ -346,6 +342,18 @@ impl BlobCache {
         tokio::fs::write(&memo, format!("{diff_id} {size}")).await?;
         Ok((diff_id, size))
     }
+}
+
+/// `<hex>.tmp-<pid>-<n>`: unique per write, so concurrent stores of the same
+/// content never rename each other's file away.
+fn unique_temporary_name(digest: &Digest) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}.tmp-{}-{}",
+        digest.hex(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// SHA-256 and length of a layer after decompression (gzip, zstd or none).

@@ -18,4 +18,5 @@ pub mod push;
 pub mod reference;
 pub mod retry;
 pub mod sink;
+pub mod sync;
 pub mod tags;
