@@ -420,6 +420,16 @@ async fn sync_from_archive(
     let destination = RepositoryName::parse(&entry.destination)?;
     let filter = TagFilter::new(entry.tag_regex.as_deref(), entry.semver.as_deref())?;
     let archive_dir = options.archive_dir.clone();
+    if options.dry_run && !archive_dir.join("index.json").is_file() {
+        // An earlier entry of this run would create the layout.
+        records.push(SyncRecord {
+            source: format!("archive:{repository}"),
+            destination: destination.to_string(),
+            action: "would-copy".into(),
+            error: None,
+        });
+        return Ok(());
+    }
     let images = tokio::task::spawn_blocking(move || read_oci_layout(&archive_dir)).await??;
     let selected: Vec<ArchivedImage> = images
         .into_iter()

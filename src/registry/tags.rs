@@ -14,21 +14,29 @@ use super::auth::Scope;
 use super::client::{RegistryClient, RegistryRequest};
 use super::reference::RepositoryName;
 
-const PAGE_SIZE: u32 = 1000;
+/// Entries asked per page; `BUNKER_REGISTRY_PAGE_SIZE` overrides it (tests use a
+/// tiny page to exercise pagination).
+fn page_size() -> u32 {
+    std::env::var("BUNKER_REGISTRY_PAGE_SIZE")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .filter(|size| *size > 0)
+        .unwrap_or(1000)
+}
 
 /// Every tag of a repository, following pagination.
 pub async fn list_tags(
     client: &RegistryClient,
     repository: &RepositoryName,
 ) -> anyhow::Result<Vec<String>> {
-    let first = format!("/v2/{}/tags/list?n={PAGE_SIZE}", repository.repository);
+    let first = format!("/v2/{}/tags/list?n={}", repository.repository, page_size());
     let pages = fetch_pages(client, first, Scope::pull(&repository.repository), "tags").await;
     pages.with_context(|| format!("cannot list the tags of {repository}"))
 }
 
 /// Every repository of a registry (`/v2/_catalog`), following pagination.
 pub async fn catalog(client: &RegistryClient) -> anyhow::Result<Vec<String>> {
-    let first = format!("/v2/_catalog?n={PAGE_SIZE}");
+    let first = format!("/v2/_catalog?n={}", page_size());
     fetch_pages(client, first, Scope::catalog(), "repositories")
         .await
         .with_context(|| format!("cannot list the repositories of {}", client.registry()))
