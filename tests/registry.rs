@@ -109,10 +109,14 @@ fn pull_writes_a_docker_loadable_archive_with_the_pushed_image_id() {
 
     let files = archive_files(archive.path());
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(
-        files[0].starts_with(archive.path().join("amd64").join("registry")),
-        "{files:?}"
-    );
+    let arch_dir = archive.path().join("x86_64");
+    assert!(files[0].starts_with(arch_dir.join("registry")), "{files:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&common::read_text(&arch_dir.join("manifest.json"))).unwrap();
+    let entry = &manifest["images"][0];
+    assert_eq!(entry["action"], "registry-pull");
+    assert_eq!(entry["image"], reference.as_str());
+    assert_eq!(entry["docker_id"], pushed_id.as_str());
     let loaded = docker(&sandbox, ["load", "-i", files[0].to_str().unwrap()]);
     loaded.assert_success().assert_stdout_contains(&reference);
     assert_eq!(
@@ -120,6 +124,20 @@ fn pull_writes_a_docker_loadable_archive_with_the_pushed_image_id() {
         Some(pushed_id.as_str())
     );
     docker_ok(&sandbox, ["rmi", &reference]);
+
+    // Pushed back from manifest.json: the layers are mounted, the image ID kept.
+    let to = format!("{}/restored", sandbox.registry);
+    home.bunker()
+        .args(["registry", "push", "--to", &to, "--archive-dir"])
+        .arg(archive.path())
+        .run()
+        .assert_success()
+        .assert_stdout_contains("mounted");
+    let restored = raw_manifest(&format!("{to}/{name}:v1"));
+    assert_eq!(
+        restored["config"]["digest"].as_str(),
+        Some(pushed_id.as_str())
+    );
 }
 
 #[test]

@@ -126,6 +126,9 @@ pub struct PullArgs {
     /// Parallel blob transfers.
     #[arg(long, short, default_value_t = 8)]
     pub jobs: usize,
+    /// gzip level of docker archives (1 fastest … 9 smallest; default 6).
+    #[arg(long)]
+    pub compression_level: Option<u32>,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,
@@ -282,6 +285,7 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs.max(1),
         client: args.connection.client_options(),
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json,
+        compression_level: args.compression_level,
     };
     let started = std::time::Instant::now();
     let (outcomes, totals) = pull_images(&references, &options).await;
@@ -390,29 +394,54 @@ fn archive_dir_for(global: &GlobalArgs, explicit: Option<&std::path::Path>) -> P
     crate::settings::archive_dir(explicit, &root_env)
 }
 
-/// Reads the images named by push/export sources.
+/// Reads the images named by push/export sources: docker-save archive files,
+/// OCI layouts (a directory with `index.json`), architecture directories (with
+/// the archive's `manifest.json`) or an archive base directory. Without
+/// sources: the archive directory's OCI layout if it has one, else every
+/// image its manifest.json files list.
 pub fn load_archived_images(
     sources: &[PathBuf],
     archive_dir: &std::path::Path,
 ) -> anyhow::Result<Vec<crate::registry::archived::ArchivedImage>> {
     use crate::registry::archived::{read_docker_archive, read_oci_layout};
     let cache = crate::registry::blob_cache::BlobCache::new(archive_dir);
+    let default_source = [archive_dir.to_path_buf()];
+    let sources = if sources.is_empty() {
+        &default_source[..]
+    } else {
+        sources
+    };
     let mut images = Vec::new();
-    if sources.is_empty() {
-        return read_oci_layout(archive_dir);
-    }
     for source in sources {
-        if source.is_dir() {
-            if source.join("index.json").is_file() {
-                images.extend(read_oci_layout(source)?);
+        if source.is_file() {
+            images.extend(read_docker_archive(source, &cache)?);
+        } else if source.join("index.json").is_file() {
+            images.extend(read_oci_layout(source)?);
+        } else if source.is_dir() {
+            let arch_dirs = if source
+                .join(crate::archive::layout::MANIFEST_FILE_NAME)
+                .is_file()
+            {
+                vec![crate::archive::ArchDir::new(source)]
             } else {
+                crate::archive::ArchiveLayout::new(source)
+                    .existing_arch_dirs()
+                    .with_context(|| format!("cannot read {}", source.display()))?
+            };
+            let mut found = false;
+            for arch_dir in arch_dirs {
+                let manifest = crate::archive::Manifest::load(&arch_dir.manifest_path())?;
+                for entry in &manifest.images {
+                    found = true;
+                    images.extend(read_docker_archive(&arch_dir.resolve(&entry.file), &cache)?);
+                }
+            }
+            if !found {
                 anyhow::bail!(
-                    "{} is neither an OCI layout (no index.json) nor an archive file",
+                    "{} holds no archived images (no index.json and no manifest.json entries)",
                     source.display()
                 );
             }
-        } else if source.is_file() {
-            images.extend(read_docker_archive(source, &cache)?);
         } else {
             anyhow::bail!("{} does not exist", source.display());
         }

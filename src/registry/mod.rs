@@ -17,6 +17,5 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod retry;
-pub mod sink;
 pub mod sync;
 pub mod tags;

@@ -23,7 +23,10 @@ use super::manifest::FetchedManifest;
 use super::manifest::{Platform, PlatformSelection};
 use super::oci_layout::{LayoutEntry, to_oci, upsert_index};
 use super::reference::ImageReference;
-use super::sink::{WrittenArchive, write_archive_file};
+use crate::archive::{
+    ArchDir, ArchiveAction, ArchiveLayout, Compression, ExpectedImage, Manifest, ManifestEntry,
+    ManifestLock, WriteOptions, write_archive,
+};
 
 /// The output format of a pull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +48,8 @@ pub struct PullOptions {
     pub jobs: usize,
     pub client: ClientOptions,
     pub show_progress: bool,
+    /// gzip level of docker archives (`None`: the archive writer's default).
+    pub compression_level: Option<u32>,
 }
 
 /// What happened to one requested image.
@@ -62,7 +67,7 @@ pub struct PulledImage {
     pub config_digest: Digest,
     /// The file or directory written (the archive root for OCI).
     pub output: PathBuf,
-    pub archive: Option<WrittenArchive>,
+    pub archive: Option<ArchiveFile>,
 }
 
 /// Totals for the report.
@@ -184,15 +189,7 @@ async fn write_outputs(
         PullFormat::Docker => {
             for image in images {
                 let sizes = verify_diff_ids(cache, image).await?;
-                let platform = image.platform();
-                let destination = docker_archive_path(
-                    &options.archive_dir,
-                    &platform,
-                    &options.project,
-                    &image.reference,
-                );
-                let stream = docker_save_stream(cache, image, sizes);
-                let written = write_archive_file(stream, &destination)
+                let (destination, written) = write_docker_archive(cache, image, sizes, options)
                     .await
                     .with_context(|| format!("cannot write the archive of {}", image.reference))?;
                 pulled.push(pulled_image(image, destination, Some(written))?);
@@ -255,7 +252,7 @@ async fn write_outputs(
 fn pulled_image(
     image: &ResolvedImage,
     output: PathBuf,
-    archive: Option<WrittenArchive>,
+    archive: Option<ArchiveFile>,
 ) -> anyhow::Result<PulledImage> {
     Ok(PulledImage {
         reference: image.reference.clone(),
@@ -267,21 +264,85 @@ fn pulled_image(
     })
 }
 
-/// `<archive>/<arch>/<project>/<sanitized reference>.tar.gz`, the image-archive layout.
-pub fn docker_archive_path(
-    archive_dir: &Path,
-    platform: &Platform,
-    project: &str,
-    reference: &ImageReference,
-) -> PathBuf {
-    let arch = match &platform.variant {
-        Some(variant) if platform.architecture == "arm" => format!("arm{variant}"),
-        _ => platform.architecture.clone(),
+/// The `uname -m` architecture name image-archive files a platform under.
+pub fn arch_dir_name(platform: &Platform) -> String {
+    match (platform.architecture.as_str(), platform.variant.as_deref()) {
+        ("amd64", _) => "x86_64".into(),
+        ("arm64", _) => "aarch64".into(),
+        ("arm", Some("v6")) => "armv6l".into(),
+        ("arm", _) => "armv7l".into(),
+        ("386", _) => "i686".into(),
+        (other, _) => other.into(),
+    }
+}
+
+/// Streams the docker-save tar of `image` through the shared archive writer into
+/// `<archive>/<arch>/<project>/<file>.tar.gz` and records it in that
+/// architecture's manifest.json (action `registry-pull`), under its lock.
+async fn write_docker_archive(
+    cache: &BlobCache,
+    image: &ResolvedImage,
+    sizes: Vec<u64>,
+    options: &PullOptions,
+) -> anyhow::Result<(PathBuf, ArchiveFile)> {
+    let layout = ArchiveLayout::new(&options.archive_dir);
+    let arch_dir = layout.arch_dir(&arch_dir_name(&image.platform()));
+    let _lock = ManifestLock::acquire(&arch_dir)?;
+    let name = image.reference.to_string();
+    let compression = Compression::Gzip;
+    let relative = ArchDir::relative_file(&options.project, &name, compression);
+    let destination = arch_dir.resolve(&relative);
+    let config_digest = image.config_digest()?;
+    let manifest_path = arch_dir.manifest_path();
+    let mut manifest = Manifest::load_or_new(&manifest_path, &arch_dir.arch())?;
+    if let Some(entry) =
+        manifest.reusable_entry(&arch_dir, &options.project, &name, config_digest.as_str())
+    {
+        // Same image already archived and intact: nothing to write.
+        let file = ArchiveFile {
+            sha256: entry.sha256.clone(),
+            size: entry.size,
+            reused: true,
+        };
+        return Ok((destination, file));
+    }
+    let write_options = WriteOptions {
+        compression,
+        level: options.compression_level,
+        threads: 0,
+        expected: ExpectedImage {
+            reference: Some(image.reference.familiar_tagged()),
+            image_id: Some(config_digest.to_string()),
+        },
     };
-    archive_dir
-        .join(arch)
-        .join(project)
-        .join(format!("{}.tar.gz", sanitize(&reference.to_string())))
+    let stream = docker_save_stream(cache, image, sizes);
+    let written = write_archive(stream, &destination, &write_options, |_| {}).await?;
+    let mut entry = ManifestEntry::from_written(&options.project, &name, &relative, &written);
+    entry.action = Some(ArchiveAction::RegistryPull);
+    entry.docker_id = Some(config_digest.to_string());
+    entry.repo_digests = vec![format!(
+        "{}@{}",
+        image.reference.name.familiar(),
+        image.manifest.digest
+    )];
+    manifest.upsert(entry);
+    manifest.save_atomic(&manifest_path)?;
+    let file = ArchiveFile {
+        sha256: written.sha256,
+        size: written.size,
+        reused: false,
+    };
+    Ok((destination, file))
+}
+
+/// The docker archive file of a pulled image.
+#[derive(Debug, Clone)]
+pub struct ArchiveFile {
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    pub size: u64,
+    /// Whether an identical, intact archive was already there.
+    pub reused: bool,
 }
 
 /// The OCI `ref.name` for a reference: `repository:tag` without the registry.

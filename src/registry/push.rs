@@ -201,6 +201,16 @@ pub async fn push_item(
     let stats = Arc::new(Mutex::new(PushStats::default()));
     let destination = &item.destination.name;
     let blobs = item.image.blobs();
+    // Blobs of an image that came from this same registry can be mounted from
+    // its source repository instead of uploaded.
+    let source = &item.image.source.name;
+    if source.registry == destination.registry && source != destination {
+        for blob in &blobs {
+            if mounts.get(&destination.registry, &blob.digest).is_none() {
+                mounts.remember(source, &blob.digest);
+            }
+        }
+    }
     futures_util::stream::iter(blobs.iter().map(|blob| {
         let stats = stats.clone();
         async move {
