@@ -963,3 +963,45 @@ fn bad_input_is_refused_with_a_clear_message() {
         .assert_code(1)
         .assert_stderr_contains("MANIFEST_UNKNOWN");
 }
+
+#[test]
+fn an_exhausted_rate_limit_pauses_instead_of_failing() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("ratelimit");
+    let (tar, image_id) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:1"),
+        &[vec![("r".into(), b"limited".to_vec())]],
+    );
+    skopeo_push(&tar, &format!("{}/{repository}:1", sandbox.registry), None);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    proxy.add_rule(FaultRule {
+        method: "GET".into(),
+        path_contains: "/manifests/".into(),
+        action: FaultAction::Respond {
+            status: 429,
+            headers: vec![
+                ("RateLimit-Limit".into(), "100;w=21600".into()),
+                ("RateLimit-Remaining".into(), "0;w=21600".into()),
+                ("Retry-After".into(), "1".into()),
+            ],
+        },
+        // More than the retry budget: pauses for an exhausted allowance do not count.
+        times: 8,
+    });
+    home.bunker()
+        .env("BUNKER_RETRY_ATTEMPTS", "3")
+        .args([
+            "registry",
+            "pull",
+            &format!("{}/{repository}:1", proxy.address),
+            "--archive-dir",
+        ])
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success()
+        .assert_stdout_contains(&image_id)
+        .assert_stderr_contains("pull rate limit reached (0 pulls left); pausing 1s");
+}

@@ -337,6 +337,16 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
                 Err(error) => eprintln!("FAILED {}: {error:#}", outcome.reference),
             }
         }
+        for (registry, limit) in &totals.rate_limits {
+            eprintln!(
+                "{registry}: rate limit {} of {} pulls left",
+                limit.remaining,
+                limit
+                    .limit
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "?".into())
+            );
+        }
         println!(
             "{} image(s), {} failed, {} downloaded, {} reused from the cache, {:.1}s",
             outcomes.len(),

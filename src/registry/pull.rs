@@ -71,10 +71,12 @@ pub struct PulledImage {
 }
 
 /// Totals for the report.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct PullTotals {
     pub downloaded_bytes: u64,
     pub reused_bytes: u64,
+    /// Pull allowances the registries reported (Docker Hub's `RateLimit-*`).
+    pub rate_limits: Vec<(String, super::client::RateLimit)>,
 }
 
 /// Pulls every reference; one failing image does not stop the others.
@@ -175,6 +177,7 @@ pub async fn pull_images(
     let totals = PullTotals {
         downloaded_bytes: cache.counter.downloaded.load(Ordering::Relaxed),
         reused_bytes: cache.counter.reused.load(Ordering::Relaxed),
+        rate_limits: clients.rate_limits(),
     };
     (outcomes, totals)
 }
@@ -418,6 +421,17 @@ pub struct ClientPool {
 }
 
 impl ClientPool {
+    /// The last rate-limit report of every registry that sent one.
+    pub fn rate_limits(&self) -> Vec<(String, super::client::RateLimit)> {
+        let clients = self.clients.lock().expect("client pool");
+        let mut limits: Vec<_> = clients
+            .iter()
+            .filter_map(|(name, client)| client.rate_limit().map(|limit| (name.clone(), limit)))
+            .collect();
+        limits.sort_by(|a, b| a.0.cmp(&b.0));
+        limits
+    }
+
     pub fn get(
         &self,
         registry: &str,
