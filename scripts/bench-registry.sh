@@ -84,9 +84,14 @@ seconds() { python3 -c 'import sys,time; print(f"{time.time():.3f}")'; }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
 echo "== 1. pull ten images into docker-load-able archives"
+# Like skopeo's docker-archive: a plain docker-save tar per image.
 start=$(seconds)
-"$BUNKER" registry pull "${IMAGES[@]}" --archive-dir "$WORK/bunker-archive" --compression-level 1 --json > "$WORK/pull.json"
+"$BUNKER" registry pull "${IMAGES[@]}" --archive-dir "$WORK/bunker-archive" --compression none --json > "$WORK/pull.json"
 end=$(seconds); BUNKER_PULL=$(elapsed "$start" "$end")
+# bunker's default output: gzip archives (here level 1).
+start=$(seconds)
+"$BUNKER" registry pull "${IMAGES[@]}" --archive-dir "$WORK/bunker-gzip" --compression-level 1 > /dev/null
+end=$(seconds); BUNKER_PULL_GZIP=$(elapsed "$start" "$end")
 DOWNLOADED=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["downloaded_bytes"])' "$WORK/pull.json")
 mkdir -p "$WORK/skopeo-archive"
 start=$(seconds)
@@ -111,14 +116,15 @@ BUNKER_SYNC=$(elapsed "$start" "$end")
 start=$(seconds); "$BUNKER" sync --config "$WORK/sync.yaml" --archive-dir "$WORK/sync-cache" > /dev/null; end=$(seconds)
 BUNKER_RESYNC=$(elapsed "$start" "$end")
 start=$(seconds)
-skopeo sync --quiet --src yaml --dest docker --dest-tls-verify=false "$WORK/skopeo-sync.yaml" "$SANDBOX_REGISTRY/$RUN-skopeo" > /dev/null
+skopeo sync --src yaml --dest docker --dest-tls-verify=false "$WORK/skopeo-sync.yaml" "$SANDBOX_REGISTRY/$RUN-skopeo" > /dev/null 2>&1
 end=$(seconds); SKOPEO_SYNC=$(elapsed "$start" "$end")
 start=$(seconds)
-skopeo sync --quiet --src yaml --dest docker --dest-tls-verify=false "$WORK/skopeo-sync.yaml" "$SANDBOX_REGISTRY/$RUN-skopeo" > /dev/null
+skopeo sync --src yaml --dest docker --dest-tls-verify=false "$WORK/skopeo-sync.yaml" "$SANDBOX_REGISTRY/$RUN-skopeo" > /dev/null 2>&1
 end=$(seconds); SKOPEO_RESYNC=$(elapsed "$start" "$end")
 
 printf '\n%-44s %10s %10s\n' "operation ($COUNT images, ${BASE_MB} MiB shared base)" bunker skopeo
-printf '%-44s %9ss %9ss\n' "pull to docker archives" "$BUNKER_PULL" "$SKOPEO_PULL"
+printf '%-44s %9ss %9ss\n' "pull to docker archives (.tar)" "$BUNKER_PULL" "$SKOPEO_PULL"
+printf '%-44s %9ss %10s\n' "pull to gzip archives (.tar.gz, level 1)" "$BUNKER_PULL_GZIP" "-"
 printf '%-44s %9ss %9ss\n' "sync registry -> registry" "$BUNKER_SYNC" "$SKOPEO_SYNC"
 printf '%-44s %9ss %9ss\n' "re-sync, nothing changed" "$BUNKER_RESYNC" "$SKOPEO_RESYNC"
 printf 'bunker bytes fetched: %s; unique bytes of the %s images: %s\n' "$DOWNLOADED" "$COUNT" "$UNIQUE"

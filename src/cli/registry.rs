@@ -126,7 +126,10 @@ pub struct PullArgs {
     /// Parallel blob transfers.
     #[arg(long, short, default_value_t = 8)]
     pub jobs: usize,
-    /// gzip level of docker archives (1 fastest … 9 smallest; default 6).
+    /// Compression of docker archives (`none` writes a plain .tar, like `docker save`).
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: crate::archive::Compression,
+    /// Compression level (gzip 1 fastest … 9 smallest, default 6; zstd 1 … 19, default 3).
     #[arg(long)]
     pub compression_level: Option<u32>,
     /// Print a JSON report.
@@ -285,6 +288,7 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs.max(1),
         client: args.connection.client_options(),
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json,
+        compression: args.compression,
         compression_level: args.compression_level,
     };
     let started = std::time::Instant::now();

@@ -48,7 +48,8 @@ pub struct PullOptions {
     pub jobs: usize,
     pub client: ClientOptions,
     pub show_progress: bool,
-    /// gzip level of docker archives (`None`: the archive writer's default).
+    /// Compression of docker archives and its level (`None`: the writer's default).
+    pub compression: Compression,
     pub compression_level: Option<u32>,
 }
 
@@ -292,7 +293,7 @@ async fn write_docker_archive(
     let arch_dir = layout.arch_dir(&arch_dir_name(&image.platform()));
     let _lock = ManifestLock::acquire(&arch_dir)?;
     let name = image.reference.to_string();
-    let compression = Compression::Gzip;
+    let compression = options.compression;
     let relative = ArchDir::relative_file(&options.project, &name, compression);
     let destination = arch_dir.resolve(&relative);
     let config_digest = image.config_digest()?;

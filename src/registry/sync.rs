@@ -263,6 +263,7 @@ async fn sync_to_archive(
         jobs: options.jobs,
         client: options.client.clone(),
         show_progress: false,
+        compression: crate::archive::Compression::Gzip,
         compression_level: None,
     };
     let (outcomes, _) = pull_images(&references, &pull_options).await;
