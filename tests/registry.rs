@@ -1005,3 +1005,175 @@ fn an_exhausted_rate_limit_pauses_instead_of_failing() {
         .assert_stdout_contains(&image_id)
         .assert_stderr_contains("pull rate limit reached (0 pulls left); pausing 1s");
 }
+
+/// Pushes an amd64 and an arm64 image and a manifest list over them; returns
+/// (list reference, amd64 image ID, arm64 image ID).
+fn seed_multi_platform_image(
+    sandbox: &Sandbox,
+    work: &Path,
+    repository: &str,
+) -> (String, String, String) {
+    let mut ids = Vec::new();
+    let mut entries = Vec::new();
+    for architecture in ["amd64", "arm64"] {
+        let (tar, id) = registry_support::docker_save_tar_for(
+            work,
+            &format!("{repository}:{architecture}"),
+            &[vec![("arch".into(), architecture.as_bytes().to_vec())]],
+            architecture,
+        );
+        let reference = format!("{}/{repository}:{architecture}", sandbox.registry);
+        skopeo_push(&tar, &reference, None);
+        let raw = run(Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}")));
+        raw.assert_success();
+        let bytes = raw.stdout.trim_end().as_bytes().to_vec();
+        use sha2::Digest as _;
+        let digest: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": format!("sha256:{digest}"),
+            "size": bytes.len(),
+            "platform": {"os": "linux", "architecture": architecture},
+        }));
+        ids.push(id);
+    }
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": entries,
+    });
+    let list_file = work.join("list.json");
+    std::fs::write(&list_file, serde_json::to_vec(&list).unwrap()).unwrap();
+    let put = run(Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", list_file.display()))
+        .arg(format!(
+            "http://{}/v2/{repository}/manifests/multi",
+            sandbox.registry
+        )));
+    put.assert_success();
+    (
+        format!("{}/{repository}:multi", sandbox.registry),
+        ids[0].clone(),
+        ids[1].clone(),
+    )
+}
+
+#[test]
+fn manifest_lists_select_one_platform_or_keep_them_all() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("multi");
+    let (reference, amd64_id, arm64_id) =
+        seed_multi_platform_image(&sandbox, work.path(), &repository);
+    let archive = work.path().join("archive");
+    let pull = |extra: &[&str]| {
+        home.bunker()
+            .args(["registry", "pull", &reference, "--archive-dir"])
+            .arg(&archive)
+            .args(extra)
+            .run()
+    };
+    pull(&["--platform", "linux/arm64"])
+        .assert_success()
+        .assert_stdout_contains(&arm64_id);
+    assert_eq!(archive_files(&archive.join("aarch64")).len(), 1);
+    pull(&[]).assert_success().assert_stdout_contains(&amd64_id);
+    pull(&["--all-platforms"])
+        .assert_success()
+        .assert_stdout_contains(&amd64_id)
+        .assert_stdout_contains(&arm64_id);
+    assert_eq!(archive_files(&archive.join("x86_64")).len(), 1);
+    pull(&["--platform", "linux/s390x"])
+        .assert_code(1)
+        .assert_stderr_contains("offers linux/amd64, linux/arm64");
+
+    // The OCI layout keeps the whole index, and a push recreates it.
+    pull(&["--all-platforms", "--format", "oci"]).assert_success();
+    let layout = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:{repository}:multi", archive.display())));
+    layout.assert_success();
+    let index: serde_json::Value = serde_json::from_str(&layout.stdout).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    let to = format!("{}/copied", sandbox.registry);
+    home.bunker()
+        .args(["registry", "push", "--to", &to, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    let pushed = raw_manifest(&format!("{to}/{repository}:multi"));
+    assert_eq!(pushed["manifests"].as_array().unwrap().len(), 2, "{pushed}");
+    let arm64 = run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--override-arch", "arm64"])
+        .arg(format!("docker://{to}/{repository}:multi")));
+    arm64
+        .assert_success()
+        .assert_stdout_contains("\"Architecture\": \"arm64\"");
+}
+
+#[test]
+fn large_blobs_are_uploaded_in_chunks_and_existing_blobs_skipped() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("chunks");
+    let (tar, image_id) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:1"),
+        &[vec![("big.bin".into(), noise(3 << 20, 11))]],
+    );
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let push = || {
+        home.bunker()
+            .args([
+                "registry",
+                "push",
+                "--chunk-size-mib",
+                "1",
+                "--to",
+                &proxy.address,
+            ])
+            .arg(&tar)
+            .arg("--archive-dir")
+            .arg(work.path().join("archive"))
+            .run()
+    };
+    push().assert_success().assert_stdout_contains("2 uploaded");
+    let patches = proxy.seen().iter().filter(|s| s.method == "PATCH").count();
+    assert!(
+        patches >= 4,
+        "a 3 MiB layer in 1 MiB chunks takes at least 3 PATCHes plus the config: {patches}"
+    );
+    // A Docker Hub short name keeps its `library/` namespace, as skopeo sync does.
+    let pushed = raw_manifest(&format!("{}/library/{repository}:1", sandbox.registry));
+    assert_eq!(pushed["config"]["digest"].as_str(), Some(image_id.as_str()));
+    proxy.clear_seen();
+    home.bunker()
+        .args(["registry", "push", "--overwrite", "--to", &proxy.address])
+        .arg(&tar)
+        .arg("--archive-dir")
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success()
+        .assert_stdout_contains("[up to date]");
+    assert!(
+        !proxy
+            .seen()
+            .iter()
+            .any(|s| s.method == "PATCH" || s.method == "PUT")
+    );
+}

@@ -447,6 +447,16 @@ pub fn docker_save_tar(
     tag: &str,
     layers: &[Vec<(String, Vec<u8>)>],
 ) -> (std::path::PathBuf, String) {
+    docker_save_tar_for(dir, tag, layers, "amd64")
+}
+
+/// [`docker_save_tar`] for another CPU architecture (written into the config).
+pub fn docker_save_tar_for(
+    dir: &std::path::Path,
+    tag: &str,
+    layers: &[Vec<(String, Vec<u8>)>],
+    architecture: &str,
+) -> (std::path::PathBuf, String) {
     use sha2::{Digest, Sha256};
     let hex = |bytes: &[u8]| -> String {
         Sha256::digest(bytes)
@@ -474,7 +484,7 @@ pub fn docker_save_tar(
         .map(|tar| format!("sha256:{}", hex(tar)))
         .collect();
     let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": {"Cmd": ["/bin/busybox", "true"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -501,7 +511,10 @@ pub fn docker_save_tar(
     for (tar, id) in layer_tars.iter().zip(&diff_ids) {
         add(&format!("{}.tar", &id[7..]), tar);
     }
-    let path = dir.join(format!("{}.tar", tag.replace(['/', ':'], "_")));
+    let path = dir.join(format!(
+        "{}-{architecture}.tar",
+        tag.replace(['/', ':'], "_")
+    ));
     std::fs::write(&path, builder.into_inner().unwrap()).unwrap();
     (path, format!("sha256:{config_hex}"))
 }
