@@ -1177,3 +1177,131 @@ fn large_blobs_are_uploaded_in_chunks_and_existing_blobs_skipped() {
             .any(|s| s.method == "PATCH" || s.method == "PUT")
     );
 }
+
+#[test]
+fn credential_helpers_supply_and_store_credentials() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    // A docker-credential helper speaking the real protocol: `get` reads the
+    // server on stdin and prints JSON; `store` reads JSON on stdin.
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let stored = work.path().join("stored.json");
+    let helper = bin.join("docker-credential-bunkertest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  get) read server; printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{password}\"}}' \"$server\" ;;\n  store) cat > {stored} ;;\n  *) exit 1 ;;\nesac\n",
+            user = sandbox.auth_user,
+            password = sandbox.auth_password,
+            stored = stored.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = home.path().join(".docker").join("config.json");
+
+    // credHelpers entry for the auth registry.
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"credHelpers":{{"{}":"bunkertest"}}}}"#,
+            sandbox.auth_registry
+        ),
+    )
+    .unwrap();
+    let repository = unique_name("helper");
+    let (tar, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:1"),
+        &[vec![("h".into(), b"helper".to_vec())]],
+    );
+    let credentials = format!("{}:{}", sandbox.auth_user, sandbox.auth_password);
+    skopeo_push(
+        &tar,
+        &format!("{}/{repository}:1", sandbox.auth_registry),
+        Some(&credentials),
+    );
+    home.bunker()
+        .env("PATH", &path)
+        .args([
+            "registry",
+            "list-tags",
+            &format!("{}/{repository}", sandbox.auth_registry),
+        ])
+        .run()
+        .assert_success()
+        .assert_stdout_contains("1");
+
+    // credsStore: `bunker login` hands the credentials to the helper.
+    std::fs::write(&config, r#"{"credsStore":"bunkertest"}"#).unwrap();
+    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
+    login
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env("PATH", &path)
+        .args([
+            "login",
+            &sandbox.auth_registry,
+            "-u",
+            &sandbox.auth_user,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{}\n", sandbox.auth_password).as_bytes(),
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("credential helper docker-credential-bunkertest")
+    );
+    let saved: serde_json::Value = serde_json::from_str(&common::read_text(&stored)).unwrap();
+    assert_eq!(saved["ServerURL"], sandbox.auth_registry.as_str());
+    assert_eq!(saved["Secret"], sandbox.auth_password.as_str());
+    assert!(
+        !common::read_text(&config).contains(&sandbox.auth_password),
+        "no password in config.json"
+    );
+
+    // A wrong password is refused and not stored.
+    std::fs::remove_file(&stored).unwrap();
+    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
+    login
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env("PATH", &path)
+        .args([
+            "login",
+            &sandbox.auth_registry,
+            "-u",
+            &sandbox.auth_user,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"wrong\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refused the credentials"));
+    assert!(!stored.exists());
+}
