@@ -514,6 +514,7 @@ fn pull_survives_429_503_and_a_cut_connection_without_fetching_bytes_twice() {
             headers: vec![("Retry-After".into(), "1".into())],
         },
     ));
+    proxy.add_rule(rule("GET", "/manifests/", FaultAction::CutAfter(10)));
     proxy.add_rule(rule(
         "GET",
         &big_digest,
@@ -536,6 +537,11 @@ fn pull_survives_429_503_and_a_cut_connection_without_fetching_bytes_twice() {
     let seen = proxy.seen();
     assert!(seen.iter().any(|s| s.status == 429), "{seen:#?}");
     assert!(seen.iter().any(|s| s.status == 503), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|s| s.path.contains("/manifests/") && s.status == 200 && s.body_bytes == 10),
+        "a manifest cut mid-body was asked for again: {seen:#?}"
+    );
     assert!(
         seen.iter().any(|s| s.path.contains(&big_digest)
             && s.range.as_deref() == Some(&format!("bytes={}-{}", 1 << 20, big_size - 1)[..])),

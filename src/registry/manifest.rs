@@ -232,17 +232,29 @@ pub async fn fetch_manifest(
     let request = RegistryRequest::new(Method::GET, &path, Scope::pull(&repository.repository))
         .header(reqwest::header::ACCEPT, ACCEPT_MANIFESTS);
     let what = format!("manifest {repository}:{reference}");
-    let response = client.send(&request).await?;
-    let response = check_status(response, &what).await?;
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string);
-    let bytes = response
-        .bytes()
-        .await
-        .with_context(|| format!("{what}: the download broke off"))?;
+    let mut attempt = 1;
+    let (bytes, content_type) = loop {
+        let response = client.send(&request).await?;
+        let response = check_status(response, &what).await?;
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        match response.bytes().await {
+            Ok(bytes) => break (bytes, content_type),
+            // The connection dropped inside the body: ask again.
+            Err(error) if attempt < client.retry_policy().max_attempts => {
+                tracing::warn!("{what}: the download broke off ({error}); retrying");
+                tokio::time::sleep(client.retry_policy().delay(attempt, None)).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context(format!("{what}: the download broke off {attempt} times")));
+            }
+        }
+    };
     let manifest =
         FetchedManifest::parse(bytes, content_type.as_deref()).with_context(|| what.clone())?;
     if reference.starts_with("sha256:") && manifest.digest.as_str() != reference {
