@@ -1311,3 +1311,35 @@ fn credential_helpers_supply_and_store_credentials() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("refused the credentials"));
     assert!(!stored.exists());
 }
+
+#[test]
+fn from_file_lists_are_read_and_bad_lines_named() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let list = work.path().join("images.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# images to keep\n{}\n\n{}  # again\n",
+            sandbox.registry_image, sandbox.registry_image
+        ),
+    )
+    .unwrap();
+    home.bunker()
+        .args(["registry", "pull", "--from-file"])
+        .arg(&list)
+        .arg("--archive-dir")
+        .arg(work.path().join("archive"))
+        .args(["--format", "oci"])
+        .run()
+        .assert_success()
+        .assert_stdout_contains("1 image(s), 0 failed");
+    std::fs::write(&list, "ok/image:1\nNot A Reference\n").unwrap();
+    home.bunker()
+        .args(["registry", "pull", "--from-file"])
+        .arg(&list)
+        .run()
+        .assert_code(1)
+        .assert_stderr_contains(&format!("{}:2", list.display()));
+}

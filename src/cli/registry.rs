@@ -476,12 +476,13 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
     if args.chunk_size_mib == 0 {
         anyhow::bail!("--chunk-size-mib must be at least 1");
     }
-    let options = PushOptions {
+    let mut options = PushOptions {
         mapping,
         overwrite: args.overwrite,
         jobs: args.jobs.max(1),
         chunk_size: args.chunk_size_mib * 1024 * 1024,
         client: args.connection.client_options(),
+        progress: None,
     };
     let images = {
         let sources = args.sources.clone();
@@ -515,14 +516,28 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let to_push: Vec<_> = plan
+        .iter()
+        .filter(|item| item.state != DestinationState::UpToDate)
+        .collect();
+    let total_bytes: u64 = to_push
+        .iter()
+        .flat_map(|item| item.image.blobs())
+        .map(|blob| blob.size)
+        .sum();
+    let bar = crate::registry::pull::progress_bar(
+        total_bytes,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
+    options.progress = Some({
+        let bar = bar.clone();
+        std::sync::Arc::new(move |bytes| bar.inc(bytes))
+    });
     let cache = crate::registry::blob_cache::BlobCache::new(&archive_dir);
     let mounts = crate::registry::push::MountSources::default();
     let mut total = PushStats::default();
     let mut failed = 0;
-    for item in plan
-        .iter()
-        .filter(|item| item.state != DestinationState::UpToDate)
-    {
+    for item in to_push {
         let client = clients.get(&item.destination.name.registry, &options.client)?;
         match push_item(item, &cache, &client, &mounts, &options).await {
             Ok(stats) => {
@@ -544,6 +559,7 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    bar.finish_and_clear();
     println!(
         "{} image(s), {failed} failed, {} uploaded in {} blob(s), {} mounted, {} skipped",
         plan.len(),

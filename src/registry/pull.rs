@@ -397,7 +397,8 @@ fn write_dir(cache: &BlobCache, image: &ResolvedImage, destination: &Path) -> an
     Ok(())
 }
 
-fn progress_bar(total: u64, show: bool) -> ProgressBar {
+/// A byte-counting progress bar on stderr (hidden when `show` is false).
+pub fn progress_bar(total: u64, show: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(total),
         if show {

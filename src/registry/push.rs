@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 
 use super::archived::ArchivedImage;
 use super::auth::Scope;
-use super::blob_cache::{BlobCache, Digest};
+use super::blob_cache::{BlobCache, Digest, ProgressFn};
 use super::client::{ClientOptions, RegistryClient, RegistryRequest, RequestBody, check_status};
 use super::manifest::{Descriptor, head_manifest, put_manifest};
 use super::mapping::NameMapping;
@@ -46,13 +46,15 @@ pub struct PushItem {
     pub state: DestinationState,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PushOptions {
     pub mapping: NameMapping,
     pub overwrite: bool,
     pub jobs: usize,
     pub chunk_size: u64,
     pub client: ClientOptions,
+    /// Told the bytes of every blob handled (uploaded chunk by chunk, or found/mounted).
+    pub progress: Option<ProgressFn>,
 }
 
 /// Builds the plan: destinations, duplicate detection and destination state.
@@ -214,7 +216,7 @@ pub async fn push_item(
     futures_util::stream::iter(blobs.iter().map(|blob| {
         let stats = stats.clone();
         async move {
-            let outcome = ensure_blob(client, cache, destination, blob, mounts, options.chunk_size)
+            let outcome = ensure_blob(client, cache, destination, blob, mounts, options)
                 .await
                 .with_context(|| format!("cannot push blob {} to {destination}", blob.digest))?;
             let mut stats = stats.lock().expect("stats");
@@ -225,6 +227,12 @@ pub async fn push_item(
                     stats.uploaded_blobs += 1;
                     stats.uploaded_bytes += blob.size;
                 }
+            }
+            // Uploads report their chunks as they go; the rest counts at once.
+            if let (Some(progress), BlobOutcome::Present | BlobOutcome::Mounted) =
+                (&options.progress, &outcome)
+            {
+                progress(blob.size);
             }
             mounts.remember(destination, &blob.digest);
             Ok::<_, anyhow::Error>(())
@@ -267,7 +275,7 @@ async fn ensure_blob(
     destination: &RepositoryName,
     blob: &Descriptor,
     mounts: &MountSources,
-    chunk_size: u64,
+    options: &PushOptions,
 ) -> anyhow::Result<BlobOutcome> {
     let digest = Digest::parse(&blob.digest)?;
     let scope = Scope::push(&destination.repository);
@@ -307,11 +315,12 @@ async fn ensure_blob(
         }
         let response = check_status(response, &format!("POST {start}")).await?;
         let location = location(&response)?;
-        match upload_chunks(
-            client, &location, &scope, &path, blob.size, &digest, chunk_size,
-        )
-        .await
-        {
+        let target = UploadTarget {
+            path: &path,
+            size: blob.size,
+            digest: &digest,
+        };
+        match upload_chunks(client, &location, &scope, &target, options).await {
             Ok(()) => return Ok(BlobOutcome::Uploaded),
             Err(error) if attempt < client.retry_policy().max_attempts => {
                 let wait = client.retry_policy().delay(attempt, None);
@@ -330,15 +339,23 @@ async fn ensure_blob(
     }
 }
 
+/// The cached blob an upload session sends.
+#[derive(Clone, Copy)]
+struct UploadTarget<'a> {
+    path: &'a std::path::Path,
+    size: u64,
+    digest: &'a Digest,
+}
+
 async fn upload_chunks(
     client: &RegistryClient,
     first_location: &str,
     scope: &Scope,
-    path: &std::path::Path,
-    size: u64,
-    digest: &Digest,
-    chunk_size: u64,
+    target: &UploadTarget<'_>,
+    options: &PushOptions,
 ) -> anyhow::Result<()> {
+    let UploadTarget { path, size, digest } = *target;
+    let chunk_size = options.chunk_size;
     let mut location = first_location.to_string();
     let mut offset = 0;
     while offset < size {
@@ -358,6 +375,9 @@ async fn upload_chunks(
         let response = client.send_ok(&patch).await?;
         location = self::location(&response)?;
         offset += length;
+        if let Some(progress) = &options.progress {
+            progress(length);
+        }
     }
     let separator = if location.contains('?') { '&' } else { '?' };
     let put = RegistryRequest::new(

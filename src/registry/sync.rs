@@ -327,6 +327,7 @@ async fn sync_registry_to_registry(
         jobs: options.jobs,
         chunk_size: 16 << 20,
         client: options.client.clone(),
+        progress: None,
     };
     for tag in selected_tags(entry, &source, options, clients).await? {
         let from = source.with_tag(&tag);
@@ -455,6 +456,7 @@ async fn sync_from_archive(
         jobs: options.jobs,
         chunk_size: 16 << 20,
         client: options.client.clone(),
+        progress: None,
     };
     for image in selected {
         let to = destination.with_tag(image.source.tag_or_latest());
