@@ -22,7 +22,7 @@ use super::manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Descriptor, FetchedManifest, ManifestKind,
 };
 use super::oci_layout::{CONTAINERD_NAME, REF_NAME};
-use super::reference::{ImageReference, RepositoryName};
+use super::reference::ImageReference;
 
 /// An image that can be pushed or exported: a top manifest (image or index),
 /// the child manifests of an index, and every blob in the cache.
@@ -420,11 +420,6 @@ fn resolve_relative(link: &str, target: &str) -> String {
     }
     let directory = link.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
     normalise(&format!("{directory}/{target}"))
-}
-
-/// The source repository of an archived image (for mapping and mounts).
-pub fn source_repository(image: &ArchivedImage) -> &RepositoryName {
-    &image.source.name
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_stream_shim::ReceiverStream;
+pub use tokio_stream_shim::ReceiverStream;
 
 use super::blob_cache::{BlobCache, Digest, open_uncompressed};
 use super::image::ResolvedImage;
@@ -193,5 +193,3 @@ mod tokio_stream_shim {
         }
     }
 }
-
-pub use tokio_stream_shim::ReceiverStream as TarStream;

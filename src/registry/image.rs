@@ -5,8 +5,6 @@
 //! OCI layout, directory, registry storage, push) all start from a
 //! [`ResolvedImage`] whose blobs are in the cache and verified.
 
-use std::sync::Arc;
-
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -216,6 +214,3 @@ pub async fn verify_diff_ids(cache: &BlobCache, image: &ResolvedImage) -> anyhow
     }
     Ok(sizes)
 }
-
-/// A shared handle for running many pulls against one registry.
-pub type SharedClient = Arc<RegistryClient>;

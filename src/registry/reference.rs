@@ -177,6 +177,21 @@ impl fmt::Display for ImageReference {
     }
 }
 
+/// Bridge from the project-wide reference type (catalog, build, archive) to the
+/// registry client's: same normalisation rules, so the conversion is exact.
+impl From<&crate::image::reference::ImageReference> for ImageReference {
+    fn from(reference: &crate::image::reference::ImageReference) -> Self {
+        Self {
+            name: RepositoryName {
+                registry: reference.domain.clone(),
+                repository: reference.path.clone(),
+            },
+            tag: reference.tag.clone(),
+            digest: reference.digest.clone(),
+        }
+    }
+}
+
 fn split_registry(path: &str) -> (String, &str) {
     if let Some((first, rest)) = path.split_once('/')
         && (first.contains('.') || first.contains(':') || first == "localhost")
@@ -264,6 +279,23 @@ mod tests {
             .to_string();
         assert!(error.contains("digest"), "{error}");
         assert!(RepositoryName::parse("app:1").is_err());
+    }
+
+    #[test]
+    fn agrees_with_the_project_wide_reference_type() {
+        for text in [
+            "nginx",
+            "index.docker.io/library/busybox:1",
+            "127.0.0.1:5999/group/app:2",
+            "ghcr.io/org/app@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            let shared = crate::image::reference::ImageReference::parse(text).unwrap();
+            assert_eq!(
+                ImageReference::from(&shared),
+                ImageReference::parse(text).unwrap(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
