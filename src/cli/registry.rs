@@ -141,8 +141,9 @@ pub struct PullArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// docker-save archives (.tar, .tar.gz) or OCI layout directories; default:
-    /// the OCI layout at the archive directory.
+    /// docker-save archives (.tar, .tar.gz), OCI layout directories or archive
+    /// directories (read through their manifest.json); default: the archive
+    /// directory (its OCI layout if it has one, else its manifest.json files).
     pub sources: Vec<PathBuf>,
     /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
     #[arg(long, alias = "output-dir")]
