@@ -44,8 +44,9 @@ pub struct ExportArgs {
     pub format: ExportFormat,
     /// The registry's storage root (its `rootdirectory`).
     pub directory: PathBuf,
-    /// docker-save archives or OCI layout directories; default: the OCI layout
-    /// at the archive directory.
+    /// docker-save archives, OCI layout directories or archive directories
+    /// (repeatable); default: the archive directory (its OCI layout if it has
+    /// one, else its manifest.json files).
     #[arg(long = "source")]
     pub sources: Vec<PathBuf>,
     /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
