@@ -80,7 +80,9 @@ for line in sys.stdin:
     for d in [m["config"]]+m["layers"]: seen[d["digest"]]=d["size"]
 print(sum(seen.values()))')
 
-seconds() { python3 -c 'import sys,time; print(f"{time.time():.3f}")'; }
+# Every measurement starts with the page cache flushed, so one tool's pending
+# writes are not charged to the next.
+seconds() { sync; python3 -c 'import sys,time; print(f"{time.time():.3f}")'; }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
 echo "== 1. pull ten images into docker-load-able archives"
