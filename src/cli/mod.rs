@@ -67,6 +67,10 @@ pub enum Command {
     /// Registry work without Docker: pull, push, list tags, catalog, export.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Sync many repositories: registry → archive, archive → registry, registry → registry.
+    Sync(registry::SyncArgs),
+    /// Log in to a registry (credentials shared with the Docker CLI).
+    Login(registry::LoginArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -108,6 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Engine(command) => engine::run(&global, command).await,
         Command::Archive(command) => archive::run_archive_command(&global, command).await,
         Command::Registry(command) => registry::run(&global, command).await,
+        Command::Login(args) => registry::login(args).await,
+        Command::Sync(args) => registry::sync(&global, args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bunker", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
