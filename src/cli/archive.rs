@@ -19,7 +19,10 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     anyhow::bail!("image-archive is being written")
 }
 
-pub async fn run_archive_command(global: &GlobalArgs, command: ArchiveCommand) -> anyhow::Result<ExitCode> {
+pub async fn run_archive_command(
+    global: &GlobalArgs,
+    command: ArchiveCommand,
+) -> anyhow::Result<ExitCode> {
     let _ = (global, command);
     anyhow::bail!("archive verify is being written")
 }

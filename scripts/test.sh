@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The single test command for bunker (CI runs it through .ci/run).
+#
+# 1. installs what is missing and starts the sandbox (scripts/sandbox.sh up), unless the
+#    sandbox in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox} already runs;
+# 2. builds everything once, then runs cargo fmt --check, cargo clippy -D warnings and
+#    cargo test (all tests, with the sandbox environment exported);
+# 3. stops the sandbox again if this script started it.
+# Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+export BUNKER_SANDBOX_DIR="${BUNKER_SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+
+say() { printf '\n=== %s\n' "$*" >&2; }
+
+command -v cargo >/dev/null ||
+    {
+        echo "test.sh: cargo not found: install a stable Rust toolchain (https://rustup.rs)" >&2
+        exit 1
+    }
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null && rustup component add "$component" >&2 ||
+            {
+                echo "test.sh: cargo $component is missing: rustup component add $component" >&2
+                exit 1
+            }
+    fi
+done
+
+started_sandbox=false
+stop_sandbox() {
+    if [[ "$started_sandbox" == true ]]; then
+        say "stopping the sandbox this run started"
+        bash scripts/sandbox.sh down || true
+    fi
+}
+trap stop_sandbox EXIT
+
+if bash scripts/sandbox.sh status >/dev/null 2>&1; then
+    say "using the running sandbox in $BUNKER_SANDBOX_DIR"
+    bash scripts/sandbox.sh up # idempotent: refreshes seeds and env.sh
+else
+    say "starting the sandbox in $BUNKER_SANDBOX_DIR"
+    started_sandbox=true
+    bash scripts/sandbox.sh up
+fi
+# shellcheck disable=SC1091
+source "$BUNKER_SANDBOX_DIR/env.sh"
+
+declare -a failed=()
+step() { # NAME COMMAND...
+    local name="$1" started=$SECONDS
+    shift
+    say "$name: $*"
+    if "$@"; then
+        echo "--- $name: ok ($((SECONDS - started))s)" >&2
+    else
+        echo "--- $name: FAILED ($((SECONDS - started))s)" >&2
+        failed+=("$name")
+    fi
+}
+
+step build cargo build --locked --all-targets
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --locked --all-targets -- -D warnings
+step test cargo test --locked --no-fail-fast
+
+if ((${#failed[@]} > 0)); then
+    say "FAILED: ${failed[*]}"
+    exit 1
+fi
+say "all checks passed"

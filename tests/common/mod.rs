@@ -1,0 +1,541 @@
+//! Shared helpers for the integration tests.
+//!
+//! Every integration test runs against the real sandbox started by `scripts/sandbox.sh up`:
+//! a private dockerd, an sshd playing the remote server and two docker-registries. This
+//! module finds that sandbox (`sandbox()`), runs the `bunker` binary with a throw-away HOME
+//! whose `.ssh/` points at the sandbox (`TestHome`, `BunkerCommand`), runs the docker CLI
+//! and ssh against the sandbox for assertions, and hands out unique names so concurrent
+//! tests never collide on the shared engine or registries.
+//!
+//! A test needing the sandbox panics with "sandbox not running: run scripts/sandbox.sh up"
+//! when it is absent: it never skips and never passes silently.
+#![allow(dead_code)] // Each test crate uses a different subset of these helpers.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Everything a test needs to reach the sandbox, read from the `SANDBOX_*` variables that
+/// `scripts/sandbox.sh env` prints (or from `env.sh` in the sandbox state directory).
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// State directory of the sandbox (`BUNKER_SANDBOX_DIR`).
+    pub dir: PathBuf,
+    /// `unix:///…/docker.sock` of the private engine, as seen locally.
+    pub docker_host: String,
+    pub ssh_host: String,
+    pub ssh_port: u16,
+    pub ssh_user: String,
+    /// Private key authorised on the sandbox sshd.
+    pub ssh_key: PathBuf,
+    /// known_hosts file holding the sandbox sshd host key.
+    pub known_hosts: PathBuf,
+    /// The host key public key file (`ssh-ed25519 AAAA… comment`).
+    pub ssh_host_key_pub: PathBuf,
+    /// Engine socket path as seen by a process on the "remote" (through sshd).
+    pub remote_socket: String,
+    /// `127.0.0.1:<port>` of the plain registry.
+    pub registry: String,
+    /// `127.0.0.1:<port>` of the registry with htpasswd basic auth.
+    pub auth_registry: String,
+    pub auth_user: String,
+    pub auth_password: String,
+    /// A busybox image present on the engine (built from the static busybox).
+    pub seed_image: String,
+    /// The seed image as stored in the plain registry (not tagged on the engine).
+    pub registry_image: String,
+}
+
+const NOT_RUNNING: &str = "sandbox not running: run scripts/sandbox.sh up";
+
+/// The sandbox, found once per test binary. Panics when it is not running.
+pub fn sandbox() -> Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(load_sandbox).clone()
+}
+
+/// Names `scripts/sandbox.sh env` exports, in the order a missing one is reported.
+const VARIABLES: [&str; 15] = [
+    "BUNKER_SANDBOX_DIR",
+    "SANDBOX_DOCKER_HOST",
+    "SANDBOX_SSH_HOST",
+    "SANDBOX_SSH_PORT",
+    "SANDBOX_SSH_USER",
+    "SANDBOX_SSH_KEY",
+    "SANDBOX_KNOWN_HOSTS",
+    "SANDBOX_SSH_HOST_KEY_PUB",
+    "SANDBOX_REMOTE_SOCKET",
+    "SANDBOX_REGISTRY",
+    "SANDBOX_AUTH_REGISTRY",
+    "SANDBOX_AUTH_USER",
+    "SANDBOX_AUTH_PASSWORD",
+    "SANDBOX_SEED_IMAGE",
+    "SANDBOX_REGISTRY_IMAGE",
+];
+
+fn load_sandbox() -> Sandbox {
+    let file_values = env_file_values();
+    let mut values: HashMap<&str, String> = HashMap::new();
+    let mut missing = Vec::new();
+    for name in VARIABLES {
+        let found = std::env::var(name)
+            .ok()
+            .filter(|value| !value.is_empty())
+            .or_else(|| file_values.get(name).cloned());
+        match found {
+            Some(value) => {
+                values.insert(name, value);
+            }
+            None => missing.push(name),
+        }
+    }
+    if !missing.is_empty() {
+        panic!("{NOT_RUNNING} (missing {})", missing.join(", "));
+    }
+    let value = |name: &str| values[name].clone();
+    let ssh_port = value("SANDBOX_SSH_PORT");
+    let sandbox = Sandbox {
+        dir: PathBuf::from(value("BUNKER_SANDBOX_DIR")),
+        docker_host: value("SANDBOX_DOCKER_HOST"),
+        ssh_host: value("SANDBOX_SSH_HOST"),
+        ssh_port: ssh_port
+            .parse()
+            .unwrap_or_else(|_| panic!("SANDBOX_SSH_PORT={ssh_port:?} is not a port number")),
+        ssh_user: value("SANDBOX_SSH_USER"),
+        ssh_key: PathBuf::from(value("SANDBOX_SSH_KEY")),
+        known_hosts: PathBuf::from(value("SANDBOX_KNOWN_HOSTS")),
+        ssh_host_key_pub: PathBuf::from(value("SANDBOX_SSH_HOST_KEY_PUB")),
+        remote_socket: value("SANDBOX_REMOTE_SOCKET"),
+        registry: value("SANDBOX_REGISTRY"),
+        auth_registry: value("SANDBOX_AUTH_REGISTRY"),
+        auth_user: value("SANDBOX_AUTH_USER"),
+        auth_password: value("SANDBOX_AUTH_PASSWORD"),
+        seed_image: value("SANDBOX_SEED_IMAGE"),
+        registry_image: value("SANDBOX_REGISTRY_IMAGE"),
+    };
+    let socket = sandbox
+        .docker_host
+        .strip_prefix("unix://")
+        .unwrap_or(&sandbox.docker_host);
+    if !Path::new(socket).exists() {
+        panic!("{NOT_RUNNING} (no engine socket at {socket})");
+    }
+    sandbox
+}
+
+/// Values from `$BUNKER_SANDBOX_DIR/env.sh`, else `<repo>/.sandbox/env.sh`; empty if neither.
+fn env_file_values() -> HashMap<String, String> {
+    let dir = std::env::var_os("BUNKER_SANDBOX_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".sandbox"));
+    match fs::read_to_string(dir.join("env.sh")) {
+        Ok(text) => parse_env_file(&text),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// Parses the `export NAME=value` lines `scripts/sandbox.sh` writes (values quoted by
+/// bash's `printf %q`: backslash escapes, '…' and $'…').
+pub fn parse_env_file(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("export "))
+        .filter_map(|assignment| assignment.split_once('='))
+        .map(|(name, quoted)| (name.to_string(), shell_unquote(quoted)))
+        .collect()
+}
+
+pub fn shell_unquote(quoted: &str) -> String {
+    let mut value = String::new();
+    let mut chars = quoted.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.extend(chars.next()),
+            '\'' => value.extend(chars.by_ref().take_while(|&c| c != '\'')),
+            '$' if chars.peek() == Some(&'\'') => {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\'' => break,
+                        '\\' => match chars.next() {
+                            Some('n') => value.push('\n'),
+                            Some('t') => value.push('\t'),
+                            Some(other) => value.push(other),
+                            None => {}
+                        },
+                        other => value.push(other),
+                    }
+                }
+            }
+            other => value.push(other),
+        }
+    }
+    value
+}
+
+impl Sandbox {
+    /// `ssh://user@127.0.0.1:port`, the explicit URL for `--host` / `DOCKER_HOST`.
+    pub fn ssh_url(&self) -> String {
+        format!(
+            "ssh://{}@{}:{}",
+            self.ssh_user, self.ssh_host, self.ssh_port
+        )
+    }
+
+    /// `http://127.0.0.1:port` of the plain registry.
+    pub fn registry_url(&self) -> String {
+        format!("http://{}", self.registry)
+    }
+
+    /// `http://127.0.0.1:port` of the registry that requires basic auth.
+    pub fn auth_registry_url(&self) -> String {
+        format!("http://{}", self.auth_registry)
+    }
+
+    /// The known_hosts line (`[127.0.0.1]:port ssh-ed25519 AAAA…`).
+    pub fn known_hosts_line(&self) -> String {
+        read_text(&self.known_hosts).trim().to_string()
+    }
+}
+
+/// How a finished process ended, with its output decoded lossily as UTF-8.
+#[derive(Clone)]
+pub struct Output {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The command line, for failure messages.
+    pub command: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics with the whole output unless the exit code was 0; returns self for chaining.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert!(self.success(), "expected success:\n{self}");
+        self
+    }
+
+    /// Panics with the whole output unless the exit code was `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "unexpected exit status:\n{self}");
+        self
+    }
+
+    /// Panics unless stderr contains `needle`.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{self}"
+        );
+        self
+    }
+
+    /// Panics unless stdout contains `needle`.
+    #[track_caller]
+    pub fn assert_stdout_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{self}"
+        );
+        self
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "$ {}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, formatter)
+    }
+}
+
+/// Runs `command` to completion and captures everything.
+pub fn run(command: &mut Command) -> Output {
+    let description = describe(command);
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot start `{description}`: {error}"));
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        command: description,
+    }
+}
+
+fn describe(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(OsStr::to_string_lossy)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A temporary HOME prepared like a workstation that knows the sandbox: `.ssh/config` with
+/// the alias `sandbox`, `.ssh/known_hosts`, `.ssh/id_ed25519`, and an empty `.docker/`.
+pub struct TestHome {
+    dir: tempfile::TempDir,
+}
+
+impl TestHome {
+    pub fn new(sandbox: &Sandbox) -> TestHome {
+        let dir = tempfile::Builder::new()
+            .prefix("bunker-home-")
+            .tempdir()
+            .expect("create a temporary HOME");
+        let ssh = dir.path().join(".ssh");
+        fs::create_dir_all(&ssh).expect("create .ssh in the temporary HOME");
+        fs::create_dir_all(dir.path().join(".docker")).expect("create .docker");
+        let key = ssh.join("id_ed25519");
+        fs::copy(&sandbox.ssh_key, &key).unwrap_or_else(|error| {
+            panic!("{NOT_RUNNING} (cannot copy {:?}: {error})", sandbox.ssh_key)
+        });
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod 600 the key");
+        let public_key = sandbox.ssh_key.with_extension("pub");
+        if public_key.exists() {
+            fs::copy(&public_key, ssh.join("id_ed25519.pub")).expect("copy the public key");
+        }
+        fs::copy(&sandbox.known_hosts, ssh.join("known_hosts")).unwrap_or_else(|error| {
+            panic!(
+                "{NOT_RUNNING} (cannot copy {:?}: {error})",
+                sandbox.known_hosts
+            )
+        });
+        let config = format!(
+            "Host sandbox\n  HostName {host}\n  Port {port}\n  User {user}\n  IdentityFile {key}\n  \
+             UserKnownHostsFile {known_hosts}\n  IdentitiesOnly yes\n  StrictHostKeyChecking yes\n  \
+             BatchMode yes\n",
+            host = sandbox.ssh_host,
+            port = sandbox.ssh_port,
+            user = sandbox.ssh_user,
+            key = key.display(),
+            known_hosts = ssh.join("known_hosts").display(),
+        );
+        fs::write(ssh.join("config"), config).expect("write .ssh/config");
+        TestHome { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn ssh_dir(&self) -> PathBuf {
+        self.dir.path().join(".ssh")
+    }
+
+    /// `ssh://sandbox`: the host alias from `.ssh/config`.
+    pub fn ssh_alias_url(&self) -> &'static str {
+        "ssh://sandbox"
+    }
+
+    /// A `bunker` invocation with this HOME.
+    pub fn bunker(&self) -> BunkerCommand {
+        BunkerCommand::new(self)
+    }
+}
+
+/// Builder for one run of the `bunker` binary under a `TestHome`.
+///
+/// The environment is scrubbed of anything that could point bunker at another engine or
+/// configuration (DOCKER_*, BUNKER_*, SSH_AUTH_SOCK); add what the test needs explicitly.
+pub struct BunkerCommand {
+    command: Command,
+}
+
+impl BunkerCommand {
+    pub fn new(home: &TestHome) -> BunkerCommand {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bunker"));
+        for (name, _) in std::env::vars_os() {
+            let name_text = name.to_string_lossy();
+            if name_text.starts_with("DOCKER_")
+                || name_text.starts_with("BUNKER_")
+                || name_text == "SSH_AUTH_SOCK"
+            {
+                command.env_remove(&name);
+            }
+        }
+        command
+            .env("HOME", home.path())
+            .env("DOCKER_CONFIG", home.path().join(".docker"))
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "1");
+        BunkerCommand { command }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Points bunker at the sandbox engine through sshd: `DOCKER_HOST=ssh://user@127.0.0.1:port`
+    /// and `BUNKER_REMOTE_SOCKET` set to the engine socket on the remote side.
+    pub fn remote(self, sandbox: &Sandbox) -> Self {
+        self.env("DOCKER_HOST", sandbox.ssh_url())
+            .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+    }
+
+    pub fn run(mut self) -> Output {
+        run(&mut self.command)
+    }
+}
+
+/// The docker CLI against the sandbox engine (classic builder, private client config).
+pub fn docker<I, S>(sandbox: &Sandbox, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", &sandbox.docker_host)
+        .env("DOCKER_CONFIG", sandbox.dir.join("docker-client"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_CONTEXT"))
+}
+
+/// Like `docker` but panics unless it succeeds; returns trimmed stdout.
+#[track_caller]
+pub fn docker_ok<I, S>(sandbox: &Sandbox, args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let output = docker(sandbox, args);
+    output.assert_success();
+    output.stdout.trim().to_string()
+}
+
+/// Image ID (`sha256:…`) of `image` on the sandbox engine, or None when absent.
+pub fn image_id(sandbox: &Sandbox, image: &str) -> Option<String> {
+    let output = docker(sandbox, ["image", "inspect", "--format", "{{.Id}}", image]);
+    output.success().then(|| output.stdout.trim().to_string())
+}
+
+/// Builds `tag` on the sandbox engine from the seed image plus a file holding `tag`, so
+/// every call yields an image with its own ID. Returns the image ID.
+#[track_caller]
+pub fn build_unique_image(sandbox: &Sandbox, tag: &str) -> String {
+    let context = tempfile::tempdir().expect("create a build context");
+    fs::write(context.path().join("marker"), format!("{tag}\n")).expect("write marker");
+    fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY marker /marker\nCMD [\"cat\", \"/marker\"]\n",
+            sandbox.seed_image
+        ),
+    )
+    .expect("write Dockerfile");
+    let context_path = context.path().to_string_lossy().into_owned();
+    docker_ok(sandbox, ["build", "-q", "-t", tag, &context_path]);
+    image_id(sandbox, tag).unwrap_or_else(|| panic!("built {tag} but the engine does not know it"))
+}
+
+/// ssh to the sandbox "remote" with its key and known_hosts, running `remote_command`.
+pub fn ssh(sandbox: &Sandbox, remote_command: &str) -> Output {
+    run(Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            sandbox.known_hosts.display()
+        ))
+        .args(["-o", "StrictHostKeyChecking=yes", "-i"])
+        .arg(&sandbox.ssh_key)
+        .arg("-p")
+        .arg(sandbox.ssh_port.to_string())
+        .arg(format!("{}@{}", sandbox.ssh_user, sandbox.ssh_host))
+        .arg(remote_command))
+}
+
+/// HTTP status of a GET to `url` (curl), optionally with basic-auth `user:password`.
+pub fn http_status(url: &str, credentials: Option<(&str, &str)>) -> u16 {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+    if let Some((user, password)) = credentials {
+        command.arg("-u").arg(format!("{user}:{password}"));
+    }
+    command.args([
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+    ]);
+    let output = run(command.arg(url));
+    output
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl gave no HTTP status:\n{output}"))
+}
+
+/// A name no other test (or test run) uses: `<prefix>-<pid>-<counter>-<time>`, lowercase
+/// so it is valid as an image repository, container, network or directory name.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{}-{count}-{nanos:x}",
+        prefix.to_lowercase(),
+        std::process::id()
+    )
+}
+
+/// The repository's `projects/` directory (the embedded default infrastructure).
+pub fn projects_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")
+}
+
+#[track_caller]
+pub fn read_text(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|error| panic!("cannot read {path:?}: {error}"))
+}
