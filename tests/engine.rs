@@ -630,6 +630,20 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
     )
     .await;
     assert_eq!(arch, engine.facts.arch);
+    // A hijacked (attach) connection: the container's output comes back through the forward.
+    let echoed = docker_through(
+        &socket,
+        home.path(),
+        &[
+            "run",
+            "--rm",
+            &sandbox.seed_image,
+            "echo",
+            "through-the-forward",
+        ],
+    )
+    .await;
+    assert_eq!(echoed, "through-the-forward");
     let images = docker_through(&socket, home.path(), &["image", "ls", "-q"]).await;
     assert!(images.lines().count() as u64 <= engine.facts.images + 64);
     drop(forward);
@@ -671,5 +685,136 @@ async fn forward_refuses_an_existing_path() {
             "cannot listen on {}: the path already exists; remove it or choose another path",
             taken.display()
         )
+    );
+}
+
+/// The way other commands' tests reach the engine: `TestHome` + `.remote(&sandbox)`
+/// (DOCKER_HOST=ssh://user@127.0.0.1:port) and the `sandbox` alias with IdentitiesOnly.
+#[test]
+fn common_test_home_reaches_the_engine_both_ways() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let result = home
+        .bunker()
+        .remote(&sandbox)
+        .args(["engine", "info", "--json"])
+        .run();
+    result.assert_success();
+    assert_eq!(result.json()["target"], sandbox.ssh_url().as_str());
+    home.bunker()
+        .args(["engine", "info", "--host", home.ssh_alias_url()])
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+}
+
+/// An `ssh-agent` in the foreground on a private socket, stopped on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        let mut agent = Self {
+            child,
+            socket,
+            _dir: dir,
+        };
+        while !agent.socket.exists() {
+            if let Some(status) = agent.child.try_wait().unwrap() {
+                panic!("ssh-agent exited early: {status}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn add(&self, key: &Path) {
+        let output = common::run(
+            Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &self.socket),
+        );
+        output.assert_success();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ssh_agent_key_is_used_when_no_identity_file_works() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    // Move the only authorised key out of ~/.ssh: it is reachable only through the agent.
+    let outside = tempfile::tempdir().unwrap();
+    let key = outside.path().join("agent_only_key");
+    std::fs::rename(home.ssh().join("sandbox_key"), &key).unwrap();
+    let agent = Agent::start();
+    agent.add(&key);
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+
+    // Without the agent the same setup fails and says what was tried.
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .run()
+        .failure()
+        .stderr_has("~/.ssh/sandbox_key: no such file (named by IdentityFile)")
+        .stderr_has("ssh-agent: not running (SSH_AUTH_SOCK is not set)");
+}
+
+#[test]
+fn passphrase_protected_key_is_skipped_with_advice() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    let locked = home.ssh().join("sandbox_key");
+    let output = common::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-p", "-N", "correct horse", "-P", "", "-f"])
+            .arg(&locked),
+    );
+    output.assert_success();
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .run()
+        .failure()
+        .stderr_has(
+            "~/.ssh/sandbox_key: passphrase-protected, skipped (load it into ssh-agent with `ssh-add ~/.ssh/sandbox_key`)",
+        );
+}
+
+#[test]
+fn strict_host_key_checking_accept_new_in_ssh_config_records_the_key() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    home.write_known_hosts("");
+    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
+    home.write_ssh_config(&format!("{config}  StrictHostKeyChecking accept-new\n"));
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+    assert!(
+        home.known_hosts()
+            .starts_with(&format!("{} ssh-ed25519 ", known_hosts_name(&sandbox))),
+        "{}",
+        home.known_hosts()
     );
 }

@@ -8,8 +8,9 @@ use bollard::Docker;
 
 use super::EngineFacts;
 
-/// Reads the facts with one `/version` and one `/info` request.
-pub async fn read_facts(docker: &Docker) -> Result<EngineFacts, bollard::errors::Error> {
+/// Reads the facts with one `/version` and one `/info` request. An engine that does not
+/// report its architecture is an error: guessing one would file archives wrongly.
+pub async fn read_facts(docker: &Docker) -> anyhow::Result<EngineFacts> {
     let version = docker.version().await?;
     let info = docker.info().await?;
     let negotiated = docker.client_version();
@@ -23,6 +24,9 @@ pub async fn read_facts(docker: &Docker) -> Result<EngineFacts, bollard::errors:
         .clone()
         .or(version.arch.clone())
         .unwrap_or_default();
+    if machine.is_empty() {
+        anyhow::bail!("the engine reports no architecture in /info or /version");
+    }
     let arch = uname_machine(&machine);
     let platform = oci_platform(&os, version.arch.as_deref(), &arch);
     Ok(EngineFacts {

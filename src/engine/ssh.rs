@@ -36,6 +36,8 @@ pub struct SshDestination {
     /// Identity files to try, in order: configured ones, then the defaults.
     pub identity_files: Vec<IdentityFile>,
     pub identities_only: bool,
+    /// `StrictHostKeyChecking accept-new` in ~/.ssh/config.
+    pub accept_new_host_keys: bool,
     /// known_hosts files to check; the first is the one new keys are recorded in.
     pub known_hosts_files: Vec<PathBuf>,
     pub connect_timeout: Duration,
@@ -122,6 +124,7 @@ impl SshDestination {
             user,
             identity_files,
             identities_only: settings.identities_only,
+            accept_new_host_keys: settings.accept_new_host_keys,
             known_hosts_files,
             connect_timeout: settings
                 .connect_timeout_seconds
@@ -331,7 +334,7 @@ impl SshSession {
         let verdict = Arc::new(Mutex::new(None));
         let checker = HostKeyChecker {
             destination: destination.clone(),
-            accept_new: accept_new_host_key,
+            accept_new: accept_new_host_key || destination.accept_new_host_keys,
             verdict: verdict.clone(),
         };
         let stream = tcp_connect(&destination).await?;

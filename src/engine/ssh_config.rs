@@ -92,6 +92,8 @@ pub struct HostSettings {
     pub user_known_hosts_files: Vec<String>,
     pub connect_timeout_seconds: Option<u64>,
     pub server_alive_interval_seconds: Option<u64>,
+    /// `StrictHostKeyChecking accept-new`: record unknown host keys (never changed ones).
+    pub accept_new_host_keys: bool,
     /// `ProxyJump` / `ProxyCommand` with their origin: bunker refuses these hosts.
     pub proxy: Option<(String, Origin)>,
 }
@@ -131,6 +133,7 @@ impl SshConfig {
         let mut connect_timeout: Option<Option<u64>> = None;
         let mut server_alive: Option<Option<u64>> = None;
         let mut proxy_setting: Option<Option<(String, Origin)>> = None;
+        let mut strict_host_key_checking: Option<String> = None;
         // `Match host` compares against HostName once it is known, as OpenSSH does.
         let hostname_for_match = self
             .directives
@@ -162,6 +165,10 @@ impl SshConfig {
                 ),
                 "connecttimeout" => set_once(&mut connect_timeout, Some(value.parse().ok())),
                 "serveraliveinterval" => set_once(&mut server_alive, Some(value.parse().ok())),
+                "stricthostkeychecking" => set_once(
+                    &mut strict_host_key_checking,
+                    Some(value.to_ascii_lowercase()),
+                ),
                 "proxyjump" | "proxycommand" => {
                     // `none` as the first value disables a later, broader proxy setting.
                     let proxy = (!value.eq_ignore_ascii_case("none")).then(|| {
@@ -180,6 +187,9 @@ impl SshConfig {
         settings.connect_timeout_seconds = connect_timeout.flatten();
         settings.server_alive_interval_seconds = server_alive.flatten();
         settings.proxy = proxy_setting.flatten();
+        // `no`/`off` would also accept unknown keys in OpenSSH; bunker only honours the
+        // explicit `accept-new`, and never accepts a changed key.
+        settings.accept_new_host_keys = strict_host_key_checking.as_deref() == Some("accept-new");
         settings.identities_only = identities_only.unwrap_or(false);
         settings
     }
@@ -508,10 +518,16 @@ mod tests {
 
     #[test]
     fn first_value_wins_and_keywords_are_case_insensitive() {
-        let config = parse("PORT=2200\nHost x\n  port 3300\n  USER \"a b\"\n");
+        let config = parse(
+            "PORT=2200\nHost x\n  port 3300\n  USER \"a b\"\n  StrictHostKeyChecking Accept-New\n\
+             Host *\n  ProxyJump none\n  StrictHostKeyChecking no\nHost x\n  ProxyJump bastion\n",
+        );
         let settings = config.settings_for("X");
         assert_eq!(settings.port, Some(2200));
         assert_eq!(settings.user.as_deref(), Some("a b"));
+        assert!(settings.accept_new_host_keys);
+        assert_eq!(settings.proxy, None);
+        assert!(!config.settings_for("y").accept_new_host_keys);
     }
 
     #[test]
