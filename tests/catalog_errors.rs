@@ -279,3 +279,16 @@ fn all_bad_projects_together_keep_the_good_one() {
         assert_eq!(project["ok"], false, "{project}");
     }
 }
+
+#[test]
+fn broken_env_file_names_file_and_line() {
+    let (stderr, document) = catalog_of("bad-env");
+    assert!(stderr.contains("bad-env/.env-dist:2: "), "{stderr}");
+    assert!(stderr.contains("BAD@NAME"), "{stderr}");
+    assert!(stderr.contains("fix the env file"), "{stderr}");
+    assert_eq!(document["projects"][0]["ok"], false);
+    assert!(
+        document["entries"].as_array().unwrap().is_empty(),
+        "no image is guessed without the project's variables"
+    );
+}

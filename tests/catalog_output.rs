@@ -59,7 +59,7 @@ fn table_and_summary_fit_80_and_120_columns() {
         }
         assert!(text.contains("whoami"), "{text}");
         assert!(
-            text.contains(" projects, "),
+            text.contains(" projects, ") && text.contains(" services, "),
             "the summary follows the table:\n{text}"
         );
         assert!(text.contains("unpinned images"), "{text}");

@@ -84,19 +84,28 @@ impl ComposeDocument {
         Some(self.text[..offset].matches('\n').count() + 1)
     }
 
-    /// The line of a mapping key `name:` (for services), first occurrence.
+    /// The line of the service key `name:` under `services:`.
     fn line_of_key(&self, name: &str) -> Option<usize> {
+        let services_line = self
+            .text
+            .lines()
+            .position(|line| line.starts_with("services:"))
+            .unwrap_or(0);
         self.text
             .lines()
-            .position(|line| {
+            .enumerate()
+            .skip(services_line)
+            .find(|(_, line)| {
                 let trimmed = line.trim_start();
-                trimmed
-                    .strip_prefix(name)
-                    .or_else(|| trimmed.strip_prefix(&format!("\"{name}\"")))
-                    .or_else(|| trimmed.strip_prefix(&format!("'{name}'")))
-                    .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                [name.to_string(), format!("\"{name}\""), format!("'{name}'")]
+                    .iter()
+                    .any(|key| {
+                        trimmed
+                            .strip_prefix(key.as_str())
+                            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                    })
             })
-            .map(|index| index + 1)
+            .map(|(index, _)| index + 1)
     }
 }
 
@@ -140,8 +149,14 @@ pub struct ComposeModel {
     pub issues: Vec<ComposeIssue>,
 }
 
-/// Reads the services of `document` with variables from `lookup`.
+/// Reads the services of `document` (and of the files it `include`s) with variables from `lookup`.
 pub fn read_model(document: &ComposeDocument, lookup: Lookup) -> ComposeModel {
+    read_model_nested(document, lookup, 0)
+}
+
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+fn read_model_nested(document: &ComposeDocument, lookup: Lookup, depth: usize) -> ComposeModel {
     let mut model = ComposeModel::default();
     let mut report = |line: Option<usize>, service: Option<&str>, message: String| {
         model.issues.push(ComposeIssue {
@@ -152,6 +167,7 @@ pub fn read_model(document: &ComposeDocument, lookup: Lookup) -> ComposeModel {
         })
     };
 
+    let mut includes = Vec::new();
     for (key, value) in &document.root {
         if key == "services" {
             continue;
@@ -161,12 +177,19 @@ pub fn read_model(document: &ComposeDocument, lookup: Lookup) -> ComposeModel {
         for error in errors {
             report(document.line_of(&error.text), None, error.message);
         }
-        if key == "name" {
-            model.name = scalar_text(&interpolated);
+        match key.as_str() {
+            "name" => model.name = scalar_text(&interpolated),
+            "include" => match include_paths(&interpolated) {
+                Ok(paths) => includes = paths,
+                Err(message) => report(document.line_of_key("include"), None, message),
+            },
+            _ => {}
         }
     }
 
+    let no_services = Map::new();
     let services = match document.root.get("services") {
+        None | Some(Value::Null) if !includes.is_empty() => &no_services,
         None | Some(Value::Null) => {
             report(None, None, "the compose file defines no services".into());
             return model;
@@ -183,13 +206,12 @@ pub fn read_model(document: &ComposeDocument, lookup: Lookup) -> ComposeModel {
     };
 
     for name in services.keys() {
-        let line = document.line_of_key(name);
         let resolved = match resolve_extends(document, name, lookup, &mut Vec::new()) {
             Ok(resolved) => resolved,
             Err(issue) => {
                 model.issues.push(ComposeIssue {
                     service: Some(name.clone()),
-                    line: issue.line.or(line),
+                    line: issue.line.or_else(|| document.line_of_key(name)),
                     ..issue
                 });
                 model.services.push(unresolved_service(name));
@@ -201,7 +223,70 @@ pub fn read_model(document: &ComposeDocument, lookup: Lookup) -> ComposeModel {
         model.issues.extend(issues);
         model.services.push(service);
     }
+
+    for path in includes {
+        let include_issue = |message: String| ComposeIssue {
+            file: document.path.clone(),
+            line: document
+                .line_of(&path)
+                .or_else(|| document.line_of_key("include")),
+            service: None,
+            message,
+        };
+        if depth >= MAX_INCLUDE_DEPTH {
+            model.issues.push(include_issue(format!(
+                "`include` of {path:?} nests too deep (a cycle?)"
+            )));
+            continue;
+        }
+        let included = match ComposeDocument::load(&document.directory().join(&path)) {
+            Ok(included) => included,
+            Err(issue) => {
+                model.issues.push(issue);
+                continue;
+            }
+        };
+        let nested = read_model_nested(&included, lookup, depth + 1);
+        model.issues.extend(nested.issues);
+        for service in nested.services {
+            if model
+                .services
+                .iter()
+                .any(|known| known.name == service.name)
+            {
+                model.issues.push(include_issue(format!(
+                    "service {:?} from the included {path:?} conflicts with a service of the same name",
+                    service.name
+                )));
+            } else {
+                model.services.push(service);
+            }
+        }
+    }
     model
+}
+
+/// The files of an `include:` list (`- file.yaml` or `- path: file.yaml | [files]`).
+fn include_paths(include: &Value) -> Result<Vec<String>, String> {
+    let invalid = || "`include` must be a list of paths or of mappings with `path`".to_string();
+    let Value::Array(items) = include else {
+        return Err(invalid());
+    };
+    let mut paths = Vec::new();
+    for item in items {
+        match item {
+            Value::String(path) => paths.push(path.clone()),
+            Value::Object(map) => match map.get("path") {
+                Some(Value::String(path)) => paths.push(path.clone()),
+                Some(Value::Array(list)) => {
+                    paths.extend(list.iter().filter_map(Value::as_str).map(str::to_string))
+                }
+                _ => return Err(invalid()),
+            },
+            _ => return Err(invalid()),
+        }
+    }
+    Ok(paths)
 }
 
 fn unresolved_service(name: &str) -> ServiceSpec {
@@ -453,11 +538,10 @@ fn read_service(
     lookup: Lookup,
     issues: &mut Vec<ComposeIssue>,
 ) -> ServiceSpec {
-    let service_line = document.line_of_key(name);
     let mut report = |line: Option<usize>, message: String| {
         issues.push(ComposeIssue {
             file: document.path.clone(),
-            line: line.or(service_line),
+            line: line.or_else(|| document.line_of_key(name)),
             service: Some(name.to_string()),
             message,
         })
@@ -519,7 +603,7 @@ fn read_service(
                 ) {
                     Ok(build) => Some(build),
                     Err(message) => {
-                        let line = service_line.map(|line| {
+                        let line = document.line_of_key(name).map(|line| {
                             find_key_after(&document.text, line, "build").unwrap_or(line)
                         });
                         report(line, format!("services.{name}.build: {message}"));

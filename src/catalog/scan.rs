@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 
 use super::compose::{BuildSpec, ComposeDocument, ComposeIssue, ServiceSpec, read_model};
 use super::dockerfile::base_images;
-use super::envfile::{parse_env_file, read_env_file};
+use super::envfile::{parse_env_file_over, read_env_file};
 use super::model::{BuildInfo, Catalog, CatalogEntry, CatalogError, ImageSource, ProjectInfo};
 use crate::image::reference::{ImageReference, canonical_name};
 
@@ -91,7 +91,9 @@ pub fn discover_projects(projects_dir: &Path) -> std::io::Result<Vec<ProjectDir>
 
 /// Catalogs every selected project under `options.projects_dir`.
 pub fn load_catalog(options: &CatalogOptions) -> Catalog {
-    let projects_dir = &options.projects_dir;
+    // Absolute, like Compose's build contexts, but without resolving symlinks.
+    let projects_dir = &std::path::absolute(&options.projects_dir)
+        .unwrap_or_else(|_| options.projects_dir.clone());
     let mut catalog = Catalog {
         projects_dir: projects_dir.clone(),
         ..Catalog::default()
@@ -293,17 +295,15 @@ fn project_variables(
     } else {
         IndexMap::new()
     };
-    let mut files = defaults.clone();
-    if let Some((path, text)) = root_env {
-        env_files.push(path.clone());
-        let root = parse_env_file(path, text, &|name| {
-            environment
-                .get(name)
-                .or_else(|| defaults.get(name))
-                .cloned()
-        })?;
-        files.extend(root);
-    }
+    let files = match root_env {
+        Some((path, text)) => {
+            env_files.push(path.clone());
+            parse_env_file_over(path, text, defaults.clone(), &|name| {
+                environment.get(name).cloned()
+            })?
+        }
+        None => defaults.clone(),
+    };
     Ok(ProjectVariables {
         defaults,
         files,

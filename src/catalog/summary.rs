@@ -90,8 +90,10 @@ impl Summary {
     /// The summary as text lines no wider than `width` columns.
     pub fn render(&self, width: usize) -> Vec<String> {
         let mut lines = vec![format!(
-            "{} projects, {} services, {} unique images",
-            self.projects, self.services, self.unique_images
+            "{}, {}, {}",
+            plural(self.projects, "project"),
+            plural(self.services, "service"),
+            plural(self.unique_images, "unique image")
         )];
         let mut counts = format!(
             "  pulled {}, built {}, base images {}",
@@ -129,6 +131,14 @@ impl Summary {
             ));
         }
         lines
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
 

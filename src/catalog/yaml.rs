@@ -27,7 +27,11 @@ pub fn parse_yaml(text: &str) -> Result<Value, YamlError> {
         Err(error) => {
             let line = error.location().map(|location| location.line() as usize);
             let message = error.to_string();
-            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+            let message = message.lines().next().unwrap_or("invalid YAML");
+            let message = message
+                .strip_prefix("error: ")
+                .unwrap_or(message)
+                .to_string();
             Err(YamlError { line, message })
         }
     }
