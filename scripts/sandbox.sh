@@ -106,9 +106,11 @@ overlay_works() {
     return "$ok"
 }
 
+STORAGE_DRIVER_PROBED=false
 choose_storage_driver() {
     [[ -n "$STORAGE_DRIVER" ]] && return 0
     if overlay_works; then STORAGE_DRIVER=overlay2; else STORAGE_DRIVER=vfs; fi
+    STORAGE_DRIVER_PROBED=true
 }
 
 # ---------------------------------------------------------------------------- installing
@@ -202,22 +204,29 @@ start_background() {
     printf '%s\n' "$!" >"$pidfile"
 }
 
-# wait_until SECONDS NAME LOGFILE PIDFILE MARKER CHECK...: polls CHECK until it succeeds.
-wait_until() {
+# wait_answering SECONDS NAME LOGFILE PIDFILE MARKER CHECK...: polls CHECK until it
+# succeeds. On failure shows the log tail and returns 1 (process exited) or 2 (timeout).
+wait_answering() {
     local seconds="$1" name="$2" logfile="$3" pidfile="$4" marker="$5"
     shift 5
     local deadline=$((SECONDS + seconds))
     until "$@" >/dev/null 2>&1; do
         if ! running "$pidfile" "$marker"; then
             tail -n 40 "$logfile" >&2 || true
-            die "$name exited during startup (log above, full log: $logfile)"
+            log "$name exited during startup (log above, full log: $logfile)"
+            return 1
         fi
         if ((SECONDS >= deadline)); then
             tail -n 40 "$logfile" >&2 || true
-            die "$name did not answer within ${seconds}s (log above, full log: $logfile)"
+            log "$name did not answer within ${seconds}s (log above, full log: $logfile)"
+            return 2
         fi
         sleep 0.5
     done
+}
+
+wait_until() {
+    wait_answering "$@" || die "$2 did not start"
 }
 
 stop_pid() {
@@ -278,8 +287,18 @@ EOF
     start_background "$DOCKER_PIDFILE.launch" "$DOCKER_LOG" dockerd --config-file "$DOCKER_DIR/daemon.json"
     # dockerd writes its own pid file early in its start; until it answers we watch the
     # launched pid (dockerd refuses to start when its pid file names a live process).
-    wait_until 180 dockerd "$DOCKER_LOG" "$DOCKER_PIDFILE.launch" "$STATE" engine_answers
+    local outcome=0
+    wait_answering 180 dockerd "$DOCKER_LOG" "$DOCKER_PIDFILE.launch" "$STATE" engine_answers || outcome=$?
     rm -f "$DOCKER_PIDFILE.launch"
+    if ((outcome == 1)) && [[ "$STORAGE_DRIVER" == overlay2 && "$STORAGE_DRIVER_PROBED" == true ]]; then
+        log "dockerd failed with overlay2 although the overlay probe worked; retrying with vfs"
+        STORAGE_DRIVER=vfs
+        STORAGE_DRIVER_PROBED=false
+        save_settings
+        start_dockerd
+        return
+    fi
+    ((outcome == 0)) || die "dockerd did not start"
 }
 
 containerd_pidfile() { printf '%s' "$EXEC_ROOT/containerd/containerd.pid"; }
@@ -480,6 +499,7 @@ seed() {
 # ---------------------------------------------------------------------------- env
 write_env() {
     {
+        # shellcheck disable=SC2016 # the $(...) is for the reader to run
         printf '# bunker sandbox environment; source it or: eval "$(scripts/sandbox.sh env)"\n'
         local name value
         while IFS='=' read -r name value; do
@@ -540,9 +560,9 @@ cmd_down() {
     load_settings
     if [[ "$purge" == true ]] && running "$DOCKER_PIDFILE" "$STATE"; then
         log "removing containers and networks before purge"
-        local containers
-        containers="$(docker_cli ps -aq 2>/dev/null || true)"
-        [[ -z "$containers" ]] || docker_cli rm -f $containers >/dev/null 2>&1 || true
+        local -a containers
+        mapfile -t containers < <(docker_cli ps -aq 2>/dev/null || true)
+        ((${#containers[@]} == 0)) || docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
         docker_cli network prune -f >/dev/null 2>&1 || true
     fi
     stop_pid sshd "$SSHD_PIDFILE" "$SSH_DIR/sshd_config"

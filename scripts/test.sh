@@ -23,11 +23,10 @@ command -v cargo >/dev/null ||
     }
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
-        command -v rustup >/dev/null && rustup component add "$component" >&2 ||
-            {
-                echo "test.sh: cargo $component is missing: rustup component add $component" >&2
-                exit 1
-            }
+        if ! { command -v rustup >/dev/null && rustup component add "$component" >&2; }; then
+            echo "test.sh: cargo $component is missing: rustup component add $component" >&2
+            exit 1
+        fi
     fi
 done
 
@@ -40,9 +39,11 @@ stop_sandbox() {
 }
 trap stop_sandbox EXIT
 
-if bash scripts/sandbox.sh status >/dev/null 2>&1; then
+# Anything of the sandbox already running means somebody else owns it: reuse, never stop.
+sandbox_status="$(bash scripts/sandbox.sh status 2>/dev/null || true)"
+if grep -q ' running ' <<<"$sandbox_status"; then
     say "using the running sandbox in $BUNKER_SANDBOX_DIR"
-    bash scripts/sandbox.sh up # idempotent: refreshes seeds and env.sh
+    bash scripts/sandbox.sh up # idempotent: restarts missing parts, refreshes seeds and env.sh
 else
     say "starting the sandbox in $BUNKER_SANDBOX_DIR"
     started_sandbox=true
