@@ -1,0 +1,1 @@
+//! `install`: bring projects up with Docker Compose on the remote engine.
