@@ -13,8 +13,8 @@
 # neither creates the host-global `docker0` bridge nor edits iptables. Containers started
 # without a network get only loopback; user-defined bridge networks (what docker-compose
 # creates as `<project>_default`) work and get subnets from a /16 pool private to this
-# sandbox (10.N.0.0/16, N derived from the state directory), so two sandboxes on one
-# machine never hand out overlapping subnets. Image pulls are done by dockerd itself on the
+# sandbox (10.N.0.0/16, N in 64..191 derived from the state directory; SANDBOX_ADDRESS_POOL
+# overrides it), so two sandboxes on one machine almost never hand out overlapping subnets. Image pulls are done by dockerd itself on the
 # host network, so the engine reaches the sandbox registries on 127.0.0.1.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
@@ -537,6 +537,8 @@ lock_state() {
 
 cmd_up() {
     [[ "$(id -u)" == 0 ]] || die "the sandbox needs root (private dockerd and sshd); run it with sudo"
+    ((${#DOCKER_SOCKET} <= 100)) ||
+        die "state directory $STATE is too deep for a unix socket path: set BUNKER_SANDBOX_DIR to a shorter path"
     lock_state
     install_missing
     load_settings

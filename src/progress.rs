@@ -88,6 +88,14 @@ impl Progress {
         }
     }
 
+    /// Ends live drawing: the finished lines stay, and the cursor moves below them
+    /// so what the command prints next starts on a fresh line.
+    pub fn finish(&self) {
+        if self.bars.is_some() {
+            eprintln!();
+        }
+    }
+
     /// Prints an engine output line when verbose, nothing otherwise.
     pub fn detail(&self, line: impl AsRef<str>) {
         if self.verbose {
@@ -213,7 +221,10 @@ pub fn format_duration(duration: Duration) -> String {
 
 /// A plain-text table with left-aligned columns separated by two spaces.
 pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|header| header.chars().count())
+        .collect();
     for row in rows {
         for (column, cell) in row.iter().enumerate() {
             let width = cell.chars().count();

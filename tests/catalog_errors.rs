@@ -292,3 +292,27 @@ fn broken_env_file_names_file_and_line() {
         "no image is guessed without the project's variables"
     );
 }
+
+/// Every prefix of every fixture compose file loads or gives an error; none panics.
+#[test]
+fn truncated_compose_files_never_panic() {
+    use bunker::catalog::compose::{ComposeDocument, read_model};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let lookup = |name: &str| (name == "BASE_IMAGE").then(|| "alpine:3".to_string());
+    let mut checked = 0;
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy();
+        if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for end in (0..=text.len()).filter(|end| text.is_char_boundary(*end)) {
+            if let Ok(document) = ComposeDocument::parse(entry.path(), text[..end].to_string()) {
+                let _ = read_model(&document, &lookup);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "only {checked} prefixes checked");
+}

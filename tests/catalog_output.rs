@@ -275,3 +275,42 @@ fn the_catalog_path_spawns_no_process() {
         );
     }
 }
+
+#[test]
+fn projects_dir_from_environment_and_default() {
+    let run = |current_dir: &Path, projects_env: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bunker"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .current_dir(current_dir)
+            .args([
+                "--context",
+                "none",
+                "image-catalog",
+                "--json",
+                "--project",
+                "whoami",
+            ]);
+        if let Some(directory) = projects_env {
+            command.env("BUNKER_PROJECTS_DIR", directory);
+        }
+        let document: Value = serde_json::from_str(&stdout_of(&command.output().unwrap())).unwrap();
+        document["entries"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(elsewhere.path(), Some(&fixtures())),
+        "traefik/whoami:v1.11.0"
+    );
+    let fixtures_parent = fixtures().parent().unwrap().to_path_buf();
+    assert_eq!(
+        run(&fixtures_parent, None),
+        "traefik/whoami:v1.11.0",
+        "the default is ./projects"
+    );
+}

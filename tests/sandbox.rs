@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    TestHome, build_unique_image, docker, docker_ok, http_status, image_id, parse_env_file,
-    read_text, run, sandbox, shell_unquote, ssh, unique_name,
+    TestHome, build_unique_image, copy_to_auth_registry, docker, docker_ok, http_status, image_id,
+    parse_env_file, push_to_registry, read_text, run, sandbox, shell_unquote, ssh, unique_name,
 };
 use std::process::Command;
 
@@ -147,15 +147,37 @@ fn engine_pushes_to_and_pulls_from_the_plain_registry() {
     let sandbox = sandbox();
     let local_tag = format!("{}:1", unique_name("bunker-test/roundtrip"));
     let built_id = build_unique_image(&sandbox, &local_tag);
-    let remote_tag = format!("{}/{local_tag}", sandbox.registry);
-    docker_ok(&sandbox, ["tag", &local_tag, &remote_tag]);
-    docker_ok(&sandbox, ["push", "-q", &remote_tag]);
-    docker_ok(&sandbox, ["rmi", &remote_tag, &local_tag]);
+    let remote_tag = push_to_registry(&sandbox, &local_tag, &local_tag);
+    docker_ok(&sandbox, ["rmi", &local_tag]);
     assert_eq!(image_id(&sandbox, &remote_tag), None);
     docker_ok(&sandbox, ["pull", "-q", &remote_tag]);
     let pulled_id = image_id(&sandbox, &remote_tag);
     docker(&sandbox, ["rmi", &remote_tag]);
     assert_eq!(pulled_id, Some(built_id));
+}
+
+#[test]
+fn auth_registry_serves_copied_images_only_with_credentials() {
+    let sandbox = sandbox();
+    let repository = unique_name("bunker-test/private");
+    let local_tag = format!("{repository}:2");
+    build_unique_image(&sandbox, &local_tag);
+    push_to_registry(&sandbox, &local_tag, &local_tag);
+    docker_ok(&sandbox, ["rmi", &local_tag]);
+    let target = copy_to_auth_registry(&sandbox, &local_tag);
+    assert_eq!(target, format!("{}/{local_tag}", sandbox.auth_registry));
+    let manifest = format!(
+        "{}/v2/{repository}/manifests/2",
+        sandbox.auth_registry_url()
+    );
+    assert_eq!(http_status(&manifest, None), 401);
+    assert_eq!(
+        http_status(
+            &manifest,
+            Some((sandbox.auth_user.as_str(), sandbox.auth_password.as_str()))
+        ),
+        200
+    );
 }
 
 #[test]
@@ -268,4 +290,37 @@ fn env_file_matches_what_sandbox_sh_env_prints() {
         printed.get("SANDBOX_AUTH_PASSWORD"),
         Some(&sandbox.auth_password)
     );
+}
+
+#[test]
+fn sandbox_script_rejects_an_unknown_command_with_usage() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sandbox.sh");
+    let state = tempfile::tempdir().expect("temporary state directory");
+    let output = run(Command::new("bash")
+        .arg(script)
+        .arg("start")
+        .env("BUNKER_SANDBOX_DIR", state.path()));
+    output
+        .assert_code(2)
+        .assert_stderr_contains("usage: scripts/sandbox.sh up | down [--purge] | env | status");
+}
+
+#[test]
+fn sandbox_env_without_state_tells_to_run_up() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sandbox.sh");
+    let state = tempfile::tempdir().expect("temporary state directory");
+    let output = run(Command::new("bash")
+        .arg(script)
+        .arg("env")
+        .env("BUNKER_SANDBOX_DIR", state.path()));
+    output
+        .assert_code(1)
+        .assert_stderr_contains("run scripts/sandbox.sh up first");
+    let status = run(Command::new("bash")
+        .arg(script)
+        .arg("status")
+        .env("BUNKER_SANDBOX_DIR", state.path()));
+    status
+        .assert_code(1)
+        .assert_stdout_contains("dockerd        stopped");
 }

@@ -122,10 +122,17 @@ pub async fn build_image(
     let Some(spec) = job.build.as_ref() else {
         return Err(format!("{who}: {} has no build section", job.image));
     };
-    let (body, dockerfile) = if spec.remote {
-        (bollard::body_full(Bytes::new()), spec.dockerfile.clone())
+    let (body, dockerfile, _inline_dockerfile) = if spec.remote {
+        (
+            bollard::body_full(Bytes::new()),
+            spec.dockerfile.clone(),
+            None,
+        )
     } else {
-        context_body(spec).map_err(|error| format!("{who}: {error}"))?
+        let context = context_body(spec)
+            .await
+            .map_err(|error| format!("{who}: {error}"))?;
+        (context.body, context.dockerfile, context.inline_dockerfile)
     };
     let args = resolved_build_args(spec);
     // With `pull`, the classic builder re-pulls every FROM image, also the ones this
@@ -179,7 +186,10 @@ pub async fn build_image(
                 return Err(log.failure(&who, &error));
             }
             Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
-                return Err(log.failure(&who, &format!("the engine refused the build of {}: {message}", job.image)));
+                return Err(log.failure(
+                    &who,
+                    &format!("the engine refused the build of {}: {message}", job.image),
+                ));
             }
             Err(error) => {
                 return Err(log.failure(
@@ -194,7 +204,10 @@ pub async fn build_image(
     docker.inspect_image(&job.image).await.map_err(|error| {
         log.failure(
             &who,
-            &format!("the build ended but {} is not on the engine: {error}", job.image),
+            &format!(
+                "the build ended but {} is not on the engine: {error}",
+                job.image
+            ),
         )
     })?;
     Ok(())
@@ -249,6 +262,7 @@ mod tests {
             args,
             target: None,
             from_images: vec![],
+            after_services: vec![],
         };
         let resolved = resolved_build_args(&spec);
         assert_eq!(resolved.get("GIVEN").map(String::as_str), Some("1"));

@@ -1,13 +1,15 @@
 //! The request body for a local build: the context directory as a tar stream.
 //!
-//! TEMPORARY: until `crate::image::build_context::context_stream` (which honours
-//! `.dockerignore` with Docker's rules) lands from the `interp` branch, this tars
-//! the whole context in memory. It is replaced by a call to that stream.
+//! The tar itself is [`crate::image::build_context`]'s (Docker's `.dockerignore`
+//! rules, bounded memory); this module adapts it to bollard's body type and
+//! handles `dockerfile_inline`, which is written to a temporary file outside the
+//! context and sent the way Docker sends any Dockerfile that lives outside it.
 
-use bollard::body_full;
-use bytes::Bytes;
+use std::io::Write;
+use std::path::PathBuf;
 
 use super::plan::BuildSpec;
+use crate::image::build_context::context_stream;
 
 /// bollard's request body type, which it names only through `BollardRequest`.
 pub type EngineBody = <bollard::BollardRequest as RequestBody>::Body;
@@ -21,31 +23,56 @@ impl<B> RequestBody for http::Request<B> {
     type Body = B;
 }
 
-/// Name of the Dockerfile bunker adds to the context for `dockerfile_inline`.
-pub const INLINE_DOCKERFILE_NAME: &str = ".bunker-inline.Dockerfile";
+/// A context ready to send: the body, the `dockerfile` parameter, and the
+/// temporary inline Dockerfile that must live until the body is sent.
+pub struct ContextBody {
+    pub body: EngineBody,
+    pub dockerfile: String,
+    pub inline_dockerfile: Option<tempfile::NamedTempFile>,
+}
 
-/// The tarred context of `spec` and the Dockerfile's path inside it.
-pub fn context_body(spec: &BuildSpec) -> Result<(EngineBody, String), String> {
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    builder
-        .append_dir_all(".", &spec.context)
-        .map_err(|error| format!("cannot read the build context {}: {error}", spec.context))?;
-    let dockerfile = match &spec.dockerfile_inline {
-        Some(text) => {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(text.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, INLINE_DOCKERFILE_NAME, text.as_bytes())
-                .map_err(|error| format!("cannot add the inline Dockerfile: {error}"))?;
-            INLINE_DOCKERFILE_NAME.to_string()
-        }
+/// Tars `spec`'s context (on a blocking thread: listing a big context takes a while).
+pub async fn context_body(spec: &BuildSpec) -> Result<ContextBody, String> {
+    let context_dir = PathBuf::from(&spec.context);
+    let inline_dockerfile = match &spec.dockerfile_inline {
+        Some(text) => Some(write_inline_dockerfile(text)?),
+        None => None,
+    };
+    let dockerfile = match &inline_dockerfile {
+        Some(file) => file.path().display().to_string(),
         None => spec.dockerfile.clone(),
     };
-    let bytes = builder
-        .into_inner()
-        .map_err(|error| format!("cannot tar the build context {}: {error}", spec.context))?;
-    Ok((body_full(Bytes::from(bytes)), dockerfile))
+    let context = tokio::task::spawn_blocking(move || context_stream(&context_dir, &dockerfile))
+        .await
+        .map_err(|error| {
+            format!(
+                "tarring the build context {} stopped: {error}",
+                spec.context
+            )
+        })?
+        .map_err(|error| error.to_string())?;
+    Ok(ContextBody {
+        dockerfile: context.dockerfile.clone(),
+        body: bollard::body_try_stream(context),
+        inline_dockerfile,
+    })
+}
+
+fn write_inline_dockerfile(text: &str) -> Result<tempfile::NamedTempFile, String> {
+    let mut file = tempfile::Builder::new()
+        .prefix("bunker-inline-")
+        .suffix(".Dockerfile")
+        .tempfile()
+        .map_err(|error| {
+            format!("cannot write the inline Dockerfile to a temporary file: {error}")
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|error| {
+            format!(
+                "cannot write the inline Dockerfile to {}: {error}",
+                file.path().display()
+            )
+        })?;
+    Ok(file)
 }

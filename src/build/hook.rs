@@ -134,9 +134,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_hook_is_found_and_run_without_side_effects_when_probed() {
-        let directory = project_with_makefile("build-hook-pre:\n\ttouch made.txt\n\techo hook ran\n");
+        let directory =
+            project_with_makefile("build-hook-pre:\n\ttouch made.txt\n\techo hook ran\n");
         assert_eq!(has_hook("p", directory.path()).await, Ok(true));
-        assert!(!directory.path().join("made.txt").exists(), "make -n must not run the recipe");
+        assert!(
+            !directory.path().join("made.txt").exists(),
+            "make -n must not run the recipe"
+        );
         let output = run_hook("p", directory.path()).await.expect("hook runs");
         assert!(output.contains("hook ran"));
         assert!(directory.path().join("made.txt").exists());
@@ -144,21 +148,33 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_hook_fails_with_its_output() {
-        let directory = project_with_makefile("build-hook-pre:\n\t@echo generating\n\t@echo broken >&2; exit 3\n");
-        let error = run_hook("proj", directory.path()).await.expect_err("hook fails");
-        assert!(error.starts_with("proj: `make build-hook-pre` failed in"), "{error}");
+        let directory = project_with_makefile(
+            "build-hook-pre:\n\t@echo generating\n\t@echo broken >&2; exit 3\n",
+        );
+        let error = run_hook("proj", directory.path())
+            .await
+            .expect_err("hook fails");
+        assert!(
+            error.starts_with("proj: `make build-hook-pre` failed in"),
+            "{error}"
+        );
         assert!(error.contains("generating"), "{error}");
         assert!(error.contains("broken"), "{error}");
     }
 
     #[tokio::test]
     async fn a_broken_makefile_is_an_error_not_a_missing_hook() {
-        let directory = project_with_makefile("include does-not-exist.mk\nbuild-hook-pre:\n\ttrue\n");
-        let error = has_hook("proj", directory.path()).await.expect_err("broken Makefile");
+        let directory =
+            project_with_makefile("include does-not-exist.mk\nbuild-hook-pre:\n\ttrue\n");
+        let error = has_hook("proj", directory.path())
+            .await
+            .expect_err("broken Makefile");
         assert!(error.contains("does-not-exist.mk"), "{error}");
         assert!(error.contains("Makefile"), "{error}");
         let directory = project_with_makefile("build-hook-pre: missing-input\n\ttrue\n");
-        let error = has_hook("proj", directory.path()).await.expect_err("missing prerequisite");
+        let error = has_hook("proj", directory.path())
+            .await
+            .expect_err("missing prerequisite");
         assert!(error.contains("missing-input"), "{error}");
     }
 

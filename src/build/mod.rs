@@ -15,6 +15,8 @@ pub mod pull;
 pub mod run;
 
 pub use build::BuildFlags;
-pub use plan::{BuildPlan, BuildSpec, ImageAction, ImageJob, PlanOptions, ProjectPlan, Selection, plan};
+pub use plan::{
+    BuildPlan, BuildSpec, ImageAction, ImageJob, PlanOptions, ProjectPlan, Selection, plan,
+};
 pub use presence::{NeededImage, PresenceReport, check_presence};
 pub use run::{Outcome, RunOptions, RunReport, StepKind, StepResult, execute_job, run_plan};

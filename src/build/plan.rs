@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 use crate::catalog::{BuildInfo, Catalog, CatalogEntry, ImageSource};
+use crate::image::reference::canonical_name;
 
 /// What a job does to get its image onto the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -57,6 +58,8 @@ pub struct BuildSpec {
     pub target: Option<String>,
     /// Images the Dockerfile starts from or copies from.
     pub from_images: Vec<String>,
+    /// Services of the same project whose built image this build starts from.
+    pub after_services: Vec<String>,
 }
 
 /// One image to put on the engine.
@@ -224,7 +227,10 @@ fn plan_project(catalog: &Catalog, project: &str, options: PlanOptions) -> Proje
     // An image the project builds is never pulled; a pull job that names it is the
     // same image seen from the service that runs it.
     let built: HashSet<String> = builds.iter().map(|job| image_key(&job.image)).collect();
-    for pull in pulls.iter().filter(|pull| built.contains(&image_key(&pull.image))) {
+    for pull in pulls
+        .iter()
+        .filter(|pull| built.contains(&image_key(&pull.image)))
+    {
         if let Some(build) = builds
             .iter_mut()
             .find(|build| image_key(&build.image) == image_key(&pull.image))
@@ -272,6 +278,7 @@ fn add_build(
         args: build.args.clone(),
         target: build.target.clone(),
         from_images: build.from_images.clone(),
+        after_services: build.after_services.clone(),
     };
     if let Some(existing) = builds
         .iter_mut()
@@ -357,6 +364,16 @@ fn order_builds(project: &str, builds: Vec<ImageJob>, problems: &mut Vec<String>
                     needs.push(other);
                 }
             }
+            for service in job.build.iter().flat_map(|spec| &spec.after_services) {
+                if let Some(other) = builds
+                    .iter()
+                    .position(|other| other.services.contains(service))
+                    && other != index
+                    && !needs.contains(&other)
+                {
+                    needs.push(other);
+                }
+            }
             needs
         })
         .collect();
@@ -399,43 +416,7 @@ fn order_builds(project: &str, builds: Vec<ImageJob>, problems: &mut Vec<String>
 /// A comparison key for image names written differently (`busybox` and
 /// `docker.io/library/busybox:latest` are the same image).
 fn image_key(name: &str) -> String {
-    let (name, digest) = match name.split_once('@') {
-        Some((name, digest)) => (name, Some(digest)),
-        None => (name, None),
-    };
-    let last_slash = name.rfind('/').map_or(0, |index| index + 1);
-    let (repository, tag) = match name[last_slash..].rfind(':') {
-        Some(colon) => (&name[..last_slash + colon], Some(&name[last_slash + colon + 1..])),
-        None => (name, None),
-    };
-    let (domain, path) = match repository.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (first.to_string(), rest.to_string())
-        }
-        _ => ("docker.io".to_string(), repository.to_string()),
-    };
-    let domain = if domain == "index.docker.io" {
-        "docker.io".to_string()
-    } else {
-        domain
-    };
-    let path = if domain == "docker.io" && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path
-    };
-    let mut key = format!("{domain}/{path}");
-    match (tag, digest) {
-        (Some(tag), _) => key.push_str(&format!(":{tag}")),
-        (None, None) => key.push_str(":latest"),
-        (None, Some(_)) => {}
-    }
-    if let Some(digest) = digest {
-        key.push_str(&format!("@{digest}"));
-    }
-    key
+    canonical_name(name)
 }
 
 fn describe_catalog_error(error: &crate::catalog::CatalogError) -> String {
@@ -460,6 +441,7 @@ mod tests {
             name: name.into(),
             compose_name: Some(name.into()),
             compose_file: PathBuf::from(format!("/p/{name}/docker-compose.yaml")),
+            env_files: vec![],
             ok: true,
         }
     }
@@ -494,6 +476,8 @@ mod tests {
                 args: IndexMap::new(),
                 target: None,
                 from_images: from.iter().map(|name| name.to_string()).collect(),
+                from_images_known: true,
+                after_services: vec![],
             }),
             ..pull(project, service, image)
         }
@@ -546,7 +530,10 @@ mod tests {
                 ("app".into(), "build", "local/a-child:1".into()),
             ]
         );
-        let child = plan.jobs().find(|job| job.image == "local/a-child:1").unwrap();
+        let child = plan
+            .jobs()
+            .find(|job| job.image == "local/a-child:1")
+            .unwrap();
         assert_eq!(child.depends_on, vec!["local/z-parent:1".to_string()]);
         assert!(plan.projects[0].problems.is_empty());
     }
@@ -554,7 +541,12 @@ mod tests {
     #[test]
     fn dependency_names_match_however_they_are_written() {
         let catalog = catalog(vec![
-            build("app", "child", "child", &["docker.io/library/parent:latest"]),
+            build(
+                "app",
+                "child",
+                "child",
+                &["docker.io/library/parent:latest"],
+            ),
             build("app", "parent", "parent", &[]),
         ]);
         let plan = plan(&catalog, &Selection::default(), PlanOptions::default());
@@ -595,7 +587,11 @@ mod tests {
             pull("app", "db", "postgres:16"),
             base("app", "busybox:1.36", &["web"]),
         ];
-        let without = plan(&catalog(entries.clone()), &Selection::default(), PlanOptions::default());
+        let without = plan(
+            &catalog(entries.clone()),
+            &Selection::default(),
+            PlanOptions::default(),
+        );
         assert_eq!(
             names(&without),
             vec![
@@ -722,7 +718,10 @@ mod tests {
             plan.projects[0].problems,
             vec!["two/b: /p/two/docker-compose.yaml:3: undefined variable".to_string()]
         );
-        assert!(plan.projects[1].problems[0].starts_with("three/c: the image name could not be resolved"));
+        assert!(
+            plan.projects[1].problems[0]
+                .starts_with("three/c: the image name could not be resolved")
+        );
         assert_eq!(plan.projects[0].directory, PathBuf::from("/p/two"));
     }
 }

@@ -14,27 +14,17 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
 
+use crate::image::reference::{DOCKER_HUB, ImageReference};
 use crate::progress::Task;
 
 /// The key Docker stores Docker Hub credentials under.
 const DOCKER_HUB_CREDENTIAL_KEY: &str = "https://index.docker.io/v1/";
 
-/// The registry host of an image name, Docker's way: the first path component
-/// when it looks like a host (has `.` or `:`, or is `localhost`), else `docker.io`.
+/// The registry host of an image name (`docker.io` for Docker Hub names).
 pub fn registry_of(image: &str) -> String {
-    let name = image.split('@').next().unwrap_or(image);
-    match name.split_once('/') {
-        Some((first, _))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            if first == "index.docker.io" {
-                "docker.io".to_string()
-            } else {
-                first.to_string()
-            }
-        }
-        _ => "docker.io".to_string(),
-    }
+    ImageReference::parse(image)
+        .map(|reference| reference.registry().to_string())
+        .unwrap_or_else(|_| DOCKER_HUB.to_string())
 }
 
 /// The name to pull: Docker pulls every tag of a name without tag or digest,
@@ -61,15 +51,16 @@ pub async fn registry_credentials(registry: &str) -> Result<Option<DockerCredent
     let Some(config) = docker_config_file().filter(|path| path.is_file()) else {
         return Ok(None);
     };
-    let server = if registry == "docker.io" {
+    let server = if registry == DOCKER_HUB {
         DOCKER_HUB_CREDENTIAL_KEY.to_string()
     } else {
         registry.to_string()
     };
     let lookup_server = server.clone();
-    let found = tokio::task::spawn_blocking(move || docker_credential::get_credential(&lookup_server))
-        .await
-        .map_err(|error| format!("credential lookup for {registry} stopped: {error}"))?;
+    let found =
+        tokio::task::spawn_blocking(move || docker_credential::get_credential(&lookup_server))
+            .await
+            .map_err(|error| format!("credential lookup for {registry} stopped: {error}"))?;
     use docker_credential::{CredentialRetrievalError as Failure, DockerCredential};
     match found {
         Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(DockerCredentials {
@@ -107,7 +98,7 @@ pub async fn credentials_for_images(
             continue;
         }
         if let Some(found) = registry_credentials(&registry).await? {
-            let key = if registry == "docker.io" {
+            let key = if registry == DOCKER_HUB {
                 DOCKER_HUB_CREDENTIAL_KEY.to_string()
             } else {
                 registry.clone()
@@ -148,14 +139,22 @@ pub async fn pull_image(
                 if !line.is_empty() {
                     task.set_message(&line);
                     if info.progress_detail.is_none()
-                        || info.progress_detail.is_some_and(|detail| detail.total.is_none())
+                        || info
+                            .progress_detail
+                            .is_some_and(|detail| detail.total.is_none())
                     {
                         task.detail(format!("{who}: {line}"));
                     }
                 }
             }
             Err(error) => {
-                return Err(describe_pull_error(who, image, &registry, had_credentials, &error));
+                return Err(describe_pull_error(
+                    who,
+                    image,
+                    &registry,
+                    had_credentials,
+                    &error,
+                ));
             }
         }
     }
@@ -186,7 +185,9 @@ fn describe_pull_error(
                 "the credentials for {registry} in the Docker config were refused; run `docker login {registry}` again"
             )
         } else {
-            format!("{registry} wants credentials; run `docker login {registry}` on this workstation")
+            format!(
+                "{registry} wants credentials; run `docker login {registry}` on this workstation"
+            )
         }
     } else if lowered.contains("not found") || lowered.contains("manifest unknown") {
         format!("check that {image} exists on {registry} (name and tag)")
@@ -205,17 +206,27 @@ mod tests {
         assert_eq!(registry_of("busybox"), "docker.io");
         assert_eq!(registry_of("user/app:1"), "docker.io");
         assert_eq!(registry_of("ghcr.io/org/app:1"), "ghcr.io");
-        assert_eq!(registry_of("127.0.0.1:5999/bunker/busybox:1.36"), "127.0.0.1:5999");
+        assert_eq!(
+            registry_of("127.0.0.1:5999/bunker/busybox:1.36"),
+            "127.0.0.1:5999"
+        );
         assert_eq!(registry_of("localhost/app"), "localhost");
         assert_eq!(registry_of("index.docker.io/library/redis"), "docker.io");
-        assert_eq!(registry_of("quay.io/x@sha256:abc"), "quay.io");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(registry_of(&format!("quay.io/x@{digest}")), "quay.io");
     }
 
     #[test]
     fn the_implicit_latest_tag_is_made_explicit() {
         assert_eq!(pull_reference("busybox"), "busybox:latest");
-        assert_eq!(pull_reference("localhost:5000/app"), "localhost:5000/app:latest");
-        assert_eq!(pull_reference("localhost:5000/app:1"), "localhost:5000/app:1");
+        assert_eq!(
+            pull_reference("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            pull_reference("localhost:5000/app:1"),
+            "localhost:5000/app:1"
+        );
         assert_eq!(pull_reference("app@sha256:abc"), "app@sha256:abc");
     }
 
@@ -223,16 +234,26 @@ mod tests {
     fn pull_errors_name_image_registry_and_next_step() {
         let error = bollard::errors::Error::DockerResponseServerError {
             status_code: 500,
-            message: "Head \"https://r.example/v2/app/manifests/1\": no basic auth credentials".into(),
+            message: "Head \"https://r.example/v2/app/manifests/1\": no basic auth credentials"
+                .into(),
         };
         let text = describe_pull_error("web/app", "r.example/app:1", "r.example", false, &error);
-        assert!(text.starts_with("web/app: pull r.example/app:1 from r.example failed:"), "{text}");
-        assert!(text.ends_with("run `docker login r.example` on this workstation"), "{text}");
+        assert!(
+            text.starts_with("web/app: pull r.example/app:1 from r.example failed:"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("run `docker login r.example` on this workstation"),
+            "{text}"
+        );
         let missing = bollard::errors::Error::DockerResponseServerError {
             status_code: 404,
             message: "manifest for r.example/app:9 not found: manifest unknown".into(),
         };
         let text = describe_pull_error("web/app", "r.example/app:9", "r.example", false, &missing);
-        assert!(text.contains("check that r.example/app:9 exists on r.example"), "{text}");
+        assert!(
+            text.contains("check that r.example/app:9 exists on r.example"),
+            "{text}"
+        );
     }
 }

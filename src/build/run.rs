@@ -118,14 +118,21 @@ impl RunReport {
                 vec![
                     step.project.clone(),
                     step.kind.as_str().to_string(),
-                    if step.image.is_empty() { "-".to_string() } else { step.image.clone() },
+                    if step.image.is_empty() {
+                        "-".to_string()
+                    } else {
+                        step.image.clone()
+                    },
                     step.result_word().to_string(),
                     format_duration(step.duration),
                     step.services.join(","),
                 ]
             })
             .collect();
-        render_table(&["PROJECT", "ACTION", "IMAGE", "RESULT", "TIME", "SERVICES"], &rows)
+        render_table(
+            &["PROJECT", "ACTION", "IMAGE", "RESULT", "TIME", "SERVICES"],
+            &rows,
+        )
     }
 
     /// Failure and skip messages, one block each.
@@ -167,19 +174,18 @@ pub async fn run_plan(
     progress: &Progress,
 ) -> RunReport {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut finished: Vec<(usize, Vec<StepResult>)> = futures_util::stream::iter(
-        plan.projects.iter().enumerate(),
-    )
-    .map(|(index, project)| {
-        let stop = stop.clone();
-        async move {
-            let steps = run_project(docker, project, options, progress, &stop).await;
-            (index, steps)
-        }
-    })
-    .buffer_unordered(options.jobs.max(1))
-    .collect()
-    .await;
+    let mut finished: Vec<(usize, Vec<StepResult>)> =
+        futures_util::stream::iter(plan.projects.iter().enumerate())
+            .map(|(index, project)| {
+                let stop = stop.clone();
+                async move {
+                    let steps = run_project(docker, project, options, progress, &stop).await;
+                    (index, steps)
+                }
+            })
+            .buffer_unordered(options.jobs.max(1))
+            .collect()
+            .await;
     finished.sort_by_key(|(index, _)| *index);
     RunReport {
         steps: finished.into_iter().flat_map(|(_, steps)| steps).collect(),
@@ -217,14 +223,15 @@ async fn run_project(
     }
 
     let mut hook_failure: Option<String> = None;
-    if project.has_builds() && !stop.load(Ordering::SeqCst) {
-        if let Some(step) = run_project_hook(project, progress).await {
-            if let Outcome::Failed(message) = &step.outcome {
-                hook_failure = Some(message.clone());
-                note_failure(stop);
-            }
-            steps.push(step);
+    if project.has_builds()
+        && !stop.load(Ordering::SeqCst)
+        && let Some(step) = run_project_hook(project, progress).await
+    {
+        if let Outcome::Failed(message) = &step.outcome {
+            hook_failure = Some(message.clone());
+            note_failure(stop);
         }
+        steps.push(step);
     }
 
     for job in &project.jobs {
@@ -235,7 +242,11 @@ async fn run_project(
                 "{}: {} not {}: the project's {HOOK_TARGET} failed",
                 job.display_name(),
                 job.image,
-                if job.action == ImageAction::Build { "built" } else { "pulled" }
+                if job.action == ImageAction::Build {
+                    "built"
+                } else {
+                    "pulled"
+                }
             ))
         } else {
             job.depends_on
@@ -369,8 +380,14 @@ mod tests {
                 step(StepKind::Hook, Outcome::Done),
                 step(StepKind::Image(ImageAction::Pull), Outcome::Done),
                 step(StepKind::Image(ImageAction::Build), Outcome::Done),
-                step(StepKind::Image(ImageAction::Build), Outcome::Failed("p/s: step 2/3 (RUN false): boom".into())),
-                step(StepKind::Image(ImageAction::Build), Outcome::Skipped("p/s: img not built".into())),
+                step(
+                    StepKind::Image(ImageAction::Build),
+                    Outcome::Failed("p/s: step 2/3 (RUN false): boom".into()),
+                ),
+                step(
+                    StepKind::Image(ImageAction::Build),
+                    Outcome::Skipped("p/s: img not built".into()),
+                ),
             ],
             problems: vec![],
         };
@@ -378,7 +395,10 @@ mod tests {
         assert_eq!(report.summary(), "1 built, 1 pulled, 1 failed, 1 skipped");
         let table = report.table();
         assert!(table.starts_with("PROJECT  ACTION  IMAGE"), "{table}");
-        assert!(table.contains("\np        build   img:1  FAILED   1.5s  s\n"), "{table}");
+        assert!(
+            table.contains("\np        build   img:1  FAILED   1.5s  s\n"),
+            "{table}"
+        );
         assert_eq!(
             report.messages(),
             vec![

@@ -45,6 +45,17 @@ impl ComposeDocument {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|error| issue(None, format!("cannot read the compose file: {error}")))?;
+        Self::parse(path, text)
+    }
+
+    /// Parses compose `text` read from `path` (used for messages and relative paths).
+    pub fn parse(path: &Path, text: String) -> Result<Self, ComposeIssue> {
+        let issue = |line, message| ComposeIssue {
+            file: path.to_path_buf(),
+            line,
+            service: None,
+            message,
+        };
         let root = match parse_yaml(&text) {
             Ok(Value::Object(root)) => root,
             Ok(Value::Null) => Map::new(),

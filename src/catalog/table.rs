@@ -80,6 +80,35 @@ pub fn render(catalog: &Catalog, width: usize) -> Vec<String> {
     lines
 }
 
+/// Explains the table's abbreviations that occur in `catalog`.
+pub fn legend(catalog: &Catalog) -> Vec<String> {
+    let mut lines = Vec::new();
+    if catalog
+        .entries
+        .iter()
+        .any(|entry| entry.source == ImageSource::Base)
+    {
+        lines.push("<svc: base image (FROM, COPY --from) of the build of service svc".to_string());
+    }
+    if catalog
+        .entries
+        .iter()
+        .any(|entry| entry.build.as_ref().is_some_and(|build| build.remote))
+    {
+        lines.push(
+            "build*: remote build context, its Dockerfile is not analysed offline".to_string(),
+        );
+    }
+    if catalog
+        .entries
+        .iter()
+        .any(|entry| !entry.profiles.is_empty())
+    {
+        lines.push("service[p]: only started with profile p".to_string());
+    }
+    lines
+}
+
 fn row(entry: &CatalogEntry) -> [String; 6] {
     let mut service = match (&entry.service, entry.source) {
         (Some(service), _) => service.clone(),

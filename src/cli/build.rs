@@ -70,11 +70,17 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         pull_only: args.pull_only,
     };
     let build_plan = plan(&catalog, &selection, options);
-    if build_plan.projects.is_empty() && build_plan.problems.is_empty() {
-        anyhow::bail!(
-            "no projects selected under {}; check --projects-dir, --project and --exclude",
-            global.projects_dir.display()
-        );
+    if build_plan.projects.is_empty() {
+        if build_plan.problems.is_empty() {
+            anyhow::bail!(
+                "no projects selected under {}; check --projects-dir, --project and --exclude",
+                global.projects_dir.display()
+            );
+        }
+        for problem in &build_plan.problems {
+            eprintln!("error: {problem}");
+        }
+        return Ok(ExitCode::from(1));
     }
 
     if args.dry_run {
@@ -100,6 +106,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         &progress,
     )
     .await;
+    progress.finish();
     print!("{}", report.table());
     for message in report.messages() {
         eprintln!("{message}");
@@ -138,7 +145,11 @@ async fn print_dry_run(build_plan: &BuildPlan, build_enabled: bool) -> ExitCode 
             }
             rows.push(vec![
                 job.project.clone(),
-                if build_enabled { job.action.as_str().to_string() } else { "check".to_string() },
+                if build_enabled {
+                    job.action.as_str().to_string()
+                } else {
+                    "check".to_string()
+                },
                 job.image.clone(),
                 job.services.join(","),
                 job_details(job),
@@ -146,11 +157,16 @@ async fn print_dry_run(build_plan: &BuildPlan, build_enabled: bool) -> ExitCode 
         }
     }
     if !build_enabled {
-        println!("BUILD=false: nothing is built or pulled; a real run checks that these images are on the engine");
+        println!(
+            "BUILD=false: nothing is built or pulled; a real run checks that these images are on the engine"
+        );
     }
     print!(
         "{}",
-        render_table(&["PROJECT", "ACTION", "IMAGE", "SERVICES", "DETAILS"], &rows)
+        render_table(
+            &["PROJECT", "ACTION", "IMAGE", "SERVICES", "DETAILS"],
+            &rows
+        )
     );
     for problem in &problems {
         eprintln!("problem: {problem}");
@@ -212,9 +228,17 @@ async fn check_images_present(
             needed.services.join(","),
         ]);
     }
-    print!("{}", render_table(&["PROJECT", "IMAGE", "STATE", "SERVICES"], &rows));
+    print!(
+        "{}",
+        render_table(&["PROJECT", "IMAGE", "STATE", "SERVICES"], &rows)
+    );
     let mut problems: Vec<String> = build_plan.problems.clone();
-    problems.extend(build_plan.projects.iter().flat_map(|project| project.problems.iter().cloned()));
+    problems.extend(
+        build_plan
+            .projects
+            .iter()
+            .flat_map(|project| project.problems.iter().cloned()),
+    );
     for problem in &problems {
         eprintln!("problem: {problem}");
     }

@@ -70,6 +70,13 @@ pub fn write_text(
             for line in table::render(catalog, width) {
                 writeln!(out, "{line}")?;
             }
+            let legend = table::legend(catalog);
+            if !legend.is_empty() {
+                writeln!(out)?;
+            }
+            for line in legend {
+                writeln!(out, "{}", table::elide(&line, width, false))?;
+            }
         }
         writeln!(out)?;
     }

@@ -42,6 +42,8 @@ pub struct InfoReport {
     pub target: String,
     pub context: Option<String>,
     pub ssh_host: Option<String>,
+    /// `--host`, `DOCKER_HOST` or `Docker context `NAME` (meta.json path)`.
+    pub selected_by: String,
     pub transport: String,
     #[serde(flatten)]
     pub facts: engine::EngineFacts,
@@ -52,6 +54,7 @@ fn info_report(engine: &Engine) -> InfoReport {
         target: engine.target.clone(),
         context: engine.context.clone(),
         ssh_host: engine.ssh_host.clone(),
+        selected_by: engine.selected_by().to_owned(),
         transport: engine.transport(),
         facts: engine.facts.clone(),
     }
@@ -59,11 +62,9 @@ fn info_report(engine: &Engine) -> InfoReport {
 
 fn info_text(report: &InfoReport) -> String {
     let facts = &report.facts;
-    let mut rows = vec![("Engine", report.target.clone())];
-    if let Some(context) = &report.context {
-        rows.push(("Context", context.clone()));
-    }
-    rows.extend([
+    let rows = [
+        ("Engine", report.target.clone()),
+        ("Selected by", report.selected_by.clone()),
         ("Transport", report.transport.clone()),
         ("Name", facts.name.clone()),
         ("Engine version", facts.version.clone()),
@@ -74,7 +75,7 @@ fn info_text(report: &InfoReport) -> String {
         ),
         ("Storage driver", facts.storage_driver.clone()),
         ("Images", facts.images.to_string()),
-    ]);
+    ];
     rows.iter()
         .map(|(label, value)| format!("{:<15} {value}\n", format!("{label}:")))
         .collect()

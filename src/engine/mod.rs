@@ -2,7 +2,8 @@
 //! Docker contexts, `~/.ssh/config`), the russh session and bollard over it.
 //!
 //! [`connect`] is the one entry point: it resolves the target ([`target`]), opens one
-//! SSH session ([`ssh`], with [`ssh_config`] and [`known_hosts`]), picks the route to the
+//! SSH session ([`ssh`]: destination from [`ssh_config`] in [`ssh_destination`], host key
+//! against [`known_hosts`], then user authentication), picks the route to the
 //! engine (the socket over `direct-streamlocal`, else `docker system dial-stdio`),
 //! negotiates the API version and reads the [`EngineFacts`] ([`facts`]). Every later
 //! request, and every connection through [`Engine::forward_to_local_socket`], reuses
@@ -10,9 +11,12 @@
 
 pub mod facts;
 pub mod forward;
+mod host_key;
 pub mod known_hosts;
 pub mod ssh;
+mod ssh_auth;
 pub mod ssh_config;
+pub mod ssh_destination;
 pub mod target;
 pub mod transport;
 
@@ -84,12 +88,18 @@ pub struct Engine {
     pub ssh_host: Option<String>,
     pub facts: EngineFacts,
     dialer: Dialer,
+    selected_by: String,
 }
 
 impl Engine {
     /// How requests reach the engine, e.g. `ssh root@host:22 → socket /var/run/docker.sock`.
     pub fn transport(&self) -> String {
         self.dialer.describe()
+    }
+
+    /// What selected this engine: `--host`, `DOCKER_HOST` or the Docker context and its file.
+    pub fn selected_by(&self) -> &str {
+        &self.selected_by
     }
 
     /// Listens on the unix socket `path` and forwards each connection to the engine over
@@ -112,7 +122,6 @@ pub async fn connect(global: &GlobalArgs, args: &EngineArgs) -> anyhow::Result<E
 
 /// Connects to an already resolved target.
 pub async fn connect_to(target: &Target, args: &EngineArgs, home: &Path) -> anyhow::Result<Engine> {
-    let context = target.context_name().map(str::to_owned);
     match &target.endpoint {
         Endpoint::Unix(path) => {
             let dialer = Dialer::Local(path.clone());
@@ -124,17 +133,17 @@ pub async fn connect_to(target: &Target, args: &EngineArgs, home: &Path) -> anyh
                     target.source
                 )
             })?;
-            finish(docker, dialer, target.url.clone(), context, None).await
+            finish(docker, dialer, target.url.clone(), target, None).await
         }
-        Endpoint::Ssh(address) => connect_ssh(address, args, home, context).await,
+        Endpoint::Ssh(address) => connect_ssh(target, address, args, home).await,
     }
 }
 
 async fn connect_ssh(
+    target: &Target,
     address: &SshAddress,
     args: &EngineArgs,
     home: &Path,
-    context: Option<String>,
 ) -> anyhow::Result<Engine> {
     let destination = SshDestination::resolve(address, home)?;
     let server = destination.display();
@@ -155,7 +164,7 @@ async fn connect_ssh(
             };
             match negotiate(&dialer).await {
                 Ok(docker) => {
-                    return finish(docker, dialer, url, context, Some(server)).await;
+                    return finish(docker, dialer, url, target, Some(server)).await;
                 }
                 Err(error) => format!("{socket} answered, but not as a Docker engine ({error})"),
             }
@@ -175,7 +184,7 @@ async fn connect_ssh(
         route: Route::DialStdio(dial_stdio.clone()),
     };
     match negotiate(&dialer).await {
-        Ok(docker) => finish(docker, dialer, url, context, Some(server)).await,
+        Ok(docker) => finish(docker, dialer, url, target, Some(server)).await,
         Err(error) => {
             let diagnosis = diagnose_dial_stdio(&session, &dial_stdio)
                 .await
@@ -237,20 +246,21 @@ async fn negotiate(dialer: &Dialer) -> anyhow::Result<bollard::Docker> {
 async fn finish(
     docker: bollard::Docker,
     dialer: Dialer,
-    target: String,
-    context: Option<String>,
+    url: String,
+    target: &Target,
     ssh_host: Option<String>,
 ) -> anyhow::Result<Engine> {
     let facts = facts::read_facts(&docker).await.map_err(|error| {
-        anyhow::anyhow!("cannot read the facts of the engine at {target}: {error}")
+        anyhow::anyhow!("cannot read the facts of the engine at {url}: {error:#}")
     })?;
     Ok(Engine {
         docker,
-        target,
-        context,
+        target: url,
+        context: target.context_name().map(str::to_owned),
         ssh_host,
         facts,
         dialer,
+        selected_by: target.source.to_string(),
     })
 }
 

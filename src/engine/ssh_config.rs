@@ -6,9 +6,9 @@
 //! `IdentityFile`, `IdentitiesOnly`, `UserKnownHostsFile`, `ConnectTimeout`,
 //! `ServerAliveInterval`) with OpenSSH's rules: `Host` patterns with `*`, `?` and `!`,
 //! case-insensitive keywords, `Key Value` or `Key=Value`, quoted values, `Include`,
-//! the first value of a keyword wins, `IdentityFile` accumulates. Keywords bunker
-//! cannot honour but that change where the connection goes (`ProxyJump`,
-//! `ProxyCommand`) are reported so the caller can refuse with a clear message.
+//! the first value of a keyword wins, `IdentityFile` accumulates. `ProxyJump` is read
+//! for the caller to follow; `ProxyCommand` is reported so the caller can refuse it
+//! with a clear message.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -94,8 +94,25 @@ pub struct HostSettings {
     pub server_alive_interval_seconds: Option<u64>,
     /// `StrictHostKeyChecking accept-new`: record unknown host keys (never changed ones).
     pub accept_new_host_keys: bool,
-    /// `ProxyJump` / `ProxyCommand` with their origin: bunker refuses these hosts.
-    pub proxy: Option<(String, Origin)>,
+    /// `ProxyJump` or `ProxyCommand`, whichever comes first (as in OpenSSH).
+    pub proxy: Option<Proxy>,
+}
+
+/// How the host is reached when not directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    /// The value as written (`ProxyJump a,b` → `a,b`).
+    pub value: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// `ProxyJump [user@]host[:port][,...]`: supported.
+    Jump,
+    /// `ProxyCommand`: not supported (bunker runs no local commands to connect).
+    Command,
 }
 
 impl SshConfig {
@@ -132,7 +149,7 @@ impl SshConfig {
         let mut known_hosts_files: Option<Vec<String>> = None;
         let mut connect_timeout: Option<Option<u64>> = None;
         let mut server_alive: Option<Option<u64>> = None;
-        let mut proxy_setting: Option<Option<(String, Origin)>> = None;
+        let mut proxy_setting: Option<Option<Proxy>> = None;
         let mut strict_host_key_checking: Option<String> = None;
         // `Match host` compares against HostName once it is known, as OpenSSH does.
         let hostname_for_match = self
@@ -171,11 +188,15 @@ impl SshConfig {
                 ),
                 "proxyjump" | "proxycommand" => {
                     // `none` as the first value disables a later, broader proxy setting.
-                    let proxy = (!value.eq_ignore_ascii_case("none")).then(|| {
-                        (
-                            format!("{} {}", directive.keyword, value),
-                            directive.origin.clone(),
-                        )
+                    let kind = if directive.keyword == "proxyjump" {
+                        ProxyKind::Jump
+                    } else {
+                        ProxyKind::Command
+                    };
+                    let proxy = (!value.eq_ignore_ascii_case("none")).then(|| Proxy {
+                        kind,
+                        value: value.clone(),
+                        origin: directive.origin.clone(),
                     });
                     set_once(&mut proxy_setting, Some(proxy));
                 }
@@ -565,9 +586,10 @@ mod tests {
         let config = parse("Match exec \"true\"\n  User never\nHost j\n  ProxyJump bastion\n");
         let settings = config.settings_for("j");
         assert_eq!(settings.user, None);
-        let (proxy, origin) = settings.proxy.unwrap();
-        assert_eq!(proxy, "proxyjump bastion");
-        assert_eq!(origin.line, 4);
+        let proxy = settings.proxy.unwrap();
+        assert_eq!(proxy.kind, ProxyKind::Jump);
+        assert_eq!(proxy.value, "bastion");
+        assert_eq!(proxy.origin.line, 4);
     }
 
     #[test]

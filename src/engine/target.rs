@@ -263,7 +263,8 @@ pub fn parse_url(url: &str) -> Result<Endpoint, String> {
     }
 }
 
-fn parse_ssh(rest: &str) -> Result<SshAddress, String> {
+/// Parses `[user@]host[:port][/path]` (the part after `ssh://`; also a ProxyJump hop).
+pub fn parse_ssh(rest: &str) -> Result<SshAddress, String> {
     let (authority, path) = match rest.find('/') {
         Some(index) => (&rest[..index], Some(&rest[index..])),
         None => (rest, None),

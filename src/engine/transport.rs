@@ -19,10 +19,11 @@ use std::time::Duration;
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use russh::ChannelStream;
 use russh::client::Msg;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::ssh::SshSession;
 
@@ -67,9 +68,9 @@ impl Dialer {
                     )
                 }),
             Dialer::Ssh { session, route } => {
-                let channel = match route {
+                let (channel, slot) = match route {
                     Route::Socket(path) => {
-                        session.open_socket_channel(path).await.map_err(|error| {
+                        let channel = session.open_socket_channel(path).await.map_err(|error| {
                             io::Error::new(
                                 io::ErrorKind::ConnectionRefused,
                                 format!(
@@ -78,19 +79,24 @@ impl Dialer {
                                     socket_channel_failure(path, &error)
                                 ),
                             )
-                        })?
+                        })?;
+                        (channel, None)
                     }
-                    Route::DialStdio(command) => session
-                        .open_command_channel(command)
-                        .await
-                        .map_err(|error| {
-                            io::Error::other(format!(
-                                "cannot start `{command}` on {}: {error}",
-                                session_name(session)
-                            ))
-                        })?,
+                    Route::DialStdio(command) => {
+                        let (channel, slot) =
+                            session
+                                .open_command_channel(command)
+                                .await
+                                .map_err(|error| {
+                                    io::Error::other(format!(
+                                        "cannot start `{command}` on {}: {error}",
+                                        session_name(session)
+                                    ))
+                                })?;
+                        (channel, Some(slot))
+                    }
                 };
-                Ok(EngineStream::Channel(Box::new(channel.into_stream())))
+                Ok(EngineStream::Channel(Box::new(channel.into_stream()), slot))
             }
         }
     }
@@ -101,10 +107,10 @@ impl Dialer {
             Dialer::Local(path) => format!("unix socket {}", path.display()),
             Dialer::Ssh { session, route } => match route {
                 Route::Socket(path) => {
-                    format!("ssh {} → socket {path}", session_name(session))
+                    format!("ssh {} → socket {path}", session.destination.route())
                 }
                 Route::DialStdio(command) => {
-                    format!("ssh {} → `{command}`", session_name(session))
+                    format!("ssh {} → `{command}`", session.destination.route())
                 }
             },
         }
@@ -134,9 +140,9 @@ pub fn socket_channel_failure(socket: &str, error: &russh::Error) -> String {
     }
 }
 
-/// One connection to the engine.
+/// One connection to the engine. A command channel keeps its session slot while open.
 pub enum EngineStream {
-    Channel(Box<ChannelStream<Msg>>),
+    Channel(Box<ChannelStream<Msg>>, Option<OwnedSemaphorePermit>),
     Unix(tokio::net::UnixStream),
 }
 
@@ -147,7 +153,7 @@ impl AsyncRead for EngineStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            EngineStream::Channel(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+            EngineStream::Channel(stream, _) => Pin::new(stream.as_mut()).poll_read(cx, buf),
             EngineStream::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
@@ -160,21 +166,21 @@ impl AsyncWrite for EngineStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            EngineStream::Channel(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+            EngineStream::Channel(stream, _) => Pin::new(stream.as_mut()).poll_write(cx, buf),
             EngineStream::Unix(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            EngineStream::Channel(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+            EngineStream::Channel(stream, _) => Pin::new(stream.as_mut()).poll_flush(cx),
             EngineStream::Unix(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            EngineStream::Channel(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+            EngineStream::Channel(stream, _) => Pin::new(stream.as_mut()).poll_shutdown(cx),
             EngineStream::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
@@ -208,7 +214,14 @@ impl tower_service::Service<http::Uri> for Connector {
 /// A bollard client whose requests all go through `dialer`. Call
 /// `negotiate_version()` on it before use (bollard 0.21 sends unversioned paths otherwise).
 pub fn docker_client(dialer: Dialer) -> Result<Docker, bollard::errors::Error> {
-    let client = Arc::new(Client::builder(TokioExecutor::new()).build(Connector(dialer)));
+    // Few, short-lived idle connections: an idle dial-stdio connection holds a session slot.
+    let client = Arc::new(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4)
+            .pool_timer(TokioTimer::new())
+            .build(Connector(dialer)),
+    );
     let transport = move |request: BollardRequest| {
         let client = client.clone();
         async move {

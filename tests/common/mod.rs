@@ -471,6 +471,42 @@ pub fn build_unique_image(sandbox: &Sandbox, tag: &str) -> String {
     image_id(sandbox, tag).unwrap_or_else(|| panic!("built {tag} but the engine does not know it"))
 }
 
+/// Pushes the engine's `local_image` to the plain registry as `repository:tag` and removes
+/// that registry tag from the engine again, so a later pull really pulls. Returns the full
+/// reference (`127.0.0.1:<port>/repository:tag`).
+#[track_caller]
+pub fn push_to_registry(sandbox: &Sandbox, local_image: &str, repository_and_tag: &str) -> String {
+    let reference = format!("{}/{repository_and_tag}", sandbox.registry);
+    docker_ok(sandbox, ["tag", local_image, &reference]);
+    docker_ok(sandbox, ["push", "-q", &reference]);
+    docker_ok(sandbox, ["rmi", &reference]);
+    reference
+}
+
+/// Copies `repository:tag` from the plain registry to the auth registry with skopeo (no
+/// engine involved). Returns the auth registry reference.
+#[track_caller]
+pub fn copy_to_auth_registry(sandbox: &Sandbox, repository_and_tag: &str) -> String {
+    let credentials = format!("{}:{}", sandbox.auth_user, sandbox.auth_password);
+    let target = format!("{}/{repository_and_tag}", sandbox.auth_registry);
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .arg("--dest-creds")
+        .arg(&credentials)
+        .arg(format!(
+            "docker://{}/{repository_and_tag}",
+            sandbox.registry
+        ))
+        .arg(format!("docker://{target}")))
+    .assert_success();
+    target
+}
+
 /// ssh to the sandbox "remote" with its key and known_hosts, running `remote_command`.
 pub fn ssh(sandbox: &Sandbox, remote_command: &str) -> Output {
     run(Command::new("ssh")
