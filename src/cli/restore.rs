@@ -103,7 +103,12 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
-        println!("{} on {} ({})", report.summary(), engine.target, report.arch);
+        println!(
+            "{} on {} ({})",
+            report.summary(),
+            engine.target,
+            report.arch
+        );
     }
     for note in &report.notes {
         eprintln!("note: {note}");

@@ -98,7 +98,10 @@ pub fn plan_restore(
         if !by_image.contains_key(&canonical) {
             order.push(canonical.clone());
         }
-        by_image.entry(canonical).or_default().push((project, entry));
+        by_image
+            .entry(canonical)
+            .or_default()
+            .push((project, entry));
     }
     for canonical in order {
         let asked = &by_image[&canonical];
@@ -145,7 +148,11 @@ pub fn plan_restore(
         if selection.exclude.contains(project) {
             continue;
         }
-        if !plan.items.iter().any(|item| item.projects.contains(project)) {
+        if !plan
+            .items
+            .iter()
+            .any(|item| item.projects.contains(project))
+        {
             plan.problems.push(format!(
                 "no archived images of project {project} in {manifest_name}; check the name \
                  (archived projects: {})",
@@ -221,7 +228,12 @@ mod tests {
     fn a_shared_image_is_one_item_with_every_copy_as_fallback() {
         let manifest = manifest(vec![
             entry("tools", "httpd:1", "sha256:a", "2026-01-01T00:00:00Z"),
-            entry("web", "docker.io/library/httpd:1", "sha256:a", "2026-01-01T00:00:00Z"),
+            entry(
+                "web",
+                "docker.io/library/httpd:1",
+                "sha256:a",
+                "2026-01-01T00:00:00Z",
+            ),
             entry("web", "other:1", "sha256:b", "2026-01-01T00:00:00Z"),
         ]);
         let plan = plan_restore(&manifest, &ProjectSelection::default(), &[], "m");
@@ -242,7 +254,12 @@ mod tests {
         // The old tool kept postgres under the last project only.
         let manifest = manifest(vec![
             entry("nginx", "postgres:16", "sha256:p", "2026-01-01T00:00:00Z"),
-            entry("commentario", "commentario:1", "sha256:c", "2026-01-01T00:00:00Z"),
+            entry(
+                "commentario",
+                "commentario:1",
+                "sha256:c",
+                "2026-01-01T00:00:00Z",
+            ),
         ]);
         let needed = vec![
             ("commentario".to_string(), "commentario:1".to_string()),
@@ -273,12 +290,20 @@ mod tests {
         let manifest = manifest(vec![entry("web", "httpd:1", "sha256:a", "t")]);
         let plan = plan_restore(&manifest, &select(&["nope"]), &[], "m.json");
         assert!(plan.items.is_empty());
-        assert!(plan.problems[0].contains("project nope in m.json"), "{:?}", plan.problems);
+        assert!(
+            plan.problems[0].contains("project nope in m.json"),
+            "{:?}",
+            plan.problems
+        );
         assert!(plan.problems[0].contains("archived projects: web"));
         let excluded = ProjectSelection {
             only: vec![],
             exclude: vec!["web".into()],
         };
-        assert!(plan_restore(&manifest, &excluded, &[], "m").items.is_empty());
+        assert!(
+            plan_restore(&manifest, &excluded, &[], "m")
+                .items
+                .is_empty()
+        );
     }
 }

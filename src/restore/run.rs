@@ -286,7 +286,11 @@ async fn check_after_load(docker: &Docker, item: &RestoreItem, loaded: &Loaded) 
         };
     };
     if now.as_deref() == Some(id) {
-        return result(item, Outcome::Loaded, format!("loaded, {} checked", short_id(id)));
+        return result(
+            item,
+            Outcome::Loaded,
+            format!("loaded, {} checked", short_id(id)),
+        );
     }
     match id_exists(docker, id).await {
         Ok(true) => match tag(docker, id, &item.image).await {
@@ -442,7 +446,10 @@ mod tests {
             item("d:1", None),
             item("e:1", None),
         ];
-        assert_eq!(chains_by_id(&items), vec![vec![0, 2], vec![1], vec![3], vec![4]]);
+        assert_eq!(
+            chains_by_id(&items),
+            vec![vec![0, 2], vec![1], vec![3], vec![4]]
+        );
     }
 
     #[test]
@@ -463,7 +470,10 @@ mod tests {
             name_id: None,
             id_present: true,
         };
-        assert!(matches!(decide(&wanted, &elsewhere, false), Decision::Retag(_)));
+        assert!(matches!(
+            decide(&wanted, &elsewhere, false),
+            Decision::Retag(_)
+        ));
         let unrecorded = item("a:1", None);
         assert!(matches!(decide(&unrecorded, &same, false), Decision::Load));
     }

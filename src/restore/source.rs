@@ -167,7 +167,9 @@ mod tests {
         for arch in arches {
             let dir = ArchiveLayout::new(base.path()).arch_dir(arch);
             std::fs::create_dir_all(dir.path()).unwrap();
-            Manifest::new(arch).save_atomic(&dir.manifest_path()).unwrap();
+            Manifest::new(arch)
+                .save_atomic(&dir.manifest_path())
+                .unwrap();
         }
         base
     }
@@ -220,7 +222,10 @@ mod tests {
         let message = choose_archive(&location, "x86_64", "srv")
             .unwrap_err()
             .to_string();
-        assert!(message.contains("architecture directories (x86_64)"), "{message}");
+        assert!(
+            message.contains("architecture directories (x86_64)"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -228,6 +233,9 @@ mod tests {
         let message = choose_archive(&location(Path::new("/nonexistent/base")), "x86_64", "srv")
             .unwrap_err()
             .to_string();
-        assert!(message.contains("/nonexistent/base does not exist"), "{message}");
+        assert!(
+            message.contains("/nonexistent/base does not exist"),
+            "{message}"
+        );
     }
 }
