@@ -5,6 +5,7 @@
 # on the hardware.
 #
 #   scripts/bench.sh [--runs N] [--size-mb MB] [--bunker PATH] [--results FILE | --no-results]
+#                    [--prepare]   (only build/pull and push the bench image, then stop)
 #
 # 1. Ensures a ~1 GB multi-layer FROM-scratch image made of real files (copied from
 #    /usr/bin, /usr/lib, /usr/share) exists on the sandbox engine and in the sandbox
@@ -31,7 +32,8 @@ SIZE_MB=1024
 LAYERS=7
 BUNKER_BIN=""
 RESULTS_FILE="bench-results/$(date -u +%F).txt"
-RECIPE_VERSION=2
+RECIPE_VERSION=3
+PREPARE_ONLY=false
 BENCH_REPOSITORY="bunker-bench/realfiles"
 
 die() {
@@ -69,6 +71,10 @@ while (($#)); do
         RESULTS_FILE=""
         shift
         ;;
+    --prepare)
+        PREPARE_ONLY=true
+        shift
+        ;;
     -h | --help)
         usage
         exit 0
@@ -89,6 +95,7 @@ docker version >/dev/null 2>&1 || die "sandbox engine at $SANDBOX_DOCKER_HOST do
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bunker-bench.XXXXXX")"
 RELAY_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     [[ -z "$RELAY_PID" ]] || kill "$RELAY_PID" 2>/dev/null || true
     rm -rf "$WORK"
@@ -154,6 +161,11 @@ BUNKER_ARCHIVE=false
 BUNKER_RESTORE=false
 has_flag image-archive --output-dir && BUNKER_ARCHIVE=true
 has_flag image-restore --archive-dir && BUNKER_RESTORE=true
+# Re-archive / re-load even when bunker thinks the work is done (each round must do it all).
+ARCHIVE_FORCE=()
+RESTORE_FORCE=()
+has_flag image-archive --force && ARCHIVE_FORCE=(--force)
+has_flag image-restore --force && RESTORE_FORCE=(--force)
 
 # --- the bench image ------------------------------------------------------------------------
 SOURCES=(/usr/bin /usr/lib /usr/share)
@@ -165,10 +177,16 @@ IMAGE="$SANDBOX_REGISTRY/$BENCH_REPOSITORY:$RECIPE_HASH"
 select_files() {
     local budget=$((SIZE_MB * 1000 * 1000 / ${#SOURCES[@]})) source
     for source in "${SOURCES[@]}"; do
-        find "$source" -xdev -type f -readable -printf '%s\t%p\0' 2>/dev/null |
-            sort -z -t $'\t' -k2 |
-            awk -v RS='\0' -v ORS='\0' -v budget="$budget" '{
-                split($0, f, "\t"); if (total >= budget) exit; total += f[1]; print }'
+        find "$source" -xdev -type f -readable -printf '%s\t%p\0' >"$WORK/found" 2>/dev/null || true
+        sort -z -t $'\t' -k2 "$WORK/found" >"$WORK/sorted"
+        awk -v RS='\0' -v ORS='\0' -v budget="$budget" '{
+            split($0, f, "\t"); if (total >= budget) exit; total += f[1]; print }' "$WORK/sorted" \
+            >"$WORK/selected"
+        local selected
+        selected="$(awk -v RS='\0' '{ split($0, f, "\t"); total += f[1] } END { print total + 0 }' "$WORK/selected")"
+        ((selected >= budget * 9 / 10)) ||
+            die "$source holds only $selected bytes of readable files, $budget wanted: lower --size-mb"
+        cat "$WORK/selected"
     done
 }
 
@@ -176,11 +194,12 @@ build_bench_image() {
     local context="$WORK/context" layer total=0 filled=0 layer_budget size path
     local -a sizes=() paths=()
     note "building $IMAGE: copying ~${SIZE_MB} MB of real files into $LAYERS layers"
+    select_files >"$WORK/files"
     while IFS=$'\t' read -r -d '' size path; do
         sizes+=("$size")
         paths+=("${path#/}")
         total=$((total + size))
-    done < <(select_files)
+    done <"$WORK/files"
     ((${#paths[@]} >= LAYERS)) || die "found only ${#paths[@]} readable files in ${SOURCES[*]}"
     layer_budget=$((total / LAYERS + 1))
     for ((layer = 1; layer <= LAYERS; layer++)); do : >"$WORK/layer-$layer.list"; done
@@ -205,6 +224,12 @@ build_bench_image() {
     } >"$context/Dockerfile"
     DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" "$context" >"$WORK/build.log" 2>&1 ||
         die "building $IMAGE failed: $(tail -5 "$WORK/build.log")"
+    local built
+    built="$(docker image inspect --format '{{.Size}}' "$IMAGE")"
+    if ((built < total * 9 / 10)); then
+        docker rmi "$IMAGE" >/dev/null 2>&1 || true
+        die "built $IMAGE holds $built bytes, $total copied into its context: check the engine's disk space"
+    fi
     rm -rf "$context"
 }
 
@@ -291,7 +316,7 @@ archive_round() {
         HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%M' -o "$rss_file" \
             "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive --host "$SSH_URL" \
             --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" --project bench \
-            --force >"$WORK/c.log" 2>&1 ||
+            "${ARCHIVE_FORCE[@]}" >"$WORK/c.log" 2>&1 ||
             die "(c) bunker image-archive failed in round $round: $(tail -5 "$WORK/c.log")"
         end="$(now)"
         record c "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
@@ -318,13 +343,17 @@ restore_round() {
     check_restored d
 
     if [[ "$BUNKER_RESTORE" == true && -d "$WORK/c-out" ]]; then
+        # image-restore takes the architecture directory, the one holding manifest.json.
+        local arch_dir
+        arch_dir="$(find "$WORK/c-out" -name manifest.json -printf '%h\n' | head -1)"
+        [[ -n "$arch_dir" ]] || die "(c) left no manifest.json in its output directory"
         remove_bench_image
         rss_file="$WORK/e.rss"
         start="$(now)"
         HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%M' -o "$rss_file" \
             "$BUNKER_BIN" --projects-dir "$PROJECTS" image-restore --host "$SSH_URL" \
-            --remote-socket "$SANDBOX_REMOTE_SOCKET" --archive-dir "$WORK/c-out" \
-            --force >"$WORK/e.log" 2>&1 ||
+            --remote-socket "$SANDBOX_REMOTE_SOCKET" --archive-dir "$arch_dir" \
+            "${RESTORE_FORCE[@]}" >"$WORK/e.log" 2>&1 ||
             die "(e) bunker image-restore failed in round $round: $(tail -5 "$WORK/e.log")"
         end="$(now)"
         record e "$(seconds_between "$start" "$end")" "$(tree_bytes "$WORK/c-out")"
@@ -490,6 +519,10 @@ report() {
 
 main() {
     ensure_bench_image
+    if [[ "$PREPARE_ONLY" == true ]]; then
+        note "$IMAGE is ready ($(mb "$(docker image inspect --format '{{.Size}}' "$IMAGE")"))"
+        return
+    fi
     IMAGE_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
     PROJECTS="$(bench_project_dir)"
     print_header
@@ -514,4 +547,5 @@ main() {
     fi
 }
 
-main
+# One line, so that bash never reads past it (edits to a running script stay harmless).
+main; exit
