@@ -1,42 +1,26 @@
 //! The archive writer against the real sandbox engine: `docker save` piped
 //! into the writer gives a .tar.gz that `docker load` accepts, restoring the
-//! same image ID; the reader streams it back unchanged.
+//! same image ID; `archive verify` passes and the reader streams the tar back
+//! unchanged.
 
 mod archive_support;
+mod common;
 
 use std::process::Stdio;
 
-use archive_support::*;
+use archive_support::{sha256_hex, shell};
 use bunker::archive::{
     ArchDir, ArchiveAction, Compression, ExpectedFile, ExpectedImage, Manifest, ManifestEntry,
     WriteOptions, open_archive, write_archive,
 };
+use common::{build_unique_image, docker, docker_ok, sandbox, unique_name};
 use futures_util::StreamExt;
 
 #[test]
 fn docker_save_through_the_writer_loads_back_as_the_same_image() {
-    let (host, seed) = sandbox_engine();
-    let unique = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let tag = format!("bunker-test/archive-{unique}:1");
-    let context = tempfile::tempdir().unwrap();
-    std::fs::write(context.path().join("unique.txt"), &unique).unwrap();
-    std::fs::write(
-        context.path().join("Dockerfile"),
-        format!("FROM {seed}\nCOPY unique.txt /unique.txt\n"),
-    )
-    .unwrap();
-    docker(
-        &host,
-        &["build", "-q", "-t", &tag, context.path().to_str().unwrap()],
-    );
-    let image_id = docker(&host, &["image", "inspect", "-f", "{{.Id}}", &tag]);
+    let sandbox = sandbox();
+    let tag = format!("{}:1", unique_name("bunker-test/archive"));
+    let image_id = build_unique_image(&sandbox, &tag);
 
     let archive = tempfile::tempdir().unwrap();
     let arch = ArchDir::new(archive.path().join("x86_64"));
@@ -46,7 +30,8 @@ fn docker_save_through_the_writer_loads_back_as_the_same_image() {
     let written = runtime.block_on(async {
         let mut save = tokio::process::Command::new("docker")
             .args(["save", &tag])
-            .env("DOCKER_HOST", &host)
+            .env("DOCKER_HOST", &sandbox.docker_host)
+            .env("DOCKER_CONFIG", sandbox.dir.join("docker-client"))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -74,7 +59,7 @@ fn docker_save_through_the_writer_loads_back_as_the_same_image() {
     let mut manifest = Manifest::new("x86_64");
     manifest.upsert(entry.clone());
     manifest.save_atomic(&arch.manifest_path()).unwrap();
-    let (code, stdout, stderr) = bunker(
+    let (code, stdout, stderr) = archive_support::bunker(
         &[
             "archive",
             "verify",
@@ -85,29 +70,23 @@ fn docker_save_through_the_writer_loads_back_as_the_same_image() {
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
 
-    // The reader gives back exactly the tar the engine produced.
-    let read_back_sha = runtime.block_on(async {
+    let read_back = runtime.block_on(async {
         let mut stream = open_archive(&destination, ExpectedFile::from_entry(&entry)).unwrap();
-        let mut hashed = Vec::new();
+        let mut tar = Vec::new();
         while let Some(chunk) = stream.next().await {
-            hashed.extend_from_slice(&chunk.unwrap());
+            tar.extend_from_slice(&chunk.unwrap());
         }
-        sha256_hex(&hashed)
+        tar
     });
-    assert_eq!(read_back_sha, written.uncompressed_sha256);
+    assert_eq!(sha256_hex(&read_back), written.uncompressed_sha256);
 
-    docker(&host, &["rmi", &tag]);
-    let gone = std::process::Command::new("docker")
-        .args(["image", "inspect", &image_id])
-        .env("DOCKER_HOST", &host)
-        .output()
-        .unwrap();
+    docker_ok(&sandbox, ["rmi", &tag]);
     assert!(
-        !gone.status.success(),
+        !docker(&sandbox, ["image", "inspect", &image_id]).success(),
         "the image is still on the engine after rmi"
     );
-    docker(&host, &["load", "-i", destination.to_str().unwrap()]);
-    let loaded_id = docker(&host, &["image", "inspect", "-f", "{{.Id}}", &tag]);
-    docker(&host, &["rmi", &tag]);
+    docker_ok(&sandbox, ["load", "-i", destination.to_str().unwrap()]);
+    let loaded_id = docker_ok(&sandbox, ["image", "inspect", "-f", "{{.Id}}", &tag]);
+    docker_ok(&sandbox, ["rmi", &tag]);
     assert_eq!(loaded_id, image_id);
 }

@@ -305,6 +305,13 @@ impl DockerTarInspector {
                 pending.size.unwrap_or(header_size),
             )
         };
+        // Links, directories, devices and FIFOs have no data whatever their size
+        // field says (as Go's archive/tar, and so `docker load`, reads them).
+        let size = if matches!(type_flag, b'1'..=b'6') {
+            0
+        } else {
+            size
+        };
         let path = normalize_member_path(&path);
         if is_metadata && size > METADATA_LIMIT {
             return Err(DockerTarError::MetadataTooLarge { member: path, size });
@@ -439,10 +446,15 @@ impl DockerTarInspector {
             }
             State::Padding { .. } => return Err(DockerTarError::NoEndMarker),
         }
-        let manifest_bytes = self
-            .captured
-            .get("manifest.json")
-            .ok_or(DockerTarError::NoManifest)?;
+        let manifest_bytes = match self.captured.get("manifest.json") {
+            Some(bytes) => bytes,
+            None if self.members.contains_key("manifest.json") => {
+                return Err(DockerTarError::BadManifest {
+                    reason: "it is larger than 4 MiB".to_string(),
+                });
+            }
+            None => return Err(DockerTarError::NoManifest),
+        };
         let manifest: Vec<ManifestItem> =
             serde_json::from_slice(manifest_bytes).map_err(|error| {
                 DockerTarError::BadManifest {

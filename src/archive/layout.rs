@@ -190,11 +190,12 @@ impl ArchDir {
         format!("{project}/{}", archive_file_name(image, compression))
     }
 
-    /// The absolute path of a manifest `file` value.
+    /// The path of a manifest `file` value. `.` and `..` parts are dropped, so a
+    /// damaged or hostile manifest cannot point outside the arch directory.
     pub fn resolve(&self, relative_file: &str) -> PathBuf {
         relative_file
             .split('/')
-            .filter(|part| !part.is_empty())
+            .filter(|part| !matches!(*part, "" | "." | ".."))
             .fold(self.path.clone(), |path, part| path.join(part))
     }
 
@@ -292,6 +293,10 @@ mod tests {
         assert_eq!(
             ArchDir::relative_file("whoami", "traefik/whoami:v1.11.0", Compression::Gzip),
             "whoami/traefik_whoami_v1.11.0.tar.gz"
+        );
+        assert_eq!(
+            arch.resolve("../../etc/./passwd"),
+            Path::new("/srv/images/x86_64/etc/passwd")
         );
     }
 }

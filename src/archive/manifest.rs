@@ -219,6 +219,22 @@ impl Manifest {
             .find(|entry| entry.project == project && entry.image == image)
     }
 
+    /// The entry that lets a run skip (project, image): recorded with the same
+    /// engine image ID, and its file present with the recorded size. (`--verify`
+    /// additionally re-hashes the file with [`verify_entry`](super::verify::verify_entry).)
+    pub fn reusable_entry(
+        &self,
+        arch_dir: &ArchDir,
+        project: &str,
+        image: &str,
+        docker_id: &str,
+    ) -> Option<&ManifestEntry> {
+        self.find(project, image).filter(|entry| {
+            entry.docker_id.as_deref() == Some(docker_id)
+                && entry.file_present_with_recorded_size(arch_dir)
+        })
+    }
+
     /// Entries of one project.
     pub fn project_entries<'a>(
         &'a self,
@@ -342,6 +358,64 @@ mod tests {
         assert_eq!(manifest.project_entries("nextcloud").count(), 1);
         assert!(manifest.remove("nextcloud", "postgres:16").is_some());
         assert!(manifest.find("nextcloud", "postgres:16").is_none());
+    }
+
+    #[test]
+    fn an_entry_is_reusable_only_with_the_same_image_id_and_file_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = ArchDir::new(dir.path());
+        let mut manifest = Manifest::new("x86_64");
+        let mut recorded = entry("nginx", "postgres:16");
+        recorded.docker_id = Some("sha256:aa".into());
+        recorded.size = 3;
+        manifest.upsert(recorded);
+        assert!(
+            manifest
+                .reusable_entry(&arch, "nginx", "postgres:16", "sha256:aa")
+                .is_none()
+        );
+        std::fs::create_dir(dir.path().join("nginx")).unwrap();
+        std::fs::write(dir.path().join("nginx/x.tar.gz"), b"abc").unwrap();
+        assert!(
+            manifest
+                .reusable_entry(&arch, "nginx", "postgres:16", "sha256:aa")
+                .is_some()
+        );
+        assert!(
+            manifest
+                .reusable_entry(&arch, "nginx", "postgres:16", "sha256:bb")
+                .is_none()
+        );
+        assert!(
+            manifest
+                .reusable_entry(&arch, "other", "postgres:16", "sha256:aa")
+                .is_none()
+        );
+        std::fs::write(dir.path().join("nginx/x.tar.gz"), b"abcd").unwrap();
+        assert!(
+            manifest
+                .reusable_entry(&arch, "nginx", "postgres:16", "sha256:aa")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_failed_save_leaves_the_old_manifest_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        let mut manifest = Manifest::new("x86_64");
+        manifest.upsert(entry("alpha", "busybox:1"));
+        manifest.save_atomic(&path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // A directory where the temporary file must go makes the write fail.
+        std::fs::create_dir(crate::archive::durable::partial_path(&path)).unwrap();
+        manifest.upsert(entry("beta", "busybox:1"));
+        let message = format!("{:#}", manifest.save_atomic(&path).unwrap_err());
+        assert!(
+            message.contains(&format!("cannot write archive manifest {}", path.display())),
+            "{message}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
     #[test]

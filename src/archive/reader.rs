@@ -204,3 +204,10 @@ fn read_chunk(scanner: &mut ArchiveScanner) -> io::Result<Option<Bytes>> {
     buffer.truncate(filled);
     Ok(Some(Bytes::from(buffer)))
 }
+
+/// Compile-time check that the stream feeds bollard's image load as it is.
+#[cfg(test)]
+const _: fn(bollard::Docker, ArchiveStream) = |docker, stream| {
+    let options = bollard::query_parameters::ImportImageOptionsBuilder::new().build();
+    drop(docker.import_image_stream(options, stream, None));
+};

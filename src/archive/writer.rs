@@ -31,6 +31,8 @@ use super::layout::Compression;
 const CHANNEL_CHUNKS: usize = 8;
 /// Small engine chunks are gathered to this size before crossing the channel.
 const COALESCE_BYTES: usize = 256 << 10;
+/// Input each zstd worker compresses at a time.
+const ZSTD_JOB_BYTES: u32 = 1 << 20;
 /// Buffer between the compressor and the file.
 const FILE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -103,10 +105,10 @@ pub async fn write_archive<S, E>(
     stream: S,
     destination: &Path,
     options: &WriteOptions,
-    mut progress: impl FnMut(u64) + Send,
+    mut progress: impl FnMut(u64),
 ) -> anyhow::Result<WrittenArchive>
 where
-    S: Stream<Item = Result<Bytes, E>> + Send,
+    S: Stream<Item = Result<Bytes, E>>,
     E: std::error::Error + Send + Sync + 'static,
 {
     let image = options
@@ -155,10 +157,10 @@ where
 async fn forward<S, E>(
     stream: S,
     sender: &mpsc::Sender<Feed>,
-    progress: &mut (impl FnMut(u64) + Send),
+    progress: &mut impl FnMut(u64),
 ) -> anyhow::Result<()>
 where
-    S: Stream<Item = Result<Bytes, E>> + Send,
+    S: Stream<Item = Result<Bytes, E>>,
     E: std::error::Error + Send + Sync + 'static,
 {
     let mut stream = std::pin::pin!(stream);
@@ -288,8 +290,15 @@ impl Encoder {
                 let mut encoder = zstd::stream::write::Encoder::new(sink, level as i32)
                     .context("cannot start the zstd compressor")?;
                 if threads > 1 {
+                    // Small jobs keep each worker's buffers small: memory stays bounded
+                    // however many cores there are.
                     encoder
                         .multithread(threads as u32)
+                        .and_then(|()| {
+                            encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(
+                                ZSTD_JOB_BYTES,
+                            ))
+                        })
                         .context("cannot start the zstd compressor threads")?;
                 }
                 EncoderKind::Zstd(encoder)
@@ -347,3 +356,13 @@ fn gzp_error(error: gzp::GzpError) -> io::Error {
         error => io::Error::other(error),
     }
 }
+
+/// Compile-time check that bollard's export stream feeds the writer as it is,
+/// and that the write can run in a spawned task.
+#[cfg(test)]
+const _: fn(bollard::Docker, PathBuf) = |docker, path| {
+    drop(tokio::spawn(async move {
+        let stream = docker.export_image("image:tag");
+        write_archive(stream, &path, &WriteOptions::default(), |_| {}).await
+    }));
+};
