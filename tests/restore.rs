@@ -424,3 +424,37 @@ fn a_per_project_restore_includes_an_image_shared_with_another_project() {
     );
     docker_ok(&sandbox, ["rmi", shared, own]);
 }
+
+#[test]
+fn a_corrupt_copy_of_a_shared_image_falls_back_to_another_projects_copy() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let images = fresh_images(&sandbox, "fallback", 1);
+    let shared = &images.names[0];
+    let base = tempfile::tempdir().unwrap();
+    let arch_dir = archive_from_sandbox(
+        &sandbox,
+        base.path(),
+        &[gz("one", shared), gz("two", shared)],
+    );
+    remove_images(&sandbox, &[shared.as_str()]);
+    let manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
+    let damaged = arch_dir.resolve(&manifest.find("one", shared).unwrap().file);
+    flip_byte(&damaged);
+
+    let output = restore(&home, &sandbox, arch_dir.path(), &[]);
+    // The image is back, but the damaged file still fails the run so it gets fixed.
+    output.assert_code(1);
+    output.assert_stdout_contains(
+        "1 loaded, 0 skipped, 0 retagged, 0 failed (1 loaded from another copy",
+    );
+    output.assert_stderr_contains(&format!(
+        "CORRUPT: archive {} is corrupt",
+        damaged.display()
+    ));
+    assert_eq!(
+        image_id(&sandbox, shared).as_deref(),
+        Some(images.ids[0].as_str())
+    );
+    docker_ok(&sandbox, ["rmi", shared]);
+}

@@ -127,13 +127,20 @@ impl RestoreReport {
                 self.failures()
             )
         } else {
-            format!(
+            let mut summary = format!(
                 "{} loaded, {} skipped, {} retagged, {} failed",
                 self.count(Outcome::Loaded),
                 self.count(Outcome::Skipped),
                 self.count(Outcome::Retagged),
-                self.failures()
-            )
+                self.count(Outcome::Failed)
+            );
+            let rescued = self.failures() - self.count(Outcome::Failed);
+            if rescued > 0 {
+                summary.push_str(&format!(
+                    " ({rescued} loaded from another copy after a damaged or missing file)"
+                ));
+            }
+            summary
         }
     }
 

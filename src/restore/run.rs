@@ -203,7 +203,9 @@ async fn restore_item(
             problems.push(missing_file_problem(arch_dir, source));
             continue;
         }
-        task.set_length(source.uncompressed_size.unwrap_or(source.size));
+        if let Some(tar_size) = source.uncompressed_size {
+            task.set_length(tar_size);
+        }
         task.set_message(source.file.clone());
         let advance = {
             let task = task.clone();
