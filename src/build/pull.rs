@@ -79,6 +79,12 @@ pub async fn registry_credentials(registry: &str) -> Result<Option<DockerCredent
             "cannot read registry credentials from {}: it is not valid Docker config JSON; fix or remove it",
             config.display()
         )),
+        Err(Failure::HelperCommunicationError) => Err(format!(
+            "cannot get the credentials for {registry} configured in {}: the credential helper \
+             (`credHelpers`/`credsStore`) could not be run; install that docker-credential-* \
+             program on PATH or remove it from the file",
+            config.display()
+        )),
         Err(error) => Err(format!(
             "cannot get the credentials for {registry} configured in {}: {error}",
             config.display()

@@ -30,9 +30,8 @@ pub struct RunOptions {
     pub flags: BuildFlags,
 }
 
-/// What one report row is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What one report row is about; serialized as `hook`, `catalog`, `pull`, `base` or `build`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepKind {
     /// The project's `make build-hook-pre`.
     Hook,
@@ -40,6 +39,12 @@ pub enum StepKind {
     Catalog,
     /// An image job.
     Image(ImageAction),
+}
+
+impl serde::Serialize for StepKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl StepKind {
@@ -70,7 +75,7 @@ pub struct StepResult {
     pub image: String,
     pub services: Vec<String>,
     pub outcome: Outcome,
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", rename = "seconds")]
     pub duration: Duration,
 }
 
@@ -298,7 +303,7 @@ async fn run_project_hook(project: &ProjectPlan, progress: &Progress) -> Option<
         Err(message) => Some(step(Outcome::Failed(message))),
         Ok(true) => {
             let task = progress.task(format!("[hook] {} make {HOOK_TARGET}", project.project));
-            match run_hook(&project.project, &project.directory).await {
+            match run_hook(&project.project, &project.directory, &project.env_files).await {
                 Ok(output) => {
                     for line in output.lines() {
                         task.detail(format!("{}: {line}", project.project));

@@ -37,6 +37,10 @@ pub struct BuildArgs {
     /// Print the images a real run would produce, and do nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the plan (with --dry-run), the presence check (BUILD=false) or the run
+    /// report as JSON on stdout; progress stays on stderr.
+    #[arg(long)]
+    pub json: bool,
     /// Stop starting new work after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
@@ -83,13 +87,17 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         return Ok(ExitCode::from(1));
     }
 
+    if args.dry_run && args.json {
+        println!("{}", serde_json::to_string_pretty(&build_plan)?);
+        return Ok(exit_status(plan_problems(&build_plan).is_empty()));
+    }
     if args.dry_run {
         return Ok(print_dry_run(&build_plan, build_enabled).await);
     }
 
     let engine = connect(global, &args.engine).await?;
     if !build_enabled {
-        return check_images_present(&engine.docker, &build_plan, &engine.target).await;
+        return check_images_present(&engine.docker, &build_plan, &engine.target, args.json).await;
     }
     let progress = Progress::auto(global.verbose);
     let report = run_plan(
@@ -107,25 +115,44 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
     )
     .await;
     progress.finish();
-    print!("{}", report.table());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+        println!("{} on {}", report.summary(), engine.target);
+    }
     for message in report.messages() {
         eprintln!("{message}");
     }
-    println!("{} on {}", report.summary(), engine.target);
-    Ok(if report.failed() {
-        ExitCode::from(1)
-    } else {
+    Ok(exit_status(!report.failed()))
+}
+
+fn exit_status(success: bool) -> ExitCode {
+    if success {
         ExitCode::SUCCESS
-    })
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Every problem of the plan, global ones first.
+fn plan_problems(build_plan: &BuildPlan) -> Vec<String> {
+    let mut problems = build_plan.problems.clone();
+    problems.extend(
+        build_plan
+            .projects
+            .iter()
+            .flat_map(|project| project.problems.iter().cloned()),
+    );
+    problems
 }
 
 /// Prints the plan in the layout of the final report (PROJECT ACTION IMAGE …),
 /// so the names can be compared line for line with a real run.
 async fn print_dry_run(build_plan: &BuildPlan, build_enabled: bool) -> ExitCode {
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut problems: Vec<String> = build_plan.problems.clone();
+    let mut problems = plan_problems(build_plan);
     for project in &build_plan.projects {
-        problems.extend(project.problems.iter().cloned());
         if build_enabled && project.has_builds() {
             match has_hook(&project.project, &project.directory).await {
                 Ok(true) => rows.push(vec![
@@ -209,10 +236,21 @@ async fn check_images_present(
     docker: &bollard::Docker,
     build_plan: &BuildPlan,
     target: &str,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let report = check_presence(docker, build_plan)
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let problems = plan_problems(build_plan);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        for problem in &problems {
+            eprintln!("problem: {problem}");
+        }
+        return Ok(exit_status(
+            report.missing.is_empty() && problems.is_empty(),
+        ));
+    }
     println!("BUILD=false: building nothing; checking that every needed image is on {target}");
     let mut rows: Vec<Vec<String>> = Vec::new();
     for (needed, state) in report
@@ -231,13 +269,6 @@ async fn check_images_present(
     print!(
         "{}",
         render_table(&["PROJECT", "IMAGE", "STATE", "SERVICES"], &rows)
-    );
-    let mut problems: Vec<String> = build_plan.problems.clone();
-    problems.extend(
-        build_plan
-            .projects
-            .iter()
-            .flat_map(|project| project.problems.iter().cloned()),
     );
     for problem in &problems {
         eprintln!("problem: {problem}");

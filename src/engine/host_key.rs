@@ -39,7 +39,13 @@ impl HostKeyChecker {
         ) {
             HostKeyStatus::Trusted(_) => HostKeyVerdict::Trusted,
             HostKeyStatus::Unknown { .. } if self.accept_new => {
-                match known_hosts::learn(user_file, &destination.host, destination.port, key) {
+                let form = if destination.hash_known_hosts {
+                    known_hosts::NameForm::Hashed
+                } else {
+                    known_hosts::NameForm::Plain
+                };
+                match known_hosts::learn(user_file, &destination.host, destination.port, key, form)
+                {
                     Ok(()) => HostKeyVerdict::Learned(user_file.clone()),
                     Err(error) => HostKeyVerdict::Refused(format!(
                         "cannot record the SSH host key of {name} in {}: {error}",

@@ -7,6 +7,7 @@
 //! type matches. russh's own `check_known_hosts_path` stops at the first recorded key
 //! of the same type (so a rotated key with two lines fails), miscounts line numbers
 //! after comments and splits on single spaces, so bunker reads the files itself.
+//! New keys are appended in OpenSSH's format, hashed when `HashKnownHosts yes`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,8 +112,22 @@ pub fn recorded_algorithms(files: &[PathBuf], host: &str, port: u16) -> Vec<Algo
     algorithms
 }
 
+/// How a learned host name is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameForm {
+    Plain,
+    /// `|1|salt|hash`, as with `HashKnownHosts yes`.
+    Hashed,
+}
+
 /// Appends `key` for `host`:`port` to `file` (creating it and its directory, mode 0600/0700).
-pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+pub fn learn(
+    file: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    form: NameForm,
+) -> std::io::Result<()> {
     if let Some(directory) = file.parent() {
         create_private_dir(directory)?;
     }
@@ -133,12 +148,28 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Re
     } else {
         "\n"
     };
-    let line = format!(
-        "{separator}{} {algorithm} {base64}\n",
-        host_entry_name(host, port)
-    );
+    let name = match form {
+        NameForm::Plain => host_entry_name(host, port),
+        NameForm::Hashed => hashed_name(&host_entry_name(host, port))?,
+    };
+    let line = format!("{separator}{name} {algorithm} {base64}\n");
     handle.write_all(line.as_bytes())?;
     handle.flush()
+}
+
+/// `|1|base64(salt)|base64(HMAC-SHA1(salt, name))` with a fresh 20-byte salt.
+fn hashed_name(name: &str) -> std::io::Result<String> {
+    use russh::keys::ssh_encoding::base64::{Base64, Encoding};
+    let mut salt = [0u8; 20];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&salt).map_err(std::io::Error::other)?;
+    mac.update(name.as_bytes());
+    let hash = mac.finalize().into_bytes();
+    Ok(format!(
+        "|1|{}|{}",
+        Base64::encode_string(&salt),
+        Base64::encode_string(&hash)
+    ))
 }
 
 fn create_private_dir(directory: &Path) -> std::io::Result<()> {
@@ -336,9 +367,28 @@ mod tests {
     }
 
     #[test]
+    fn learn_hashed_is_then_trusted_only_for_that_name() {
+        let (_dir, files) = file_with("");
+        learn(&files[0], "10.1.2.3", 2200, &key(KEY_A), NameForm::Hashed).unwrap();
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(
+            text.starts_with("|1|") && !text.contains("10.1.2.3"),
+            "{text}"
+        );
+        assert!(matches!(
+            check(&files, "10.1.2.3", 2200, &key(KEY_A)),
+            HostKeyStatus::Trusted(_)
+        ));
+        assert!(matches!(
+            check(&files, "10.1.2.3", 22, &key(KEY_A)),
+            HostKeyStatus::Unknown { .. }
+        ));
+    }
+
+    #[test]
     fn learn_appends_in_port_form_and_is_then_trusted() {
         let (_dir, files) = file_with("other.host ssh-ed25519 AAAA-broken-line-no-newline");
-        learn(&files[0], "10.1.2.3", 2200, &key(KEY_A)).unwrap();
+        learn(&files[0], "10.1.2.3", 2200, &key(KEY_A), NameForm::Plain).unwrap();
         let text = std::fs::read_to_string(&files[0]).unwrap();
         assert!(
             text.ends_with(&format!("\n[10.1.2.3]:2200 {KEY_A}\n")),

@@ -91,6 +91,17 @@ pub struct Engine {
     selected_by: String,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("target", &self.target)
+            .field("context", &self.context)
+            .field("transport", &self.transport())
+            .field("facts", &self.facts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Engine {
     /// How requests reach the engine, e.g. `ssh root@host:22 → socket /var/run/docker.sock`.
     pub fn transport(&self) -> String {

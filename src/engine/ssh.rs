@@ -96,7 +96,19 @@ impl SshSession {
                 )
             }
         };
-        let handshake = client::connect_stream(config, stream, checker).await;
+        // ConnectTimeout also bounds the banner and key exchange, as in OpenSSH.
+        let handshake = tokio::time::timeout(
+            destination.connect_timeout,
+            client::connect_stream(config, stream, checker),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "SSH handshake with {} got no answer within {} s. Is it an SSH server?",
+                destination.display(),
+                destination.connect_timeout.as_secs()
+            )
+        })?;
         let recorded = verdict.lock().ok().and_then(|slot| slot.clone());
         let mut handle = match (handshake, recorded) {
             (Ok(handle), Some(HostKeyVerdict::Learned(file))) => {
@@ -220,6 +232,9 @@ fn client_config(destination: &SshDestination) -> client::Config {
         preferred.key = keys.into();
     }
     client::Config {
+        client_id: russh::SshId::Standard(
+            format!("SSH-2.0-bunker_{}", env!("CARGO_PKG_VERSION")).into(),
+        ),
         window_size: WINDOW_SIZE,
         maximum_packet_size: 65535,
         keepalive_interval: Some(destination.keepalive),

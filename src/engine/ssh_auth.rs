@@ -20,6 +20,9 @@ pub(super) async fn authenticate(
     let user = destination.user.clone();
     let mut tried: Vec<String> = Vec::new();
     let mut offered: Vec<PublicKey> = Vec::new();
+    // Public halves of identity files that could not be used directly (passphrase):
+    // ssh-agent may hold them, and with IdentitiesOnly only these agent keys are used.
+    let mut locked: Vec<PublicKey> = Vec::new();
     let mut server_methods = None;
     for identity in &destination.identity_files {
         let shown = destination.show_path(&identity.path);
@@ -32,6 +35,7 @@ pub(super) async fn authenticate(
         let key = match russh::keys::load_secret_key(&identity.path, None) {
             Ok(key) => key,
             Err(russh::keys::Error::KeyIsEncrypted) => {
+                locked.extend(public_half(&identity.path));
                 tried.push(format!(
                     "{shown}: passphrase-protected, skipped (load it into ssh-agent with `ssh-add {shown}`)"
                 ));
@@ -66,10 +70,11 @@ pub(super) async fn authenticate(
             }
         }
     }
-    if destination.identities_only {
+    if destination.identities_only && locked.is_empty() {
         tried.push("ssh-agent: not used (IdentitiesOnly yes)".into());
     } else if !handle.is_closed() {
-        match try_agent(handle, &user, &offered, &mut tried).await {
+        let only = destination.identities_only.then_some(locked.as_slice());
+        match try_agent(handle, &user, &offered, only, &mut tried).await {
             AgentOutcome::Success => return Ok(()),
             AgentOutcome::Failed(methods) => server_methods = methods.or(server_methods),
         }
@@ -128,10 +133,24 @@ enum AgentOutcome {
     Failed(Option<russh::MethodSet>),
 }
 
+/// The public key of a private key file without decrypting it: OpenSSH-format keys
+/// carry it in clear; otherwise `<file>.pub`.
+fn public_half(path: &Path) -> Option<PublicKey> {
+    let text = std::fs::read_to_string(path).ok()?;
+    if let Ok(key) = russh::keys::PrivateKey::from_openssh(text.as_bytes()) {
+        return Some(key.public_key().clone());
+    }
+    let mut public = path.as_os_str().to_owned();
+    public.push(".pub");
+    russh::keys::load_public_key(Path::new(&public)).ok()
+}
+
+/// Offers the agent's keys not offered yet; with `only`, just those keys.
 async fn try_agent(
     handle: &mut Handle<HostKeyChecker>,
     user: &str,
     already_offered: &[PublicKey],
+    only: Option<&[PublicKey]>,
     tried: &mut Vec<String>,
 ) -> AgentOutcome {
     let Some(socket) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
@@ -161,10 +180,8 @@ async fn try_agent(
         let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = identity else {
             continue;
         };
-        if already_offered
-            .iter()
-            .any(|k| k.key_data() == key.key_data())
-        {
+        let same = |k: &PublicKey| k.key_data() == key.key_data();
+        if already_offered.iter().any(same) || only.is_some_and(|only| !only.iter().any(same)) {
             continue;
         }
         any = true;
@@ -199,7 +216,10 @@ async fn try_agent(
         }
     }
     if !any {
-        tried.push("ssh-agent: holds no further keys".into());
+        tried.push(match only {
+            Some(_) => "ssh-agent: holds none of the IdentityFile keys (IdentitiesOnly yes)".into(),
+            None => "ssh-agent: holds no further keys".into(),
+        });
     }
     AgentOutcome::Failed(methods)
 }

@@ -94,6 +94,8 @@ pub struct HostSettings {
     pub server_alive_interval_seconds: Option<u64>,
     /// `StrictHostKeyChecking accept-new`: record unknown host keys (never changed ones).
     pub accept_new_host_keys: bool,
+    /// `HashKnownHosts yes`: record host names hashed.
+    pub hash_known_hosts: bool,
     /// `ProxyJump` or `ProxyCommand`, whichever comes first (as in OpenSSH).
     pub proxy: Option<Proxy>,
 }
@@ -151,6 +153,7 @@ impl SshConfig {
         let mut server_alive: Option<Option<u64>> = None;
         let mut proxy_setting: Option<Option<Proxy>> = None;
         let mut strict_host_key_checking: Option<String> = None;
+        let mut hash_known_hosts: Option<bool> = None;
         // `Match host` compares against HostName once it is known, as OpenSSH does.
         let hostname_for_match = self
             .directives
@@ -182,6 +185,10 @@ impl SshConfig {
                 ),
                 "connecttimeout" => set_once(&mut connect_timeout, Some(value.parse().ok())),
                 "serveraliveinterval" => set_once(&mut server_alive, Some(value.parse().ok())),
+                "hashknownhosts" => set_once(
+                    &mut hash_known_hosts,
+                    Some(value.eq_ignore_ascii_case("yes")),
+                ),
                 "stricthostkeychecking" => set_once(
                     &mut strict_host_key_checking,
                     Some(value.to_ascii_lowercase()),
@@ -211,6 +218,7 @@ impl SshConfig {
         // `no`/`off` would also accept unknown keys in OpenSSH; bunker only honours the
         // explicit `accept-new`, and never accepts a changed key.
         settings.accept_new_host_keys = strict_host_key_checking.as_deref() == Some("accept-new");
+        settings.hash_known_hosts = hash_known_hosts.unwrap_or(false);
         settings.identities_only = identities_only.unwrap_or(false);
         settings
     }

@@ -30,6 +30,8 @@ pub struct SshDestination {
     pub identities_only: bool,
     /// `StrictHostKeyChecking accept-new` in ~/.ssh/config.
     pub accept_new_host_keys: bool,
+    /// `HashKnownHosts yes` in ~/.ssh/config: learned host names are written hashed.
+    pub hash_known_hosts: bool,
     /// known_hosts files to check; the first is the one new keys are recorded in.
     pub known_hosts_files: Vec<PathBuf>,
     pub connect_timeout: Duration,
@@ -157,6 +159,7 @@ impl SshDestination {
             identity_files,
             identities_only: settings.identities_only,
             accept_new_host_keys: settings.accept_new_host_keys,
+            hash_known_hosts: settings.hash_known_hosts,
             known_hosts_files,
             connect_timeout: settings
                 .connect_timeout_seconds
