@@ -72,8 +72,19 @@ if [[ -z "$IMAGE" ]]; then
     [[ -f "$SHARED_SANDBOX/env.sh" ]] ||
         die "no --image and no shared sandbox at $SHARED_SANDBOX: run scripts/sandbox.sh up and scripts/bench.sh --prepare"
     registry="$(sed -n 's/^export SANDBOX_REGISTRY=//p' "$SHARED_SANDBOX/env.sh")"
-    tag="$(curl -fsS "http://$registry/v2/bunker-bench/realfiles/tags/list" 2>/dev/null |
-        python3 -c 'import json,sys; print((json.load(sys.stdin).get("tags") or [""])[0])' || true)"
+    # The largest bench image in the shared registry (bench.sh's recipes differ in size).
+    tag="$(python3 - "$registry" <<'PY' || true
+import json, sys, urllib.request
+registry = sys.argv[1]
+base = f"http://{registry}/v2/bunker-bench/realfiles"
+accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+tags = json.load(urllib.request.urlopen(f"{base}/tags/list")).get("tags") or []
+def size(tag):
+    request = urllib.request.Request(f"{base}/manifests/{tag}", headers=accept)
+    return sum(layer["size"] for layer in json.load(urllib.request.urlopen(request))["layers"])
+print(max(tags, key=size) if tags else "")
+PY
+)"
     [[ -n "$tag" ]] || die "no bench image in $registry: run scripts/bench.sh --prepare first (or pass --image)"
     IMAGE="$registry/bunker-bench/realfiles:$tag"
 fi
