@@ -95,7 +95,7 @@ fn only_missing_or_different_images_are_loaded() {
             "{name}"
         );
     }
-    let loads = load_events(&sandbox, since);
+    let loads = load_events(&sandbox, since, &images.ids);
     assert_eq!(
         loads.len(),
         2,
@@ -115,7 +115,10 @@ fn only_missing_or_different_images_are_loaded() {
         );
         assert_eq!(outcome_of(&report, name)["bytes_sent"], 0);
     }
-    assert_eq!(load_events(&sandbox, since), Vec::<String>::new());
+    assert_eq!(
+        load_events(&sandbox, since, &images.ids),
+        Vec::<String>::new()
+    );
 
     // --force loads even what is there; --project limits the selection.
     let forced = restore(
@@ -239,7 +242,10 @@ fn dry_run_reads_no_file_and_verify_hashes_them() {
         None,
         "a dry run loaded an image"
     );
-    assert_eq!(load_events(&sandbox, since), Vec::<String>::new());
+    assert_eq!(
+        load_events(&sandbox, since, &images.ids),
+        Vec::<String>::new()
+    );
 
     let no_dry = home
         .bunker()
@@ -438,7 +444,12 @@ fn a_corrupt_copy_of_a_shared_image_falls_back_to_another_projects_copy() {
         &[gz("one", shared), gz("two", shared)],
     );
     remove_images(&sandbox, &[shared.as_str()]);
-    let manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
+    // Archived at the same moment, the copies are tried in manifest order: "one" first.
+    let mut manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
+    for entry in &mut manifest.images {
+        entry.archived_at = Some("2026-01-01T00:00:00Z".to_string());
+    }
+    manifest.save_atomic(&arch_dir.manifest_path()).unwrap();
     let damaged = arch_dir.resolve(&manifest.find("one", shared).unwrap().file);
     flip_byte(&damaged);
 

@@ -113,8 +113,9 @@ pub fn flip_byte(path: &PathBuf) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// The image-load events the engine recorded since `since` (unix seconds), by name.
-pub fn load_events(sandbox: &Sandbox, since: u64) -> Vec<String> {
+/// The image-load events the engine recorded since `since` (unix seconds) for the image
+/// IDs `ids` (other tests load other images on the shared engine meanwhile).
+pub fn load_events(sandbox: &Sandbox, since: u64, ids: &[String]) -> Vec<String> {
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -139,7 +140,7 @@ pub fn load_events(sandbox: &Sandbox, since: u64) -> Vec<String> {
     output
         .lines()
         .map(str::to_string)
-        .filter(|line| !line.is_empty())
+        .filter(|line| ids.contains(line))
         .collect()
 }
 
