@@ -325,6 +325,11 @@ fn an_archive_for_another_architecture_is_refused() {
     by_engine.assert_stderr_contains("holds only aarch64");
     by_engine.assert_stderr_contains("is x86_64");
 
+    // The base given as --archive-dir is searched the same way.
+    let base_given = restore(&home, &sandbox, base.path(), &[]);
+    base_given.assert_code(1);
+    base_given.assert_stderr_contains("no archive for x86_64");
+
     // Named directly.
     let direct = restore(&home, &sandbox, &arch_dir, &[]);
     direct.assert_code(1);

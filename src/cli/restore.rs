@@ -30,8 +30,9 @@ pub struct RestoreArgs {
     /// Restore the archive of this architecture (`uname -m` form) instead of the engine's.
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
-    /// The architecture directory holding manifest.json (default:
-    /// `<IMAGE_ARCHIVE_DIR>/<engine architecture>`).
+    /// The architecture directory holding manifest.json, or an archive base whose
+    /// `<architecture>/manifest.json` is chosen by the engine's architecture
+    /// (default: the base IMAGE_ARCHIVE_DIR, from the environment or the projects root .env_<context>).
     #[arg(long, value_name = "DIR")]
     pub archive_dir: Option<PathBuf>,
     /// Load even images the engine already has with the recorded ID.

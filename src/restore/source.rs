@@ -3,7 +3,8 @@
 //! The architecture is the target engine's (`uname -m` form, from the engine
 //! itself), not the workstation's: an x86 laptop restoring a Raspberry Pi must
 //! load the aarch64 archive. `--arch` overrides it; `--archive-dir` names one
-//! architecture directory directly. Either way a manifest recorded for another
+//! architecture directory directly, or an archive base to search like
+//! `IMAGE_ARCHIVE_DIR`. Either way a manifest recorded for another
 //! architecture than the one asked for is refused, so images that cannot run on
 //! the engine are never loaded by accident.
 
@@ -45,6 +46,10 @@ pub fn choose_archive(
         .clone()
         .unwrap_or_else(|| engine_arch.to_string());
     let arch_dir = match &location.arch_dir {
+        // An archive base given as --archive-dir is searched like IMAGE_ARCHIVE_DIR.
+        Some(dir) if !dir.join(MANIFEST_FILE_NAME).is_file() && !arch_names(dir).is_empty() => {
+            default_arch_dir(dir, &arch, engine_arch, engine_name)?
+        }
         Some(dir) => explicit_arch_dir(dir)?,
         None => default_arch_dir(&location.base, &arch, engine_arch, engine_name)?,
     };
@@ -86,21 +91,10 @@ fn explicit_arch_dir(dir: &Path) -> anyhow::Result<ArchDir> {
             dir.display()
         );
     }
-    let inside = arch_names(dir);
-    if inside.is_empty() {
-        bail!(
-            "no {MANIFEST_FILE_NAME} in {}; give --archive-dir the architecture directory that \
-             holds it (`bunker archive verify --rebuild-manifest` recreates a lost one)",
-            dir.display()
-        );
-    }
     bail!(
-        "{} is an archive base with architecture directories ({}), not one architecture \
-         directory; pass --archive-dir {} or set IMAGE_ARCHIVE_DIR={} and let the engine's \
-         architecture choose",
-        dir.display(),
-        inside.join(", "),
-        dir.join(&inside[0]).display(),
+        "no {MANIFEST_FILE_NAME} in {} and no architecture directories with one; give \
+         --archive-dir the archive base or one architecture directory \
+         (`bunker archive verify --rebuild-manifest` recreates a lost manifest)",
         dir.display()
     )
 }
@@ -215,17 +209,29 @@ mod tests {
     }
 
     #[test]
-    fn a_base_given_as_archive_dir_names_the_architecture_directories() {
-        let base = base_with(&["x86_64"]);
-        let mut location = location(base.path());
+    fn a_base_given_as_archive_dir_is_searched_by_architecture() {
+        let base = base_with(&["x86_64", "aarch64"]);
+        let mut location = location(Path::new("/unused"));
         location.arch_dir = Some(base.path().to_path_buf());
+        let choice = choose_archive(&location, "aarch64", "pi").unwrap();
+        assert_eq!(choice.arch_dir.arch(), "aarch64");
+        let only_arm = base_with(&["aarch64"]);
+        location.arch_dir = Some(only_arm.path().to_path_buf());
         let message = choose_archive(&location, "x86_64", "srv")
             .unwrap_err()
             .to_string();
-        assert!(
-            message.contains("architecture directories (x86_64)"),
-            "{message}"
-        );
+        assert!(message.contains("holds only aarch64"), "{message}");
+    }
+
+    #[test]
+    fn a_directory_without_any_manifest_is_named() {
+        let empty = tempfile::tempdir().unwrap();
+        let mut location = location(Path::new("/unused"));
+        location.arch_dir = Some(empty.path().to_path_buf());
+        let message = choose_archive(&location, "x86_64", "srv")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("no manifest.json in"), "{message}");
     }
 
     #[test]
