@@ -10,6 +10,8 @@ pub mod catalog;
 pub mod cli;
 pub mod engine;
 pub mod image;
+pub mod install;
 pub mod progress;
 pub mod registry;
+pub mod restore;
 pub mod settings;

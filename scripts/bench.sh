@@ -1,0 +1,551 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of `bunker image-archive` / `bunker image-restore` against the
+# shell pipelines they replace, on the sandbox engine reached over SSH (issues 4 and 5).
+# Never part of the test suite: it takes minutes, loads the machine and its figures depend
+# on the hardware.
+#
+#   scripts/bench.sh [--runs N] [--size-mb MB] [--bunker PATH] [--results FILE | --no-results]
+#                    [--prepare]   (only build/pull and push the bench image, then stop)
+#
+# 1. Ensures a ~1 GB multi-layer FROM-scratch image made of real files (copied from
+#    /usr/bin, /usr/lib, /usr/share) exists on the sandbox engine and in the sandbox
+#    registry; it is built once and found again by its recipe hash.
+# 2. Archive, N rounds, the three tools alternating within each round:
+#      (a) ssh HOST 'docker save IMG | gzip' > file   (the pipeline bunker replaces)
+#      (b) ssh HOST 'docker save IMG' > file          (no compression: the export limit)
+#      (c) bunker image-archive                       (peak RSS with /usr/bin/time)
+# 3. Restore, N rounds, the image removed from the engine before each load:
+#      (d) gunzip -c file | ssh HOST docker load
+#      (e) bunker image-restore
+# 4. A second `bunker image-archive` of all of projects/ with nothing changed: wall time and
+#    the bytes that crossed the SSH connection (counted by a local TCP relay).
+# Prints a table (min / median, ratios against the targets) and writes it, with the machine
+# facts, to bench-results/<UTC date>.txt.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+export BUNKER_SANDBOX_DIR="${BUNKER_SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
+
+RUNS=3
+SIZE_MB=1024
+LAYERS=7
+BUNKER_BIN=""
+RESULTS_FILE="bench-results/$(date -u +%F).txt"
+RECIPE_VERSION=3
+PREPARE_ONLY=false
+BENCH_REPOSITORY="bunker-bench/realfiles"
+
+die() {
+    echo "bench.sh: $*" >&2
+    exit 1
+}
+note() { printf '%s\n' "$*" >&2; }
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+while (($#)); do
+    case "$1" in
+    --runs)
+        [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive whole number, got '${2:-}'"
+        RUNS="$2"
+        shift 2
+        ;;
+    --size-mb)
+        [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "--size-mb needs a positive whole number, got '${2:-}'"
+        SIZE_MB="$2"
+        shift 2
+        ;;
+    --bunker)
+        [[ -x "${2:-}" ]] || die "--bunker needs an executable file, got '${2:-}'"
+        BUNKER_BIN="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+        shift 2
+        ;;
+    --results)
+        [[ -n "${2:-}" ]] || die "--results needs a file name"
+        RESULTS_FILE="$2"
+        shift 2
+        ;;
+    --no-results)
+        RESULTS_FILE=""
+        shift
+        ;;
+    --prepare)
+        PREPARE_ONLY=true
+        shift
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *) die "unknown argument '$1' (see scripts/bench.sh --help)" ;;
+    esac
+done
+
+for tool in docker ssh gzip python3 /usr/bin/time tar find sort awk; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install time openssh-client gzip python3 docker.io)"
+done
+[[ -f "$BUNKER_SANDBOX_DIR/env.sh" ]] ||
+    die "sandbox not running: run scripts/sandbox.sh up (or set BUNKER_SANDBOX_DIR)"
+# shellcheck disable=SC1091
+source "$BUNKER_SANDBOX_DIR/env.sh"
+export DOCKER_HOST="$SANDBOX_DOCKER_HOST"
+docker version >/dev/null 2>&1 || die "sandbox engine at $SANDBOX_DOCKER_HOST does not answer: run scripts/sandbox.sh up"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/bunker-bench.XXXXXX")"
+RELAY_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    [[ -z "$RELAY_PID" ]] || kill "$RELAY_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+REPORT="$WORK/report.txt"
+out() { printf '%s\n' "$*" | tee -a "$REPORT"; }
+
+# --- ssh for the pipelines, HOME for bunker -------------------------------------------------
+SSH_CONFIG="$WORK/ssh_config"
+cat >"$SSH_CONFIG" <<EOF
+Host bench-sandbox
+  HostName $SANDBOX_SSH_HOST
+  Port $SANDBOX_SSH_PORT
+  User $SANDBOX_SSH_USER
+  IdentityFile $SANDBOX_SSH_KEY
+  IdentitiesOnly yes
+  UserKnownHostsFile $SANDBOX_KNOWN_HOSTS
+  StrictHostKeyChecking yes
+  BatchMode yes
+EOF
+remote() { ssh -F "$SSH_CONFIG" bench-sandbox "$@"; }
+remote true || die "cannot ssh to the sandbox ($SANDBOX_SSH_USER@$SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT): run scripts/sandbox.sh up"
+
+BUNKER_HOME="$WORK/home"
+mkdir -p "$BUNKER_HOME/.ssh" "$BUNKER_HOME/.docker"
+install -m 600 "$SANDBOX_SSH_KEY" "$BUNKER_HOME/.ssh/id_ed25519"
+cp "$SANDBOX_KNOWN_HOSTS" "$BUNKER_HOME/.ssh/known_hosts"
+SSH_URL="ssh://$SANDBOX_SSH_USER@$SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT"
+
+# --- timing helpers -------------------------------------------------------------------------
+now() { printf '%s' "${EPOCHREALTIME/[.,]/}"; } # microseconds
+seconds_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
+file_bytes() { stat -c %s "$1"; }
+tree_bytes() { find "$1" -type f -name '*.tar*' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+min_of() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | head -1; }
+max_of() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | tail -1; }
+kb_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+median_of() {
+    tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) print "";
+        else if (NR % 2) print v[(NR + 1) / 2];
+        else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+verdict() { # VALUE OP LIMIT
+    awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
+        ok = (op == "<=") ? v <= l : (op == "<") ? v < l : (op == ">=") ? v >= l : 0;
+        print ok ? "PASS" : "FAIL" }'
+}
+
+# --- bunker binary --------------------------------------------------------------------------
+if [[ -z "$BUNKER_BIN" ]]; then
+    note "building bunker (cargo build --release; a no-op when up to date)"
+    cargo build --release --quiet --bin bunker >&2 || die "cargo build --release failed"
+    BUNKER_BIN="$REPO_ROOT/target/release/bunker"
+fi
+bunker() { HOME="$BUNKER_HOME" DOCKER_HOST="" "$BUNKER_BIN" "$@"; }
+has_flag() { bunker "$1" --help 2>/dev/null | grep -q -- "$2"; }
+BUNKER_ARCHIVE=false
+BUNKER_RESTORE=false
+has_flag image-archive --output-dir && BUNKER_ARCHIVE=true
+has_flag image-restore --archive-dir && BUNKER_RESTORE=true
+# Re-archive / re-load even when bunker thinks the work is done (each round must do it all).
+ARCHIVE_FORCE=()
+RESTORE_FORCE=()
+has_flag image-archive --force && ARCHIVE_FORCE=(--force)
+has_flag image-restore --force && RESTORE_FORCE=(--force)
+
+# --- the bench image ------------------------------------------------------------------------
+SOURCES=(/usr/bin /usr/lib /usr/share)
+RECIPE="v$RECIPE_VERSION size=${SIZE_MB}MB layers=$LAYERS sources=${SOURCES[*]}"
+RECIPE_HASH="$(printf '%s' "$RECIPE" | sha256sum | cut -c1-12)"
+IMAGE="$SANDBOX_REGISTRY/$BENCH_REPOSITORY:$RECIPE_HASH"
+
+# Writes NUL-separated "size<TAB>path" records of the files to copy, ~SIZE_MB split over SOURCES.
+select_files() {
+    local budget=$((SIZE_MB * 1000 * 1000 / ${#SOURCES[@]})) source
+    for source in "${SOURCES[@]}"; do
+        find "$source" -xdev -type f -readable -printf '%s\t%p\0' >"$WORK/found" 2>/dev/null || true
+        sort -z -t $'\t' -k2 "$WORK/found" >"$WORK/sorted"
+        awk -v RS='\0' -v ORS='\0' -v budget="$budget" '{
+            split($0, f, "\t"); if (total >= budget) exit; total += f[1]; print }' "$WORK/sorted" \
+            >"$WORK/selected"
+        local selected
+        selected="$(awk -v RS='\0' '{ split($0, f, "\t"); total += f[1] } END { print total + 0 }' "$WORK/selected")"
+        ((selected >= budget * 9 / 10)) ||
+            die "$source holds only $selected bytes of readable files, $budget wanted: lower --size-mb"
+        cat "$WORK/selected"
+    done
+}
+
+build_bench_image() {
+    local context="$WORK/context" layer total=0 filled=0 layer_budget size path
+    local -a sizes=() paths=()
+    note "building $IMAGE: copying ~${SIZE_MB} MB of real files into $LAYERS layers"
+    select_files >"$WORK/files"
+    while IFS=$'\t' read -r -d '' size path; do
+        sizes+=("$size")
+        paths+=("${path#/}")
+        total=$((total + size))
+    done <"$WORK/files"
+    ((${#paths[@]} >= LAYERS)) || die "found only ${#paths[@]} readable files in ${SOURCES[*]}"
+    layer_budget=$((total / LAYERS + 1))
+    for ((layer = 1; layer <= LAYERS; layer++)); do : >"$WORK/layer-$layer.list"; done
+    layer=1
+    for ((i = 0; i < ${#paths[@]}; i++)); do
+        if ((filled >= layer_budget && layer < LAYERS)); then
+            layer=$((layer + 1))
+            filled=0
+        fi
+        printf '%s\0' "${paths[i]}" >>"$WORK/layer-$layer.list"
+        filled=$((filled + sizes[i]))
+    done
+    mkdir -p "$context"
+    {
+        echo "FROM scratch"
+        echo "LABEL org.opencontainers.image.title=\"bunker benchmark image\" bunker.bench.recipe=\"$RECIPE\""
+        for ((layer = 1; layer <= LAYERS; layer++)); do
+            mkdir -p "$context/layer-$layer"
+            tar -C / --null -T "$WORK/layer-$layer.list" -cf - | tar -C "$context/layer-$layer" -xf -
+            echo "COPY layer-$layer/ /"
+        done
+    } >"$context/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" "$context" >"$WORK/build.log" 2>&1 ||
+        die "building $IMAGE failed: $(tail -5 "$WORK/build.log")"
+    local built
+    built="$(docker image inspect --format '{{.Size}}' "$IMAGE")"
+    if ((built < total * 9 / 10)); then
+        docker rmi "$IMAGE" >/dev/null 2>&1 || true
+        die "built $IMAGE holds $built bytes, $total copied into its context: check the engine's disk space"
+    fi
+    rm -rf "$context"
+}
+
+registry_has_image() {
+    curl -fsS -o /dev/null \
+        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$SANDBOX_REGISTRY/v2/$BENCH_REPOSITORY/manifests/$RECIPE_HASH" 2>/dev/null
+}
+
+ensure_bench_image() {
+    if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+        if registry_has_image; then
+            note "pulling $IMAGE from the sandbox registry"
+            docker pull -q "$IMAGE" >/dev/null
+        else
+            build_bench_image
+        fi
+    fi
+    if ! registry_has_image; then
+        note "pushing $IMAGE to the sandbox registry (once)"
+        docker push -q "$IMAGE" >/dev/null
+    fi
+}
+
+# --- machine facts --------------------------------------------------------------------------
+print_header() {
+    out "bunker benchmark, $(date -u '+%F %T') UTC"
+    out "command: scripts/bench.sh --runs $RUNS --size-mb $SIZE_MB"
+    out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+    out "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1e6 }' /proc/meminfo) RAM, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+    out "kernel: $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    out "engine: Docker $(docker version --format '{{.Server.Version}}'), storage driver $(docker info --format '{{.Driver}}'), reached over ssh on $SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT (same machine)"
+    out "tools: $(ssh -V 2>&1), $(gzip --version | head -1)"
+    local bytes layers
+    bytes="$(docker image inspect --format '{{.Size}}' "$IMAGE")"
+    layers="$(docker image inspect --format '{{len .RootFS.Layers}}' "$IMAGE")"
+    out "image: $IMAGE, $(mb "$bytes") uncompressed, $layers layers of files from ${SOURCES[*]}"
+    out ""
+}
+
+# --- archive --------------------------------------------------------------------------------
+declare -A TIMES SIZES
+PEAK_RSS_ARCHIVE=""
+PEAK_RSS_RESTORE=""
+
+# record LABEL SECONDS BYTES
+record() {
+    TIMES[$1]+="$2 "
+    SIZES[$1]="$3"
+}
+
+bench_project_dir() {
+    local dir="$WORK/projects"
+    mkdir -p "$dir/bench"
+    cat >"$dir/bench/docker-compose.yaml" <<EOF
+services:
+  bench:
+    image: $IMAGE
+EOF
+    printf '%s' "$dir"
+}
+
+archive_round() {
+    local round="$1" start end file rss_file
+    file="$WORK/a.tar.gz"
+    start="$(now)"
+    remote "docker save '$IMAGE' | gzip" >"$file"
+    end="$(now)"
+    record a "$(seconds_between "$start" "$end")" "$(file_bytes "$file")"
+    (($(file_bytes "$file") > 1000000)) || die "(a) wrote only $(file_bytes "$file") bytes: is $IMAGE on the engine?"
+
+    file="$WORK/b.tar"
+    start="$(now)"
+    remote "docker save '$IMAGE'" >"$file"
+    end="$(now)"
+    record b "$(seconds_between "$start" "$end")" "$(file_bytes "$file")"
+    rm -f "$file"
+
+    if [[ "$BUNKER_ARCHIVE" == true ]]; then
+        local output="$WORK/c-out"
+        rm -rf "$output"
+        rss_file="$WORK/c.rss"
+        start="$(now)"
+        HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%M' -o "$rss_file" \
+            "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive --host "$SSH_URL" \
+            --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" --project bench \
+            "${ARCHIVE_FORCE[@]}" >"$WORK/c.log" 2>&1 ||
+            die "(c) bunker image-archive failed in round $round: $(tail -5 "$WORK/c.log")"
+        end="$(now)"
+        record c "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
+        PEAK_RSS_ARCHIVE+="$(tail -1 "$rss_file") "
+    fi
+}
+
+# --- restore --------------------------------------------------------------------------------
+IMAGE_ID=""
+remove_bench_image() { docker rmi -f "$IMAGE" >/dev/null; }
+check_restored() { # LABEL
+    local restored
+    restored="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+    [[ "$restored" == "$IMAGE_ID" ]] || die "($1) restore left '${restored:-nothing}' under $IMAGE, expected $IMAGE_ID"
+}
+
+restore_round() {
+    local round="$1" start end rss_file
+    remove_bench_image
+    start="$(now)"
+    gunzip -c "$WORK/a.tar.gz" | remote docker load >/dev/null
+    end="$(now)"
+    record d "$(seconds_between "$start" "$end")" "$(file_bytes "$WORK/a.tar.gz")"
+    check_restored d
+
+    if [[ "$BUNKER_RESTORE" == true && -d "$WORK/c-out" ]]; then
+        # image-restore takes the architecture directory, the one holding manifest.json.
+        local arch_dir
+        arch_dir="$(find "$WORK/c-out" -name manifest.json -printf '%h\n' | head -1)"
+        [[ -n "$arch_dir" ]] || die "(c) left no manifest.json in its output directory"
+        remove_bench_image
+        rss_file="$WORK/e.rss"
+        start="$(now)"
+        HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%M' -o "$rss_file" \
+            "$BUNKER_BIN" --projects-dir "$PROJECTS" image-restore --host "$SSH_URL" \
+            --remote-socket "$SANDBOX_REMOTE_SOCKET" --archive-dir "$arch_dir" \
+            "${RESTORE_FORCE[@]}" >"$WORK/e.log" 2>&1 ||
+            die "(e) bunker image-restore failed in round $round: $(tail -5 "$WORK/e.log")"
+        end="$(now)"
+        record e "$(seconds_between "$start" "$end")" "$(tree_bytes "$WORK/c-out")"
+        PEAK_RSS_RESTORE+="$(tail -1 "$rss_file") "
+        check_restored e
+    fi
+}
+
+# --- second archive run of projects/, bytes counted by a relay ------------------------------
+start_relay() { # writes the port to $WORK/relay.port, byte counts to $WORK/relay.bytes
+    cat >"$WORK/relay.py" <<'EOF'
+"""TCP relay that counts the bytes in each direction (for the bench only)."""
+import asyncio, sys
+
+target_port, port_file, bytes_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+totals = {"to_remote": 0, "from_remote": 0}
+
+def save():
+    with open(bytes_file, "w") as f:
+        f.write(f"{totals['to_remote']} {totals['from_remote']}\n")
+
+async def pump(reader, writer, key):
+    try:
+        while data := await reader.read(65536):
+            totals[key] += len(data)
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+        save()
+
+async def handle(client_reader, client_writer):
+    server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+    await asyncio.gather(pump(client_reader, server_writer, "to_remote"),
+                         pump(server_reader, client_writer, "from_remote"),
+                         return_exceptions=True)
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    save()
+    with open(port_file, "w") as f:
+        f.write(str(server.sockets[0].getsockname()[1]))
+    await server.serve_forever()
+
+asyncio.run(main())
+EOF
+    python3 "$WORK/relay.py" "$SANDBOX_SSH_PORT" "$WORK/relay.port" "$WORK/relay.bytes" &
+    RELAY_PID=$!
+    local tries=0
+    until [[ -s "$WORK/relay.port" ]]; do
+        ((tries++ < 100)) || die "the byte-counting relay did not start"
+        sleep 0.05
+    done
+    local host_key
+    host_key="$(cut -d' ' -f1-2 "$SANDBOX_SSH_HOST_KEY_PUB")"
+    echo "[$SANDBOX_SSH_HOST]:$(<"$WORK/relay.port") $host_key" >>"$BUNKER_HOME/.ssh/known_hosts"
+}
+
+prepare_projects_images() {
+    local project
+    for project in projects/*/; do
+        [[ -f "$project/Makefile" ]] && grep -q '^build-hook-pre:' "$project/Makefile" &&
+            make -s -C "$project" build-hook-pre >/dev/null
+        (cd "$project" && DOCKER_BUILDKIT=0 docker-compose --env-file .env-dist --profile '*' build -q >/dev/null 2>&1 &&
+            docker-compose --env-file .env-dist --profile '*' pull -q --ignore-buildable >/dev/null 2>&1) ||
+            die "cannot build or pull the images of $project on the sandbox engine"
+    done
+}
+
+SECOND_RUN_SECONDS=""
+SECOND_RUN_BYTES=""
+SECOND_RUN_SUMMARY=""
+second_run_on_projects() {
+    local output="$WORK/projects-out" start end
+    note "second run: images of projects/ on the engine, first archive run"
+    prepare_projects_images
+    bunker --projects-dir "$REPO_ROOT/projects" image-archive --host "$SSH_URL" \
+        --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" >"$WORK/p1.log" 2>&1 ||
+        die "first image-archive of projects/ failed: $(tail -5 "$WORK/p1.log")"
+    start_relay
+    note "second run: image-archive of projects/ again, through the byte-counting relay"
+    start="$(now)"
+    bunker --projects-dir "$REPO_ROOT/projects" image-archive \
+        --host "ssh://$SANDBOX_SSH_USER@$SANDBOX_SSH_HOST:$(<"$WORK/relay.port")" \
+        --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" >"$WORK/p2.log" 2>&1 ||
+        die "second image-archive of projects/ failed: $(tail -5 "$WORK/p2.log")"
+    end="$(now)"
+    SECOND_RUN_SECONDS="$(seconds_between "$start" "$end")"
+    kill "$RELAY_PID" 2>/dev/null || true
+    wait "$RELAY_PID" 2>/dev/null || true
+    RELAY_PID=""
+    SECOND_RUN_BYTES="$(awk '{ print $2 }' "$WORK/relay.bytes")"
+    SECOND_RUN_SUMMARY="$(grep -i -E 'skip|up to date|unchanged|archived' "$WORK/p2.log" | tail -3 || true)"
+}
+
+# --- report ---------------------------------------------------------------------------------
+row() { # LABEL DESCRIPTION [RSS list]
+    local times="${TIMES[$1]:-}" rss="${3:-}"
+    if [[ -z "$times" ]]; then
+        out "$(printf '(%s) %-40s %s' "$1" "$2" "not measured")"
+        return
+    fi
+    out "$(printf '(%s) %-40s %8ss %8ss %12s %10s' "$1" "$2" "$(min_of "$times")" "$(median_of "$times")" \
+        "$(mb "${SIZES[$1]}")" "${rss:+$(kb_to_mb "$(max_of "$rss")") MB}")"
+    out "    runs: $times"
+}
+
+target_line() { # NAME VALUE OP LIMIT
+    out "$(printf '  %-34s %8s  target %s %s  %s' "$1" "$2" "$3" "$4" "$(verdict "$2" "$3" "$4")")"
+}
+
+report() {
+    out "$(printf '%-44s %9s %9s %12s %10s' "archive ($RUNS rounds, tools alternating)" "min" "median" "output" "peak RSS")"
+    row a "ssh 'docker save IMG | gzip' > file"
+    row b "ssh 'docker save IMG' > file"
+    if [[ "$BUNKER_ARCHIVE" == true ]]; then
+        row c "bunker image-archive" "$PEAK_RSS_ARCHIVE"
+    else
+        out "(c) bunker image-archive                     bunker image-archive not available yet"
+    fi
+    if [[ -n "${TIMES[c]:-}" ]]; then
+        local a b c rss
+        a="$(median_of "${TIMES[a]}")"
+        b="$(median_of "${TIMES[b]}")"
+        c="$(median_of "${TIMES[c]}")"
+        rss="$(max_of "$PEAK_RSS_ARCHIVE")"
+        out "ratios (medians):"
+        target_line "c/a time (>= 3x faster)" "$(ratio "$c" "$a")" "<=" 0.33
+        target_line "c/b time" "$(ratio "$c" "$b")" "<=" 1.4
+        target_line "c/a output size" "$(ratio "${SIZES[c]}" "${SIZES[a]}")" "<=" 1.05
+        target_line "bunker peak RSS (MB)" "$(kb_to_mb "$rss")" "<" 100
+    fi
+    out "  b/a time (engine export vs gzip pipeline): $(ratio "$(median_of "${TIMES[a]}")" "$(median_of "${TIMES[b]}")")x faster without compression"
+    out ""
+    out "$(printf '%-44s %9s %9s %12s %10s' "restore ($RUNS rounds, image removed before each)" "min" "median" "input" "peak RSS")"
+    row d "gunzip -c file | ssh docker load"
+    if [[ "$BUNKER_RESTORE" == true && -n "${TIMES[e]:-}" ]]; then
+        row e "bunker image-restore" "$PEAK_RSS_RESTORE"
+        local d e rss
+        d="$(median_of "${TIMES[d]}")"
+        e="$(median_of "${TIMES[e]}")"
+        rss="$(max_of "$PEAK_RSS_RESTORE")"
+        out "ratios (medians):"
+        target_line "e/d time" "$(ratio "$e" "$d")" "<=" 1.0
+        target_line "bunker peak RSS (MB)" "$(kb_to_mb "$rss")" "<" 100
+    elif [[ "$BUNKER_RESTORE" == true ]]; then
+        out "(e) bunker image-restore                     not measured (needs bunker image-archive output)"
+    else
+        out "(e) bunker image-restore                     bunker image-restore not available yet"
+    fi
+    out ""
+    out "second image-archive run on projects/ with nothing changed:"
+    if [[ -n "$SECOND_RUN_SECONDS" ]]; then
+        target_line "wall time (s)" "$SECOND_RUN_SECONDS" "<" 2
+        target_line "bytes from the remote (KB)" "$(awk -v b="$SECOND_RUN_BYTES" 'BEGIN { printf "%.1f", b / 1000 }')" "<" 1000
+        [[ -z "$SECOND_RUN_SUMMARY" ]] || out "  bunker said: ${SECOND_RUN_SUMMARY//$'\n'/ | }"
+    else
+        out "  not measured: bunker image-archive not available yet"
+    fi
+    out ""
+    out "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+main() {
+    ensure_bench_image
+    if [[ "$PREPARE_ONLY" == true ]]; then
+        note "$IMAGE is ready ($(mb "$(docker image inspect --format '{{.Size}}' "$IMAGE")"))"
+        return
+    fi
+    IMAGE_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
+    PROJECTS="$(bench_project_dir)"
+    print_header
+    [[ "$BUNKER_ARCHIVE" == true ]] || note "bench.sh: bunker image-archive not available yet: measuring (a) and (b) only"
+    [[ "$BUNKER_RESTORE" == true ]] || note "bench.sh: bunker image-restore not available yet: measuring (d) only"
+    local round
+    for ((round = 1; round <= RUNS; round++)); do
+        note "archive round $round/$RUNS"
+        archive_round "$round"
+    done
+    for ((round = 1; round <= RUNS; round++)); do
+        note "restore round $round/$RUNS"
+        restore_round "$round"
+    done
+    [[ "$BUNKER_ARCHIVE" == true ]] && second_run_on_projects
+    out ""
+    report
+    if [[ -n "$RESULTS_FILE" ]]; then
+        mkdir -p "$(dirname "$RESULTS_FILE")"
+        cp "$REPORT" "$RESULTS_FILE"
+        note "results written to $RESULTS_FILE"
+    fi
+}
+
+# One line, so that bash never reads past it (edits to a running script stay harmless).
+main; exit
