@@ -5,7 +5,12 @@
 #   catalog → build → archive → (the server dies: engine wiped, registry gone)
 #           → restore → install with BUILD=false → every project running again
 #
-# Usage: scripts/demo.sh            (state in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox})
+# Usage: sudo scripts/demo.sh       (state in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox})
+#
+# It needs root, as scripts/sandbox.sh does (private dockerd; `engine-reset` deletes its
+# data directory), and it WIPES that sandbox's engine: never point it at a sandbox other
+# people use. projects/ pulls from localhost:5999, so the sandbox registry must listen
+# on 5999 (the default). BUNKER_BIN=/absolute/path uses that binary instead of `cargo build`.
 #
 # The engine is reached over real SSH (russh, ~/.ssh/config-style alias `sandbox`) from a
 # demo HOME inside the sandbox state, so your own ~/.ssh is never read or changed. The
@@ -18,15 +23,27 @@ cd "$REPO_ROOT"
 export BUNKER_SANDBOX_DIR="${BUNKER_SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+[[ "$(id -u)" == 0 ]] || die "needs root like scripts/sandbox.sh (private dockerd): run it with sudo"
+# Settings from the caller's shell would change what bunker does (BUILD=false would stop
+# step 3, DOCKER_CONTEXT/DOCKER_CONFIG would pick another root .env_<context>).
+unset BUILD IMAGE_ARCHIVE_DIR DOCKER_HOST DOCKER_CONTEXT DOCKER_CONFIG BUNKER_PROJECTS_DIR
 
 step "sandbox: private engine, sshd and registries on 127.0.0.1"
 bash scripts/sandbox.sh up
 # shellcheck disable=SC1091
 source "$BUNKER_SANDBOX_DIR/env.sh"
+[[ "$SANDBOX_REGISTRY_PORT" == 5999 ]] ||
+    die "the sandbox registry listens on $SANDBOX_REGISTRY_PORT, but projects/ pulls from localhost:5999"
 
-step "building bunker"
-cargo build --quiet --bin bunker
-bunker_bin="$REPO_ROOT/target/debug/bunker"
+if [[ -n "${BUNKER_BIN:-}" ]]; then
+    bunker_bin="$BUNKER_BIN"
+else
+    step "building bunker"
+    cargo build --quiet --bin bunker
+    bunker_bin="$REPO_ROOT/target/debug/bunker"
+fi
 
 # A HOME whose ~/.ssh knows the sandbox server, as a user's would.
 demo_home="$BUNKER_SANDBOX_DIR/demo-home"
@@ -41,13 +58,13 @@ Host sandbox
     User $SANDBOX_SSH_USER
     IdentityFile ~/.ssh/id_ed25519
 EOF
-bunker() {
-    env -u DOCKER_HOST -u DOCKER_CONTEXT HOME="$demo_home" \
+bunker() { # commands on the server's engine, over SSH to the alias
+    HOME="$demo_home" \
         BUNKER_REMOTE_SOCKET="$SANDBOX_REMOTE_SOCKET" \
         "$bunker_bin" --projects-dir "$REPO_ROOT/projects" "$@" --host ssh://sandbox
 }
 bunker_offline() { # commands without an engine
-    env -u DOCKER_HOST HOME="$demo_home" "$bunker_bin" --projects-dir "$REPO_ROOT/projects" "$@"
+    HOME="$demo_home" "$bunker_bin" --projects-dir "$REPO_ROOT/projects" "$@"
 }
 archive_dir="$REPO_ROOT/_archive/images"
 
@@ -66,10 +83,10 @@ bunker image-archive --output-dir "$archive_dir"
 step "5. archive verify: every file against its manifest"
 bunker_offline archive verify --archive-dir "$archive_dir"
 
-step "6. disaster: the server's engine loses all its data, the registries disappear"
-bash scripts/sandbox.sh engine-reset
+step "6. disaster: the registries disappear, the server's engine loses all its data"
 bash scripts/sandbox.sh registry-stop
-DOCKER_HOST="$SANDBOX_DOCKER_HOST" docker images
+bash scripts/sandbox.sh engine-reset
+bunker engine info # a fresh engine: Images: 0
 
 step "7. image-restore: verify and load every archive onto the new engine"
 bunker image-restore --archive-dir "$archive_dir"

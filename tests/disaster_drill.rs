@@ -1,4 +1,5 @@
-//! The disaster drill: everything `projects/` needs is archived, the engine is destroyed
+//! The disaster drill: everything `projects/` needs is archived with `bunker
+//! image-archive` (and checked with `bunker archive verify`), the engine is destroyed
 //! (data directory deleted) and replaced by a fresh one with no images while the
 //! registry is down, then `image-restore` and `BUILD=false bunker install --all` bring
 //! every project back up, over real SSH.
@@ -7,16 +8,15 @@
 //! the shared one that other tests use, and tears it down at the end, also on failure.
 
 mod common;
-mod restore_support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bunker::archive::Manifest;
 use bunker::build::{ImageAction, PlanOptions, Selection, plan};
 use bunker::catalog::{CatalogOptions, load_catalog};
 use common::*;
-use restore_support::*;
 
 /// A sandbox of our own; `down --purge` when dropped.
 struct PrivateSandbox {
@@ -199,7 +199,8 @@ fn archive_destroy_restore_install_brings_every_project_back() {
         .run();
     build.assert_success();
 
-    // 2. Archive all of projects/ (each project's images, as the catalog names them).
+    // 2. Archive all of projects/ with `bunker image-archive` over SSH, then check every
+    //    file against its manifest with `bunker archive verify`.
     let catalog = load_catalog(&CatalogOptions::new(&projects));
     assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
     let build_plan = plan(
@@ -217,13 +218,39 @@ fn archive_destroy_restore_install_brings_every_project_back() {
         .collect();
     let project_names: Vec<String> = catalog.projects.iter().map(|p| p.name.clone()).collect();
     assert_eq!(project_names.len(), 5, "{project_names:?}");
-    let arch = docker_ok(sandbox, ["info", "--format", "{{.Architecture}}"]);
     let archive_base = work.path().join("archive");
-    let to_archive: Vec<ToArchive<'_>> = needed
-        .iter()
-        .map(|(project, image)| gz(project, image))
-        .collect();
-    archive_images(&sandbox.docker_host, &archive_base, &arch, &to_archive);
+    let archive = home
+        .bunker()
+        .remote(sandbox)
+        .arg("--projects-dir")
+        .arg(&projects)
+        .arg("image-archive")
+        .arg("--output-dir")
+        .arg(&archive_base)
+        .run();
+    archive.assert_success();
+    archive.assert_stdout_contains(" 0 failed");
+    let arch = docker_ok(sandbox, ["info", "--format", "{{.Architecture}}"]);
+    let manifest_path = archive_base.join(&arch).join("manifest.json");
+    let manifest = Manifest::load(&manifest_path)
+        .unwrap_or_else(|error| panic!("{}: {error:#}", manifest_path.display()));
+    for (project, image) in &needed {
+        assert!(
+            manifest.find(project, image).is_some(),
+            "{} does not list {image} of {project}",
+            manifest_path.display()
+        );
+    }
+    let verify = home
+        .bunker()
+        .args(["archive", "verify", "--archive-dir"])
+        .arg(&archive_base)
+        .run();
+    verify.assert_success();
+    verify.assert_stdout_contains(&format!(
+        "{} archive(s) checked, 0 bad",
+        manifest.images.len()
+    ));
     let archived_ids: Vec<(String, String)> = needed
         .iter()
         .map(|(_, image)| (image.clone(), image_id(sandbox, image).unwrap()))
