@@ -4,6 +4,7 @@
 //! hands over to [`cli`]. Tests and benchmarks call the same code.
 
 pub mod archive;
+pub mod build;
 pub mod catalog;
 pub mod cli;
 pub mod engine;

@@ -6,8 +6,16 @@
 //! project's variables, then read the few fields bunker needs into lenient
 //! structs. Built services also have their Dockerfile's `FROM` lines analysed.
 
+pub mod compose;
+pub mod dockerfile;
+pub mod document;
 pub mod envfile;
 pub mod interpolate;
 pub mod model;
+pub mod scan;
+pub mod summary;
+pub mod table;
+pub mod yaml;
 
 pub use model::*;
+pub use scan::{CatalogOptions, load_catalog};

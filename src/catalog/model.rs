@@ -39,6 +39,13 @@ pub struct BuildInfo {
     pub target: Option<String>,
     /// External images the build needs (`FROM`, `COPY --from=`), resolved, in Dockerfile order.
     pub from_images: Vec<String>,
+    /// False when the Dockerfile could not be analysed offline (remote context) or
+    /// failed to parse (see `Catalog::errors`); `from_images` is then incomplete.
+    #[serde(default)]
+    pub from_images_known: bool,
+    /// Services of the same project whose built image is in `from_images`: build them first.
+    #[serde(default)]
+    pub after_services: Vec<String>,
 }
 
 /// One image a project needs.
@@ -82,6 +89,10 @@ pub struct ProjectInfo {
     pub compose_name: Option<String>,
     /// The compose file that was read.
     pub compose_file: PathBuf,
+    /// Env files whose variables were applied, lowest precedence first
+    /// (`.env-dist`, then the root `.env_<context>`); the process environment wins over both.
+    #[serde(default)]
+    pub env_files: Vec<PathBuf>,
     /// True when the project was cataloged without any error.
     pub ok: bool,
 }

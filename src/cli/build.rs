@@ -1,14 +1,289 @@
 //! `bunker image-build`: pull or build every cataloged image on the engine.
+//!
+//! Flags → catalog → plan → (dry run: print the plan) or (run it on the engine,
+//! or with `BUILD=false` check the images are there) → report.
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::build::{
+    BuildFlags, BuildPlan, ImageAction, PlanOptions, RunOptions, Selection, check_presence,
+    hook::{HOOK_TARGET, has_hook},
+    plan, run_plan,
+};
+use crate::catalog::{CatalogOptions, load_catalog};
+use crate::engine::{EngineArgs, connect};
+use crate::progress::{Progress, render_table};
+use crate::settings;
 
 #[derive(Debug, Args)]
-pub struct BuildArgs {}
+pub struct BuildArgs {
+    /// Only these projects (repeatable).
+    #[arg(long = "project", value_name = "NAME")]
+    pub projects: Vec<String>,
+    /// Skip these projects (repeatable).
+    #[arg(long = "exclude", value_name = "NAME")]
+    pub excludes: Vec<String>,
+    /// Pull the base images of the Dockerfiles first and refresh them during builds.
+    #[arg(long)]
+    pub pull: bool,
+    /// Only pull; build nothing.
+    #[arg(long)]
+    pub pull_only: bool,
+    /// Build without the engine's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print the images a real run would produce, and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan (with --dry-run), the presence check (BUILD=false) or the run
+    /// report as JSON on stdout; progress stays on stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop starting new work after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Projects worked on at once (images inside a project always go in order).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
 
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let _ = (global, args);
-    anyhow::bail!("image-build is being written")
+    let context = settings::context_name(global.context.as_deref());
+    let root_env = settings::root_env(&global.projects_dir, &context)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let build_enabled = settings::build_enabled(&root_env);
+
+    let catalog = load_catalog(&CatalogOptions {
+        projects_dir: global.projects_dir.clone(),
+        context: Some(context),
+        only: args.projects.clone(),
+        exclude: args.excludes.clone(),
+        environment: std::env::vars().collect(),
+    });
+    let selection = Selection {
+        only: args.projects.clone(),
+        exclude: args.excludes.clone(),
+    };
+    let options = PlanOptions {
+        pull_base_images: args.pull && build_enabled,
+        pull_only: args.pull_only,
+    };
+    let build_plan = plan(&catalog, &selection, options);
+    if build_plan.projects.is_empty() {
+        if build_plan.problems.is_empty() {
+            anyhow::bail!(
+                "no projects selected under {}; check --projects-dir, --project and --exclude",
+                global.projects_dir.display()
+            );
+        }
+        for problem in &build_plan.problems {
+            eprintln!("error: {problem}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+
+    if args.dry_run && args.json {
+        println!("{}", serde_json::to_string_pretty(&build_plan)?);
+        return Ok(exit_status(plan_problems(&build_plan).is_empty()));
+    }
+    if args.dry_run {
+        return Ok(print_dry_run(&build_plan, build_enabled).await);
+    }
+
+    let engine = connect(global, &args.engine).await?;
+    if !build_enabled {
+        return check_images_present(&engine.docker, &build_plan, &engine.target, args.json).await;
+    }
+    let progress = Progress::auto(global.verbose);
+    let report = run_plan(
+        &engine.docker,
+        &build_plan,
+        RunOptions {
+            jobs: usize::from(args.jobs),
+            fail_fast: args.fail_fast,
+            flags: BuildFlags {
+                pull: args.pull,
+                no_cache: args.no_cache,
+            },
+        },
+        &progress,
+    )
+    .await;
+    progress.finish();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+        println!("{} on {}", report.summary(), engine.target);
+    }
+    for message in report.messages() {
+        eprintln!("{message}");
+    }
+    Ok(exit_status(!report.failed()))
+}
+
+fn exit_status(success: bool) -> ExitCode {
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Every problem of the plan, global ones first.
+fn plan_problems(build_plan: &BuildPlan) -> Vec<String> {
+    let mut problems = build_plan.problems.clone();
+    problems.extend(
+        build_plan
+            .projects
+            .iter()
+            .flat_map(|project| project.problems.iter().cloned()),
+    );
+    problems
+}
+
+/// Prints the plan in the layout of the final report (PROJECT ACTION IMAGE …),
+/// so the names can be compared line for line with a real run.
+async fn print_dry_run(build_plan: &BuildPlan, build_enabled: bool) -> ExitCode {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut problems = plan_problems(build_plan);
+    for project in &build_plan.projects {
+        if build_enabled && project.has_builds() {
+            match has_hook(&project.project, &project.directory).await {
+                Ok(true) => rows.push(vec![
+                    project.project.clone(),
+                    "hook".into(),
+                    format!("make {HOOK_TARGET}"),
+                    "-".into(),
+                    project.directory.display().to_string(),
+                ]),
+                Ok(false) => {}
+                Err(message) => problems.push(message),
+            }
+        }
+        for job in &project.jobs {
+            if !build_enabled && job.action == ImageAction::Base {
+                continue;
+            }
+            rows.push(vec![
+                job.project.clone(),
+                if build_enabled {
+                    job.action.as_str().to_string()
+                } else {
+                    "check".to_string()
+                },
+                job.image.clone(),
+                job.services.join(","),
+                job_details(job),
+            ]);
+        }
+    }
+    if !build_enabled {
+        println!(
+            "BUILD=false: nothing is built or pulled; a real run checks that these images are on the engine"
+        );
+    }
+    print!(
+        "{}",
+        render_table(
+            &["PROJECT", "ACTION", "IMAGE", "SERVICES", "DETAILS"],
+            &rows
+        )
+    );
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn job_details(job: &crate::build::ImageJob) -> String {
+    let mut details: Vec<String> = Vec::new();
+    if let Some(spec) = &job.build {
+        details.push(if spec.remote {
+            format!("remote {}", spec.context)
+        } else {
+            format!("dockerfile {}", spec.dockerfile)
+        });
+        if let Some(target) = &spec.target {
+            details.push(format!("target {target}"));
+        }
+        if !spec.args.is_empty() {
+            let names: Vec<&str> = spec.args.keys().map(String::as_str).collect();
+            details.push(format!("args {}", names.join(",")));
+        }
+    } else if let Some(registry) = &job.registry {
+        details.push(format!("from {registry}"));
+    }
+    if !job.depends_on.is_empty() {
+        details.push(format!("after {}", job.depends_on.join(",")));
+    }
+    if let Some(platform) = &job.platform {
+        details.push(format!("platform {platform}"));
+    }
+    details.join("; ")
+}
+
+async fn check_images_present(
+    docker: &bollard::Docker,
+    build_plan: &BuildPlan,
+    target: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let report = check_presence(docker, build_plan)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let problems = plan_problems(build_plan);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        for problem in &problems {
+            eprintln!("problem: {problem}");
+        }
+        return Ok(exit_status(
+            report.missing.is_empty() && problems.is_empty(),
+        ));
+    }
+    println!("BUILD=false: building nothing; checking that every needed image is on {target}");
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (needed, state) in report
+        .present
+        .iter()
+        .map(|needed| (needed, "present"))
+        .chain(report.missing.iter().map(|needed| (needed, "MISSING")))
+    {
+        rows.push(vec![
+            needed.project.clone(),
+            needed.image.clone(),
+            state.to_string(),
+            needed.services.join(","),
+        ]);
+    }
+    print!(
+        "{}",
+        render_table(&["PROJECT", "IMAGE", "STATE", "SERVICES"], &rows)
+    );
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    if report.missing.is_empty() && problems.is_empty() {
+        println!("all {} needed images are present", report.present.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for missing in &report.missing {
+        eprintln!(
+            "missing: {} ({}/{}); restore it with `bunker image-restore` or run image-build with BUILD=true",
+            missing.image,
+            missing.project,
+            missing.services.join(",")
+        );
+    }
+    Ok(ExitCode::from(1))
 }

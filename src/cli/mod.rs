@@ -31,12 +31,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Root of the project tree (one directory per project).
-    #[arg(
-        long,
-        global = true,
-        env = "BUNKER_PROJECTS_DIR",
-        default_value = "projects"
-    )]
+    #[arg(long, global = true, env = "BUNKER_PROJECTS_DIR", default_value = "projects")]
     pub projects_dir: PathBuf,
     /// Docker context: selects the engine and the `.env_<context>` file at the projects root.
     #[arg(long, global = true, env = "DOCKER_CONTEXT")]
@@ -116,16 +111,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing(verbose: bool) {
-    let default = if verbose {
-        "bunker=debug"
-    } else {
-        "bunker=warn"
-    };
+    let default = if verbose { "bunker=debug" } else { "bunker=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BUNKER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -3,3 +3,4 @@
 
 pub mod build_context;
 pub mod dockerignore;
+pub mod reference;

