@@ -404,7 +404,7 @@ EOF
     RELAY_PID=$!
     local tries=0
     until [[ -s "$WORK/relay.port" ]]; do
-        ((tries++ < 100)) || die "the byte-counting relay did not start"
+        ((tries++ < 600)) || die "the byte-counting relay (python3) did not start within 30 s"
         sleep 0.05
     done
     local host_key
