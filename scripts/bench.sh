@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh [--runs N] [--size-mb MB] [--bunker PATH] [--results FILE | --no-results]
 #                    [--prepare]   (only build/pull and push the bench image, then stop)
+#                    [--note TEXT] (one line for the results header, e.g. where --bunker came from)
 #
 # 1. Ensures a ~1 GB multi-layer FROM-scratch image made of real files (copied from
 #    /usr/bin, /usr/lib, /usr/share) exists on the sandbox engine and in the sandbox
@@ -34,6 +35,8 @@ BUNKER_BIN=""
 RESULTS_FILE="bench-results/$(date -u +%F).txt"
 RECIPE_VERSION=3
 PREPARE_ONLY=false
+NOTE=""
+COMMAND_LINE="scripts/bench.sh $*"
 BENCH_REPOSITORY="bunker-bench/realfiles"
 
 die() {
@@ -74,6 +77,11 @@ while (($#)); do
     --prepare)
         PREPARE_ONLY=true
         shift
+        ;;
+    --note)
+        [[ -n "${2:-}" ]] || die "--note needs a text"
+        NOTE="$2"
+        shift 2
         ;;
     -h | --help)
         usage
@@ -257,8 +265,13 @@ ensure_bench_image() {
 # --- machine facts --------------------------------------------------------------------------
 print_header() {
     out "bunker benchmark, $(date -u '+%F %T') UTC"
-    out "command: scripts/bench.sh --runs $RUNS --size-mb $SIZE_MB"
-    out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+    out "command: $COMMAND_LINE (runs $RUNS, image size ${SIZE_MB} MB)"
+    if [[ "$BUNKER_BIN" == "$REPO_ROOT/target/release/bunker" ]]; then
+        out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), release build of commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+    else
+        out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), binary $BUNKER_BIN"
+    fi
+    [[ -z "$NOTE" ]] || out "note: $NOTE"
     out "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1e6 }' /proc/meminfo) RAM, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     out "kernel: $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     out "engine: Docker $(docker version --format '{{.Server.Version}}'), storage driver $(docker info --format '{{.Driver}}'), reached over ssh on $SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT (same machine)"
