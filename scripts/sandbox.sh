@@ -3,7 +3,7 @@
 # a plain registry and a registry with htpasswd auth, all on 127.0.0.1, plus seed images
 # built from the static busybox so everything works without internet.
 #
-# Usage: scripts/sandbox.sh up | down [--purge] | env | status
+# Usage: scripts/sandbox.sh up | down [--purge] | env | status | registry-stop | engine-reset
 #
 # State lives in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox}. Every process this script starts
 # has a pid file there; `down` stops exactly those processes and nothing else. The system
@@ -590,6 +590,41 @@ cmd_down() {
     fi
 }
 
+# Disaster drills (tests/disaster_drill.rs runs them on a private sandbox, never the shared
+# one): `registry-stop` stops both registries so nothing can be pulled any more;
+# `engine-reset` removes the engine's containers, stops it, deletes its data directory and
+# starts a fresh engine with no images (not even the seed images).
+cmd_registry_stop() {
+    lock_state
+    load_settings
+    stop_pid "auth registry" "$AUTH_REGISTRY_DIR/registry.pid" "$AUTH_REGISTRY_DIR/config.yml"
+    stop_pid registry "$REGISTRY_DIR/registry.pid" "$REGISTRY_DIR/config.yml"
+    log "registry-stop: both registries stopped; 'up' starts them again"
+}
+
+cmd_engine_reset() {
+    [[ "$(id -u)" == 0 ]] || die "engine-reset needs root (private dockerd); run it with sudo"
+    lock_state
+    load_settings
+    [[ -n "$STORAGE_DRIVER" && -n "$EXEC_ROOT" ]] || die "no sandbox in $STATE: run scripts/sandbox.sh up first"
+    if running "$DOCKER_PIDFILE" "$STATE"; then
+        local -a containers
+        mapfile -t containers < <(docker_cli ps -aq 2>/dev/null || true)
+        ((${#containers[@]} == 0)) || docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
+    fi
+    stop_pid dockerd "$DOCKER_PIDFILE" "$STATE"
+    stop_pid containerd "$(containerd_pidfile)" "$EXEC_ROOT"
+    local mountpoint
+    while read -r mountpoint; do
+        umount -l "$mountpoint" 2>/dev/null || true
+    done < <(awk -v d="$DOCKER_DIR/data" -v e="$EXEC_ROOT" \
+        'index($2, d "/") == 1 || index($2, e "/") == 1 { print $2 }' /proc/mounts | sort -r)
+    rm -rf "$DOCKER_DIR/data"
+    log "engine-reset: deleted $DOCKER_DIR/data"
+    start_dockerd
+    log "engine-reset: a fresh engine with no images answers on unix://$DOCKER_SOCKET"
+}
+
 cmd_env() {
     [[ -f "$ENV_FILE" ]] || die "no sandbox environment in $STATE: run scripts/sandbox.sh up first"
     load_settings
@@ -625,8 +660,10 @@ up) cmd_up ;;
 down) cmd_down "${2:-}" ;;
 env) cmd_env ;;
 status) cmd_status ;;
+registry-stop) cmd_registry_stop ;;
+engine-reset) cmd_engine_reset ;;
 *)
-    echo "usage: scripts/sandbox.sh up | down [--purge] | env | status" >&2
+    echo "usage: scripts/sandbox.sh up | down [--purge] | env | status | registry-stop | engine-reset" >&2
     echo "state directory: \${BUNKER_SANDBOX_DIR:-<repo>/.sandbox} (now $STATE)" >&2
     exit 2
     ;;

@@ -4,11 +4,14 @@
 //! hands over to [`cli`]. Tests and benchmarks call the same code.
 
 pub mod archive;
+pub mod archive_run;
 pub mod build;
 pub mod catalog;
 pub mod cli;
 pub mod engine;
 pub mod image;
+pub mod install;
 pub mod progress;
 pub mod registry;
+pub mod restore;
 pub mod settings;

@@ -111,7 +111,7 @@ fn spinner_style() -> ProgressStyle {
 
 fn bytes_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{spinner:.cyan} {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {wide_msg:.dim}",
+        "{spinner:.cyan} {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg:.dim}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ")

@@ -51,7 +51,10 @@ pub fn root_env_path(projects_dir: &Path, context: &str) -> PathBuf {
 }
 
 /// Variables of the root env file, empty when the file does not exist.
-pub fn root_env(projects_dir: &Path, context: &str) -> Result<IndexMap<String, String>, EnvFileError> {
+pub fn root_env(
+    projects_dir: &Path,
+    context: &str,
+) -> Result<IndexMap<String, String>, EnvFileError> {
     let path = root_env_path(projects_dir, context);
     if !path.exists() {
         return Ok(IndexMap::new());
@@ -78,7 +81,10 @@ pub fn archive_dir(explicit: Option<&Path>, root_env: &IndexMap<String, String>)
     if let Some(dir) = std::env::var_os("IMAGE_ARCHIVE_DIR").filter(|dir| !dir.is_empty()) {
         return PathBuf::from(dir);
     }
-    if let Some(dir) = root_env.get("IMAGE_ARCHIVE_DIR").filter(|dir| !dir.is_empty()) {
+    if let Some(dir) = root_env
+        .get("IMAGE_ARCHIVE_DIR")
+        .filter(|dir| !dir.is_empty())
+    {
         return PathBuf::from(dir);
     }
     PathBuf::from("_archive/images")

@@ -316,3 +316,27 @@ fn truncated_compose_files_never_panic() {
     }
     assert!(checked > 1000, "only {checked} prefixes checked");
 }
+
+#[test]
+fn missing_included_file_is_reported() {
+    let document = assert_error(
+        "include-missing",
+        "docker-compose.yaml",
+        Some(2),
+        &["missing/compose.yaml", "does not exist", "include"],
+    );
+    assert_eq!(document["entries"][0]["image"], "nginx:1.27");
+}
+
+#[test]
+fn extends_cycle_is_reported() {
+    let document = assert_error("extends-cycle", "docker-compose.yaml", Some(2), &["cycle"]);
+    assert_error("extends-cycle", "docker-compose.yaml", Some(4), &["cycle"]);
+    let ok = document["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["service"] == "ok")
+        .unwrap();
+    assert_eq!(ok["image"], "nginx:1.27");
+}

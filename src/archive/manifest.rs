@@ -32,6 +32,9 @@ pub enum ArchiveAction {
     /// A base image a build needs (FROM), pulled, then saved.
     #[serde(rename = "base+save")]
     BaseSave,
+    /// Pulled straight from the registry by `bunker registry pull` (no engine).
+    #[serde(rename = "registry-pull")]
+    RegistryPull,
 }
 
 impl ArchiveAction {
@@ -40,6 +43,7 @@ impl ArchiveAction {
             ArchiveAction::PullSave => "pull+save",
             ArchiveAction::BuildSave => "build+save",
             ArchiveAction::BaseSave => "base+save",
+            ArchiveAction::RegistryPull => "registry-pull",
         }
     }
 }

@@ -250,7 +250,15 @@ fn read_model_nested(document: &ComposeDocument, lookup: Lookup, depth: usize) -
             )));
             continue;
         }
-        let included = match ComposeDocument::load(&document.directory().join(&path)) {
+        let included_path = document.directory().join(&path);
+        if !included_path.is_file() {
+            model.issues.push(include_issue(format!(
+                "the included compose file {} does not exist; fix `include:`",
+                included_path.display()
+            )));
+            continue;
+        }
+        let included = match ComposeDocument::load(&included_path) {
             Ok(included) => included,
             Err(issue) => {
                 model.issues.push(issue);
@@ -818,5 +826,90 @@ pub fn scalar_text(value: &Value) -> Option<String> {
         Value::Number(number) => Some(number.to_string()),
         Value::Bool(flag) => Some(flag.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_of(text: &str, variables: &[(&str, &str)]) -> ComposeModel {
+        let document =
+            ComposeDocument::parse(Path::new("/p/docker-compose.yaml"), text.to_string()).unwrap();
+        let lookup = |name: &str| {
+            variables
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        };
+        read_model(&document, &lookup)
+    }
+
+    #[test]
+    fn extends_merges_build_args_from_list_and_map_and_appends_profiles() {
+        let model = model_of(
+            "services:\n  base:\n    build:\n      context: b\n      args: [A=1, B=2]\n    profiles: [x]\n  child:\n    extends: base\n    build:\n      args:\n        B: 3\n    profiles: [y, x]\n",
+            &[],
+        );
+        let child = model
+            .services
+            .iter()
+            .find(|service| service.name == "child")
+            .unwrap();
+        let build = child.build.as_ref().unwrap();
+        assert_eq!(build.context, "/p/b");
+        assert_eq!(build.args.get("A").map(String::as_str), Some("1"));
+        assert_eq!(build.args.get("B").map(String::as_str), Some("3"));
+        assert_eq!(child.profiles, ["x", "y"]);
+        assert!(model.issues.is_empty(), "{:?}", model.issues);
+    }
+
+    #[test]
+    fn args_without_value_come_from_the_variables_or_are_dropped() {
+        let model = model_of(
+            "services:\n  s:\n    build:\n      args:\n        - KNOWN\n        - UNKNOWN\n        - REF=${KNOWN}-x\n",
+            &[("KNOWN", "k")],
+        );
+        let build = model.services[0].build.as_ref().unwrap();
+        assert_eq!(build.context, "/p");
+        assert_eq!(
+            build
+                .args
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+            ["KNOWN=k", "REF=k-x"]
+        );
+        assert_eq!(build.arg_variables["REF"], ["KNOWN"]);
+    }
+
+    #[test]
+    fn remote_contexts_are_recognised() {
+        for context in [
+            "https://github.com/a/b.git#main",
+            "git@github.com:a/b.git",
+            "github.com/a/b",
+            "git://example.com/x.git",
+        ] {
+            assert!(is_remote_context(context), "{context}");
+        }
+        assert!(!is_remote_context("./app"));
+        assert!(!is_remote_context("/abs/app"));
+    }
+
+    #[test]
+    fn interpolation_errors_point_at_the_line() {
+        let model = model_of(
+            "services:\n  s:\n    image: nginx\n    environment:\n      A: ${MISSING:?needed}\n",
+            &[],
+        );
+        assert_eq!(model.issues.len(), 1);
+        assert_eq!(model.issues[0].line, Some(5));
+        assert!(
+            model.issues[0].message.contains("MISSING"),
+            "{:?}",
+            model.issues
+        );
+        assert_eq!(model.services[0].image.as_deref(), Some("nginx"));
     }
 }

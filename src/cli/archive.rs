@@ -1,4 +1,8 @@
 //! `bunker image-archive` and `bunker archive ...`.
+//!
+//! image-archive: flags → catalog → the build plan (exactly image-build's) and
+//! the archive plan (plus base images) → dry run, or connect, run
+//! [`crate::archive_run`] and print the report.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,10 +11,72 @@ use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
 use crate::archive::verify::{ArchReport, VerifyReport, arch_dirs_of};
-use crate::archive::{ArchDir, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir};
+use crate::archive::{
+    ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
+};
+use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
+use crate::build::{BuildFlags, PlanOptions, RunOptions, Selection, plan};
+use crate::catalog::{CatalogOptions, load_catalog};
+use crate::engine::{EngineArgs, connect};
+use crate::progress::Progress;
+use crate::settings;
 
 #[derive(Debug, Args)]
-pub struct ArchiveArgs {}
+pub struct ArchiveArgs {
+    /// Archive base directory [default: IMAGE_ARCHIVE_DIR, else IMAGE_ARCHIVE_DIR in the
+    /// projects root .env_<context>, else ./_archive/images].
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Only these projects (repeatable).
+    #[arg(long = "project", value_name = "NAME")]
+    pub projects: Vec<String>,
+    /// Skip these projects (repeatable).
+    #[arg(long = "exclude", value_name = "NAME")]
+    pub excludes: Vec<String>,
+    /// Pull the Dockerfiles' base images again and refresh them during builds.
+    #[arg(long)]
+    pub pull: bool,
+    /// Only pull and archive pulled images; build nothing.
+    #[arg(long)]
+    pub pull_only: bool,
+    /// Build without the engine's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Do not archive the images named in Dockerfile FROM lines.
+    #[arg(long)]
+    pub no_base_images: bool,
+    /// Archive again even images the manifest already has.
+    #[arg(long)]
+    pub force: bool,
+    /// Re-hash an archive file before skipping it.
+    #[arg(long)]
+    pub verify: bool,
+    /// Remove each image from the engine once its archive is verified (never one a
+    /// container uses).
+    #[arg(long)]
+    pub delete: bool,
+    /// Stop starting new work after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Print the files a real run would write and which it would skip; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Images exported at once (and projects built at once).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    /// Compression of the archive files.
+    #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+    pub compression: Compression,
+    /// Compression level [default: 6 for gzip (0-9), 3 for zstd (1-19)].
+    #[arg(long, value_name = "N")]
+    pub level: Option<u32>,
+    /// Print a machine-readable report on stdout; progress stays on stderr.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ArchiveCommand {
@@ -35,8 +101,147 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
-    let _ = (global, args);
-    anyhow::bail!("image-archive is being written")
+    if let Some(message) = level_problem(args.compression, args.level) {
+        eprintln!("error: {message}");
+        return Ok(ExitCode::from(2));
+    }
+    let context = settings::context_name(global.context.as_deref());
+    let root_env = settings::root_env(&global.projects_dir, &context)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let build_enabled = settings::build_enabled(&root_env);
+    let layout = ArchiveLayout::new(settings::archive_dir(args.output_dir.as_deref(), &root_env));
+
+    let catalog = load_catalog(&CatalogOptions {
+        projects_dir: global.projects_dir.clone(),
+        context: Some(context.clone()),
+        only: args.projects.clone(),
+        exclude: args.excludes.clone(),
+        environment: std::env::vars().collect(),
+    });
+    let selection = Selection {
+        only: args.projects.clone(),
+        exclude: args.excludes.clone(),
+    };
+    let build_plan = plan(
+        &catalog,
+        &selection,
+        PlanOptions {
+            pull_base_images: args.pull && build_enabled,
+            pull_only: args.pull_only,
+        },
+    );
+    let archive_plan = plan(
+        &catalog,
+        &selection,
+        PlanOptions {
+            pull_base_images: !args.no_base_images,
+            pull_only: args.pull_only,
+        },
+    );
+    if archive_plan.projects.is_empty() {
+        if archive_plan.problems.is_empty() {
+            anyhow::bail!(
+                "no projects selected under {}; check --projects-dir, --project and --exclude",
+                global.projects_dir.display()
+            );
+        }
+        for problem in &archive_plan.problems {
+            eprintln!("error: {problem}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+
+    let settings = ArchiveSettings {
+        compression: args.compression,
+        level: args.level,
+        threads: 0,
+        force: args.force,
+        verify: args.verify,
+        delete: args.delete,
+    };
+    let engine = connect(global, &args.engine).await?;
+    if args.dry_run {
+        let planned = dry_run(&engine, &layout, &archive_plan, settings, build_enabled).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&planned)?);
+        } else {
+            if !build_enabled {
+                println!("BUILD=false: nothing is built or pulled; images not on the engine fail");
+            }
+            print!("{}", planned.table());
+            println!(
+                "{} file(s) for {} in {}",
+                planned.files.len(),
+                planned.arch,
+                planned.manifest
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let progress = if args.json {
+        Progress::plain(global.verbose)
+    } else {
+        Progress::auto(global.verbose)
+    };
+    let report = crate::archive_run::run(
+        ArchiveRun {
+            engine: &engine,
+            layout,
+            build_plan: &build_plan,
+            archive_plan: &archive_plan,
+            build_enabled,
+            run_options: RunOptions {
+                jobs: usize::from(args.jobs),
+                fail_fast: args.fail_fast,
+                flags: BuildFlags {
+                    pull: args.pull,
+                    no_cache: args.no_cache,
+                },
+            },
+            settings,
+            docker_context: context,
+        },
+        &progress,
+    )
+    .await?;
+    progress.finish();
+    if args.json {
+        let value = serde_json::json!({
+            "ok": !report.failed(),
+            "totals": report.totals(),
+            "report": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", report.table());
+        println!("{} -> {}", report.summary(), report.archive_dir);
+    }
+    for message in report.messages() {
+        eprintln!("{message}");
+    }
+    Ok(if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Why `--level` does not fit `--compression`, if it does not.
+fn level_problem(compression: Compression, level: Option<u32>) -> Option<String> {
+    let level = level?;
+    match compression {
+        Compression::None => Some(format!(
+            "--level {level} needs --compression gzip or zstd (nothing is compressed with none)"
+        )),
+        Compression::Gzip if level > 9 => Some(format!(
+            "--level {level} is out of range for gzip: use 0 to 9"
+        )),
+        Compression::Zstd if !(1..=19).contains(&level) => Some(format!(
+            "--level {level} is out of range for zstd: use 1 to 19"
+        )),
+        _ => None,
+    }
 }
 
 pub async fn run_archive_command(

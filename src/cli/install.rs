@@ -1,14 +1,139 @@
-//! `bunker install`: bring projects up with Docker Compose.
+//! `bunker install`: bring projects up with Docker Compose on the engine.
+//!
+//! Flags → catalog → plan → images ready (BUILD=false: check they are there;
+//! otherwise build and pull) → `docker compose up -d` per project → table.
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::build::{PlanOptions, Selection, plan};
+use crate::catalog::{CatalogOptions, load_catalog};
+use crate::engine::{EngineArgs, connect};
+use crate::install::{InstallOptions, find_compose, install};
+use crate::progress::Progress;
+use crate::settings;
 
 #[derive(Debug, Args)]
-pub struct InstallArgs {}
+#[command(group(clap::ArgGroup::new("which").required(true).args(["projects", "all"])))]
+pub struct InstallArgs {
+    /// Install these projects (repeatable).
+    #[arg(long = "project", value_name = "NAME")]
+    pub projects: Vec<String>,
+    /// Install every project of the tree.
+    #[arg(long)]
+    pub all: bool,
+    /// Skip these projects (repeatable).
+    #[arg(long = "exclude", value_name = "NAME")]
+    pub excludes: Vec<String>,
+    /// Wait until the containers run (and are healthy when they have a health check).
+    #[arg(long)]
+    pub wait: bool,
+    /// Projects built at once when building (BUILD is not false).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
 
 pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCode> {
-    let _ = (global, args);
-    anyhow::bail!("install is being written")
+    let context = settings::context_name(global.context.as_deref());
+    let root_env = settings::root_env(&global.projects_dir, &context)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let offline = !settings::build_enabled(&root_env);
+    let compose = find_compose().await?;
+
+    let catalog = load_catalog(&CatalogOptions {
+        projects_dir: global.projects_dir.clone(),
+        context: Some(context),
+        only: args.projects.clone(),
+        exclude: args.excludes.clone(),
+        environment: std::env::vars().collect(),
+    });
+    let selection = Selection {
+        only: args.projects.clone(),
+        exclude: args.excludes.clone(),
+    };
+    let build_plan = plan(
+        &catalog,
+        &selection,
+        PlanOptions {
+            pull_base_images: false,
+            pull_only: false,
+        },
+    );
+    if build_plan.projects.is_empty() {
+        let mut message = format!(
+            "no projects to install under {}",
+            global.projects_dir.display()
+        );
+        for problem in &build_plan.problems {
+            message.push_str(&format!("\n  {problem}"));
+        }
+        anyhow::bail!("{message}\ncheck --projects-dir, --project and --exclude");
+    }
+    for project in &args.projects {
+        if !build_plan
+            .projects
+            .iter()
+            .any(|plan| &plan.project == project)
+        {
+            anyhow::bail!(
+                "no project {project} under {}; projects there: {}",
+                global.projects_dir.display(),
+                catalog
+                    .projects
+                    .iter()
+                    .map(|info| info.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+
+    let engine = connect(global, &args.engine).await?;
+    if offline {
+        eprintln!(
+            "BUILD=false: nothing is built or pulled; every image must already be on {}",
+            engine.target
+        );
+    }
+    let progress = Progress::auto(global.verbose);
+    let options = InstallOptions {
+        offline,
+        wait: args.wait,
+        jobs: usize::from(args.jobs),
+    };
+    let report = install(
+        &engine,
+        &catalog,
+        &build_plan,
+        &compose,
+        &options,
+        &progress,
+    )
+    .await;
+    print!("{}", report.table());
+    for problem in &report.problems {
+        eprintln!("error: {problem}");
+    }
+    for project in report.projects.iter().filter(|project| !project.installed) {
+        eprintln!("error: {}: {}", project.project, project.detail);
+    }
+    let installed = report
+        .projects
+        .iter()
+        .filter(|project| project.installed)
+        .count();
+    println!(
+        "{installed} of {} project(s) up on {}",
+        report.projects.len(),
+        engine.target
+    );
+    Ok(if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -31,7 +31,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Root of the project tree (one directory per project).
-    #[arg(long, global = true, env = "BUNKER_PROJECTS_DIR", default_value = "projects")]
+    #[arg(
+        long,
+        global = true,
+        env = "BUNKER_PROJECTS_DIR",
+        default_value = "projects"
+    )]
     pub projects_dir: PathBuf,
     /// Docker context: selects the engine and the `.env_<context>` file at the projects root.
     #[arg(long, global = true, env = "DOCKER_CONTEXT")]
@@ -62,6 +67,10 @@ pub enum Command {
     /// Registry work without Docker: pull, push, list tags, catalog, export.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Sync many repositories: registry → archive, archive → registry, registry → registry.
+    Sync(registry::SyncArgs),
+    /// Log in to a registry (credentials shared with the Docker CLI).
+    Login(registry::LoginArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -103,6 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Engine(command) => engine::run(&global, command).await,
         Command::Archive(command) => archive::run_archive_command(&global, command).await,
         Command::Registry(command) => registry::run(&global, command).await,
+        Command::Login(args) => registry::login(args).await,
+        Command::Sync(args) => registry::sync(&global, args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bunker", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -111,7 +122,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing(verbose: bool) {
-    let default = if verbose { "bunker=debug" } else { "bunker=warn" };
+    let default = if verbose {
+        "bunker=debug"
+    } else {
+        "bunker=warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BUNKER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -1,14 +1,163 @@
-//! `bunker image-restore`: verify archives and load them onto an engine.
+//! `bunker image-restore`: load archived images onto an engine, verified.
+//!
+//! Flags → engine facts (architecture) → manifest → plan → run (or dry run) →
+//! table or JSON. Exit status 1 when any image failed, a selected project has
+//! nothing archived, or nothing matched at all.
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::build::{PlanOptions, Selection, plan};
+use crate::catalog::{CatalogOptions, load_catalog};
+use crate::engine::{EngineArgs, connect};
+use crate::progress::Progress;
+use crate::restore::plan::ProjectSelection;
+use crate::restore::source::ArchiveLocation;
+use crate::restore::{RestoreOptions, choose_archive, plan_restore, restore};
+use crate::settings;
 
 #[derive(Debug, Args)]
-pub struct RestoreArgs {}
+pub struct RestoreArgs {
+    /// Only images of these projects (repeatable). An image several projects share is
+    /// restored for each that asks.
+    #[arg(long = "project", value_name = "NAME")]
+    pub projects: Vec<String>,
+    /// Skip these projects (repeatable).
+    #[arg(long = "exclude", value_name = "NAME")]
+    pub excludes: Vec<String>,
+    /// Restore the archive of this architecture (`uname -m` form) instead of the engine's.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// The architecture directory holding manifest.json, or an archive base whose
+    /// `<architecture>/manifest.json` is chosen by the engine's architecture
+    /// (default: the base IMAGE_ARCHIVE_DIR, from the environment or the projects root .env_<context>).
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: Option<PathBuf>,
+    /// Load even images the engine already has with the recorded ID.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be loaded or skipped; reads the manifest and the engine, not the files.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: hash every file that would be loaded.
+    #[arg(long, requires = "dry_run")]
+    pub verify: bool,
+    /// Images loaded at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
 
 pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let _ = (global, args);
-    anyhow::bail!("image-restore is being written")
+    let context = settings::context_name(global.context.as_deref());
+    let root_env = settings::root_env(&global.projects_dir, &context)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let location = ArchiveLocation {
+        base: settings::archive_dir(None, &root_env),
+        arch_dir: args.archive_dir.clone(),
+        arch_override: args.arch.clone(),
+    };
+
+    let engine = connect(global, &args.engine).await?;
+    let choice = choose_archive(&location, &engine.facts.arch, &engine.target)?;
+    let selection = ProjectSelection {
+        only: args.projects.clone(),
+        exclude: args.excludes.clone(),
+    };
+    let needed = if args.projects.is_empty() {
+        Vec::new()
+    } else {
+        images_the_catalog_needs(global, &context, &args.projects)
+    };
+    let manifest_name = choice.arch_dir.manifest_path().display().to_string();
+    let restore_plan = plan_restore(&choice.manifest, &selection, &needed, &manifest_name);
+
+    let progress = if args.json {
+        Progress::plain(global.verbose)
+    } else {
+        Progress::auto(global.verbose)
+    };
+    let options = RestoreOptions {
+        jobs: usize::from(args.jobs),
+        force: args.force,
+        dry_run: args.dry_run,
+        verify: args.verify,
+    };
+    let report = restore(
+        &engine.docker,
+        &engine.target,
+        &choice,
+        &restore_plan,
+        &options,
+        &progress,
+    )
+    .await;
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+        println!(
+            "{} on {} ({})",
+            report.summary(),
+            engine.target,
+            report.arch
+        );
+    }
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    for line in report.problem_lines() {
+        eprintln!("error: {line}");
+    }
+    if report.images.is_empty() && report.problems.is_empty() {
+        eprintln!(
+            "error: nothing to restore: {} lists no images for the selected projects",
+            manifest_name
+        );
+    }
+    Ok(if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// (project, image) pairs the projects tree says the selected projects run; empty
+/// when there is no tree here (a restore needs only the archive).
+fn images_the_catalog_needs(
+    global: &GlobalArgs,
+    context: &str,
+    projects: &[String],
+) -> Vec<(String, String)> {
+    if !global.projects_dir.is_dir() {
+        return Vec::new();
+    }
+    let catalog = load_catalog(&CatalogOptions {
+        projects_dir: global.projects_dir.clone(),
+        context: Some(context.to_string()),
+        only: projects.to_vec(),
+        exclude: Vec::new(),
+        environment: std::env::vars().collect(),
+    });
+    let selection = Selection {
+        only: projects.to_vec(),
+        exclude: Vec::new(),
+    };
+    let options = PlanOptions {
+        pull_base_images: false,
+        pull_only: false,
+    };
+    plan(&catalog, &selection, options)
+        .jobs()
+        .filter(|job| job.action != crate::build::ImageAction::Base)
+        .map(|job| (job.project.clone(), job.image.clone()))
+        .collect()
 }

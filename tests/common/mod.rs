@@ -418,6 +418,11 @@ impl BunkerCommand {
     pub fn run(mut self) -> Output {
         run(&mut self.command)
     }
+
+    /// The prepared command, for tests that spawn bunker and signal it.
+    pub fn into_command(self) -> Command {
+        self.command
+    }
 }
 
 /// The docker CLI against the sandbox engine (classic builder, private client config).

@@ -1,0 +1,157 @@
+//! `bunker registry export --format registry-storage DIR`: archived images
+//! written straight into the on-disk layout of the Docker distribution
+//! registry, so `registry serve` with `rootdirectory: DIR` serves them with no
+//! upload at all.
+//!
+//! Layout (`docker/registry/v2/` under DIR): `blobs/sha256/<hex[0:2]>/<hex>/data`
+//! for every layer, config and manifest; per repository `_layers/.../link` for
+//! layers and configs, `_manifests/revisions/.../link` for every manifest
+//! including each child of an index, and `_manifests/tags/<tag>/{current,index}`.
+//! A link holds `sha256:<hex>` with no newline. The registry does not verify
+//! blobs on read, so blobs are only taken from the verified cache.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use sha2::{Digest as _, Sha256};
+
+use super::archived::ArchivedImage;
+use super::blob_cache::{BlobCache, Digest};
+use super::reference::ImageReference;
+
+/// Counts for the report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExportStats {
+    pub images: u64,
+    pub blobs_written: u64,
+    pub blobs_present: u64,
+}
+
+/// Writes `images` (each under `destination(image)`) into registry storage at `root`.
+pub fn export_registry_storage(
+    images: &[ArchivedImage],
+    destination: &dyn Fn(&ArchivedImage) -> anyhow::Result<ImageReference>,
+    cache: &BlobCache,
+    root: &Path,
+) -> anyhow::Result<ExportStats> {
+    let base = root.join("docker").join("registry").join("v2");
+    let mut stats = ExportStats::default();
+    for image in images {
+        let target = destination(image)?;
+        let repository = base.join("repositories").join(&target.name.repository);
+        for blob in image.blobs() {
+            let digest = Digest::parse(&blob.digest)?;
+            if write_blob(cache, &base, &digest)? {
+                stats.blobs_written += 1;
+            } else {
+                stats.blobs_present += 1;
+            }
+            write_link(
+                &repository.join("_layers").join("sha256").join(digest.hex()),
+                &digest,
+            )?;
+        }
+        for manifest in image
+            .children
+            .iter()
+            .chain(std::iter::once(&image.manifest))
+        {
+            cache.put_blocking(&manifest.digest, &manifest.bytes)?;
+            write_blob(cache, &base, &manifest.digest)?;
+            write_link(
+                &repository
+                    .join("_manifests")
+                    .join("revisions")
+                    .join("sha256")
+                    .join(manifest.digest.hex()),
+                &manifest.digest,
+            )?;
+        }
+        let tag = repository
+            .join("_manifests")
+            .join("tags")
+            .join(target.tag_or_latest());
+        write_link(&tag.join("current"), &image.manifest.digest)?;
+        write_link(
+            &tag.join("index")
+                .join("sha256")
+                .join(image.manifest.digest.hex()),
+            &image.manifest.digest,
+        )?;
+        stats.images += 1;
+    }
+    Ok(stats)
+}
+
+/// Puts a cached blob at `blobs/sha256/<hex[0:2]>/<hex>/data`; `Ok(false)` when
+/// it was already there with the right size.
+fn write_blob(cache: &BlobCache, base: &Path, digest: &Digest) -> anyhow::Result<bool> {
+    let source = cache.path(digest);
+    let directory = base
+        .join("blobs")
+        .join("sha256")
+        .join(&digest.hex()[..2])
+        .join(digest.hex());
+    let data = directory.join("data");
+    let expected = std::fs::metadata(&source)
+        .with_context(|| {
+            format!(
+                "blob {digest} is not in the archive's blob cache ({}): the archive is incomplete",
+                source.display()
+            )
+        })?
+        .len();
+    if std::fs::metadata(&data).is_ok_and(|metadata| metadata.len() == expected) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(&directory)
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+    let temporary = directory.join(format!("data.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    if std::fs::hard_link(&source, &temporary).is_err() {
+        copy_verified(&source, &temporary, digest)?;
+    }
+    std::fs::rename(&temporary, &data)
+        .with_context(|| format!("cannot move {} into place", data.display()))?;
+    Ok(true)
+}
+
+fn copy_verified(source: &Path, destination: &Path, digest: &Digest) -> anyhow::Result<()> {
+    let mut input = std::fs::File::open(source)?;
+    let mut output = std::io::BufWriter::new(std::fs::File::create(destination)?);
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = input.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        std::io::Write::write_all(&mut output, &buffer[..read])?;
+    }
+    std::io::Write::flush(&mut output)?;
+    let actual = Digest::from_hasher(hasher);
+    if &actual != digest {
+        let _ = std::fs::remove_file(destination);
+        bail!(
+            "{} is corrupt: it hashes to {actual}, not {digest}",
+            source.display()
+        );
+    }
+    Ok(())
+}
+
+fn write_link(directory: &Path, digest: &Digest) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(directory)
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+    let link = directory.join("link");
+    if std::fs::read(&link).is_ok_and(|content| content == digest.as_str().as_bytes()) {
+        return Ok(link);
+    }
+    let temporary = directory.join(format!("link.tmp-{}", std::process::id()));
+    std::fs::write(&temporary, digest.as_str())
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, &link)?;
+    Ok(link)
+}

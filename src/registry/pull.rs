@@ -1,0 +1,450 @@
+//! `bunker registry pull`: registry → archive, with no engine involved.
+//!
+//! All images are resolved first, then every distinct blob is downloaded once
+//! (in parallel, resumable, verified) into the archive's blob cache, then each
+//! image is written in the requested format: a `docker load`-able docker-save
+//! archive, an entry in the archive's OCI image layout, or an unpacked
+//! directory.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::blob_cache::{BlobCache, Digest, ProgressFn};
+use super::client::{ClientOptions, RegistryClient};
+use super::docker_save::docker_save_stream;
+use super::image::{ResolvedImage, fetch_layers, resolve, verify_diff_ids};
+use super::manifest::FetchedManifest;
+use super::manifest::{Platform, PlatformSelection};
+use super::oci_layout::{LayoutEntry, to_oci, upsert_index};
+use super::reference::ImageReference;
+use crate::archive::{
+    ArchDir, ArchiveAction, ArchiveLayout, Compression, ExpectedImage, Manifest, ManifestEntry,
+    ManifestLock, WriteOptions, write_archive,
+};
+
+/// The output format of a pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullFormat {
+    /// docker-save `.tar.gz` files, `docker load`-able, listed in manifest.json.
+    Docker,
+    /// An OCI image layout at the archive root (`index.json`, `blobs/`).
+    Oci,
+    /// One directory per image: manifest.json, config and layer blobs as files.
+    Dir,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    pub archive_dir: PathBuf,
+    pub project: String,
+    pub format: PullFormat,
+    pub platforms: PlatformSelection,
+    pub jobs: usize,
+    pub client: ClientOptions,
+    pub show_progress: bool,
+    /// Compression of docker archives and its level (`None`: the writer's default).
+    pub compression: Compression,
+    pub compression_level: Option<u32>,
+}
+
+/// What happened to one requested image.
+#[derive(Debug)]
+pub struct PullOutcome {
+    pub reference: String,
+    pub result: anyhow::Result<Vec<PulledImage>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PulledImage {
+    pub reference: ImageReference,
+    pub platform: Platform,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    /// The file or directory written (the archive root for OCI).
+    pub output: PathBuf,
+    pub archive: Option<ArchiveFile>,
+}
+
+/// Totals for the report.
+#[derive(Debug, Default, Clone)]
+pub struct PullTotals {
+    pub downloaded_bytes: u64,
+    pub reused_bytes: u64,
+    /// Pull allowances the registries reported (Docker Hub's `RateLimit-*`).
+    pub rate_limits: Vec<(String, super::client::RateLimit)>,
+}
+
+/// Pulls every reference; one failing image does not stop the others.
+pub async fn pull_images(
+    references: &[ImageReference],
+    options: &PullOptions,
+) -> (Vec<PullOutcome>, PullTotals) {
+    let cache = BlobCache::new(&options.archive_dir);
+    let clients = ClientPool::default();
+    let resolved = futures_util::stream::iter(references.iter().map(|reference| {
+        let cache = cache.clone();
+        let clients = clients.clone();
+        async move {
+            let result = async {
+                let client = clients.get(&reference.name.registry, &options.client)?;
+                resolve(&client, &cache, reference, &options.platforms).await
+            }
+            .await;
+            (reference.clone(), result)
+        }
+    }))
+    .buffered(options.jobs.max(1))
+    .collect::<Vec<_>>()
+    .await;
+
+    let total: u64 = {
+        let mut seen = HashSet::new();
+        resolved
+            .iter()
+            .filter_map(|(_, result)| result.as_ref().ok())
+            .flatten()
+            .flat_map(|image| image.image_manifest.layers.iter())
+            .filter(|layer| seen.insert(layer.digest.clone()))
+            .map(|layer| layer.size)
+            .sum()
+    };
+    let bar = progress_bar(total, options.show_progress);
+    let progress: ProgressFn = {
+        let bar = bar.clone();
+        Arc::new(move |bytes| bar.inc(bytes))
+    };
+
+    let mut outcomes = Vec::new();
+    let fetched = futures_util::stream::iter(resolved.into_iter().map(|(reference, result)| {
+        let cache = cache.clone();
+        let clients = clients.clone();
+        let progress = progress.clone();
+        async move {
+            let result = match result {
+                Ok(images) => {
+                    let mut failure = None;
+                    for image in &images {
+                        let client = clients.get(&reference.name.registry, &options.client);
+                        let outcome = match client {
+                            Ok(client) => {
+                                fetch_layers(
+                                    &client,
+                                    &cache,
+                                    image,
+                                    options.jobs,
+                                    Some(progress.clone()),
+                                )
+                                .await
+                            }
+                            Err(error) => Err(error),
+                        };
+                        if let Err(error) = outcome {
+                            failure = Some(error);
+                            break;
+                        }
+                    }
+                    match failure {
+                        Some(error) => Err(error),
+                        None => Ok(images),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            (reference, result)
+        }
+    }))
+    .buffer_unordered(options.jobs.max(1))
+    .collect::<Vec<_>>()
+    .await;
+    bar.finish_and_clear();
+
+    for (reference, result) in fetched {
+        let result = match result {
+            Ok(images) => write_outputs(&cache, &images, options).await,
+            Err(error) => Err(error),
+        };
+        outcomes.push(PullOutcome {
+            reference: reference.to_string(),
+            result,
+        });
+    }
+    outcomes.sort_by(|a, b| a.reference.cmp(&b.reference));
+    let totals = PullTotals {
+        downloaded_bytes: cache.counter.downloaded.load(Ordering::Relaxed),
+        reused_bytes: cache.counter.reused.load(Ordering::Relaxed),
+        rate_limits: clients.rate_limits(),
+    };
+    (outcomes, totals)
+}
+
+async fn write_outputs(
+    cache: &BlobCache,
+    images: &[ResolvedImage],
+    options: &PullOptions,
+) -> anyhow::Result<Vec<PulledImage>> {
+    let mut pulled = Vec::new();
+    match options.format {
+        PullFormat::Docker => {
+            for image in images {
+                let sizes = verify_diff_ids(cache, image).await?;
+                let (destination, written) = write_docker_archive(cache, image, sizes, options)
+                    .await
+                    .with_context(|| format!("cannot write the archive of {}", image.reference))?;
+                pulled.push(pulled_image(image, destination, Some(written))?);
+            }
+        }
+        PullFormat::Oci => {
+            let first = images.first().context("no image resolved")?;
+            let ref_name = oci_ref_name(&first.reference);
+            let full_name = first.reference.to_string();
+            let converted_index = match (&first.index, &options.platforms) {
+                (Some(index), PlatformSelection::All) => Some(to_oci(index, cache)?),
+                _ => None,
+            };
+            let converted: Vec<FetchedManifest> = images
+                .iter()
+                .map(|image| to_oci(&image.manifest, cache))
+                .collect::<anyhow::Result<_>>()?;
+            let entries: Vec<LayoutEntry<'_>> = match &converted_index {
+                Some(index) => vec![LayoutEntry {
+                    manifest: index,
+                    ref_name,
+                    full_name,
+                    platform: None,
+                }],
+                None => images
+                    .iter()
+                    .zip(&converted)
+                    .map(|(image, manifest)| LayoutEntry {
+                        manifest,
+                        ref_name: if images.len() > 1 {
+                            format!("{}-{}", ref_name, image.platform().slug())
+                        } else {
+                            ref_name.clone()
+                        },
+                        full_name: full_name.clone(),
+                        platform: Some(image.platform()),
+                    })
+                    .collect(),
+            };
+            upsert_index(&options.archive_dir, &entries)?;
+            for image in images {
+                pulled.push(pulled_image(image, options.archive_dir.clone(), None)?);
+            }
+        }
+        PullFormat::Dir => {
+            for image in images {
+                let destination = options
+                    .archive_dir
+                    .join("dir")
+                    .join(image.platform().slug())
+                    .join(sanitize(&image.reference.to_string()));
+                write_dir(cache, image, &destination)?;
+                pulled.push(pulled_image(image, destination, None)?);
+            }
+        }
+    }
+    Ok(pulled)
+}
+
+fn pulled_image(
+    image: &ResolvedImage,
+    output: PathBuf,
+    archive: Option<ArchiveFile>,
+) -> anyhow::Result<PulledImage> {
+    Ok(PulledImage {
+        reference: image.reference.clone(),
+        platform: image.platform(),
+        manifest_digest: image.manifest.digest.clone(),
+        config_digest: image.config_digest()?,
+        output,
+        archive,
+    })
+}
+
+/// The `uname -m` architecture name image-archive files a platform under.
+pub fn arch_dir_name(platform: &Platform) -> String {
+    match (platform.architecture.as_str(), platform.variant.as_deref()) {
+        ("amd64", _) => "x86_64".into(),
+        ("arm64", _) => "aarch64".into(),
+        ("arm", Some("v6")) => "armv6l".into(),
+        ("arm", _) => "armv7l".into(),
+        ("386", _) => "i686".into(),
+        (other, _) => other.into(),
+    }
+}
+
+/// Streams the docker-save tar of `image` through the shared archive writer into
+/// `<archive>/<arch>/<project>/<file>.tar.gz` and records it in that
+/// architecture's manifest.json (action `registry-pull`), under its lock.
+async fn write_docker_archive(
+    cache: &BlobCache,
+    image: &ResolvedImage,
+    sizes: Vec<u64>,
+    options: &PullOptions,
+) -> anyhow::Result<(PathBuf, ArchiveFile)> {
+    let layout = ArchiveLayout::new(&options.archive_dir);
+    let arch_dir = layout.arch_dir(&arch_dir_name(&image.platform()));
+    let _lock = ManifestLock::acquire(&arch_dir)?;
+    let name = image.reference.to_string();
+    let compression = options.compression;
+    let relative = ArchDir::relative_file(&options.project, &name, compression);
+    let destination = arch_dir.resolve(&relative);
+    let config_digest = image.config_digest()?;
+    let manifest_path = arch_dir.manifest_path();
+    let mut manifest = Manifest::load_or_new(&manifest_path, &arch_dir.arch())?;
+    if let Some(entry) =
+        manifest.reusable_entry(&arch_dir, &options.project, &name, config_digest.as_str())
+    {
+        // Same image already archived and intact: nothing to write.
+        let file = ArchiveFile {
+            sha256: entry.sha256.clone(),
+            size: entry.size,
+            reused: true,
+        };
+        return Ok((destination, file));
+    }
+    let write_options = WriteOptions {
+        compression,
+        level: options.compression_level,
+        threads: 0,
+        expected: ExpectedImage {
+            reference: Some(image.reference.familiar_tagged()),
+            image_id: Some(config_digest.to_string()),
+        },
+    };
+    let stream = docker_save_stream(cache, image, sizes);
+    let written = write_archive(stream, &destination, &write_options, |_| {}).await?;
+    let mut entry = ManifestEntry::from_written(&options.project, &name, &relative, &written);
+    entry.action = Some(ArchiveAction::RegistryPull);
+    entry.docker_id = Some(config_digest.to_string());
+    entry.repo_digests = vec![format!(
+        "{}@{}",
+        image.reference.name.familiar(),
+        image.manifest.digest
+    )];
+    manifest.upsert(entry);
+    manifest.save_atomic(&manifest_path)?;
+    let file = ArchiveFile {
+        sha256: written.sha256,
+        size: written.size,
+        reused: false,
+    };
+    Ok((destination, file))
+}
+
+/// The docker archive file of a pulled image.
+#[derive(Debug, Clone)]
+pub struct ArchiveFile {
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    pub size: u64,
+    /// Whether an identical, intact archive was already there.
+    pub reused: bool,
+}
+
+/// The OCI `ref.name` for a reference: `repository:tag` without the registry.
+pub fn oci_ref_name(reference: &ImageReference) -> String {
+    format!(
+        "{}:{}",
+        reference.name.repository,
+        reference.tag_or_latest()
+    )
+}
+
+/// File-name-safe form of a reference (the image-archive rule).
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// skopeo's `dir:` layout: `manifest.json`, `version`, one file per blob named
+/// by its hex digest (hard links into the cache where possible).
+fn write_dir(cache: &BlobCache, image: &ResolvedImage, destination: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(destination)
+        .with_context(|| format!("cannot create {}", destination.display()))?;
+    std::fs::write(destination.join("manifest.json"), &image.manifest.bytes)?;
+    std::fs::write(
+        destination.join("version"),
+        "Directory Transport Version: 1.1\n",
+    )?;
+    for descriptor in image.blobs() {
+        let digest = Digest::parse(&descriptor.digest)?;
+        let target = destination.join(digest.hex());
+        if target.exists() {
+            continue;
+        }
+        let source = cache.path(&digest);
+        if std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target).with_context(|| {
+                format!("cannot copy {} to {}", source.display(), target.display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A byte-counting progress bar on stderr (hidden when `show` is false).
+pub fn progress_bar(total: u64, show: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// One client per registry host, shared by all jobs (token cache, pool).
+#[derive(Clone, Default)]
+pub struct ClientPool {
+    clients: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<RegistryClient>>>>,
+}
+
+impl ClientPool {
+    /// The last rate-limit report of every registry that sent one.
+    pub fn rate_limits(&self) -> Vec<(String, super::client::RateLimit)> {
+        let clients = self.clients.lock().expect("client pool");
+        let mut limits: Vec<_> = clients
+            .iter()
+            .filter_map(|(name, client)| client.rate_limit().map(|limit| (name.clone(), limit)))
+            .collect();
+        limits.sort_by(|a, b| a.0.cmp(&b.0));
+        limits
+    }
+
+    pub fn get(
+        &self,
+        registry: &str,
+        options: &ClientOptions,
+    ) -> anyhow::Result<Arc<RegistryClient>> {
+        let mut clients = self.clients.lock().expect("client pool");
+        if let Some(client) = clients.get(registry) {
+            return Ok(client.clone());
+        }
+        let client = RegistryClient::new(registry, options)?;
+        clients.insert(registry.to_string(), client.clone());
+        Ok(client)
+    }
+}

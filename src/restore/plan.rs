@@ -1,0 +1,309 @@
+//! Which images a restore loads, and from which files.
+//!
+//! The manifest has one entry per project × image, so an image two projects use
+//! is listed (and archived) for both. The plan selects the entries of the chosen
+//! projects, then merges them into one [`RestoreItem`] per image: the image is
+//! loaded once, and every archived copy of it (whichever project's directory it
+//! is in) is a fallback when the first file turns out corrupt or missing.
+//!
+//! Manifests written by the old tool listed a shared image under the last project
+//! only. When the projects tree is at hand, the catalog says which images a
+//! project needs, and those are selected too wherever the manifest lists them, so
+//! `--project X` restores everything X runs.
+
+use std::collections::HashMap;
+
+use crate::archive::{Manifest, ManifestEntry};
+use crate::image::reference::canonical_name;
+
+/// Which projects to restore.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectSelection {
+    /// Only these projects (all when empty).
+    pub only: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl ProjectSelection {
+    pub fn includes(&self, project: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|name| name == project))
+            && !self.exclude.iter().any(|name| name == project)
+    }
+}
+
+/// One image to put on the engine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreItem {
+    /// The image name as the projects use it.
+    pub image: String,
+    /// The engine image ID recorded at archive time (`None` in old manifests).
+    pub docker_id: Option<String>,
+    /// Selected projects that need the image.
+    pub projects: Vec<String>,
+    /// Manifest entries whose files hold the image, tried in order.
+    #[serde(skip)]
+    pub sources: Vec<ManifestEntry>,
+}
+
+/// Everything a restore will look at.
+#[derive(Debug, Clone, Default)]
+pub struct RestorePlan {
+    pub items: Vec<RestoreItem>,
+    /// Selected projects with nothing archived: each makes the run fail.
+    pub problems: Vec<String>,
+    /// Things worth knowing that change nothing (older copies left out).
+    pub notes: Vec<String>,
+}
+
+/// Plans a restore of `manifest` for `selection`. `needed` lists (project, image)
+/// pairs the catalog knows about; pass an empty slice without a projects tree.
+pub fn plan_restore(
+    manifest: &Manifest,
+    selection: &ProjectSelection,
+    needed: &[(String, String)],
+    manifest_name: &str,
+) -> RestorePlan {
+    let mut plan = RestorePlan::default();
+    // (canonical image) -> requests in manifest order: (project, entry)
+    let mut requests: Vec<(String, String, &ManifestEntry)> = Vec::new();
+    for entry in &manifest.images {
+        if selection.includes(&entry.project) {
+            requests.push((canonical_name(&entry.image), entry.project.clone(), entry));
+        }
+    }
+    for (project, image) in needed {
+        if !selection.includes(project) {
+            continue;
+        }
+        let canonical = canonical_name(image);
+        let already = requests
+            .iter()
+            .any(|(name, asked_by, _)| *name == canonical && asked_by == project);
+        if already {
+            continue;
+        }
+        if let Some(entry) = newest(
+            manifest
+                .images
+                .iter()
+                .filter(|entry| canonical_name(&entry.image) == canonical),
+        ) {
+            requests.push((canonical, project.clone(), entry));
+        }
+    }
+
+    let mut order: Vec<String> = Vec::new();
+    let mut by_image: HashMap<String, Vec<(String, &ManifestEntry)>> = HashMap::new();
+    for (canonical, project, entry) in requests {
+        if !by_image.contains_key(&canonical) {
+            order.push(canonical.clone());
+        }
+        by_image
+            .entry(canonical)
+            .or_default()
+            .push((project, entry));
+    }
+    for canonical in order {
+        let asked = &by_image[&canonical];
+        let chosen = newest(asked.iter().map(|(_, entry)| *entry)).unwrap_or(asked[0].1);
+        let mut projects: Vec<String> = Vec::new();
+        for (project, _) in asked {
+            if !projects.contains(project) {
+                projects.push(project.clone());
+            }
+        }
+        for (project, entry) in asked {
+            if entry.docker_id != chosen.docker_id {
+                plan.notes.push(format!(
+                    "{}: {project}'s copy ({}, image {}) is older than {}'s ({}); restoring the newer one",
+                    entry.image,
+                    entry.file,
+                    entry.docker_id.as_deref().unwrap_or("unknown"),
+                    chosen.project,
+                    chosen.docker_id.as_deref().unwrap_or("unknown"),
+                ));
+            }
+        }
+        // The chosen file first, then the selected projects' other copies of the same
+        // image, then any other project's copy.
+        let mut sources: Vec<ManifestEntry> = vec![chosen.clone()];
+        let same_image = |entry: &&ManifestEntry| {
+            canonical_name(&entry.image) == canonical && entry.docker_id == chosen.docker_id
+        };
+        let selected_copies = asked.iter().map(|(_, entry)| *entry).filter(same_image);
+        let other_copies = manifest.images.iter().filter(same_image);
+        for entry in selected_copies.chain(other_copies) {
+            if !sources.iter().any(|source| source.file == entry.file) {
+                sources.push(entry.clone());
+            }
+        }
+        plan.items.push(RestoreItem {
+            image: chosen.image.clone(),
+            docker_id: chosen.docker_id.clone(),
+            projects,
+            sources,
+        });
+    }
+    for project in &selection.only {
+        if selection.exclude.contains(project) {
+            continue;
+        }
+        if !plan
+            .items
+            .iter()
+            .any(|item| item.projects.contains(project))
+        {
+            plan.problems.push(format!(
+                "no archived images of project {project} in {manifest_name}; check the name \
+                 (archived projects: {})",
+                archived_projects(manifest).join(", ")
+            ));
+        }
+    }
+    plan
+}
+
+/// The entry archived last (entries without a time count as oldest).
+fn newest<'a>(entries: impl Iterator<Item = &'a ManifestEntry>) -> Option<&'a ManifestEntry> {
+    let mut best: Option<&ManifestEntry> = None;
+    for entry in entries {
+        match best {
+            Some(current) if current.archived_at >= entry.archived_at => {}
+            _ => best = Some(entry),
+        }
+    }
+    best
+}
+
+fn archived_projects(manifest: &Manifest) -> Vec<String> {
+    let mut projects: Vec<String> = manifest
+        .images
+        .iter()
+        .map(|entry| entry.project.clone())
+        .collect();
+    projects.sort();
+    projects.dedup();
+    projects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::Compression;
+
+    fn entry(project: &str, image: &str, id: &str, at: &str) -> ManifestEntry {
+        ManifestEntry {
+            project: project.into(),
+            image: image.into(),
+            services: vec![],
+            action: None,
+            file: format!("{project}/{}", image.replace(['/', ':'], "_")),
+            size: 1,
+            sha256: "00".into(),
+            docker_id: Some(id.into()),
+            repo_digests: vec![],
+            layers: vec![],
+            uncompressed_size: None,
+            uncompressed_sha256: None,
+            compression: Compression::Gzip,
+            platform: None,
+            archived_at: Some(at.into()),
+        }
+    }
+
+    fn manifest(entries: Vec<ManifestEntry>) -> Manifest {
+        let mut manifest = Manifest::new("x86_64");
+        manifest.images = entries;
+        manifest
+    }
+
+    fn select(only: &[&str]) -> ProjectSelection {
+        ProjectSelection {
+            only: only.iter().map(|name| name.to_string()).collect(),
+            exclude: vec![],
+        }
+    }
+
+    #[test]
+    fn a_shared_image_is_one_item_with_every_copy_as_fallback() {
+        let manifest = manifest(vec![
+            entry("tools", "httpd:1", "sha256:a", "2026-01-01T00:00:00Z"),
+            entry(
+                "web",
+                "docker.io/library/httpd:1",
+                "sha256:a",
+                "2026-01-01T00:00:00Z",
+            ),
+            entry("web", "other:1", "sha256:b", "2026-01-01T00:00:00Z"),
+        ]);
+        let plan = plan_restore(&manifest, &ProjectSelection::default(), &[], "m");
+        assert_eq!(plan.items.len(), 2);
+        assert_eq!(plan.items[0].projects, ["tools", "web"]);
+        assert_eq!(plan.items[0].sources.len(), 2);
+
+        let only_web = plan_restore(&manifest, &select(&["web"]), &[], "m");
+        assert_eq!(only_web.items.len(), 2);
+        assert_eq!(only_web.items[0].projects, ["web"]);
+        // tools' copy is still a fallback for web's.
+        assert_eq!(only_web.items[0].sources[0].project, "web");
+        assert_eq!(only_web.items[0].sources[1].project, "tools");
+    }
+
+    #[test]
+    fn the_catalog_brings_in_images_listed_under_another_project() {
+        // The old tool kept postgres under the last project only.
+        let manifest = manifest(vec![
+            entry("nginx", "postgres:16", "sha256:p", "2026-01-01T00:00:00Z"),
+            entry(
+                "commentario",
+                "commentario:1",
+                "sha256:c",
+                "2026-01-01T00:00:00Z",
+            ),
+        ]);
+        let needed = vec![
+            ("commentario".to_string(), "commentario:1".to_string()),
+            ("commentario".to_string(), "postgres:16".to_string()),
+        ];
+        let plan = plan_restore(&manifest, &select(&["commentario"]), &needed, "m");
+        let images: Vec<_> = plan.items.iter().map(|item| item.image.as_str()).collect();
+        assert_eq!(images, ["commentario:1", "postgres:16"]);
+        assert_eq!(plan.items[1].projects, ["commentario"]);
+        assert!(plan.problems.is_empty());
+    }
+
+    #[test]
+    fn the_newest_copy_wins_when_ids_differ() {
+        let manifest = manifest(vec![
+            entry("a", "pg:16", "sha256:old", "2026-01-01T00:00:00Z"),
+            entry("b", "pg:16", "sha256:new", "2026-02-01T00:00:00Z"),
+        ]);
+        let plan = plan_restore(&manifest, &ProjectSelection::default(), &[], "m");
+        assert_eq!(plan.items.len(), 1);
+        assert_eq!(plan.items[0].docker_id.as_deref(), Some("sha256:new"));
+        assert_eq!(plan.items[0].sources.len(), 1);
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn an_unknown_project_is_a_problem_and_exclude_wins() {
+        let manifest = manifest(vec![entry("web", "httpd:1", "sha256:a", "t")]);
+        let plan = plan_restore(&manifest, &select(&["nope"]), &[], "m.json");
+        assert!(plan.items.is_empty());
+        assert!(
+            plan.problems[0].contains("project nope in m.json"),
+            "{:?}",
+            plan.problems
+        );
+        assert!(plan.problems[0].contains("archived projects: web"));
+        let excluded = ProjectSelection {
+            only: vec![],
+            exclude: vec!["web".into()],
+        };
+        assert!(
+            plan_restore(&manifest, &excluded, &[], "m")
+                .items
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,482 @@
+//! Runs a restore plan (or its dry run) against an engine.
+//!
+//! Per image: compare what the engine has under the recorded name with the
+//! recorded ID; skip when they match, only tag when the ID is there under other
+//! names, otherwise load from the first sound copy, then check the engine now has
+//! the recorded ID under the recorded name (re-tagging when the name is missing).
+//! Images that share an ID run one after the other (the second is then a re-tag,
+//! and a failed load's clean-up can never remove what the other loaded); all
+//! others run `jobs` at a time. One image failing never stops the others.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::engine_state::{id_exists, image_id, remove, short_id, tag};
+use super::load::{LoadFailure, Loaded, load_verified};
+use super::plan::{RestoreItem, RestorePlan};
+use super::report::{ItemResult, Outcome, RestoreReport};
+use super::source::ArchiveChoice;
+use crate::archive::{ArchDir, ExpectedFile, ManifestEntry, scan_archive};
+use crate::progress::{Progress, Task};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Images (or chains of images sharing an ID) restored at once.
+    pub jobs: usize,
+    /// Load even when the engine already has the recorded ID under the name.
+    pub force: bool,
+    /// Read the manifest and the engine only.
+    pub dry_run: bool,
+    /// With `dry_run`: hash the files that would be loaded.
+    pub verify: bool,
+}
+
+/// Restores `plan` onto the engine; never stops early.
+pub async fn restore(
+    docker: &Docker,
+    engine_name: &str,
+    choice: &ArchiveChoice,
+    plan: &RestorePlan,
+    options: &RestoreOptions,
+    progress: &Progress,
+) -> RestoreReport {
+    let chains = chains_by_id(&plan.items);
+    let mut results: Vec<(usize, ItemResult)> = futures_util::stream::iter(chains)
+        .map(|chain| async move {
+            let mut done = Vec::new();
+            for index in chain {
+                let item = &plan.items[index];
+                let result = if options.dry_run {
+                    preview_item(docker, &choice.arch_dir, item, options).await
+                } else {
+                    restore_item(docker, &choice.arch_dir, item, options, progress).await
+                };
+                done.push((index, result));
+            }
+            done
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .flat_map(futures_util::stream::iter)
+        .collect()
+        .await;
+    results.sort_by_key(|(index, _)| *index);
+    RestoreReport {
+        engine: engine_name.to_string(),
+        arch: choice.arch.clone(),
+        manifest: choice.arch_dir.manifest_path().display().to_string(),
+        dry_run: options.dry_run,
+        images: results.into_iter().map(|(_, result)| result).collect(),
+        problems: plan.problems.clone(),
+        notes: plan.notes.clone(),
+    }
+}
+
+/// Item indexes grouped so that items with the same recorded ID share a chain.
+fn chains_by_id(items: &[RestoreItem]) -> Vec<Vec<usize>> {
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    let mut chain_of_id: HashMap<&str, usize> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        match item.docker_id.as_deref() {
+            Some(id) => match chain_of_id.get(id) {
+                Some(&chain) => chains[chain].push(index),
+                None => {
+                    chain_of_id.insert(id, chains.len());
+                    chains.push(vec![index]);
+                }
+            },
+            None => chains.push(vec![index]),
+        }
+    }
+    chains
+}
+
+fn result(item: &RestoreItem, outcome: Outcome, detail: impl Into<String>) -> ItemResult {
+    ItemResult {
+        image: item.image.clone(),
+        projects: item.projects.clone(),
+        docker_id: item.docker_id.clone(),
+        outcome,
+        file: None,
+        bytes_sent: 0,
+        detail: detail.into(),
+        problems: Vec::new(),
+    }
+}
+
+fn failed(item: &RestoreItem, problem: String) -> ItemResult {
+    let mut failed = result(item, Outcome::Failed, "not restored");
+    failed.problems.push(problem);
+    failed
+}
+
+/// What the engine has before anything is done.
+struct Before {
+    /// The ID the recorded name resolves to.
+    name_id: Option<String>,
+    /// Whether the recorded ID exists (under any name).
+    id_present: bool,
+}
+
+async fn look(docker: &Docker, item: &RestoreItem) -> Result<Before, String> {
+    let name_id = image_id(docker, &item.image).await?;
+    let id_present = match &item.docker_id {
+        Some(id) if name_id.as_deref() == Some(id) => true,
+        Some(id) => id_exists(docker, id).await?,
+        None => false,
+    };
+    Ok(Before {
+        name_id,
+        id_present,
+    })
+}
+
+/// What to do, before looking at files.
+enum Decision {
+    Skip(String),
+    Retag(String),
+    Load,
+}
+
+fn decide(item: &RestoreItem, before: &Before, force: bool) -> Decision {
+    if force {
+        return Decision::Load;
+    }
+    let Some(id) = &item.docker_id else {
+        return Decision::Load;
+    };
+    if before.name_id.as_deref() == Some(id) {
+        return Decision::Skip(format!("already on the engine as {}", short_id(id)));
+    }
+    if before.id_present {
+        let why = match &before.name_id {
+            Some(other) => format!("the name pointed at {}", short_id(other)),
+            None => "the name was missing".to_string(),
+        };
+        return Decision::Retag(format!("{} was on the engine; {why}", short_id(id)));
+    }
+    Decision::Load
+}
+
+async fn restore_item(
+    docker: &Docker,
+    arch_dir: &ArchDir,
+    item: &RestoreItem,
+    options: &RestoreOptions,
+    progress: &Progress,
+) -> ItemResult {
+    let task = progress.task(format!("[restore] {}", item.image));
+    let before = match look(docker, item).await {
+        Ok(before) => before,
+        Err(problem) => {
+            task.finish_failed(&problem);
+            return failed(item, problem);
+        }
+    };
+    match decide(item, &before, options.force) {
+        Decision::Skip(detail) => {
+            task.finish_skipped(&detail);
+            return result(item, Outcome::Skipped, detail);
+        }
+        Decision::Retag(detail) => {
+            let id = item.docker_id.as_deref().unwrap_or_default();
+            return match tag(docker, id, &item.image).await {
+                Ok(()) => {
+                    let detail = format!("{detail}; tagged");
+                    task.finish_ok(&detail);
+                    result(item, Outcome::Retagged, detail)
+                }
+                Err(problem) => {
+                    task.finish_failed(&problem);
+                    failed(item, problem)
+                }
+            };
+        }
+        Decision::Load => {}
+    }
+    let mut problems = Vec::new();
+    for source in &item.sources {
+        let path = arch_dir.resolve(&source.file);
+        if !path.is_file() {
+            problems.push(missing_file_problem(arch_dir, source));
+            continue;
+        }
+        if let Some(tar_size) = source.uncompressed_size {
+            task.set_length(tar_size);
+        }
+        task.set_message(source.file.clone());
+        let advance = {
+            let task = task.clone();
+            move |bytes| task.advance(bytes)
+        };
+        match load_verified(docker, &path, source, advance).await {
+            Ok(loaded) => {
+                let mut done = check_after_load(docker, item, &loaded).await;
+                done.file = Some(source.file.clone());
+                done.bytes_sent = loaded.bytes_sent;
+                done.problems.splice(0..0, problems);
+                finish_task(&task, &done);
+                return done;
+            }
+            Err(failure) => {
+                let cleanup = clean_up(docker, item, &before).await;
+                let mut problem = match &failure {
+                    LoadFailure::Corrupt(message) => format!("CORRUPT: {message}"),
+                    other => other.message().to_string(),
+                };
+                if let Some(cleanup) = cleanup {
+                    problem.push_str(&format!(" ({cleanup})"));
+                }
+                problems.push(problem);
+                if let LoadFailure::Engine(_) = failure {
+                    break;
+                }
+            }
+        }
+    }
+    let mut done = result(item, Outcome::Failed, "not restored");
+    done.problems = problems;
+    if done.problems.is_empty() {
+        done.problems
+            .push("the manifest lists no archive file for it".to_string());
+    }
+    finish_task(&task, &done);
+    done
+}
+
+fn finish_task(task: &Task, done: &ItemResult) {
+    if done.outcome == Outcome::Failed {
+        task.finish_failed(done.problems.last().map_or("", String::as_str));
+    } else {
+        task.finish_ok(&done.detail);
+    }
+}
+
+fn missing_file_problem(arch_dir: &ArchDir, source: &ManifestEntry) -> String {
+    format!(
+        "archive file {} is missing (listed for project {} in {}); restore the file from a \
+         backup or archive the image again",
+        arch_dir.resolve(&source.file).display(),
+        source.project,
+        arch_dir.manifest_path().display()
+    )
+}
+
+/// After a load: the recorded ID must be on the engine under the recorded name.
+async fn check_after_load(docker: &Docker, item: &RestoreItem, loaded: &Loaded) -> ItemResult {
+    let now = match image_id(docker, &item.image).await {
+        Ok(now) => now,
+        Err(problem) => return failed(item, problem),
+    };
+    let Some(id) = &item.docker_id else {
+        return match now {
+            Some(now) => result(
+                item,
+                Outcome::Loaded,
+                format!("loaded as {} (no ID recorded to compare)", short_id(&now)),
+            ),
+            None => failed(
+                item,
+                format!(
+                    "after the load the engine has no image {}; it said: {}",
+                    item.image,
+                    loaded.engine_messages.join("; ")
+                ),
+            ),
+        };
+    };
+    if now.as_deref() == Some(id) {
+        return result(
+            item,
+            Outcome::Loaded,
+            format!("loaded, {} checked", short_id(id)),
+        );
+    }
+    match id_exists(docker, id).await {
+        Ok(true) => match tag(docker, id, &item.image).await {
+            Ok(()) => result(
+                item,
+                Outcome::Loaded,
+                format!("loaded {}, re-tagged as the recorded name", short_id(id)),
+            ),
+            Err(problem) => failed(item, problem),
+        },
+        Ok(false) => failed(
+            item,
+            format!(
+                "the load finished but the engine has no image {} (recorded ID); {} is {}; \
+                 the engine said: {}",
+                id,
+                item.image,
+                now.as_deref().unwrap_or("missing"),
+                loaded.engine_messages.join("; ")
+            ),
+        ),
+        Err(problem) => failed(item, problem),
+    }
+}
+
+/// Undoes what a failed load created, as far as the engine lets us; says what it did.
+async fn clean_up(docker: &Docker, item: &RestoreItem, before: &Before) -> Option<String> {
+    let mut done = Vec::new();
+    if let Some(id) = &item.docker_id
+        && !before.id_present
+        && id_exists(docker, id).await.unwrap_or(false)
+    {
+        match remove(docker, id).await {
+            Ok(()) => done.push(format!("removed the partly loaded {}", short_id(id))),
+            Err(problem) => done.push(problem),
+        }
+    }
+    let now = image_id(docker, &item.image).await.ok().flatten();
+    if now != before.name_id {
+        match &before.name_id {
+            Some(old) => match tag(docker, old, &item.image).await {
+                Ok(()) => done.push(format!("gave {} back to {}", item.image, short_id(old))),
+                Err(problem) => done.push(problem),
+            },
+            None if now.is_some() => match remove(docker, &item.image).await {
+                Ok(()) => done.push(format!("removed the name {} the load created", item.image)),
+                Err(problem) => done.push(problem),
+            },
+            None => {}
+        }
+    }
+    if done.is_empty() {
+        None
+    } else {
+        Some(done.join("; "))
+    }
+}
+
+/// Dry run: the same decision as a real run, from the engine and the files' sizes
+/// (or, with `verify`, their hashes).
+async fn preview_item(
+    docker: &Docker,
+    arch_dir: &ArchDir,
+    item: &RestoreItem,
+    options: &RestoreOptions,
+) -> ItemResult {
+    let before = match look(docker, item).await {
+        Ok(before) => before,
+        Err(problem) => return failed(item, problem),
+    };
+    match decide(item, &before, options.force) {
+        Decision::Skip(detail) => return result(item, Outcome::WouldSkip, detail),
+        Decision::Retag(detail) => return result(item, Outcome::WouldRetag, detail),
+        Decision::Load => {}
+    }
+    let mut problems = Vec::new();
+    for source in &item.sources {
+        let path = arch_dir.resolve(&source.file);
+        let size = match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => metadata.len(),
+            _ => {
+                problems.push(missing_file_problem(arch_dir, source));
+                continue;
+            }
+        };
+        if size != source.size {
+            problems.push(format!(
+                "CORRUPT: archive {} is {size} bytes, the manifest says {}",
+                path.display(),
+                source.size
+            ));
+            continue;
+        }
+        let mut detail = format!("from {} ({} bytes)", source.file, size);
+        if options.verify {
+            match verify_file(&path, source).await {
+                Ok(()) => detail.push_str(", verified"),
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            }
+        }
+        let mut preview = result(item, Outcome::WouldLoad, detail);
+        preview.file = Some(source.file.clone());
+        preview.problems = problems;
+        return preview;
+    }
+    let mut preview = result(item, Outcome::Failed, "no sound archive file");
+    preview.problems = problems;
+    preview
+}
+
+async fn verify_file(path: &std::path::Path, entry: &ManifestEntry) -> Result<(), String> {
+    let expected = ExpectedFile::from_entry(entry);
+    let owned_path = path.to_path_buf();
+    let image = expected.image.clone();
+    let scan = tokio::task::spawn_blocking(move || scan_archive(&owned_path, image))
+        .await
+        .map_err(|error| format!("the verify thread failed: {error}"))?
+        .map_err(|error| format!("cannot read archive {}: {error}", path.display()))?;
+    let mismatches = expected.mismatches(&scan);
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "CORRUPT: archive {}: {}",
+            path.display(),
+            mismatches.join("; ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(image: &str, id: Option<&str>) -> RestoreItem {
+        RestoreItem {
+            image: image.into(),
+            docker_id: id.map(str::to_string),
+            projects: vec!["p".into()],
+            sources: vec![],
+        }
+    }
+
+    #[test]
+    fn images_sharing_an_id_run_in_one_chain() {
+        let items = vec![
+            item("a:1", Some("sha256:1")),
+            item("b:1", Some("sha256:2")),
+            item("c:1", Some("sha256:1")),
+            item("d:1", None),
+            item("e:1", None),
+        ];
+        assert_eq!(
+            chains_by_id(&items),
+            vec![vec![0, 2], vec![1], vec![3], vec![4]]
+        );
+    }
+
+    #[test]
+    fn decisions_compare_ids_not_names() {
+        let wanted = item("a:1", Some("sha256:1"));
+        let same = Before {
+            name_id: Some("sha256:1".into()),
+            id_present: true,
+        };
+        assert!(matches!(decide(&wanted, &same, false), Decision::Skip(_)));
+        assert!(matches!(decide(&wanted, &same, true), Decision::Load));
+        let stale = Before {
+            name_id: Some("sha256:9".into()),
+            id_present: false,
+        };
+        assert!(matches!(decide(&wanted, &stale, false), Decision::Load));
+        let elsewhere = Before {
+            name_id: None,
+            id_present: true,
+        };
+        assert!(matches!(
+            decide(&wanted, &elsewhere, false),
+            Decision::Retag(_)
+        ));
+        let unrecorded = item("a:1", None);
+        assert!(matches!(decide(&unrecorded, &same, false), Decision::Load));
+    }
+}

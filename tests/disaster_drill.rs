@@ -1,0 +1,287 @@
+//! The disaster drill: everything `projects/` needs is archived, the engine is destroyed
+//! (data directory deleted) and replaced by a fresh one with no images while the
+//! registry is down, then `image-restore` and `BUILD=false bunker install --all` bring
+//! every project back up, over real SSH.
+//!
+//! It runs on its own private sandbox (another state directory, other ports), never on
+//! the shared one that other tests use, and tears it down at the end, also on failure.
+
+mod common;
+mod restore_support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bunker::build::{ImageAction, PlanOptions, Selection, plan};
+use bunker::catalog::{CatalogOptions, load_catalog};
+use common::*;
+use restore_support::*;
+
+/// A sandbox of our own; `down --purge` when dropped.
+struct PrivateSandbox {
+    dir: PathBuf,
+    sandbox: Sandbox,
+    registry_port: u16,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sandbox.sh")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PrivateSandbox {
+    fn start() -> PrivateSandbox {
+        let dir = PathBuf::from(format!("/tmp/{}", unique_name("bunker-drill")));
+        let (ssh_port, registry_port, auth_port) = (free_port(), free_port(), free_port());
+        let mut private = PrivateSandbox {
+            dir: dir.clone(),
+            // Filled in below; Drop only needs `dir`.
+            sandbox: placeholder(),
+            registry_port,
+        };
+        let up = run(Command::new(script())
+            .arg("up")
+            .env("BUNKER_SANDBOX_DIR", &dir)
+            .env("SANDBOX_SSH_PORT", ssh_port.to_string())
+            .env("SANDBOX_REGISTRY_PORT", registry_port.to_string())
+            .env("SANDBOX_AUTH_REGISTRY_PORT", auth_port.to_string()));
+        assert!(
+            up.success(),
+            "sandbox not running: the drill's private sandbox did not start (scripts/sandbox.sh up):\n{up}"
+        );
+        let values = parse_env_file(&read_text(&dir.join("env.sh")));
+        let value = |name: &str| {
+            values
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} missing from {}/env.sh", dir.display()))
+        };
+        let sandbox = Sandbox {
+            dir: dir.clone(),
+            docker_host: value("SANDBOX_DOCKER_HOST"),
+            ssh_host: value("SANDBOX_SSH_HOST"),
+            ssh_port: value("SANDBOX_SSH_PORT").parse().unwrap(),
+            ssh_user: value("SANDBOX_SSH_USER"),
+            ssh_key: PathBuf::from(value("SANDBOX_SSH_KEY")),
+            known_hosts: PathBuf::from(value("SANDBOX_KNOWN_HOSTS")),
+            ssh_host_key_pub: PathBuf::from(value("SANDBOX_SSH_HOST_KEY_PUB")),
+            remote_socket: value("SANDBOX_REMOTE_SOCKET"),
+            registry: value("SANDBOX_REGISTRY"),
+            auth_registry: value("SANDBOX_AUTH_REGISTRY"),
+            auth_user: value("SANDBOX_AUTH_USER"),
+            auth_password: value("SANDBOX_AUTH_PASSWORD"),
+            seed_image: value("SANDBOX_SEED_IMAGE"),
+            registry_image: value("SANDBOX_REGISTRY_IMAGE"),
+        };
+        private.sandbox = sandbox;
+        private
+    }
+
+    fn script(&self, command: &str) {
+        run(Command::new(script())
+            .arg(command)
+            .env("BUNKER_SANDBOX_DIR", &self.dir))
+        .assert_success();
+    }
+}
+
+fn placeholder() -> Sandbox {
+    Sandbox {
+        dir: PathBuf::new(),
+        docker_host: String::new(),
+        ssh_host: String::new(),
+        ssh_port: 0,
+        ssh_user: String::new(),
+        ssh_key: PathBuf::new(),
+        known_hosts: PathBuf::new(),
+        ssh_host_key_pub: PathBuf::new(),
+        remote_socket: String::new(),
+        registry: String::new(),
+        auth_registry: String::new(),
+        auth_user: String::new(),
+        auth_password: String::new(),
+        seed_image: String::new(),
+        registry_image: String::new(),
+    }
+}
+
+impl Drop for PrivateSandbox {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["down", "--purge"])
+            .env("BUNKER_SANDBOX_DIR", &self.dir)
+            .output();
+    }
+}
+
+/// Copies `from` to `to`, pointing every `localhost:5999` image at the private registry.
+fn copy_projects(from: &Path, to: &Path, registry_port: u16) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_projects(&entry.path(), &target, registry_port);
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        match String::from_utf8(bytes) {
+            Ok(text) => std::fs::write(
+                &target,
+                text.replace("localhost:5999", &format!("localhost:{registry_port}")),
+            )
+            .unwrap(),
+            Err(error) => std::fs::write(&target, error.into_bytes()).unwrap(),
+        }
+        let permissions = std::fs::metadata(entry.path()).unwrap().permissions();
+        std::fs::set_permissions(&target, permissions).unwrap();
+    }
+}
+
+/// Services Compose starts by default (no profile) in a project.
+fn default_services(project_dir: &Path) -> Vec<String> {
+    let output = run(Command::new("docker-compose")
+        .current_dir(project_dir)
+        .args(["--env-file", ".env-dist", "config", "--services"]));
+    output.assert_success();
+    output.stdout.lines().map(str::to_string).collect()
+}
+
+fn running(sandbox: &Sandbox, project: &str) -> Vec<String> {
+    let mut names: Vec<String> = docker_ok(
+        sandbox,
+        [
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--filter",
+            "status=running",
+            "--format",
+            "{{.Label \"com.docker.compose.service\"}}",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn archive_destroy_restore_install_brings_every_project_back() {
+    let private = PrivateSandbox::start();
+    let sandbox = &private.sandbox;
+    let home = TestHome::new(sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let projects = work.path().join("projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    copy_projects(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("projects"),
+        &projects,
+        private.registry_port,
+    );
+
+    // 1. Every image the projects need, built and pulled on the engine.
+    let build = home
+        .bunker()
+        .remote(sandbox)
+        .arg("--projects-dir")
+        .arg(&projects)
+        .arg("image-build")
+        .run();
+    build.assert_success();
+
+    // 2. Archive all of projects/ (each project's images, as the catalog names them).
+    let catalog = load_catalog(&CatalogOptions::new(&projects));
+    assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
+    let build_plan = plan(
+        &catalog,
+        &Selection::default(),
+        PlanOptions {
+            pull_base_images: false,
+            pull_only: false,
+        },
+    );
+    let needed: Vec<(String, String)> = build_plan
+        .jobs()
+        .filter(|job| job.action != ImageAction::Base)
+        .map(|job| (job.project.clone(), job.image.clone()))
+        .collect();
+    let project_names: Vec<String> = catalog.projects.iter().map(|p| p.name.clone()).collect();
+    assert_eq!(project_names.len(), 5, "{project_names:?}");
+    let arch = docker_ok(sandbox, ["info", "--format", "{{.Architecture}}"]);
+    let archive_base = work.path().join("archive");
+    let to_archive: Vec<ToArchive<'_>> = needed
+        .iter()
+        .map(|(project, image)| gz(project, image))
+        .collect();
+    archive_images(&sandbox.docker_host, &archive_base, &arch, &to_archive);
+    let archived_ids: Vec<(String, String)> = needed
+        .iter()
+        .map(|(_, image)| (image.clone(), image_id(sandbox, image).unwrap()))
+        .collect();
+
+    // 3. Disaster: no registry, and a brand-new engine with no images at all.
+    private.script("registry-stop");
+    private.script("engine-reset");
+    assert_eq!(
+        docker_ok(sandbox, ["images", "-aq"]),
+        "",
+        "the fresh engine has images"
+    );
+    let pull = docker(sandbox, ["pull", &sandbox.registry_image]);
+    assert!(
+        !pull.success(),
+        "a pull worked although the registry is stopped"
+    );
+
+    // 4. Restore: the archive is chosen by the engine's architecture.
+    let restore = home
+        .bunker()
+        .remote(sandbox)
+        .env("IMAGE_ARCHIVE_DIR", &archive_base)
+        .arg("--projects-dir")
+        .arg(&projects)
+        .arg("image-restore")
+        .run();
+    restore.assert_success();
+    restore.assert_stdout_contains(" 0 failed");
+    for (image, id) in &archived_ids {
+        assert_eq!(
+            image_id(sandbox, image).as_deref(),
+            Some(id.as_str()),
+            "{image}"
+        );
+    }
+
+    // 5. Offline install of everything.
+    let install = home
+        .bunker()
+        .remote(sandbox)
+        .env("BUILD", "false")
+        .arg("--projects-dir")
+        .arg(&projects)
+        .args(["install", "--all"])
+        .run();
+    install.assert_success();
+    install.assert_stdout_contains("5 of 5 project(s) up");
+    for project in &catalog.projects {
+        let mut expected = default_services(&projects.join(&project.name));
+        expected.sort();
+        let compose_name = project.compose_name.clone().unwrap();
+        assert_eq!(
+            running(sandbox, &compose_name),
+            expected,
+            "running services of {}",
+            project.name
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! `bunker install` against the sandbox engine over real SSH: Docker Compose v2 on the
+//! workstation reaches the engine through bunker's forwarded socket.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A projects tree with one project `<name>` whose compose file is `compose`.
+fn tree_with(name: &str, compose: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tree = tempfile::tempdir().unwrap();
+    let dir = tree.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    tree
+}
+
+fn running_containers(sandbox: &Sandbox, project: &str) -> Vec<String> {
+    docker_ok(
+        sandbox,
+        [
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--filter",
+            "status=running",
+            "--format",
+            "{{.Names}}",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// `docker compose down` of a project on the sandbox engine.
+fn compose_down(sandbox: &Sandbox, project: &str) {
+    run(std::process::Command::new("docker-compose")
+        .args([
+            "--project-name",
+            project,
+            "down",
+            "--volumes",
+            "--remove-orphans",
+        ])
+        .env("DOCKER_HOST", &sandbox.docker_host))
+    .assert_success();
+}
+
+fn install(home: &TestHome, sandbox: &Sandbox, tree: &Path, extra: &[&str]) -> Output {
+    home.bunker()
+        .remote(sandbox)
+        .arg("--projects-dir")
+        .arg(tree)
+        .arg("install")
+        .args(extra)
+        .run()
+}
+
+fn long_running(image: &str) -> String {
+    format!("services:\n  app:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n")
+}
+
+#[test]
+fn build_false_from_the_root_env_file_starts_a_project_whose_images_are_there() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let project = unique_name("offline");
+    let tree = tree_with(&project, &long_running(&sandbox.seed_image), &[]);
+    std::fs::write(tree.path().join(".env_default"), "BUILD=false\n").unwrap();
+    let output = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    output.assert_success();
+    output.assert_stderr_contains("BUILD=false: nothing is built or pulled");
+    output.assert_stdout_contains("--no-build --pull never");
+    assert_eq!(running_containers(&sandbox, &project).len(), 1, "{output}");
+    compose_down(&sandbox, &project);
+}
+
+#[test]
+fn build_false_names_every_missing_image_and_starts_nothing() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let project = unique_name("lacking");
+    let absent = format!("bunker-test/{project}-absent:1");
+    let compose = format!(
+        "services:\n  here:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n  gone:\n    image: {absent}\n",
+        sandbox.seed_image
+    );
+    let tree = tree_with(&project, &compose, &[]);
+    let output = home
+        .bunker()
+        .remote(&sandbox)
+        .env("BUILD", "0")
+        .arg("--projects-dir")
+        .arg(tree.path())
+        .args(["install", "--all"])
+        .run();
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!("lacks 1 image(s): {absent}"));
+    output.assert_stderr_contains(&format!("bunker image-restore --project {project}"));
+    assert_eq!(running_containers(&sandbox, &project), Vec::<String>::new());
+}
+
+#[test]
+fn build_true_builds_then_starts() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let project = unique_name("online");
+    let image = format!("bunker-test/{project}:1");
+    let compose = format!(
+        "services:\n  app:\n    build: .\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n"
+    );
+    let dockerfile = format!("FROM {}\nRUN echo built > /built\n", sandbox.seed_image);
+    let tree = tree_with(&project, &compose, &[("Dockerfile", &dockerfile)]);
+    let output = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    output.assert_success();
+    assert!(
+        image_id(&sandbox, &image).is_some(),
+        "{image} was not built"
+    );
+    assert_eq!(running_containers(&sandbox, &project).len(), 1, "{output}");
+    compose_down(&sandbox, &project);
+    docker_ok(&sandbox, ["rmi", &image]);
+}
+
+#[test]
+fn an_unknown_project_and_no_selection_are_errors() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let tree = tree_with("present", &long_running(&sandbox.seed_image), &[]);
+    let unknown = install(&home, &sandbox, tree.path(), &["--project", "absent"]);
+    unknown.assert_code(1);
+    unknown.assert_stderr_contains("no project \"absent\"");
+
+    let neither = install(&home, &sandbox, tree.path(), &[]);
+    neither.assert_code(2);
+    neither.assert_stderr_contains("--project");
+}
+
+#[test]
+fn containers_that_do_not_run_fail_the_install() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let project = unique_name("norun");
+    // One container cannot start (no such command); the other runs.
+    let compose = format!(
+        "services:\n  app:\n    image: {}\n    command: [\"/bin/{project}-missing\"]\n  fine:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n",
+        sandbox.seed_image, sandbox.seed_image
+    );
+    let tree = tree_with(&project, &compose, &[]);
+    let output = home
+        .bunker()
+        .remote(&sandbox)
+        .env("BUILD", "false")
+        .arg("--projects-dir")
+        .arg(tree.path())
+        .args(["install", "--all"])
+        .run();
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!("container {project}-app-1 is created"));
+    output.assert_stderr_contains(&format!("see `docker logs {project}-app-1`"));
+    assert!(
+        !output.stderr.contains(&format!("{project}-fine-1")),
+        "{output}"
+    );
+    compose_down(&sandbox, &project);
+}

@@ -1,0 +1,1345 @@
+//! Registry work without Docker, against the sandbox's real docker-registry
+//! instances, checked with real clients (docker load/pull through the sandbox
+//! engine, skopeo). Network faults and token auth come from the loopback
+//! proxy and token server in `registry_support`, in front of the real registry.
+
+mod common;
+mod registry_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{
+    Output, Sandbox, TestHome, build_unique_image, docker, docker_ok, http_status, image_id,
+    push_to_registry, run, sandbox, unique_name,
+};
+use registry_support::{FaultAction, FaultProxy, FaultRule, TokenServer, docker_save_tar, noise};
+
+/// Copies a docker-save tar into a registry with skopeo (the real client).
+fn skopeo_push(tar: &Path, destination: &str, credentials: Option<&str>) {
+    let mut command = Command::new("skopeo");
+    command.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+    if let Some(credentials) = credentials {
+        command.arg("--dest-creds").arg(credentials);
+    }
+    command
+        .arg(format!("docker-archive:{}", tar.display()))
+        .arg(format!("docker://{destination}"));
+    run(&mut command).assert_success();
+}
+
+/// `skopeo inspect --raw` of a registry image, parsed.
+fn raw_manifest(reference: &str) -> serde_json::Value {
+    let output = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}")));
+    output.assert_success();
+    serde_json::from_str(&output.stdout).expect("manifest JSON")
+}
+
+/// An image in the plain registry with one small and one 3 MiB incompressible
+/// layer; returns (reference, image ID, big layer digest, big layer size).
+fn seed_big_image(
+    sandbox: &Sandbox,
+    work: &Path,
+    repository: &str,
+) -> (String, String, String, u64) {
+    let tag = format!("{repository}:1");
+    let (tar, image_id) = docker_save_tar(
+        work,
+        &tag,
+        &[
+            vec![("hello.txt".into(), format!("{repository}\n").into_bytes())],
+            vec![("noise.bin".into(), noise(3 << 20, repository.len() as u64))],
+        ],
+    );
+    let reference = format!("{}/{tag}", sandbox.registry);
+    skopeo_push(&tar, &reference, None);
+    let manifest = raw_manifest(&reference);
+    let big = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|layer| layer["size"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    (
+        reference,
+        image_id,
+        big["digest"].as_str().unwrap().to_string(),
+        big["size"].as_u64().unwrap(),
+    )
+}
+
+fn archive_files(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tar.gz"))
+        .map(|entry| entry.path().to_path_buf())
+        .collect()
+}
+
+fn write_docker_config(home: &TestHome, registry: &str, user: &str, password: &str) {
+    let auth = registry_support::base64(format!("{user}:{password}").as_bytes());
+    std::fs::write(
+        home.path().join(".docker").join("config.json"),
+        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+}
+
+#[test]
+fn pull_writes_a_docker_loadable_archive_with_the_pushed_image_id() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let name = unique_name("bunker-pull");
+    let local = format!("{name}:v1");
+    let pushed_id = build_unique_image(&sandbox, &local);
+    let reference = push_to_registry(&sandbox, &local, &format!("{name}:v1"));
+    docker_ok(&sandbox, ["rmi", &local]);
+    let archive = tempfile::tempdir().unwrap();
+
+    home.bunker()
+        .args(["registry", "pull", &reference, "--archive-dir"])
+        .arg(archive.path())
+        .run()
+        .assert_success()
+        .assert_stdout_contains(&pushed_id);
+
+    let files = archive_files(archive.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let arch_dir = archive.path().join("x86_64");
+    assert!(files[0].starts_with(arch_dir.join("registry")), "{files:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&common::read_text(&arch_dir.join("manifest.json"))).unwrap();
+    let entry = &manifest["images"][0];
+    assert_eq!(entry["action"], "registry-pull");
+    assert_eq!(entry["image"], reference.as_str());
+    assert_eq!(entry["docker_id"], pushed_id.as_str());
+    let loaded = docker(&sandbox, ["load", "-i", files[0].to_str().unwrap()]);
+    loaded.assert_success().assert_stdout_contains(&reference);
+    assert_eq!(
+        image_id(&sandbox, &reference).as_deref(),
+        Some(pushed_id.as_str())
+    );
+    docker_ok(&sandbox, ["rmi", &reference]);
+
+    // Pushed back from manifest.json: the layers are mounted, the image ID kept.
+    let to = format!("{}/restored", sandbox.registry);
+    home.bunker()
+        .args(["registry", "push", "--to", &to, "--archive-dir"])
+        .arg(archive.path())
+        .run()
+        .assert_success()
+        .assert_stdout_contains("mounted");
+    let restored = raw_manifest(&format!("{to}/{name}:v1"));
+    assert_eq!(
+        restored["config"]["digest"].as_str(),
+        Some(pushed_id.as_str())
+    );
+}
+
+#[test]
+fn pull_oci_layout_passes_skopeo_inspect_and_dir_format_matches_skopeo() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let archive = tempfile::tempdir().unwrap();
+    home.bunker()
+        .args([
+            "registry",
+            "pull",
+            &sandbox.registry_image,
+            "--format",
+            "oci",
+            "--archive-dir",
+        ])
+        .arg(archive.path())
+        .run()
+        .assert_success();
+    let repository_and_tag = sandbox.registry_image.split_once('/').unwrap().1;
+    let inspected = run(Command::new("skopeo").arg("inspect").arg(format!(
+        "oci:{}:{repository_and_tag}",
+        archive.path().display()
+    )));
+    inspected
+        .assert_success()
+        .assert_stdout_contains("\"Architecture\": \"amd64\"");
+    let source = run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}", sandbox.registry_image)));
+    let layers = |text: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(text).unwrap()["Layers"].clone()
+    };
+    assert_eq!(layers(&inspected.stdout), layers(&source.stdout));
+
+    home.bunker()
+        .args([
+            "registry",
+            "pull",
+            &sandbox.registry_image,
+            "--format",
+            "dir",
+            "--archive-dir",
+        ])
+        .arg(archive.path())
+        .run()
+        .assert_success();
+    let dir = walkdir::WalkDir::new(archive.path().join("dir"))
+        .into_iter()
+        .flatten()
+        .find(|entry| entry.file_name() == "version")
+        .expect("a dir-format image")
+        .path()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("dir:{}", dir.display())))
+    .assert_success();
+}
+
+#[test]
+fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let name = unique_name("proj");
+    let local = format!("{name}:v2");
+    let pushed_id = build_unique_image(&sandbox, &local);
+    let reference = push_to_registry(&sandbox, &local, &format!("group/{name}/app:v2"));
+    docker_ok(&sandbox, ["rmi", &local]);
+    let archive = tempfile::tempdir().unwrap();
+    home.bunker()
+        .args([
+            "registry",
+            "pull",
+            &reference,
+            "--format",
+            "oci",
+            "--archive-dir",
+        ])
+        .arg(archive.path())
+        .run()
+        .assert_success();
+
+    // Login through bunker (password on stdin), then push with flattening.
+    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
+    login
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .args([
+            "login",
+            &sandbox.auth_registry,
+            "-u",
+            &sandbox.auth_user,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{}\n", sandbox.auth_password).as_bytes(),
+    )
+    .unwrap();
+    let status = child.wait_with_output().unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    let to = format!("{}/mirror", sandbox.auth_registry);
+    let expected = format!("{}/mirror/group-{name}-app:v2", sandbox.auth_registry);
+    home.bunker()
+        .args([
+            "registry",
+            "push",
+            "--to",
+            &to,
+            "--flatten",
+            "2",
+            "--dry-run",
+            "--archive-dir",
+        ])
+        .arg(archive.path())
+        .run()
+        .assert_success()
+        .assert_stdout_contains(&format!("{reference} -> {expected} [new]"));
+    assert_eq!(
+        http_status(
+            &format!(
+                "http://{}/v2/mirror/group-{name}-app/manifests/v2",
+                sandbox.auth_registry
+            ),
+            Some((&sandbox.auth_user, &sandbox.auth_password))
+        ),
+        404,
+        "the dry run must not write"
+    );
+    home.bunker()
+        .args([
+            "registry",
+            "push",
+            "--to",
+            &to,
+            "--flatten",
+            "2",
+            "--archive-dir",
+        ])
+        .arg(archive.path())
+        .run()
+        .assert_success()
+        .assert_stdout_contains(&format!("pushed {expected}"));
+
+    let credentials = format!("{}:{}", sandbox.auth_user, sandbox.auth_password);
+    run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--creds", &credentials])
+        .arg(format!("docker://{expected}")))
+    .assert_success();
+
+    let client_config = tempfile::tempdir().unwrap();
+    let engine = |args: &[&str]| -> Output {
+        run(Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &sandbox.docker_host)
+            .env("DOCKER_CONFIG", client_config.path()))
+    };
+    engine(&[
+        "login",
+        "-u",
+        &sandbox.auth_user,
+        "-p",
+        &sandbox.auth_password,
+        &sandbox.auth_registry,
+    ])
+    .assert_success();
+    engine(&["pull", "-q", &expected]).assert_success();
+    assert_eq!(
+        image_id(&sandbox, &expected).as_deref(),
+        Some(pushed_id.as_str())
+    );
+    docker_ok(&sandbox, ["rmi", &expected]);
+
+    // A second push finds everything in place.
+    home.bunker()
+        .args([
+            "registry",
+            "push",
+            "--to",
+            &to,
+            "--flatten",
+            "2",
+            "--dry-run",
+            "--archive-dir",
+        ])
+        .arg(archive.path())
+        .run()
+        .assert_success()
+        .assert_stdout_contains("[up to date]");
+}
+
+#[test]
+fn docker_archives_are_pushed_with_mapping_file_renames() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let name = unique_name("map");
+    let (first, first_id) = docker_save_tar(
+        work.path(),
+        &format!("team-{name}/api:1"),
+        &[vec![("a".into(), b"api".to_vec())]],
+    );
+    let (second, _) = docker_save_tar(
+        work.path(),
+        &format!("other/{name}:1"),
+        &[vec![("b".into(), b"web".to_vec())]],
+    );
+    let mapping = work.path().join("mapping.yaml");
+    std::fs::write(
+        &mapping,
+        format!("repositories:\n  other/{name}: exact/{name}-web\nrewrite:\n  - match: '^team-([^/]+)/(.*)$'\n    replace: 'teams/$1-$2'\n"),
+    )
+    .unwrap();
+    let to = format!("{}/renamed", sandbox.registry);
+    home.bunker()
+        .args(["registry", "push", "--to", &to, "--mapping"])
+        .arg(&mapping)
+        .arg(&first)
+        .arg(&second)
+        .arg("--archive-dir")
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success();
+    let catalog = home
+        .bunker()
+        .args(["registry", "catalog", &sandbox.registry])
+        .run();
+    catalog.assert_success();
+    assert!(
+        catalog
+            .stdout
+            .lines()
+            .any(|line| line == format!("renamed/teams/{name}-api")),
+        "{catalog}"
+    );
+    assert!(
+        catalog
+            .stdout
+            .lines()
+            .any(|line| line == format!("exact/{name}-web")),
+        "{catalog}"
+    );
+    // The pushed docker archive keeps its image ID.
+    let pushed = raw_manifest(&format!("{}/renamed/teams/{name}-api:1", sandbox.registry));
+    assert_eq!(pushed["config"]["digest"].as_str(), Some(first_id.as_str()));
+}
+
+#[test]
+fn conflicting_mappings_are_refused_in_dry_run_and_real_run() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let name = unique_name("clash");
+    let (first, _) = docker_save_tar(
+        work.path(),
+        &format!("a/{name}:1"),
+        &[vec![("a".into(), b"one".to_vec())]],
+    );
+    let (second, _) = docker_save_tar(
+        work.path(),
+        &format!("b/{name}:1"),
+        &[vec![("b".into(), b"two".to_vec())]],
+    );
+    let mapping = work.path().join("mapping.yaml");
+    std::fs::write(
+        &mapping,
+        format!("repositories:\n  a/{name}: same/{name}\n  b/{name}: same/{name}\n"),
+    )
+    .unwrap();
+    for dry_run in [true, false] {
+        let mut command = home
+            .bunker()
+            .args(["registry", "push", "--to", &sandbox.registry, "--mapping"])
+            .arg(&mapping)
+            .arg(&first)
+            .arg(&second)
+            .arg("--archive-dir")
+            .arg(work.path().join("archive"));
+        if dry_run {
+            command = command.arg("--dry-run");
+        }
+        let output = command.run();
+        output
+            .assert_code(1)
+            .assert_stdout_contains("CONFLICT: 2 different images map to")
+            .assert_stderr_contains("nothing was pushed");
+    }
+    assert_eq!(
+        http_status(
+            &format!("http://{}/v2/same/{name}/manifests/1", sandbox.registry),
+            None
+        ),
+        404
+    );
+
+    // An existing tag with another digest is a conflict too, unless --overwrite.
+    home.bunker()
+        .args([
+            "registry",
+            "push",
+            "--to",
+            &format!("{}/exists", sandbox.registry),
+        ])
+        .arg(&first)
+        .arg("--archive-dir")
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success();
+    let mapping = work.path().join("onto-existing.yaml");
+    std::fs::write(
+        &mapping,
+        format!("repositories:\n  b/{name}: exists/a/{name}\n"),
+    )
+    .unwrap();
+    let clash = |extra: Option<&str>| {
+        let mut command = home
+            .bunker()
+            .args([
+                "registry",
+                "push",
+                "--to",
+                &format!("{}/exists", sandbox.registry),
+                "--mapping",
+            ])
+            .arg(&mapping)
+            .arg(&second)
+            .arg("--archive-dir")
+            .arg(work.path().join("archive"));
+        if let Some(extra) = extra {
+            command = command.arg(extra);
+        }
+        command.run()
+    };
+    clash(None)
+        .assert_code(1)
+        .assert_stdout_contains("already holds")
+        .assert_stdout_contains("--overwrite");
+    clash(Some("--overwrite"))
+        .assert_success()
+        .assert_stdout_contains("[replaces sha256:");
+}
+
+#[test]
+fn pull_survives_429_503_and_a_cut_connection_without_fetching_bytes_twice() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("flaky");
+    let (_, image_id, big_digest, big_size) = seed_big_image(&sandbox, work.path(), &repository);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let rule = |method: &str, path: &str, action: FaultAction| FaultRule {
+        method: method.into(),
+        path_contains: path.into(),
+        action,
+        times: 1,
+    };
+    proxy.add_rule(rule(
+        "GET",
+        "/manifests/",
+        FaultAction::Respond {
+            status: 429,
+            headers: vec![("Retry-After".into(), "1".into())],
+        },
+    ));
+    proxy.add_rule(rule("GET", "/manifests/", FaultAction::CutAfter(10)));
+    proxy.add_rule(rule(
+        "GET",
+        &big_digest,
+        FaultAction::Respond {
+            status: 503,
+            headers: vec![],
+        },
+    ));
+    proxy.add_rule(rule("GET", &big_digest, FaultAction::CutAfter(1 << 20)));
+    let archive = work.path().join("archive");
+    let reference = format!("{}/{repository}:1", proxy.address);
+    home.bunker()
+        .env("BUNKER_RETRY_INITIAL_MS", "20")
+        .args(["registry", "pull", &reference, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_success()
+        .assert_stdout_contains(&image_id);
+
+    let seen = proxy.seen();
+    assert!(seen.iter().any(|s| s.status == 429), "{seen:#?}");
+    assert!(seen.iter().any(|s| s.status == 503), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|s| s.path.contains("/manifests/") && s.status == 200 && s.body_bytes == 10),
+        "a manifest cut mid-body was asked for again: {seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|s| s.path.contains(&big_digest)
+            && s.range.as_deref() == Some(&format!("bytes={}-{}", 1 << 20, big_size - 1)[..])),
+        "the resumed request asks only for the rest: {seen:#?}"
+    );
+    assert_eq!(
+        proxy.body_bytes(&big_digest),
+        big_size,
+        "every byte of the big layer crossed the network exactly once"
+    );
+    let cached = archive
+        .join("blobs/sha256")
+        .join(big_digest.trim_start_matches("sha256:"));
+    assert_eq!(std::fs::metadata(&cached).unwrap().len(), big_size);
+    assert_eq!(archive_files(&archive).len(), 1);
+}
+
+#[test]
+fn a_killed_run_resumes_from_the_partial_blob_after_restart() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("resume");
+    let (_, _, big_digest, big_size) = seed_big_image(&sandbox, work.path(), &repository);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let cut = 2 << 20;
+    proxy.add_rule(FaultRule {
+        method: "GET".into(),
+        path_contains: big_digest.clone(),
+        action: FaultAction::CutAfter(cut),
+        times: 1,
+    });
+    let archive = work.path().join("archive");
+    let reference = format!("{}/{repository}:1", proxy.address);
+    // One attempt only: the run fails like a killed one, keeping the partial blob.
+    let failed = home
+        .bunker()
+        .env("BUNKER_RETRY_ATTEMPTS", "1")
+        .args(["registry", "pull", &reference, "--archive-dir"])
+        .arg(&archive)
+        .run();
+    failed
+        .assert_code(1)
+        .assert_stderr_contains("next run resumes there");
+    let hex = big_digest.trim_start_matches("sha256:");
+    let partial = archive.join("blobs/sha256").join(format!("{hex}.partial"));
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), cut as u64);
+    proxy.clear_seen();
+
+    home.bunker()
+        .args(["registry", "pull", &reference, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    assert_eq!(
+        proxy.body_bytes(&big_digest),
+        big_size - cut as u64,
+        "only the missing bytes are fetched"
+    );
+    assert!(!partial.exists());
+    assert!(archive.join("blobs/sha256").join(hex).is_file());
+}
+
+#[test]
+fn a_blob_with_a_wrong_digest_fails_the_image_and_never_enters_the_cache() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("corrupt");
+    let (_, _, big_digest, _) = seed_big_image(&sandbox, work.path(), &repository);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    proxy.add_rule(FaultRule {
+        method: "GET".into(),
+        path_contains: big_digest.clone(),
+        action: FaultAction::Corrupt,
+        times: 1,
+    });
+    let archive = work.path().join("archive");
+    let output = home
+        .bunker()
+        .args([
+            "registry",
+            "pull",
+            &format!("{}/{repository}:1", proxy.address),
+            "--archive-dir",
+        ])
+        .arg(&archive)
+        .run();
+    output
+        .assert_code(1)
+        .assert_stderr_contains(&format!("blob {big_digest}"))
+        .assert_stderr_contains("digest mismatch");
+    let hex = big_digest.trim_start_matches("sha256:");
+    assert!(!archive.join("blobs/sha256").join(hex).exists());
+    assert!(
+        !archive
+            .join("blobs/sha256")
+            .join(format!("{hex}.partial"))
+            .exists()
+    );
+    assert!(archive_files(&archive).is_empty());
+}
+
+#[test]
+fn bearer_tokens_are_fetched_with_scopes_and_credentials() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("token");
+    let (tar, image_id) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:7"),
+        &[vec![("t".into(), b"token".to_vec())]],
+    );
+    skopeo_push(&tar, &format!("{}/{repository}:7", sandbox.registry), None);
+    let tokens = TokenServer::start("alice", "s3cret");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    proxy.require_tokens(&tokens);
+
+    // Anonymous: the token endpoint refuses, bunker says what to do.
+    home.bunker()
+        .args([
+            "registry",
+            "list-tags",
+            &format!("{}/{repository}", proxy.address),
+        ])
+        .run()
+        .assert_code(1)
+        .assert_stderr_contains("bunker login");
+
+    write_docker_config(&home, &proxy.address, "alice", "s3cret");
+    home.bunker()
+        .args([
+            "registry",
+            "list-tags",
+            &format!("{}/{repository}", proxy.address),
+        ])
+        .run()
+        .assert_success()
+        .assert_stdout_contains("7");
+    home.bunker()
+        .args([
+            "registry",
+            "pull",
+            &format!("{}/{repository}:7", proxy.address),
+            "--archive-dir",
+        ])
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success()
+        .assert_stdout_contains(&image_id);
+    let scopes = tokens.requests.lock().unwrap().clone();
+    assert!(
+        scopes
+            .iter()
+            .any(|scope| scope == &format!("repository:{repository}:pull")),
+        "{scopes:?}"
+    );
+}
+
+#[test]
+fn export_to_registry_storage_is_served_by_docker_registry() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let name = unique_name("export");
+    let (first, _) = docker_save_tar(
+        work.path(),
+        &format!("group/sub/{name}:1"),
+        &[vec![("x".into(), b"one".to_vec())]],
+    );
+    let archive = work.path().join("archive");
+    skopeo_push(
+        &first,
+        &format!("{}/group/sub/{name}:1", sandbox.registry),
+        None,
+    );
+    home.bunker()
+        .args([
+            "registry",
+            "pull",
+            &format!("{}/group/sub/{name}:1", sandbox.registry),
+            &sandbox.registry_image,
+            "--format",
+            "oci",
+            "--archive-dir",
+        ])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    let storage = work.path().join("storage");
+    home.bunker()
+        .args(["registry", "export", "--format", "registry-storage"])
+        .arg(&storage)
+        .arg("--archive-dir")
+        .arg(&archive)
+        .run()
+        .assert_success()
+        .assert_stdout_contains("2 image(s)");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = work.path().join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n",
+            storage.display()
+        ),
+    )
+    .unwrap();
+    let mut registry = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry is installed");
+    let address = format!("127.0.0.1:{port}");
+    while http_status(&format!("http://{address}/v2/"), None) != 200 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let repository_and_tag = sandbox
+        .registry_image
+        .split_once('/')
+        .unwrap()
+        .1
+        .to_string();
+    for image in [format!("group/sub/{name}:1"), repository_and_tag] {
+        let out = work.path().join(image.replace(['/', ':'], "_"));
+        let copied = run(Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{address}/{image}"))
+            .arg(format!("dir:{}", out.display())));
+        if !copied.success() {
+            let _ = registry.kill();
+        }
+        copied.assert_success();
+    }
+    let catalog = home.bunker().args(["registry", "catalog", &address]).run();
+    let _ = registry.kill();
+    let _ = registry.wait();
+    catalog
+        .assert_success()
+        .assert_stdout_contains(&format!("group/sub/{name}"));
+}
+
+#[test]
+fn list_tags_follows_pagination_filters_and_sorts() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("tags");
+    let (tar, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:x"),
+        &[vec![("t".into(), b"tags".to_vec())]],
+    );
+    for tag in ["1.10.0", "1.2.0", "v1.9", "latest", "2.0.0"] {
+        skopeo_push(
+            &tar,
+            &format!("{}/{repository}:{tag}", sandbox.registry),
+            None,
+        );
+    }
+    let target = format!("{}/{repository}", sandbox.registry);
+    let all = home
+        .bunker()
+        .env("BUNKER_REGISTRY_PAGE_SIZE", "2")
+        .args(["registry", "list-tags", &target])
+        .run();
+    all.assert_success();
+    assert_eq!(
+        all.stdout.lines().collect::<Vec<_>>(),
+        ["1.2.0", "v1.9", "1.10.0", "2.0.0", "latest"]
+    );
+    let filtered = home
+        .bunker()
+        .args([
+            "registry",
+            "list-tags",
+            &target,
+            "--semver",
+            ">=1.5, <2",
+            "--json",
+        ])
+        .run();
+    filtered.assert_success();
+    let json: serde_json::Value = serde_json::from_str(&filtered.stdout).unwrap();
+    assert_eq!(json["tags"], serde_json::json!(["v1.9", "1.10.0"]));
+    let regex = home
+        .bunker()
+        .args(["registry", "list-tags", &target, "--filter", "1\\..*"])
+        .run();
+    regex.assert_success();
+    assert_eq!(
+        regex.stdout.lines().collect::<Vec<_>>(),
+        ["1.2.0", "1.10.0"]
+    );
+}
+
+#[test]
+fn sync_copies_then_an_unchanged_resync_moves_no_blob() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("sync");
+    let (tar, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:1"),
+        &[vec![("s".into(), noise(200_000, 3))]],
+    );
+    for tag in ["1.0", "1.1", "edge"] {
+        skopeo_push(
+            &tar,
+            &format!("{}/{repository}:{tag}", sandbox.registry),
+            None,
+        );
+    }
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {proxy}/{repository}\n    destination: archive\n    format: oci\n    semver: '>=1.0'\n  - source: {proxy}/{repository}\n    destination: {proxy}/mirror/{repository}\n    tags: [edge]\n  - source: archive\n    repository: {repository}\n    destination: {proxy}/restored/{repository}\n    tag_regex: '1\\.1'\n",
+            proxy = proxy.address
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    let sync = |extra: &[&str]| {
+        home.bunker()
+            .args(["sync", "--config"])
+            .arg(&config)
+            .arg("--archive-dir")
+            .arg(&archive)
+            .args(extra)
+            .run()
+    };
+    sync(&["--dry-run"])
+        .assert_success()
+        .assert_stdout_contains("would-copy");
+    assert!(
+        !proxy.seen().iter().any(|s| s.path.contains("/blobs/")),
+        "a dry run moves no blob"
+    );
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("4 copied");
+    raw_manifest(&format!("{}/mirror/{repository}:edge", sandbox.registry));
+    raw_manifest(&format!("{}/restored/{repository}:1.1", sandbox.registry));
+
+    proxy.clear_seen();
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("0 copied, 4 up to date");
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .all(|s| s.method == "HEAD" || s.path.contains("/tags/list")),
+        "an unchanged re-sync only lists tags and HEADs manifests: {seen:#?}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_message() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["registry", "pull", "Bad/Name:1"],
+            "invalid image reference",
+        ),
+        (
+            vec!["registry", "pull", "localhost/app:1", "--platform", "amd64"],
+            "expected os/arch",
+        ),
+        (vec!["registry", "pull"], "no image given"),
+        (
+            vec!["registry", "push", "--to", "nohost"],
+            "must start with a registry host",
+        ),
+        (
+            vec![
+                "registry",
+                "list-tags",
+                "localhost/app",
+                "--semver",
+                "banana",
+            ],
+            "invalid semver range",
+        ),
+        (
+            vec!["registry", "list-tags", "localhost/app", "--filter", "("],
+            "invalid tag filter regex",
+        ),
+        (
+            vec!["registry", "catalog", "a/b"],
+            "expected a registry host",
+        ),
+        (
+            vec!["login", "localhost:1", "--password-stdin"],
+            "--username is required",
+        ),
+        (
+            vec!["sync", "--config", "/nonexistent/sync.yaml"],
+            "cannot read the sync config",
+        ),
+    ];
+    for (args, message) in cases {
+        home.bunker()
+            .args(&args)
+            .run()
+            .assert_code(1)
+            .assert_stderr_contains(message);
+    }
+    let missing = format!("{}/{}:1", sandbox.registry, unique_name("absent"));
+    home.bunker()
+        .args(["registry", "pull", &missing, "--archive-dir"])
+        .arg(home.path().join("archive"))
+        .run()
+        .assert_code(1)
+        .assert_stderr_contains("MANIFEST_UNKNOWN");
+}
+
+#[test]
+fn an_exhausted_rate_limit_pauses_instead_of_failing() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("ratelimit");
+    let (tar, image_id) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:1"),
+        &[vec![("r".into(), b"limited".to_vec())]],
+    );
+    skopeo_push(&tar, &format!("{}/{repository}:1", sandbox.registry), None);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    proxy.add_rule(FaultRule {
+        method: "GET".into(),
+        path_contains: "/manifests/".into(),
+        action: FaultAction::Respond {
+            status: 429,
+            headers: vec![
+                ("RateLimit-Limit".into(), "100;w=21600".into()),
+                ("RateLimit-Remaining".into(), "0;w=21600".into()),
+                ("Retry-After".into(), "1".into()),
+            ],
+        },
+        // More than the retry budget: pauses for an exhausted allowance do not count.
+        times: 8,
+    });
+    home.bunker()
+        .env("BUNKER_RETRY_ATTEMPTS", "3")
+        .args([
+            "registry",
+            "pull",
+            &format!("{}/{repository}:1", proxy.address),
+            "--archive-dir",
+        ])
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success()
+        .assert_stdout_contains(&image_id)
+        .assert_stderr_contains("pull rate limit reached (0 pulls left); pausing 1s");
+}
+
+/// Pushes an amd64 and an arm64 image and a manifest list over them; returns
+/// (list reference, amd64 image ID, arm64 image ID).
+fn seed_multi_platform_image(
+    sandbox: &Sandbox,
+    work: &Path,
+    repository: &str,
+) -> (String, String, String) {
+    let mut ids = Vec::new();
+    let mut entries = Vec::new();
+    for architecture in ["amd64", "arm64"] {
+        let (tar, id) = registry_support::docker_save_tar_for(
+            work,
+            &format!("{repository}:{architecture}"),
+            &[vec![("arch".into(), architecture.as_bytes().to_vec())]],
+            architecture,
+        );
+        let reference = format!("{}/{repository}:{architecture}", sandbox.registry);
+        skopeo_push(&tar, &reference, None);
+        let raw = run(Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}")));
+        raw.assert_success();
+        let bytes = raw.stdout.trim_end().as_bytes().to_vec();
+        use sha2::Digest as _;
+        let digest: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": format!("sha256:{digest}"),
+            "size": bytes.len(),
+            "platform": {"os": "linux", "architecture": architecture},
+        }));
+        ids.push(id);
+    }
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": entries,
+    });
+    let list_file = work.join("list.json");
+    std::fs::write(&list_file, serde_json::to_vec(&list).unwrap()).unwrap();
+    let put = run(Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", list_file.display()))
+        .arg(format!(
+            "http://{}/v2/{repository}/manifests/multi",
+            sandbox.registry
+        )));
+    put.assert_success();
+    (
+        format!("{}/{repository}:multi", sandbox.registry),
+        ids[0].clone(),
+        ids[1].clone(),
+    )
+}
+
+#[test]
+fn manifest_lists_select_one_platform_or_keep_them_all() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("multi");
+    let (reference, amd64_id, arm64_id) =
+        seed_multi_platform_image(&sandbox, work.path(), &repository);
+    let archive = work.path().join("archive");
+    let pull = |extra: &[&str]| {
+        home.bunker()
+            .args(["registry", "pull", &reference, "--archive-dir"])
+            .arg(&archive)
+            .args(extra)
+            .run()
+    };
+    pull(&["--platform", "linux/arm64"])
+        .assert_success()
+        .assert_stdout_contains(&arm64_id);
+    assert_eq!(archive_files(&archive.join("aarch64")).len(), 1);
+    pull(&[]).assert_success().assert_stdout_contains(&amd64_id);
+    pull(&["--all-platforms"])
+        .assert_success()
+        .assert_stdout_contains(&amd64_id)
+        .assert_stdout_contains(&arm64_id);
+    assert_eq!(archive_files(&archive.join("x86_64")).len(), 1);
+    pull(&["--platform", "linux/s390x"])
+        .assert_code(1)
+        .assert_stderr_contains("offers linux/amd64, linux/arm64");
+
+    // The OCI layout keeps the whole index, and a push recreates it.
+    pull(&["--all-platforms", "--format", "oci"]).assert_success();
+    let layout = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:{repository}:multi", archive.display())));
+    layout.assert_success();
+    let index: serde_json::Value = serde_json::from_str(&layout.stdout).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    let to = format!("{}/copied", sandbox.registry);
+    home.bunker()
+        .args(["registry", "push", "--to", &to, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    let pushed = raw_manifest(&format!("{to}/{repository}:multi"));
+    assert_eq!(pushed["manifests"].as_array().unwrap().len(), 2, "{pushed}");
+    let arm64 = run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--override-arch", "arm64"])
+        .arg(format!("docker://{to}/{repository}:multi")));
+    arm64
+        .assert_success()
+        .assert_stdout_contains("\"Architecture\": \"arm64\"");
+}
+
+#[test]
+fn large_blobs_are_uploaded_in_chunks_and_existing_blobs_skipped() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("chunks");
+    let (tar, image_id) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:1"),
+        &[vec![("big.bin".into(), noise(3 << 20, 11))]],
+    );
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let push = || {
+        home.bunker()
+            .args([
+                "registry",
+                "push",
+                "--chunk-size-mib",
+                "1",
+                "--to",
+                &proxy.address,
+            ])
+            .arg(&tar)
+            .arg("--archive-dir")
+            .arg(work.path().join("archive"))
+            .run()
+    };
+    push().assert_success().assert_stdout_contains("2 uploaded");
+    let patches = proxy.seen().iter().filter(|s| s.method == "PATCH").count();
+    assert!(
+        patches >= 4,
+        "a 3 MiB layer in 1 MiB chunks takes at least 3 PATCHes plus the config: {patches}"
+    );
+    // A Docker Hub short name keeps its `library/` namespace, as skopeo sync does.
+    let pushed = raw_manifest(&format!("{}/library/{repository}:1", sandbox.registry));
+    assert_eq!(pushed["config"]["digest"].as_str(), Some(image_id.as_str()));
+    proxy.clear_seen();
+    home.bunker()
+        .args(["registry", "push", "--overwrite", "--to", &proxy.address])
+        .arg(&tar)
+        .arg("--archive-dir")
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success()
+        .assert_stdout_contains("[up to date]");
+    assert!(
+        !proxy
+            .seen()
+            .iter()
+            .any(|s| s.method == "PATCH" || s.method == "PUT")
+    );
+}
+
+#[test]
+fn credential_helpers_supply_and_store_credentials() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    // A docker-credential helper speaking the real protocol: `get` reads the
+    // server on stdin and prints JSON; `store` reads JSON on stdin.
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let stored = work.path().join("stored.json");
+    let helper = bin.join("docker-credential-bunkertest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  get) read server; printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{password}\"}}' \"$server\" ;;\n  store) cat > {stored} ;;\n  *) exit 1 ;;\nesac\n",
+            user = sandbox.auth_user,
+            password = sandbox.auth_password,
+            stored = stored.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = home.path().join(".docker").join("config.json");
+
+    // credHelpers entry for the auth registry.
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"credHelpers":{{"{}":"bunkertest"}}}}"#,
+            sandbox.auth_registry
+        ),
+    )
+    .unwrap();
+    let repository = unique_name("helper");
+    let (tar, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:1"),
+        &[vec![("h".into(), b"helper".to_vec())]],
+    );
+    let credentials = format!("{}:{}", sandbox.auth_user, sandbox.auth_password);
+    skopeo_push(
+        &tar,
+        &format!("{}/{repository}:1", sandbox.auth_registry),
+        Some(&credentials),
+    );
+    home.bunker()
+        .env("PATH", &path)
+        .args([
+            "registry",
+            "list-tags",
+            &format!("{}/{repository}", sandbox.auth_registry),
+        ])
+        .run()
+        .assert_success()
+        .assert_stdout_contains("1");
+
+    // credsStore: `bunker login` hands the credentials to the helper.
+    std::fs::write(&config, r#"{"credsStore":"bunkertest"}"#).unwrap();
+    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
+    login
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env("PATH", &path)
+        .args([
+            "login",
+            &sandbox.auth_registry,
+            "-u",
+            &sandbox.auth_user,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{}\n", sandbox.auth_password).as_bytes(),
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("credential helper docker-credential-bunkertest")
+    );
+    let saved: serde_json::Value = serde_json::from_str(&common::read_text(&stored)).unwrap();
+    assert_eq!(saved["ServerURL"], sandbox.auth_registry.as_str());
+    assert_eq!(saved["Secret"], sandbox.auth_password.as_str());
+    assert!(
+        !common::read_text(&config).contains(&sandbox.auth_password),
+        "no password in config.json"
+    );
+
+    // A wrong password is refused and not stored.
+    std::fs::remove_file(&stored).unwrap();
+    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
+    login
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env("PATH", &path)
+        .args([
+            "login",
+            &sandbox.auth_registry,
+            "-u",
+            &sandbox.auth_user,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"wrong\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refused the credentials"));
+    assert!(!stored.exists());
+}
+
+#[test]
+fn from_file_lists_are_read_and_bad_lines_named() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let list = work.path().join("images.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# images to keep\n{}\n\n{}  # again\n",
+            sandbox.registry_image, sandbox.registry_image
+        ),
+    )
+    .unwrap();
+    home.bunker()
+        .args(["registry", "pull", "--from-file"])
+        .arg(&list)
+        .arg("--archive-dir")
+        .arg(work.path().join("archive"))
+        .args(["--format", "oci"])
+        .run()
+        .assert_success()
+        .assert_stdout_contains("1 image(s), 0 failed");
+    std::fs::write(&list, "ok/image:1\nNot A Reference\n").unwrap();
+    home.bunker()
+        .args(["registry", "pull", "--from-file"])
+        .arg(&list)
+        .run()
+        .assert_code(1)
+        .assert_stderr_contains(&format!("{}:2", list.display()));
+}

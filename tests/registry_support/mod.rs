@@ -1,0 +1,535 @@
+//! Test doubles that sit *in front of* the real sandbox registry: a loopback
+//! HTTP proxy that injects faults (429 with Retry-After, 503, a connection cut
+//! mid-blob, corrupted bytes) and counts what it forwards, and a bearer-token
+//! gate with its own token endpoint. The registry behind them is the real
+//! docker-registry; only the network misbehaves.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// What the proxy does to a matching request.
+#[derive(Debug, Clone)]
+pub enum FaultAction {
+    /// Answer with this status and headers without asking the registry.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
+    /// Forward, but close the connection after this many body bytes.
+    CutAfter(usize),
+    /// Forward with one body byte flipped.
+    Corrupt,
+}
+
+#[derive(Debug, Clone)]
+pub struct FaultRule {
+    pub method: String,
+    /// Substring of the request path.
+    pub path_contains: String,
+    pub action: FaultAction,
+    /// How many matching requests it applies to.
+    pub times: usize,
+}
+
+/// One request that went through the proxy.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+    pub status: u16,
+    /// Response body bytes sent to the client.
+    pub body_bytes: u64,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    rules: Vec<FaultRule>,
+    seen: Vec<Seen>,
+    /// Bearer-token mode: the token endpoint URL and the tokens issued (token → scopes).
+    token_realm: Option<String>,
+    tokens: Vec<(String, String)>,
+}
+
+/// A fault-injecting proxy to `upstream` (`127.0.0.1:port`) on a free loopback port.
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub address: String,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let address = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(Mutex::new(ProxyState::default()));
+        let upstream = upstream.to_string();
+        let shared = state.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = shared.clone();
+                let upstream = upstream.clone();
+                thread::spawn(move || {
+                    let _ = handle(stream, &upstream, &state);
+                });
+            }
+        });
+        FaultProxy { address, state }
+    }
+
+    pub fn add_rule(&self, rule: FaultRule) {
+        self.state.lock().unwrap().rules.push(rule);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    pub fn clear_seen(&self) {
+        self.state.lock().unwrap().seen.clear();
+    }
+
+    /// Body bytes sent for GETs whose path contains `needle`.
+    pub fn body_bytes(&self, needle: &str) -> u64 {
+        self.seen()
+            .iter()
+            .filter(|seen| seen.method == "GET" && seen.path.contains(needle))
+            .map(|seen| seen.body_bytes)
+            .sum()
+    }
+
+    /// Requires `Authorization: Bearer` tokens issued by `token_server` for the
+    /// request's repository; answers 401 with a Bearer challenge otherwise.
+    pub fn require_tokens(&self, token_server: &TokenServer) {
+        let mut state = self.state.lock().unwrap();
+        state.token_realm = Some(format!("http://{}/token", token_server.address));
+        drop(state);
+        token_server.attach(self.state.clone());
+    }
+}
+
+/// A request or status line and its headers.
+type Head = (String, Vec<(String, String)>);
+
+fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    Ok(Some((request_line.trim_end().to_string(), headers)))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+fn repository_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/v2/")?;
+    for marker in ["/manifests/", "/blobs/", "/tags/"] {
+        if let Some(index) = rest.find(marker) {
+            return Some(rest[..index].to_string());
+        }
+    }
+    None
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} Status\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+fn handle(
+    client: TcpStream,
+    upstream: &str,
+    state: &Arc<Mutex<ProxyState>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    let Some((request_line, headers)) = read_head(&mut reader)? else {
+        return Ok(());
+    };
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let length: usize = header(&headers, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    let range = header(&headers, "range").map(str::to_string);
+
+    // Bearer gate.
+    let realm = state.lock().unwrap().token_realm.clone();
+    if let Some(realm) = realm {
+        let repository = repository_of(&path);
+        let presented = header(&headers, "authorization")
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let allowed = presented.is_some_and(|token| {
+            state.lock().unwrap().tokens.iter().any(|(issued, scopes)| {
+                issued == &token
+                    && match &repository {
+                        Some(repository) => scopes
+                            .split(' ')
+                            .any(|scope| scope.starts_with(&format!("repository:{repository}:"))),
+                        None => true,
+                    }
+            })
+        });
+        if !allowed {
+            let scope = repository
+                .map(|repository| format!(",scope=\"repository:{repository}:pull\""))
+                .unwrap_or_default();
+            let challenge = format!("Bearer realm=\"{realm}\",service=\"bunker-test\"{scope}");
+            record(state, &method, &path, range, 401, 0);
+            return respond(
+                &mut client,
+                401,
+                &[("WWW-Authenticate".into(), challenge)],
+                b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"token required\"}]}",
+            );
+        }
+    }
+
+    let action = {
+        let mut state = state.lock().unwrap();
+        let mut chosen = None;
+        for rule in state.rules.iter_mut() {
+            if rule.times > 0 && rule.method == method && path.contains(&rule.path_contains) {
+                rule.times -= 1;
+                chosen = Some(rule.action.clone());
+                break;
+            }
+        }
+        chosen
+    };
+    if let Some(FaultAction::Respond { status, headers }) = &action {
+        record(state, &method, &path, range, *status, 0);
+        return respond(&mut client, *status, headers, b"");
+    }
+
+    let mut upstream_stream = TcpStream::connect(upstream)?;
+    let mut request = format!("{request_line}\r\n");
+    for (name, value) in &headers {
+        if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("authorization") {
+            continue;
+        }
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    upstream_stream.write_all(request.as_bytes())?;
+    upstream_stream.write_all(&body)?;
+    let mut upstream_reader = BufReader::new(upstream_stream);
+    let Some((status_line, response_headers)) = read_head(&mut upstream_reader)? else {
+        return Ok(());
+    };
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut head = format!("{status_line}\r\n");
+    for (name, value) in &response_headers {
+        if name.eq_ignore_ascii_case("connection") {
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    client.write_all(head.as_bytes())?;
+    let limit = match &action {
+        Some(FaultAction::CutAfter(bytes)) => Some(*bytes),
+        _ => None,
+    };
+    let mut sent = 0usize;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut corrupted = false;
+    loop {
+        let read = upstream_reader.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        let mut chunk = &mut buffer[..read];
+        if let Some(limit) = limit
+            && sent + chunk.len() > limit
+        {
+            chunk = &mut chunk[..limit - sent];
+        }
+        if matches!(action, Some(FaultAction::Corrupt)) && !corrupted && !chunk.is_empty() {
+            chunk[chunk.len() / 2] ^= 0xff;
+            corrupted = true;
+        }
+        if client.write_all(chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+        if limit.is_some_and(|limit| sent >= limit) {
+            break;
+        }
+    }
+    let _ = client.flush();
+    let _ = client.shutdown(Shutdown::Both);
+    record(state, &method, &path, range, status, sent as u64);
+    Ok(())
+}
+
+fn record(
+    state: &Arc<Mutex<ProxyState>>,
+    method: &str,
+    path: &str,
+    range: Option<String>,
+    status: u16,
+    body_bytes: u64,
+) {
+    state.lock().unwrap().seen.push(Seen {
+        method: method.to_string(),
+        path: path.to_string(),
+        range,
+        status,
+        body_bytes,
+    });
+}
+
+/// A token endpoint issuing bearer tokens for Basic-authenticated scoped requests.
+#[derive(Clone)]
+pub struct TokenServer {
+    pub address: String,
+    proxies: Arc<Mutex<Vec<Arc<Mutex<ProxyState>>>>>,
+    /// Every `scope` parameter set requested, in order.
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl TokenServer {
+    /// Accepts `user`/`password` (base64 `Basic`) and issues tokens.
+    pub fn start(user: &str, password: &str) -> TokenServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the token server");
+        let address = listener.local_addr().unwrap().to_string();
+        let server = TokenServer {
+            address,
+            proxies: Arc::default(),
+            requests: Arc::default(),
+        };
+        let expected = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+        let shared = server.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let server = shared.clone();
+                let expected = expected.clone();
+                thread::spawn(move || {
+                    let _ = server.handle(stream, &expected);
+                });
+            }
+        });
+        server
+    }
+
+    fn attach(&self, proxy: Arc<Mutex<ProxyState>>) {
+        self.proxies.lock().unwrap().push(proxy);
+    }
+
+    fn handle(&self, stream: TcpStream, expected: &str) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut stream = stream;
+        let Some((request_line, headers)) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let target = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        if header(&headers, "authorization") != Some(expected) {
+            return respond(&mut stream, 401, &[], b"{\"details\":\"bad credentials\"}");
+        }
+        let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let scopes: Vec<String> = query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("scope="))
+            .map(percent_decode)
+            .collect();
+        let joined = scopes.join(" ");
+        self.requests.lock().unwrap().push(joined.clone());
+        let token = format!("token-{}", self.requests.lock().unwrap().len());
+        for proxy in self.proxies.lock().unwrap().iter() {
+            proxy
+                .lock()
+                .unwrap()
+                .tokens
+                .push((token.clone(), joined.clone()));
+        }
+        let body = format!("{{\"token\":\"{token}\",\"expires_in\":300}}");
+        respond(
+            &mut stream,
+            200,
+            &[("Content-Type".into(), "application/json".into())],
+            body.as_bytes(),
+        )
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%'
+            && index + 2 < bytes.len()
+            && let Ok(value) = u8::from_str_radix(&text[index + 1..index + 3], 16)
+        {
+            out.push(value);
+            index += 3;
+            continue;
+        }
+        out.push(if bytes[index] == b'+' {
+            b' '
+        } else {
+            bytes[index]
+        });
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in bytes.chunks(3) {
+        let value = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for position in 0..4 {
+            if position <= chunk.len() {
+                text.push(ALPHABET[((value >> (18 - 6 * position)) & 63) as usize] as char);
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
+}
+
+/// Builds a docker-save tar with one layer holding `files` (name, content) and
+/// returns (tar path, config digest = image ID). `tag` goes into RepoTags.
+pub fn docker_save_tar(
+    dir: &std::path::Path,
+    tag: &str,
+    layers: &[Vec<(String, Vec<u8>)>],
+) -> (std::path::PathBuf, String) {
+    docker_save_tar_for(dir, tag, layers, "amd64")
+}
+
+/// [`docker_save_tar`] for another CPU architecture (written into the config).
+pub fn docker_save_tar_for(
+    dir: &std::path::Path,
+    tag: &str,
+    layers: &[Vec<(String, Vec<u8>)>],
+    architecture: &str,
+) -> (std::path::PathBuf, String) {
+    use sha2::{Digest, Sha256};
+    let hex = |bytes: &[u8]| -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let mut layer_tars = Vec::new();
+    for files in layers {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, content) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o755);
+            header.set_mtime(0);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, &content[..])
+                .unwrap();
+        }
+        layer_tars.push(builder.into_inner().unwrap());
+    }
+    let diff_ids: Vec<String> = layer_tars
+        .iter()
+        .map(|tar| format!("sha256:{}", hex(tar)))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": architecture,
+        "os": "linux",
+        "config": {"Cmd": ["/bin/busybox", "true"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": layer_tars.iter().map(|_| serde_json::json!({"created_by": "bunker test"})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let config_hex = hex(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": format!("{config_hex}.json"),
+        "RepoTags": [tag],
+        "Layers": diff_ids.iter().map(|id| format!("{}.tar", &id[7..])).collect::<Vec<_>>(),
+    }]))
+    .unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, data).unwrap();
+    };
+    add("manifest.json", &manifest);
+    add(&format!("{config_hex}.json"), &config);
+    for (tar, id) in layer_tars.iter().zip(&diff_ids) {
+        add(&format!("{}.tar", &id[7..]), tar);
+    }
+    let path = dir.join(format!(
+        "{}-{architecture}.tar",
+        tag.replace(['/', ':'], "_")
+    ));
+    std::fs::write(&path, builder.into_inner().unwrap()).unwrap();
+    (path, format!("sha256:{config_hex}"))
+}
+
+/// Deterministic pseudo-random bytes (incompressible layer content).
+pub fn noise(length: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..length)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
