@@ -392,6 +392,7 @@ async def pump(reader, writer, key):
     try:
         while data := await reader.read(65536):
             totals[key] += len(data)
+            save()  # after every chunk: the counts must not depend on when the relay is stopped
             writer.write(data)
             await writer.drain()
     finally:
@@ -439,6 +440,7 @@ prepare_projects_images() {
 SECOND_RUN_SECONDS=""
 SECOND_RUN_BYTES=""
 SECOND_RUN_SUMMARY=""
+SECOND_RUN_LOG=""
 second_run_on_projects() {
     local output="$WORK/projects-out" start end
     note "second run: images of projects/ on the engine, first archive run"
@@ -459,7 +461,8 @@ second_run_on_projects() {
     wait "$RELAY_PID" 2>/dev/null || true
     RELAY_PID=""
     SECOND_RUN_BYTES="$(awk '{ print $2 }' "$WORK/relay.bytes")"
-    SECOND_RUN_SUMMARY="$(grep -i -E 'skip|up to date|unchanged|archived' "$WORK/p2.log" | tail -3 || true)"
+    SECOND_RUN_SUMMARY="$(grep -E 'archived, .* skipped' "$WORK/p2.log" | tail -1 || true)"
+    SECOND_RUN_LOG="$(<"$WORK/p2.log")"
 }
 
 # --- report ---------------------------------------------------------------------------------
@@ -522,12 +525,17 @@ report() {
     if [[ -n "$SECOND_RUN_SECONDS" ]]; then
         target_line "wall time (s)" "$SECOND_RUN_SECONDS" "<" 2
         target_line "bytes from the remote (KB)" "$(awk -v b="$SECOND_RUN_BYTES" 'BEGIN { printf "%.1f", b / 1000 }')" "<" 1000
-        [[ -z "$SECOND_RUN_SUMMARY" ]] || out "  bunker said: ${SECOND_RUN_SUMMARY//$'\n'/ | }"
+        [[ -z "$SECOND_RUN_SUMMARY" ]] || out "  bunker said: $SECOND_RUN_SUMMARY"
     else
         out "  not measured: bunker image-archive not available yet"
     fi
     out ""
     out "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [[ -n "$SECOND_RUN_LOG" ]]; then
+        out ""
+        out "output of the second image-archive run on projects/:"
+        out "$SECOND_RUN_LOG"
+    fi
 }
 
 main() {
