@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh [--runs N] [--size-mb MB] [--bunker PATH] [--results FILE | --no-results]
 #                    [--prepare]   (only build/pull and push the bench image, then stop)
+#                    [--note TEXT] (one line for the results header, e.g. where --bunker came from)
 #
 # 1. Ensures a ~1 GB multi-layer FROM-scratch image made of real files (copied from
 #    /usr/bin, /usr/lib, /usr/share) exists on the sandbox engine and in the sandbox
@@ -34,6 +35,8 @@ BUNKER_BIN=""
 RESULTS_FILE="bench-results/$(date -u +%F).txt"
 RECIPE_VERSION=3
 PREPARE_ONLY=false
+NOTE=""
+COMMAND_LINE="scripts/bench.sh $*"
 BENCH_REPOSITORY="bunker-bench/realfiles"
 
 die() {
@@ -74,6 +77,11 @@ while (($#)); do
     --prepare)
         PREPARE_ONLY=true
         shift
+        ;;
+    --note)
+        [[ -n "${2:-}" ]] || die "--note needs a text"
+        NOTE="$2"
+        shift 2
         ;;
     -h | --help)
         usage
@@ -257,8 +265,13 @@ ensure_bench_image() {
 # --- machine facts --------------------------------------------------------------------------
 print_header() {
     out "bunker benchmark, $(date -u '+%F %T') UTC"
-    out "command: scripts/bench.sh --runs $RUNS --size-mb $SIZE_MB"
-    out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+    out "command: $COMMAND_LINE (runs $RUNS, image size ${SIZE_MB} MB)"
+    if [[ "$BUNKER_BIN" == "$REPO_ROOT/target/release/bunker" ]]; then
+        out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), release build of commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+    else
+        out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), binary $BUNKER_BIN"
+    fi
+    [[ -z "$NOTE" ]] || out "note: $NOTE"
     out "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1e6 }' /proc/meminfo) RAM, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     out "kernel: $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     out "engine: Docker $(docker version --format '{{.Server.Version}}'), storage driver $(docker info --format '{{.Driver}}'), reached over ssh on $SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT (same machine)"
@@ -379,6 +392,7 @@ async def pump(reader, writer, key):
     try:
         while data := await reader.read(65536):
             totals[key] += len(data)
+            save()  # after every chunk: the counts must not depend on when the relay is stopped
             writer.write(data)
             await writer.drain()
     finally:
@@ -404,7 +418,7 @@ EOF
     RELAY_PID=$!
     local tries=0
     until [[ -s "$WORK/relay.port" ]]; do
-        ((tries++ < 100)) || die "the byte-counting relay did not start"
+        ((tries++ < 600)) || die "the byte-counting relay (python3) did not start within 30 s"
         sleep 0.05
     done
     local host_key
@@ -426,6 +440,7 @@ prepare_projects_images() {
 SECOND_RUN_SECONDS=""
 SECOND_RUN_BYTES=""
 SECOND_RUN_SUMMARY=""
+SECOND_RUN_LOG=""
 second_run_on_projects() {
     local output="$WORK/projects-out" start end
     note "second run: images of projects/ on the engine, first archive run"
@@ -446,7 +461,8 @@ second_run_on_projects() {
     wait "$RELAY_PID" 2>/dev/null || true
     RELAY_PID=""
     SECOND_RUN_BYTES="$(awk '{ print $2 }' "$WORK/relay.bytes")"
-    SECOND_RUN_SUMMARY="$(grep -i -E 'skip|up to date|unchanged|archived' "$WORK/p2.log" | tail -3 || true)"
+    SECOND_RUN_SUMMARY="$(grep -E 'archived, .* skipped' "$WORK/p2.log" | tail -1 || true)"
+    SECOND_RUN_LOG="$(<"$WORK/p2.log")"
 }
 
 # --- report ---------------------------------------------------------------------------------
@@ -509,12 +525,17 @@ report() {
     if [[ -n "$SECOND_RUN_SECONDS" ]]; then
         target_line "wall time (s)" "$SECOND_RUN_SECONDS" "<" 2
         target_line "bytes from the remote (KB)" "$(awk -v b="$SECOND_RUN_BYTES" 'BEGIN { printf "%.1f", b / 1000 }')" "<" 1000
-        [[ -z "$SECOND_RUN_SUMMARY" ]] || out "  bunker said: ${SECOND_RUN_SUMMARY//$'\n'/ | }"
+        [[ -z "$SECOND_RUN_SUMMARY" ]] || out "  bunker said: $SECOND_RUN_SUMMARY"
     else
         out "  not measured: bunker image-archive not available yet"
     fi
     out ""
     out "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [[ -n "$SECOND_RUN_LOG" ]]; then
+        out ""
+        out "output of the second image-archive run on projects/:"
+        out "$SECOND_RUN_LOG"
+    fi
 }
 
 main() {
