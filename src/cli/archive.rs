@@ -10,16 +10,15 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
+use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::archive::verify::{ArchReport, VerifyReport, arch_dirs_of};
 use crate::archive::{
     ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
 };
 use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
-use crate::build::{BuildFlags, PlanOptions, RunOptions, Selection, plan};
-use crate::catalog::{CatalogOptions, load_catalog};
+use crate::build::{BuildFlags, PlanOptions, RunOptions, plan};
 use crate::engine::{EngineArgs, connect};
 use crate::progress::Progress;
-use crate::settings;
 
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
@@ -27,12 +26,8 @@ pub struct ArchiveArgs {
     /// projects root .env_<context>, else ./_archive/images].
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Only these projects (repeatable).
-    #[arg(long = "project", value_name = "NAME")]
-    pub projects: Vec<String>,
-    /// Skip these projects (repeatable).
-    #[arg(long = "exclude", value_name = "NAME")]
-    pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub selection: ProjectSelectionArgs,
     /// Pull the Dockerfiles' base images again and refresh them during builds.
     #[arg(long)]
     pub pull: bool,
@@ -105,25 +100,14 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
         eprintln!("error: {message}");
         return Ok(ExitCode::from(2));
     }
-    let context = settings::context_name(global.context.as_deref());
-    let root_env = settings::root_env(&global.projects_dir, &context)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let build_enabled = settings::build_enabled(&root_env);
-    let layout = ArchiveLayout::new(settings::archive_dir(args.output_dir.as_deref(), &root_env));
+    let root = RootSettings::load(global)?;
+    let build_enabled = root.build_enabled;
+    let layout = ArchiveLayout::new(root.archive_dir(args.output_dir.as_deref()));
 
-    let catalog = load_catalog(&CatalogOptions {
-        projects_dir: global.projects_dir.clone(),
-        context: Some(context.clone()),
-        only: args.projects.clone(),
-        exclude: args.excludes.clone(),
-        environment: std::env::vars().collect(),
-    });
-    let selection = Selection {
-        only: args.projects.clone(),
-        exclude: args.excludes.clone(),
-    };
-    let build_plan = plan(
-        &catalog,
+    let selection = args.selection.selection();
+    let (catalog, build_plan) = load_build_plan(
+        global,
+        &root.context,
         &selection,
         PlanOptions {
             pull_base_images: args.pull && build_enabled,
@@ -200,7 +184,7 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
                 },
             },
             settings,
-            docker_context: context,
+            docker_context: root.context,
         },
         &progress,
     )

@@ -7,24 +7,19 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
+use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::build::{
-    BuildFlags, BuildPlan, ImageAction, PlanOptions, RunOptions, Selection, check_presence,
+    BuildFlags, BuildPlan, ImageAction, PlanOptions, RunOptions, check_presence,
     hook::{HOOK_TARGET, has_hook},
-    plan, run_plan,
+    run_plan,
 };
-use crate::catalog::{CatalogOptions, load_catalog};
 use crate::engine::{EngineArgs, connect};
 use crate::progress::{Progress, render_table};
-use crate::settings;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Only these projects (repeatable).
-    #[arg(long = "project", value_name = "NAME")]
-    pub projects: Vec<String>,
-    /// Skip these projects (repeatable).
-    #[arg(long = "exclude", value_name = "NAME")]
-    pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub selection: ProjectSelectionArgs,
     /// Pull the base images of the Dockerfiles first and refresh them during builds.
     #[arg(long)]
     pub pull: bool,
@@ -53,27 +48,14 @@ pub struct BuildArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let context = settings::context_name(global.context.as_deref());
-    let root_env = settings::root_env(&global.projects_dir, &context)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let build_enabled = settings::build_enabled(&root_env);
-
-    let catalog = load_catalog(&CatalogOptions {
-        projects_dir: global.projects_dir.clone(),
-        context: Some(context),
-        only: args.projects.clone(),
-        exclude: args.excludes.clone(),
-        environment: std::env::vars().collect(),
-    });
-    let selection = Selection {
-        only: args.projects.clone(),
-        exclude: args.excludes.clone(),
-    };
+    let root = RootSettings::load(global)?;
+    let build_enabled = root.build_enabled;
     let options = PlanOptions {
         pull_base_images: args.pull && build_enabled,
         pull_only: args.pull_only,
     };
-    let build_plan = plan(&catalog, &selection, options);
+    let (_, build_plan) =
+        load_build_plan(global, &root.context, &args.selection.selection(), options);
     if build_plan.projects.is_empty() {
         if build_plan.problems.is_empty() {
             anyhow::bail!(

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
+use super::common::ProjectSelectionArgs;
 use crate::catalog::document::CatalogDocument;
 use crate::catalog::summary::Summary;
 use crate::catalog::{Catalog, CatalogError, CatalogOptions, load_catalog, table};
@@ -19,19 +20,15 @@ pub struct CatalogArgs {
     /// Print only the summary.
     #[arg(long)]
     pub summary: bool,
-    /// Only these projects (repeatable).
-    #[arg(long = "project", value_name = "NAME")]
-    pub projects: Vec<String>,
-    /// Skip these projects (repeatable).
-    #[arg(long = "exclude", value_name = "NAME")]
-    pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub selection: ProjectSelectionArgs,
 }
 
 pub fn run(global: &GlobalArgs, args: CatalogArgs) -> anyhow::Result<ExitCode> {
     let mut options = CatalogOptions::new(&global.projects_dir);
     options.context = Some(crate::settings::context_name(global.context.as_deref()));
-    options.only = args.projects;
-    options.exclude = args.excludes;
+    options.only = args.selection.projects;
+    options.exclude = args.selection.excludes;
     let catalog = load_catalog(&options);
     let failed = !catalog.errors.is_empty();
     print_errors(&catalog.errors);

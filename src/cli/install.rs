@@ -7,25 +7,22 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::build::{PlanOptions, Selection, plan};
-use crate::catalog::{CatalogOptions, load_catalog};
+use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
+use crate::build::PlanOptions;
 use crate::engine::{EngineArgs, connect};
 use crate::install::{InstallOptions, find_compose, install};
 use crate::progress::Progress;
-use crate::settings;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["projects", "all"])))]
+// The shared `--project` flag with this command's own help text.
+#[command(mut_arg("projects", |arg| arg.help("Install these projects (repeatable)")))]
 pub struct InstallArgs {
-    /// Install these projects (repeatable).
-    #[arg(long = "project", value_name = "NAME")]
-    pub projects: Vec<String>,
+    #[command(flatten)]
+    pub selection: ProjectSelectionArgs,
     /// Install every project of the tree.
     #[arg(long)]
     pub all: bool,
-    /// Skip these projects (repeatable).
-    #[arg(long = "exclude", value_name = "NAME")]
-    pub excludes: Vec<String>,
     /// Wait until the containers run (and are healthy when they have a health check).
     #[arg(long)]
     pub wait: bool,
@@ -38,26 +35,14 @@ pub struct InstallArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitCode> {
-    let context = settings::context_name(global.context.as_deref());
-    let root_env = settings::root_env(&global.projects_dir, &context)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let offline = !settings::build_enabled(&root_env);
+    let root = RootSettings::load(global)?;
+    let offline = !root.build_enabled;
     let compose = find_compose().await?;
 
-    let catalog = load_catalog(&CatalogOptions {
-        projects_dir: global.projects_dir.clone(),
-        context: Some(context),
-        only: args.projects.clone(),
-        exclude: args.excludes.clone(),
-        environment: std::env::vars().collect(),
-    });
-    let selection = Selection {
-        only: args.projects.clone(),
-        exclude: args.excludes.clone(),
-    };
-    let build_plan = plan(
-        &catalog,
-        &selection,
+    let (catalog, build_plan) = load_build_plan(
+        global,
+        &root.context,
+        &args.selection.selection(),
         PlanOptions {
             pull_base_images: false,
             pull_only: false,
@@ -73,7 +58,7 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
         }
         anyhow::bail!("{message}\ncheck --projects-dir, --project and --exclude");
     }
-    for project in &args.projects {
+    for project in &args.selection.projects {
         if !build_plan
             .projects
             .iter()

@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod build;
 pub mod catalog;
+pub mod common;
 pub mod engine;
 pub mod install;
 pub mod registry;

@@ -9,24 +9,23 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::build::{PlanOptions, Selection, plan};
-use crate::catalog::{CatalogOptions, load_catalog};
+use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
+use crate::build::{PlanOptions, Selection};
 use crate::engine::{EngineArgs, connect};
 use crate::progress::Progress;
 use crate::restore::plan::ProjectSelection;
 use crate::restore::source::ArchiveLocation;
 use crate::restore::{RestoreOptions, choose_archive, plan_restore, restore};
-use crate::settings;
 
 #[derive(Debug, Args)]
+// The shared `--project` flag with this command's own help text.
+#[command(mut_arg("projects", |arg| arg.help(
+    "Only images of these projects (repeatable). An image several projects share is \
+     restored for each that asks"
+)))]
 pub struct RestoreArgs {
-    /// Only images of these projects (repeatable). An image several projects share is
-    /// restored for each that asks.
-    #[arg(long = "project", value_name = "NAME")]
-    pub projects: Vec<String>,
-    /// Skip these projects (repeatable).
-    #[arg(long = "exclude", value_name = "NAME")]
-    pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub selection: ProjectSelectionArgs,
     /// Restore the archive of this architecture (`uname -m` form) instead of the engine's.
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
@@ -56,11 +55,9 @@ pub struct RestoreArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let context = settings::context_name(global.context.as_deref());
-    let root_env = settings::root_env(&global.projects_dir, &context)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let root = RootSettings::load(global)?;
     let location = ArchiveLocation {
-        base: settings::archive_dir(None, &root_env),
+        base: root.archive_dir(None),
         arch_dir: args.archive_dir.clone(),
         arch_override: args.arch.clone(),
     };
@@ -68,13 +65,13 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
     let engine = connect(global, &args.engine).await?;
     let choice = choose_archive(&location, &engine.facts.arch, &engine.target)?;
     let selection = ProjectSelection {
-        only: args.projects.clone(),
-        exclude: args.excludes.clone(),
+        only: args.selection.projects.clone(),
+        exclude: args.selection.excludes.clone(),
     };
-    let needed = if args.projects.is_empty() {
+    let needed = if selection.only.is_empty() {
         Vec::new()
     } else {
-        images_the_catalog_needs(global, &context, &args.projects)
+        images_the_catalog_needs(global, &root.context, &selection.only)
     };
     let manifest_name = choice.arch_dir.manifest_path().display().to_string();
     let restore_plan = plan_restore(&choice.manifest, &selection, &needed, &manifest_name);
@@ -140,13 +137,6 @@ fn images_the_catalog_needs(
     if !global.projects_dir.is_dir() {
         return Vec::new();
     }
-    let catalog = load_catalog(&CatalogOptions {
-        projects_dir: global.projects_dir.clone(),
-        context: Some(context.to_string()),
-        only: projects.to_vec(),
-        exclude: Vec::new(),
-        environment: std::env::vars().collect(),
-    });
     let selection = Selection {
         only: projects.to_vec(),
         exclude: Vec::new(),
@@ -155,7 +145,8 @@ fn images_the_catalog_needs(
         pull_base_images: false,
         pull_only: false,
     };
-    plan(&catalog, &selection, options)
+    let (_, build_plan) = load_build_plan(global, context, &selection, options);
+    build_plan
         .jobs()
         .filter(|job| job.action != crate::build::ImageAction::Base)
         .map(|job| (job.project.clone(), job.image.clone()))
