@@ -27,11 +27,13 @@ pub enum LockError {
         lock: PathBuf,
         holder: String,
     },
-    #[error("cannot lock archive directory {dir} (lock file {lock}): {source}")]
+    /// The cause is part of the message, not a `source`, so that printing the error
+    /// chain does not repeat it.
+    #[error("cannot lock archive directory {dir} (lock file {lock}): {cause}")]
     Io {
         dir: PathBuf,
         lock: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -48,10 +50,10 @@ impl ManifestLock {
     pub fn acquire(arch_dir: &ArchDir) -> Result<ManifestLock, LockError> {
         let dir = arch_dir.path().to_path_buf();
         let path = dir.join(LOCK_FILE_NAME);
-        let io_error = |source| LockError::Io {
+        let io_error = |cause| LockError::Io {
             dir: dir.clone(),
             lock: path.clone(),
-            source,
+            cause,
         };
         std::fs::create_dir_all(&dir).map_err(io_error)?;
         let mut file = OpenOptions::new()

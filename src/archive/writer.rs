@@ -263,6 +263,9 @@ type FileSink = HashingWriter<BufWriter<std::fs::File>>;
 /// compressor threads down quietly (the partial file is discarded anyway).
 struct Encoder {
     inner: Option<EncoderKind>,
+    /// Set once a write failed (a full disk, say). gzp's encoder must then never be
+    /// finished again: its `finish` and its `Drop` unwrap channels the failure closed.
+    failed: bool,
 }
 
 enum EncoderKind {
@@ -305,7 +308,10 @@ impl Encoder {
             }
             Compression::None => EncoderKind::Plain(sink),
         };
-        Ok(Encoder { inner: Some(kind) })
+        Ok(Encoder {
+            inner: Some(kind),
+            failed: false,
+        })
     }
 
     fn kind(&mut self) -> &mut EncoderKind {
@@ -314,7 +320,14 @@ impl Encoder {
 
     fn finish(mut self) -> io::Result<FileSink> {
         let mut sink = match self.inner.take().expect("encoder finished twice") {
-            EncoderKind::Gzip(mut encoder) => encoder.finish().map_err(gzp_error)?,
+            EncoderKind::Gzip(mut encoder) => match encoder.finish() {
+                Ok(sink) => sink,
+                Err(error) => {
+                    // Its Drop would finish (and unwrap) once more.
+                    std::mem::forget(encoder);
+                    return Err(gzp_error(error));
+                }
+            },
             EncoderKind::Zstd(encoder) => encoder.finish()?,
             EncoderKind::Plain(sink) => sink,
         };
@@ -325,27 +338,37 @@ impl Encoder {
 
 impl Write for Encoder {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        match self.kind() {
+        let result = match self.kind() {
             EncoderKind::Gzip(encoder) => encoder.write(bytes),
             EncoderKind::Zstd(encoder) => encoder.write(bytes),
             EncoderKind::Plain(sink) => sink.write(bytes),
-        }
+        };
+        self.failed |= result.is_err();
+        result
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self.kind() {
+        let result = match self.kind() {
             EncoderKind::Gzip(encoder) => encoder.flush(),
             EncoderKind::Zstd(encoder) => encoder.flush(),
             EncoderKind::Plain(sink) => sink.flush(),
-        }
+        };
+        self.failed |= result.is_err();
+        result
     }
 }
 
 impl Drop for Encoder {
     fn drop(&mut self) {
         // gzp's own Drop unwraps the result of finishing; finish here and ignore it.
+        // After a failed write its channels are gone and finishing would panic: its
+        // threads have ended with the failure, so only its buffers are leaked.
         if let Some(EncoderKind::Gzip(mut encoder)) = self.inner.take() {
-            let _ = encoder.finish();
+            if self.failed {
+                std::mem::forget(encoder);
+            } else {
+                let _ = encoder.finish();
+            }
         }
     }
 }
