@@ -18,11 +18,26 @@ use bunker::build::{ImageAction, PlanOptions, Selection, plan};
 use bunker::catalog::{CatalogOptions, load_catalog};
 use common::*;
 
-/// A sandbox of our own; `down --purge` when dropped.
+/// A sandbox of our own, torn down (`down --purge`) when dropped.
 struct PrivateSandbox {
-    dir: PathBuf,
     sandbox: Sandbox,
     registry_port: u16,
+    // Declared last so it runs after nothing else needs the sandbox.
+    _teardown: Teardown,
+}
+
+/// Runs `scripts/sandbox.sh down --purge` on `dir` when dropped, also after a failed `up`.
+struct Teardown {
+    dir: PathBuf,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["down", "--purge"])
+            .env("BUNKER_SANDBOX_DIR", &self.dir)
+            .output();
+    }
 }
 
 fn script() -> PathBuf {
@@ -41,12 +56,7 @@ impl PrivateSandbox {
     fn start() -> PrivateSandbox {
         let dir = PathBuf::from(format!("/tmp/{}", unique_name("bunker-drill")));
         let (ssh_port, registry_port, auth_port) = (free_port(), free_port(), free_port());
-        let mut private = PrivateSandbox {
-            dir: dir.clone(),
-            // Filled in below; Drop only needs `dir`.
-            sandbox: placeholder(),
-            registry_port,
-        };
+        let teardown = Teardown { dir: dir.clone() };
         let up = run(Command::new(script())
             .arg("up")
             .env("BUNKER_SANDBOX_DIR", &dir)
@@ -57,68 +67,25 @@ impl PrivateSandbox {
             up.success(),
             "sandbox not running: the drill's private sandbox did not start (scripts/sandbox.sh up):\n{up}"
         );
-        let values = parse_env_file(&read_text(&dir.join("env.sh")));
-        let value = |name: &str| {
-            values
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| panic!("{name} missing from {}/env.sh", dir.display()))
-        };
-        let sandbox = Sandbox {
-            dir: dir.clone(),
-            docker_host: value("SANDBOX_DOCKER_HOST"),
-            ssh_host: value("SANDBOX_SSH_HOST"),
-            ssh_port: value("SANDBOX_SSH_PORT").parse().unwrap(),
-            ssh_user: value("SANDBOX_SSH_USER"),
-            ssh_key: PathBuf::from(value("SANDBOX_SSH_KEY")),
-            known_hosts: PathBuf::from(value("SANDBOX_KNOWN_HOSTS")),
-            ssh_host_key_pub: PathBuf::from(value("SANDBOX_SSH_HOST_KEY_PUB")),
-            remote_socket: value("SANDBOX_REMOTE_SOCKET"),
-            registry: value("SANDBOX_REGISTRY"),
-            auth_registry: value("SANDBOX_AUTH_REGISTRY"),
-            auth_user: value("SANDBOX_AUTH_USER"),
-            auth_password: value("SANDBOX_AUTH_PASSWORD"),
-            seed_image: value("SANDBOX_SEED_IMAGE"),
-            registry_image: value("SANDBOX_REGISTRY_IMAGE"),
-        };
-        private.sandbox = sandbox;
-        private
+        let sandbox = Sandbox::from_env_file(&dir.join("env.sh"));
+        assert_eq!(
+            sandbox.dir,
+            dir,
+            "{}/env.sh names another state directory",
+            dir.display()
+        );
+        PrivateSandbox {
+            sandbox,
+            registry_port,
+            _teardown: teardown,
+        }
     }
 
     fn script(&self, command: &str) {
         run(Command::new(script())
             .arg(command)
-            .env("BUNKER_SANDBOX_DIR", &self.dir))
+            .env("BUNKER_SANDBOX_DIR", &self.sandbox.dir))
         .assert_success();
-    }
-}
-
-fn placeholder() -> Sandbox {
-    Sandbox {
-        dir: PathBuf::new(),
-        docker_host: String::new(),
-        ssh_host: String::new(),
-        ssh_port: 0,
-        ssh_user: String::new(),
-        ssh_key: PathBuf::new(),
-        known_hosts: PathBuf::new(),
-        ssh_host_key_pub: PathBuf::new(),
-        remote_socket: String::new(),
-        registry: String::new(),
-        auth_registry: String::new(),
-        auth_user: String::new(),
-        auth_password: String::new(),
-        seed_image: String::new(),
-        registry_image: String::new(),
-    }
-}
-
-impl Drop for PrivateSandbox {
-    fn drop(&mut self) {
-        let _ = Command::new(script())
-            .args(["down", "--purge"])
-            .env("BUNKER_SANDBOX_DIR", &self.dir)
-            .output();
     }
 }
 

@@ -82,44 +82,13 @@ const VARIABLES: [&str; 15] = [
 
 fn load_sandbox() -> Sandbox {
     let file_values = env_file_values();
-    let mut values: HashMap<&str, String> = HashMap::new();
-    let mut missing = Vec::new();
-    for name in VARIABLES {
-        let found = std::env::var(name)
+    let sandbox = Sandbox::from_values(|name| {
+        std::env::var(name)
             .ok()
             .filter(|value| !value.is_empty())
-            .or_else(|| file_values.get(name).cloned());
-        match found {
-            Some(value) => {
-                values.insert(name, value);
-            }
-            None => missing.push(name),
-        }
-    }
-    if !missing.is_empty() {
-        panic!("{NOT_RUNNING} (missing {})", missing.join(", "));
-    }
-    let value = |name: &str| values[name].clone();
-    let ssh_port = value("SANDBOX_SSH_PORT");
-    let sandbox = Sandbox {
-        dir: PathBuf::from(value("BUNKER_SANDBOX_DIR")),
-        docker_host: value("SANDBOX_DOCKER_HOST"),
-        ssh_host: value("SANDBOX_SSH_HOST"),
-        ssh_port: ssh_port
-            .parse()
-            .unwrap_or_else(|_| panic!("SANDBOX_SSH_PORT={ssh_port:?} is not a port number")),
-        ssh_user: value("SANDBOX_SSH_USER"),
-        ssh_key: PathBuf::from(value("SANDBOX_SSH_KEY")),
-        known_hosts: PathBuf::from(value("SANDBOX_KNOWN_HOSTS")),
-        ssh_host_key_pub: PathBuf::from(value("SANDBOX_SSH_HOST_KEY_PUB")),
-        remote_socket: value("SANDBOX_REMOTE_SOCKET"),
-        registry: value("SANDBOX_REGISTRY"),
-        auth_registry: value("SANDBOX_AUTH_REGISTRY"),
-        auth_user: value("SANDBOX_AUTH_USER"),
-        auth_password: value("SANDBOX_AUTH_PASSWORD"),
-        seed_image: value("SANDBOX_SEED_IMAGE"),
-        registry_image: value("SANDBOX_REGISTRY_IMAGE"),
-    };
+            .or_else(|| file_values.get(name).cloned())
+    })
+    .unwrap_or_else(|problem| panic!("{NOT_RUNNING} ({problem})"));
     let socket = sandbox
         .docker_host
         .strip_prefix("unix://")
@@ -138,6 +107,57 @@ fn env_file_values() -> HashMap<String, String> {
     match fs::read_to_string(dir.join("env.sh")) {
         Ok(text) => parse_env_file(&text),
         Err(_) => HashMap::new(),
+    }
+}
+
+impl Sandbox {
+    /// The sandbox described by one `env.sh` written by `scripts/sandbox.sh up` (for a
+    /// test that starts a private sandbox of its own). Panics naming the file when it is
+    /// unreadable or lacks a variable.
+    #[track_caller]
+    pub fn from_env_file(path: &Path) -> Sandbox {
+        let values = parse_env_file(&read_text(path));
+        Sandbox::from_values(|name| values.get(name).cloned())
+            .unwrap_or_else(|problem| panic!("{}: {problem}", path.display()))
+    }
+
+    /// Builds the sandbox from `lookup(name)` for each of `VARIABLES`; the error names
+    /// every missing variable, or the one whose value is malformed.
+    fn from_values(lookup: impl Fn(&str) -> Option<String>) -> Result<Sandbox, String> {
+        let mut values: HashMap<&str, String> = HashMap::new();
+        let mut missing = Vec::new();
+        for name in VARIABLES {
+            match lookup(name) {
+                Some(value) => {
+                    values.insert(name, value);
+                }
+                None => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(format!("missing {}", missing.join(", ")));
+        }
+        let value = |name: &str| values[name].clone();
+        let ssh_port = value("SANDBOX_SSH_PORT");
+        Ok(Sandbox {
+            dir: PathBuf::from(value("BUNKER_SANDBOX_DIR")),
+            docker_host: value("SANDBOX_DOCKER_HOST"),
+            ssh_host: value("SANDBOX_SSH_HOST"),
+            ssh_port: ssh_port
+                .parse()
+                .map_err(|_| format!("SANDBOX_SSH_PORT={ssh_port:?} is not a port number"))?,
+            ssh_user: value("SANDBOX_SSH_USER"),
+            ssh_key: PathBuf::from(value("SANDBOX_SSH_KEY")),
+            known_hosts: PathBuf::from(value("SANDBOX_KNOWN_HOSTS")),
+            ssh_host_key_pub: PathBuf::from(value("SANDBOX_SSH_HOST_KEY_PUB")),
+            remote_socket: value("SANDBOX_REMOTE_SOCKET"),
+            registry: value("SANDBOX_REGISTRY"),
+            auth_registry: value("SANDBOX_AUTH_REGISTRY"),
+            auth_user: value("SANDBOX_AUTH_USER"),
+            auth_password: value("SANDBOX_AUTH_PASSWORD"),
+            seed_image: value("SANDBOX_SEED_IMAGE"),
+            registry_image: value("SANDBOX_REGISTRY_IMAGE"),
+        })
     }
 }
 
