@@ -24,6 +24,47 @@ fn known_hosts_name(sandbox: &Sandbox) -> String {
     format!("[{}]:{}", sandbox.ssh_host, sandbox.ssh_port)
 }
 
+/// `user@host:port` of the sandbox sshd, as bunker names it in transports and errors.
+fn ssh_server(sandbox: &Sandbox) -> String {
+    format!(
+        "{}@{}:{}",
+        sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
+    )
+}
+
+/// An `.ssh/config` block for `name` reaching the sandbox sshd with `identity_files`
+/// (each `~/.ssh/<file>`), followed by `extra` lines.
+fn host_block(sandbox: &Sandbox, name: &str, identity_files: &[&str], extra: &str) -> String {
+    let identities: String = identity_files
+        .iter()
+        .map(|file| format!("  IdentityFile ~/.ssh/{file}\n"))
+        .collect();
+    format!(
+        "Host {name}\n  HostName {}\n  Port {}\n  User {}\n{identities}{extra}",
+        sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
+    )
+}
+
+/// Runs `ssh-keygen <args> -f <key>` and panics unless it succeeds.
+fn ssh_keygen(args: &[&str], key: &Path) {
+    common::run(Command::new("ssh-keygen").args(args).arg("-f").arg(key)).assert_success();
+}
+
+/// A new ed25519 key pair at `key` without passphrase.
+fn generate_key(key: &Path) {
+    ssh_keygen(&["-q", "-t", "ed25519", "-N", "", "-C", "stranger"], key);
+}
+
+/// Puts the passphrase "correct horse" on the (unprotected) private key at `key`.
+fn lock_key(key: &Path) {
+    ssh_keygen(&["-q", "-p", "-N", "correct horse", "-P", ""], key);
+}
+
+/// The sandbox engine's version, as the docker CLI reports it.
+fn engine_version(sandbox: &Sandbox) -> String {
+    docker_cli(sandbox, VERSION)
+}
+
 /// A throw-away HOME with `Host bunker-sandbox` in `.ssh/config` and the sandbox key
 /// under a non-default name (so it is found only through IdentityFile), plus known_hosts.
 struct Home {
@@ -35,10 +76,7 @@ impl Home {
         let home = Self::bare(sandbox);
         let ssh = home.ssh();
         std::fs::rename(ssh.join("id_ed25519"), ssh.join("sandbox_key")).unwrap();
-        home.write_ssh_config(&format!(
-            "Host bunker-sandbox\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/sandbox_key\n",
-            sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
-        ));
+        home.write_ssh_config(&host_block(sandbox, "bunker-sandbox", &["sandbox_key"], ""));
         home
     }
 
@@ -61,6 +99,12 @@ impl Home {
         std::fs::write(self.ssh().join("config"), text).unwrap();
     }
 
+    /// Adds `lines` to the end of the `Host bunker-sandbox` block.
+    fn append_ssh_config(&self, lines: &str) {
+        let config = std::fs::read_to_string(self.ssh().join("config")).unwrap();
+        self.write_ssh_config(&format!("{config}{lines}"));
+    }
+
     fn write_known_hosts(&self, text: &str) {
         std::fs::write(self.ssh().join("known_hosts"), text).unwrap();
     }
@@ -71,6 +115,30 @@ impl Home {
 
     fn bunker<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> common::BunkerCommand {
         self.home.bunker().args(args)
+    }
+
+    /// `bunker engine info --host ssh://bunker-sandbox <extra>`, the engine socket left to
+    /// bunker's default (for runs that fail before it matters or name their own).
+    fn info(&self, extra: &[&str]) -> common::BunkerCommand {
+        self.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+            .args(extra)
+    }
+
+    /// `info` with a socket path that does not exist, so bunker falls back to
+    /// `<remote_docker> system dial-stdio` on the server.
+    fn info_falling_back_to(&self, remote_docker: &str) -> common::BunkerCommand {
+        self.info(&[
+            "--remote-socket",
+            "/nonexistent/docker.sock",
+            "--remote-docker",
+            remote_docker,
+        ])
+    }
+
+    /// `info` with BUNKER_REMOTE_SOCKET naming the sandbox engine's socket.
+    fn info_reaching(&self, sandbox: &Sandbox, extra: &[&str]) -> common::BunkerCommand {
+        self.info(extra)
+            .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
     }
 }
 
@@ -150,35 +218,21 @@ fn info_over_ssh_config_alias_with_identity_file() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     let result = home
-        .bunker([
-            "engine",
-            "info",
-            "--json",
-            "--host",
-            "ssh://bunker-sandbox",
-            "--remote-socket",
-            &sandbox.remote_socket,
-        ])
+        .info(&["--json", "--remote-socket", &sandbox.remote_socket])
         .run();
     result.assert_success();
     let info = result.json();
-    let expected_target = format!(
-        "ssh://{}@{}:{}",
-        sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
-    );
-    assert_eq!(info["target"], expected_target.as_str());
+    assert_eq!(info["target"], sandbox.ssh_url().as_str());
     assert_eq!(
         info["transport"],
         format!(
-            "ssh {}@{}:{} → socket {}",
-            sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port, sandbox.remote_socket
+            "ssh {} → socket {}",
+            ssh_server(&sandbox),
+            sandbox.remote_socket
         )
         .as_str()
     );
-    assert_eq!(
-        info["version"],
-        docker_cli(&sandbox, &["version", "--format", "{{.Server.Version}}"]).as_str()
-    );
+    assert_eq!(info["version"], engine_version(&sandbox).as_str());
     assert_eq!(
         info["api_version"],
         docker_cli(&sandbox, &["version", "--format", "{{.Server.APIVersion}}"]).as_str()
@@ -206,10 +260,7 @@ fn info_text_over_docker_host_with_default_identity() {
     let home = Home::bare(&sandbox);
     // No config: the key must be found as the default identity ~/.ssh/id_ed25519.
     home.write_ssh_config("");
-    let url = format!(
-        "ssh://{}@{}:{}",
-        sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
-    );
+    let url = sandbox.ssh_url();
     let command = home.bunker(["engine", "info"]);
     let command = command
         .env("DOCKER_HOST", &url)
@@ -274,15 +325,7 @@ fn dial_stdio_fallback_when_the_socket_path_is_wrong() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     let result = home
-        .bunker([
-            "engine",
-            "info",
-            "--json",
-            "--host",
-            "ssh://bunker-sandbox",
-            "--remote-socket",
-            "/nonexistent/docker.sock",
-        ])
+        .info(&["--json", "--remote-socket", "/nonexistent/docker.sock"])
         .run();
     result
         .assert_success()
@@ -296,28 +339,14 @@ fn dial_stdio_fallback_when_the_socket_path_is_wrong() {
             .ends_with("→ `docker system dial-stdio`"),
         "{result}"
     );
-    assert_eq!(
-        info["version"],
-        docker_cli(&sandbox, &["version", "--format", "{{.Server.Version}}"]).as_str()
-    );
+    assert_eq!(info["version"], engine_version(&sandbox).as_str());
 }
 
 #[test]
 fn missing_docker_cli_on_the_server_is_explained() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
-    let result = home
-        .bunker([
-            "engine",
-            "info",
-            "--host",
-            "ssh://bunker-sandbox",
-            "--remote-socket",
-            "/nonexistent/docker.sock",
-            "--remote-docker",
-            "/nonexistent/bin/docker",
-        ])
-        .run();
+    let result = home.info_falling_back_to("/nonexistent/bin/docker").run();
     result
         .failure()
         .stderr_has("cannot reach the Docker engine on ")
@@ -332,16 +361,7 @@ fn engine_unreachable_from_dial_stdio_is_explained() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     let result = home
-        .bunker([
-            "engine",
-            "info",
-            "--host",
-            "ssh://bunker-sandbox",
-            "--remote-socket",
-            "/nonexistent/docker.sock",
-            "--remote-docker",
-            "DOCKER_HOST=unix:///nonexistent/engine.sock docker",
-        ])
+        .info_falling_back_to("DOCKER_HOST=unix:///nonexistent/engine.sock docker")
         .run();
     result
         .failure()
@@ -355,9 +375,7 @@ fn unknown_host_key_is_refused_with_fingerprint_and_next_step() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     home.write_known_hosts("");
-    let result = home
-        .bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
-        .run();
+    let result = home.info(&[]).run();
     result
         .failure()
         .stderr_has(&format!(
@@ -379,14 +397,7 @@ fn accept_new_host_key_records_it_once() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     home.write_known_hosts("# no keys yet\n");
-    let command = home.bunker([
-        "engine",
-        "info",
-        "--host",
-        "ssh://bunker-sandbox",
-        "--accept-new-host-key",
-    ]);
-    let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
+    let command = home.info_reaching(&sandbox, &["--accept-new-host-key"]);
     command.run().assert_success().stderr_has(&format!(
         "recorded the SSH host key of {} in ~/.ssh/known_hosts",
         known_hosts_name(&sandbox)
@@ -403,9 +414,7 @@ fn accept_new_host_key_records_it_once() {
             key_fields[2]
         )
     );
-    let command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
-    let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
-    command.run().assert_success();
+    home.info_reaching(&sandbox, &[]).run().assert_success();
     assert_eq!(home.known_hosts(), recorded, "recorded only once");
 }
 
@@ -422,9 +431,7 @@ fn changed_host_key_is_always_refused() {
         &russh::keys::PublicKey::from_openssh(&format!("ssh-ed25519 {other_key}")).unwrap(),
     );
     for extra in [None, Some("--accept-new-host-key")] {
-        let command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
-        let command = command.args(extra);
-        let result = command.run();
+        let result = home.info(extra.as_slice()).run();
         result
             .failure()
             .stderr_has(&format!(
@@ -449,19 +456,10 @@ fn changed_host_key_is_always_refused() {
 fn hashed_known_hosts_entry_is_trusted() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
-    let file = home.ssh().join("known_hosts");
-    let status = Command::new("ssh-keygen")
-        .arg("-H")
-        .arg("-f")
-        .arg(&file)
-        .output()
-        .expect("run ssh-keygen -H");
-    assert!(status.status.success(), "{status:?}");
+    ssh_keygen(&["-H"], &home.ssh().join("known_hosts"));
     let hashed = home.known_hosts();
     assert!(hashed.starts_with("|1|"), "{hashed}");
-    let command = home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"]);
-    let command = command.env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket);
-    command.run().assert_success();
+    home.info_reaching(&sandbox, &[]).run().assert_success();
 }
 
 #[test]
@@ -469,19 +467,14 @@ fn authentication_failure_lists_identities_without_key_material() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     let stranger = home.ssh().join("stranger_key");
-    let generated = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "stranger", "-f"])
-        .arg(&stranger)
-        .output()
-        .expect("run ssh-keygen");
-    assert!(generated.status.success(), "{generated:?}");
-    home.write_ssh_config(&format!(
-        "Host bunker-sandbox\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/stranger_key\n  IdentityFile ~/.ssh/absent_key\n",
-        sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
+    generate_key(&stranger);
+    home.write_ssh_config(&host_block(
+        &sandbox,
+        "bunker-sandbox",
+        &["stranger_key", "absent_key"],
+        "",
     ));
-    let result = home
-        .bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
-        .run();
+    let result = home.info(&[]).run();
     result
         .failure()
         .stderr_has(&format!(
@@ -562,10 +555,7 @@ fn local_unix_socket_target() {
     let info = result.json();
     assert_eq!(info["target"], sandbox.docker_host.as_str());
     assert_eq!(info["ssh_host"], serde_json::Value::Null);
-    assert_eq!(
-        info["version"],
-        docker_cli(&sandbox, &["version", "--format", "{{.Server.Version}}"]).as_str()
-    );
+    assert_eq!(info["version"], engine_version(&sandbox).as_str());
 
     let result = home
         .bunker([
@@ -596,6 +586,9 @@ async fn connect_in(home: &Home, url: &str, remote_socket: &str) -> engine::Engi
         .await
         .unwrap()
 }
+
+/// docker CLI arguments printing the engine's version.
+const VERSION: &[&str] = &["version", "--format", "{{.Server.Version}}"];
 
 /// The docker CLI through a forwarded socket (async, so the forward keeps running).
 async fn docker_through(socket: &Path, home: &Path, args: &[&str]) -> String {
@@ -628,12 +621,7 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
         forward.docker_host(),
         format!("unix://{}", socket.display())
     );
-    let version = docker_through(
-        &socket,
-        home.path(),
-        &["version", "--format", "{{.Server.Version}}"],
-    )
-    .await;
+    let version = docker_through(&socket, home.path(), VERSION).await;
     assert_eq!(version, engine.facts.version);
     // Several connections in a row, each a new channel on the same SSH session.
     let arch = docker_through(
@@ -659,13 +647,7 @@ async fn check_forward(remote_socket: &str, expected_transport: &str) {
     assert_eq!(echoed, "through-the-forward");
     // More parallel connections than sshd's default MaxSessions (10): in dial-stdio mode
     // they wait for a session slot instead of failing.
-    let parallel = (0..16).map(|_| {
-        docker_through(
-            &socket,
-            home.path(),
-            &["version", "--format", "{{.Server.Version}}"],
-        )
-    });
+    let parallel = (0..16).map(|_| docker_through(&socket, home.path(), VERSION));
     for version in futures_util::future::join_all(parallel).await {
         assert_eq!(version, engine.facts.version);
     }
@@ -832,14 +814,13 @@ fn ssh_agent_key_is_used_when_no_identity_file_works() {
     std::fs::rename(home.ssh().join("sandbox_key"), &key).unwrap();
     let agent = Agent::start();
     agent.add(&key);
-    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+    home.info_reaching(&sandbox, &[])
         .env("SSH_AUTH_SOCK", &agent.socket)
-        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
         .run()
         .assert_success();
 
     // Without the agent the same setup fails and says what was tried.
-    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+    home.info(&[])
         .run()
         .failure()
         .stderr_has("~/.ssh/sandbox_key: no such file (named by IdentityFile)")
@@ -850,14 +831,8 @@ fn ssh_agent_key_is_used_when_no_identity_file_works() {
 fn passphrase_protected_key_is_skipped_with_advice() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
-    let locked = home.ssh().join("sandbox_key");
-    let output = common::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-p", "-N", "correct horse", "-P", "", "-f"])
-            .arg(&locked),
-    );
-    output.assert_success();
-    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+    lock_key(&home.ssh().join("sandbox_key"));
+    home.info(&[])
         .run()
         .failure()
         .stderr_has(
@@ -870,35 +845,23 @@ fn locked_identity_file_is_used_through_the_agent_with_identities_only() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     let locked = home.ssh().join("sandbox_key");
-    common::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-p", "-N", "correct horse", "-P", "", "-f"])
-            .arg(&locked),
-    )
-    .assert_success();
-    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
-    home.write_ssh_config(&format!("{config}  IdentitiesOnly yes\n"));
+    lock_key(&locked);
+    home.append_ssh_config("  IdentitiesOnly yes\n");
     // The agent holds the sandbox key and an unrelated one; only the former may be offered.
     let agent = Agent::start();
     let stranger = home.path().join("stranger_key");
-    common::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&stranger),
-    )
-    .assert_success();
+    generate_key(&stranger);
     agent.add(&stranger);
     agent.add_locked(&locked, "correct horse");
-    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+    home.info_reaching(&sandbox, &[])
         .env("SSH_AUTH_SOCK", &agent.socket)
-        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
         .run()
         .assert_success();
 
     // An agent without that key: nothing else is offered under IdentitiesOnly.
     let other_agent = Agent::start();
     other_agent.add(&stranger);
-    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
+    home.info(&[])
         .env("SSH_AUTH_SOCK", &other_agent.socket)
         .run()
         .failure()
@@ -911,12 +874,8 @@ fn strict_host_key_checking_accept_new_in_ssh_config_records_the_key() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     home.write_known_hosts("");
-    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
-    home.write_ssh_config(&format!("{config}  StrictHostKeyChecking accept-new\n"));
-    home.bunker(["engine", "info", "--host", "ssh://bunker-sandbox"])
-        .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
-        .run()
-        .assert_success();
+    home.append_ssh_config("  StrictHostKeyChecking accept-new\n");
+    home.info_reaching(&sandbox, &[]).run().assert_success();
     assert!(
         home.known_hosts()
             .starts_with(&format!("{} ssh-ed25519 ", known_hosts_name(&sandbox))),
@@ -981,12 +940,7 @@ fn proxy_jump_chain_reaches_the_engine() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     // Two jumps through the sandbox sshd to itself: bunker-jump1 → bunker-jump2 → target.
-    let host = |name: &str, extra: &str| {
-        format!(
-            "Host {name}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/sandbox_key\n{extra}",
-            sandbox.ssh_host, sandbox.ssh_port, sandbox.ssh_user
-        )
-    };
+    let host = |name: &str, extra: &str| host_block(&sandbox, name, &["sandbox_key"], extra);
     home.write_ssh_config(&format!(
         "{}{}{}",
         host("bunker-behind", "  ProxyJump bunker-jump1,bunker-jump2\n"),
@@ -998,10 +952,7 @@ fn proxy_jump_chain_reaches_the_engine() {
         .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
         .run();
     result.assert_success();
-    let server = format!(
-        "{}@{}:{}",
-        sandbox.ssh_user, sandbox.ssh_host, sandbox.ssh_port
-    );
+    let server = ssh_server(&sandbox);
     assert_eq!(
         result.json()["transport"],
         format!(
@@ -1073,12 +1024,7 @@ async fn forward_of_a_local_unix_engine() {
     );
     let socket = home.path().join("local.sock");
     let forward = engine.forward_to_local_socket(&socket).unwrap();
-    let version = docker_through(
-        &socket,
-        home.path(),
-        &["version", "--format", "{{.Server.Version}}"],
-    )
-    .await;
+    let version = docker_through(&socket, home.path(), VERSION).await;
     assert_eq!(version, engine.facts.version);
     drop(forward);
 }
@@ -1088,18 +1034,10 @@ fn hash_known_hosts_records_a_hashed_entry_openssh_can_find() {
     let sandbox = sandbox();
     let home = Home::new(&sandbox);
     home.write_known_hosts("");
-    let config = std::fs::read_to_string(home.ssh().join("config")).unwrap();
-    home.write_ssh_config(&format!("{config}  HashKnownHosts yes\n"));
-    home.bunker([
-        "engine",
-        "info",
-        "--host",
-        "ssh://bunker-sandbox",
-        "--accept-new-host-key",
-    ])
-    .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
-    .run()
-    .assert_success();
+    home.append_ssh_config("  HashKnownHosts yes\n");
+    home.info_reaching(&sandbox, &["--accept-new-host-key"])
+        .run()
+        .assert_success();
     let recorded = home.known_hosts();
     assert!(
         recorded.starts_with("|1|") && !recorded.contains(&sandbox.ssh_host),

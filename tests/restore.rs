@@ -4,28 +4,81 @@
 mod common;
 mod restore_support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use bunker::archive::{Compression, Manifest};
+use bunker::archive::{ArchDir, Compression, Manifest};
 use common::*;
 use restore_support::*;
 
-struct Images {
+/// The setup every restore test shares: a HOME reaching the sandbox, `count` fresh images
+/// named `bunker-test/<prefix>-<unique>-<n>:1` and a temporary archive base for them.
+struct Fixture {
+    sandbox: Sandbox,
+    home: TestHome,
     names: Vec<String>,
     ids: Vec<String>,
+    base: tempfile::TempDir,
 }
 
-/// `count` fresh images named `bunker-test/<prefix>-<unique>-<n>:1`.
-fn fresh_images(sandbox: &Sandbox, prefix: &str, count: usize) -> Images {
-    let unique = unique_name(prefix);
-    let names: Vec<String> = (0..count)
-        .map(|index| format!("bunker-test/{unique}-{index}:1"))
-        .collect();
-    let ids = names
-        .iter()
-        .map(|name| build_unique_image(sandbox, name))
-        .collect();
-    Images { names, ids }
+impl Fixture {
+    fn new(prefix: &str, count: usize) -> Fixture {
+        let sandbox = sandbox();
+        let home = TestHome::new(&sandbox);
+        let unique = unique_name(prefix);
+        let names: Vec<String> = (0..count)
+            .map(|index| format!("bunker-test/{unique}-{index}:1"))
+            .collect();
+        let ids = names
+            .iter()
+            .map(|name| build_unique_image(&sandbox, name))
+            .collect();
+        Fixture {
+            sandbox,
+            home,
+            names,
+            ids,
+            base: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Archives `wanted` from the sandbox engine under the fixture's base.
+    fn archive(&self, wanted: &[ToArchive<'_>]) -> ArchDir {
+        archive_from_sandbox(&self.sandbox, self.base.path(), wanted)
+    }
+
+    /// Archives every fresh image (gzip) for `project`.
+    fn archive_all(&self, project: &str) -> ArchDir {
+        let wanted: Vec<_> = self.names.iter().map(|name| gz(project, name)).collect();
+        self.archive(&wanted)
+    }
+
+    /// Removes every fresh image from the engine (each must be there).
+    fn remove_all(&self) {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        remove_images(&self.sandbox, &names);
+    }
+
+    /// `bunker image-restore --archive-dir <arch_dir> <extra>` over SSH.
+    fn restore(&self, arch_dir: &Path, extra: &[&str]) -> Output {
+        restore(&self.home, &self.sandbox, arch_dir, extra)
+    }
+
+    /// Panics unless fresh image `index` is on the engine under its name with its own ID.
+    #[track_caller]
+    fn assert_restored(&self, index: usize) {
+        assert_eq!(
+            image_id(&self.sandbox, &self.names[index]).as_deref(),
+            Some(self.ids[index].as_str()),
+            "{}",
+            self.names[index]
+        );
+    }
+}
+
+/// The file `arch_dir`'s manifest records for `image` of `project`.
+fn archived_file(arch_dir: &ArchDir, project: &str, image: &str) -> PathBuf {
+    let manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
+    arch_dir.resolve(&manifest.find(project, image).unwrap().file)
 }
 
 fn restore(home: &TestHome, sandbox: &Sandbox, arch_dir: &Path, extra: &[&str]) -> Output {
@@ -53,49 +106,39 @@ fn outcome_of<'a>(report: &'a serde_json::Value, image: &str) -> &'a serde_json:
 
 #[test]
 fn only_missing_or_different_images_are_loaded() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "partial", 4);
-    let base = tempfile::tempdir().unwrap();
-    let to_archive: Vec<_> = images
-        .names
+    let fixture = Fixture::new("partial", 4);
+    let (sandbox, names) = (&fixture.sandbox, &fixture.names);
+    let to_archive: Vec<_> = names
         .iter()
         .enumerate()
         .map(|(index, name)| gz(if index < 2 { "alpha" } else { "beta" }, name))
         .collect();
-    let arch_dir = archive_from_sandbox(&sandbox, base.path(), &to_archive);
+    let arch_dir = fixture.archive(&to_archive);
 
     // 0: missing. 1: present, untouched. 2: its name now points at another image.
     // 3: present only under another name.
-    remove_images(&sandbox, &[&images.names[0]]);
-    docker_ok(&sandbox, ["rmi", &images.names[2]]);
-    docker_ok(&sandbox, ["tag", &sandbox.seed_image, &images.names[2]]);
-    let other_name = format!("{}-other", images.names[3].replace(":1", ""));
-    docker_ok(
-        &sandbox,
-        ["tag", &images.names[3], &format!("{other_name}:1")],
-    );
-    docker_ok(&sandbox, ["rmi", &images.names[3]]);
+    remove_images(sandbox, &[&names[0]]);
+    docker_ok(sandbox, ["rmi", &names[2]]);
+    docker_ok(sandbox, ["tag", &sandbox.seed_image, &names[2]]);
+    let other_name = format!("{}-other", names[3].replace(":1", ""));
+    docker_ok(sandbox, ["tag", &names[3], &format!("{other_name}:1")]);
+    docker_ok(sandbox, ["rmi", &names[3]]);
 
     let since = now_seconds();
-    let output = restore(&home, &sandbox, arch_dir.path(), &["--json"]);
+    let output = fixture.restore(arch_dir.path(), &["--json"]);
     output.assert_success();
     let report = json(&output);
-    let outcome = |index: usize| outcome_of(&report, &images.names[index]);
+    let outcome = |index: usize| outcome_of(&report, &names[index]);
     assert_eq!(outcome(0)["outcome"], "loaded", "{report:#}");
     assert_eq!(outcome(1)["outcome"], "skipped", "{report:#}");
     assert_eq!(outcome(1)["bytes_sent"], 0);
     assert_eq!(outcome(2)["outcome"], "loaded", "{report:#}");
     assert_eq!(outcome(3)["outcome"], "retagged", "{report:#}");
     assert_eq!(outcome(3)["bytes_sent"], 0);
-    for (name, id) in images.names.iter().zip(&images.ids) {
-        assert_eq!(
-            image_id(&sandbox, name).as_deref(),
-            Some(id.as_str()),
-            "{name}"
-        );
+    for index in 0..names.len() {
+        fixture.assert_restored(index);
     }
-    let loads = load_events(&sandbox, since, &images.ids);
+    let loads = load_events(sandbox, since, &fixture.ids);
     assert_eq!(
         loads.len(),
         2,
@@ -104,10 +147,10 @@ fn only_missing_or_different_images_are_loaded() {
 
     // Everything is in place now: a second run sends nothing.
     let since = now_seconds();
-    let again = restore(&home, &sandbox, arch_dir.path(), &["--json"]);
+    let again = fixture.restore(arch_dir.path(), &["--json"]);
     again.assert_success();
     let report = json(&again);
-    for name in &images.names {
+    for name in names {
         assert_eq!(
             outcome_of(&report, name)["outcome"],
             "skipped",
@@ -116,178 +159,140 @@ fn only_missing_or_different_images_are_loaded() {
         assert_eq!(outcome_of(&report, name)["bytes_sent"], 0);
     }
     assert_eq!(
-        load_events(&sandbox, since, &images.ids),
+        load_events(sandbox, since, &fixture.ids),
         Vec::<String>::new()
     );
 
     // --force loads even what is there; --project limits the selection.
-    let forced = restore(
-        &home,
-        &sandbox,
-        arch_dir.path(),
-        &["--json", "--force", "--project", "beta"],
-    );
+    let forced = fixture.restore(arch_dir.path(), &["--json", "--force", "--project", "beta"]);
     forced.assert_success();
     let report = json(&forced);
     assert_eq!(report["images"].as_array().unwrap().len(), 2, "{report:#}");
-    assert_eq!(outcome_of(&report, &images.names[2])["outcome"], "loaded");
+    assert_eq!(outcome_of(&report, &names[2])["outcome"], "loaded");
 
-    for name in &images.names {
-        docker_ok(&sandbox, ["rmi", name]);
+    for name in names {
+        docker_ok(sandbox, ["rmi", name]);
     }
-    docker_ok(&sandbox, ["rmi", &format!("{other_name}:1")]);
+    docker_ok(sandbox, ["rmi", &format!("{other_name}:1")]);
 }
 
 #[test]
 fn a_flipped_byte_is_reported_corrupt_and_the_others_restore() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "corrupt", 3);
-    let base = tempfile::tempdir().unwrap();
-    let to_archive: Vec<_> = images.names.iter().map(|name| gz("proj", name)).collect();
-    let arch_dir = archive_from_sandbox(&sandbox, base.path(), &to_archive);
-    let names: Vec<&str> = images.names.iter().map(String::as_str).collect();
-    remove_images(&sandbox, &names);
-    let manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
-    let damaged = arch_dir.resolve(&manifest.find("proj", &images.names[1]).unwrap().file);
+    let fixture = Fixture::new("corrupt", 3);
+    let (sandbox, names) = (&fixture.sandbox, &fixture.names);
+    let arch_dir = fixture.archive_all("proj");
+    fixture.remove_all();
+    let damaged = archived_file(&arch_dir, "proj", &names[1]);
     flip_byte(&damaged);
 
-    let output = restore(&home, &sandbox, arch_dir.path(), &[]);
+    let output = fixture.restore(arch_dir.path(), &[]);
     output.assert_code(1);
     output.assert_stderr_contains("CORRUPT");
     output.assert_stderr_contains(&damaged.display().to_string());
     output.assert_stdout_contains("2 loaded, 0 skipped, 0 retagged, 1 failed");
+    fixture.assert_restored(0);
+    fixture.assert_restored(2);
     assert_eq!(
-        image_id(&sandbox, &images.names[0]).as_deref(),
-        Some(images.ids[0].as_str())
-    );
-    assert_eq!(
-        image_id(&sandbox, &images.names[2]).as_deref(),
-        Some(images.ids[2].as_str())
-    );
-    assert_eq!(
-        image_id(&sandbox, &images.names[1]),
+        image_id(sandbox, &names[1]),
         None,
         "the corrupt image was loaded"
     );
     assert_eq!(
-        image_id(&sandbox, &images.ids[1]),
+        image_id(sandbox, &fixture.ids[1]),
         None,
         "the corrupt image's ID exists"
     );
 
-    docker_ok(&sandbox, ["rmi", &images.names[0], &images.names[2]]);
+    docker_ok(sandbox, ["rmi", &names[0], &names[2]]);
 }
 
 #[test]
 fn zstd_and_plain_archives_load_on_any_engine() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "codecs", 2);
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_from_sandbox(
-        &sandbox,
-        base.path(),
-        &[
-            ToArchive {
-                project: "p",
-                image: &images.names[0],
-                compression: Compression::Zstd,
-            },
-            ToArchive {
-                project: "p",
-                image: &images.names[1],
-                compression: Compression::None,
-            },
-        ],
-    );
-    let names: Vec<&str> = images.names.iter().map(String::as_str).collect();
-    remove_images(&sandbox, &names);
-    let output = restore(&home, &sandbox, arch_dir.path(), &["--jobs", "2"]);
+    let fixture = Fixture::new("codecs", 2);
+    let names = &fixture.names;
+    let arch_dir = fixture.archive(&[
+        ToArchive {
+            project: "p",
+            image: &names[0],
+            compression: Compression::Zstd,
+        },
+        ToArchive {
+            project: "p",
+            image: &names[1],
+            compression: Compression::None,
+        },
+    ]);
+    fixture.remove_all();
+    let output = fixture.restore(arch_dir.path(), &["--jobs", "2"]);
     output.assert_success();
     output.assert_stdout_contains("2 loaded");
-    for (name, id) in images.names.iter().zip(&images.ids) {
-        assert_eq!(image_id(&sandbox, name).as_deref(), Some(id.as_str()));
-    }
-    docker_ok(&sandbox, ["rmi", &images.names[0], &images.names[1]]);
+    fixture.assert_restored(0);
+    fixture.assert_restored(1);
+    docker_ok(&fixture.sandbox, ["rmi", &names[0], &names[1]]);
 }
 
 #[test]
 fn dry_run_reads_no_file_and_verify_hashes_them() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "dryrun", 2);
-    let base = tempfile::tempdir().unwrap();
-    let to_archive: Vec<_> = images.names.iter().map(|name| gz("proj", name)).collect();
-    let arch_dir = archive_from_sandbox(&sandbox, base.path(), &to_archive);
-    docker_ok(&sandbox, ["rmi", &images.names[0]]);
-    let manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
+    let fixture = Fixture::new("dryrun", 2);
+    let (sandbox, names) = (&fixture.sandbox, &fixture.names);
+    let arch_dir = fixture.archive_all("proj");
+    docker_ok(sandbox, ["rmi", &names[0]]);
     // Same size, different content: only hashing can tell.
-    let damaged = arch_dir.resolve(&manifest.find("proj", &images.names[0]).unwrap().file);
+    let damaged = archived_file(&arch_dir, "proj", &names[0]);
     flip_byte(&damaged);
 
     let since = now_seconds();
-    let dry = restore(&home, &sandbox, arch_dir.path(), &["--dry-run"]);
+    let dry = fixture.restore(arch_dir.path(), &["--dry-run"]);
     dry.assert_success();
     dry.assert_stdout_contains("would load");
     dry.assert_stdout_contains("would skip");
     dry.assert_stdout_contains("dry run: 1 would load, 1 would skip");
 
-    let verified = restore(&home, &sandbox, arch_dir.path(), &["--dry-run", "--verify"]);
+    let verified = fixture.restore(arch_dir.path(), &["--dry-run", "--verify"]);
     verified.assert_code(1);
     verified.assert_stderr_contains("CORRUPT");
     verified.assert_stderr_contains(&damaged.display().to_string());
     assert_eq!(
-        image_id(&sandbox, &images.names[0]),
+        image_id(sandbox, &names[0]),
         None,
         "a dry run loaded an image"
     );
     assert_eq!(
-        load_events(&sandbox, since, &images.ids),
+        load_events(sandbox, since, &fixture.ids),
         Vec::<String>::new()
     );
 
-    let no_dry = home
+    let no_dry = fixture
+        .home
         .bunker()
-        .remote(&sandbox)
+        .remote(sandbox)
         .args(["image-restore", "--verify"])
         .run();
     no_dry.assert_code(2);
     no_dry.assert_stderr_contains("--dry-run");
-    docker_ok(&sandbox, ["rmi", &images.names[1]]);
+    docker_ok(sandbox, ["rmi", &names[1]]);
 }
 
 #[test]
 fn a_missing_archive_file_fails_that_image_with_its_path() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "missing", 2);
-    let base = tempfile::tempdir().unwrap();
-    let to_archive: Vec<_> = images.names.iter().map(|name| gz("proj", name)).collect();
-    let arch_dir = archive_from_sandbox(&sandbox, base.path(), &to_archive);
-    let names: Vec<&str> = images.names.iter().map(String::as_str).collect();
-    remove_images(&sandbox, &names);
-    let manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
-    let lost = arch_dir.resolve(&manifest.find("proj", &images.names[0]).unwrap().file);
+    let fixture = Fixture::new("missing", 2);
+    let arch_dir = fixture.archive_all("proj");
+    fixture.remove_all();
+    let lost = archived_file(&arch_dir, "proj", &fixture.names[0]);
     std::fs::remove_file(&lost).unwrap();
 
-    let output = restore(&home, &sandbox, arch_dir.path(), &[]);
+    let output = fixture.restore(arch_dir.path(), &[]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!("archive file {} is missing", lost.display()));
     output.assert_stderr_contains("restore the file from a backup");
-    assert_eq!(
-        image_id(&sandbox, &images.names[1]).as_deref(),
-        Some(images.ids[1].as_str())
-    );
-    docker_ok(&sandbox, ["rmi", &images.names[1]]);
+    fixture.assert_restored(1);
+    docker_ok(&fixture.sandbox, ["rmi", &fixture.names[1]]);
 }
 
 #[test]
 fn a_manifest_from_a_newer_bunker_is_refused() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = base.path().join("x86_64");
+    let fixture = Fixture::new("newer", 0);
+    let arch_dir = fixture.base.path().join("x86_64");
     std::fs::create_dir_all(&arch_dir).unwrap();
     let manifest = arch_dir.join("manifest.json");
     std::fs::write(
@@ -295,7 +300,7 @@ fn a_manifest_from_a_newer_bunker_is_refused() {
         r#"{"schema_version": 9, "arch": "x86_64", "images": []}"#,
     )
     .unwrap();
-    let output = restore(&home, &sandbox, &arch_dir, &[]);
+    let output = fixture.restore(&arch_dir, &[]);
     output.assert_code(1);
     output.assert_stderr_contains(&manifest.display().to_string());
     output.assert_stderr_contains("schema_version 9");
@@ -304,20 +309,20 @@ fn a_manifest_from_a_newer_bunker_is_refused() {
 
 #[test]
 fn an_archive_for_another_architecture_is_refused() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = base.path().join("aarch64");
+    let fixture = Fixture::new("otherarch", 0);
+    let base = fixture.base.path();
+    let arch_dir = base.join("aarch64");
     std::fs::create_dir_all(&arch_dir).unwrap();
     Manifest::new("aarch64")
         .save_atomic(&arch_dir.join("manifest.json"))
         .unwrap();
 
     // Chosen by the engine's architecture from IMAGE_ARCHIVE_DIR.
-    let by_engine = home
+    let by_engine = fixture
+        .home
         .bunker()
-        .remote(&sandbox)
-        .env("IMAGE_ARCHIVE_DIR", base.path())
+        .remote(&fixture.sandbox)
+        .env("IMAGE_ARCHIVE_DIR", base)
         .args(["image-restore"])
         .run();
     by_engine.assert_code(1);
@@ -326,12 +331,12 @@ fn an_archive_for_another_architecture_is_refused() {
     by_engine.assert_stderr_contains("is x86_64");
 
     // The base given as --archive-dir is searched the same way.
-    let base_given = restore(&home, &sandbox, base.path(), &[]);
+    let base_given = fixture.restore(base, &[]);
     base_given.assert_code(1);
     base_given.assert_stderr_contains("no archive for x86_64");
 
     // Named directly.
-    let direct = restore(&home, &sandbox, &arch_dir, &[]);
+    let direct = fixture.restore(&arch_dir, &[]);
     direct.assert_code(1);
     direct.assert_stderr_contains("holds aarch64 images");
     direct.assert_stderr_contains("--arch aarch64");
@@ -339,24 +344,20 @@ fn an_archive_for_another_architecture_is_refused() {
 
 #[test]
 fn nothing_matching_the_selection_is_a_failure() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "nomatch", 1);
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_from_sandbox(&sandbox, base.path(), &[gz("proj", &images.names[0])]);
-    let output = restore(&home, &sandbox, arch_dir.path(), &["--project", "nope"]);
+    let fixture = Fixture::new("nomatch", 1);
+    let arch_dir = fixture.archive_all("proj");
+    let output = fixture.restore(arch_dir.path(), &["--project", "nope"]);
     output.assert_code(1);
     output.assert_stderr_contains("no archived images of project nope");
     output.assert_stderr_contains("archived projects: proj");
-    docker_ok(&sandbox, ["rmi", &images.names[0]]);
+    docker_ok(&fixture.sandbox, ["rmi", &fixture.names[0]]);
 }
 
 #[test]
 fn a_per_project_restore_includes_an_image_shared_with_another_project() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "shared", 2);
-    let (shared, own) = (&images.names[0], &images.names[1]);
+    let fixture = Fixture::new("shared", 2);
+    let sandbox = &fixture.sandbox;
+    let (shared, own) = (&fixture.names[0], &fixture.names[1]);
     // A projects tree where `site` and `status` both run `shared`; `status` also runs `own`.
     let projects = tempfile::tempdir().unwrap();
     for (project, compose) in [
@@ -372,19 +373,9 @@ fn a_per_project_restore_includes_an_image_shared_with_another_project() {
     }
 
     // bunker's manifests list the shared image for both projects.
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_from_sandbox(
-        &sandbox,
-        base.path(),
-        &[gz("site", shared), gz("status", shared), gz("status", own)],
-    );
-    remove_images(&sandbox, &[shared.as_str(), own.as_str()]);
-    let output = restore(
-        &home,
-        &sandbox,
-        arch_dir.path(),
-        &["--project", "status", "--json"],
-    );
+    let arch_dir = fixture.archive(&[gz("site", shared), gz("status", shared), gz("status", own)]);
+    fixture.remove_all();
+    let output = fixture.restore(arch_dir.path(), &["--project", "status", "--json"]);
     output.assert_success();
     let report = json(&output);
     assert_eq!(
@@ -396,20 +387,18 @@ fn a_per_project_restore_includes_an_image_shared_with_another_project() {
         outcome_of(&report, shared)["projects"],
         serde_json::json!(["status"])
     );
-    assert_eq!(
-        image_id(&sandbox, shared).as_deref(),
-        Some(images.ids[0].as_str())
-    );
+    fixture.assert_restored(0);
 
     // The old tool's manifests listed it under the last project only; the projects
     // tree says `status` needs it too.
     let mut manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
     manifest.remove("status", shared).unwrap();
     manifest.save_atomic(&arch_dir.manifest_path()).unwrap();
-    remove_images(&sandbox, &[shared.as_str(), own.as_str()]);
-    let old_style = home
+    fixture.remove_all();
+    let old_style = fixture
+        .home
         .bunker()
-        .remote(&sandbox)
+        .remote(sandbox)
         .arg("--projects-dir")
         .arg(projects.path())
         .args([
@@ -429,36 +418,26 @@ fn a_per_project_restore_includes_an_image_shared_with_another_project() {
         "{report:#}"
     );
     assert_eq!(outcome_of(&report, own)["outcome"], "loaded", "{report:#}");
-    assert_eq!(
-        image_id(&sandbox, shared).as_deref(),
-        Some(images.ids[0].as_str())
-    );
-    docker_ok(&sandbox, ["rmi", shared, own]);
+    fixture.assert_restored(0);
+    docker_ok(sandbox, ["rmi", shared, own]);
 }
 
 #[test]
 fn a_corrupt_copy_of_a_shared_image_falls_back_to_another_projects_copy() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let images = fresh_images(&sandbox, "fallback", 1);
-    let shared = &images.names[0];
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_from_sandbox(
-        &sandbox,
-        base.path(),
-        &[gz("one", shared), gz("two", shared)],
-    );
-    remove_images(&sandbox, &[shared.as_str()]);
+    let fixture = Fixture::new("fallback", 1);
+    let shared = &fixture.names[0];
+    let arch_dir = fixture.archive(&[gz("one", shared), gz("two", shared)]);
+    fixture.remove_all();
     // Archived at the same moment, the copies are tried in manifest order: "one" first.
     let mut manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
     for entry in &mut manifest.images {
         entry.archived_at = Some("2026-01-01T00:00:00Z".to_string());
     }
     manifest.save_atomic(&arch_dir.manifest_path()).unwrap();
-    let damaged = arch_dir.resolve(&manifest.find("one", shared).unwrap().file);
+    let damaged = archived_file(&arch_dir, "one", shared);
     flip_byte(&damaged);
 
-    let output = restore(&home, &sandbox, arch_dir.path(), &[]);
+    let output = fixture.restore(arch_dir.path(), &[]);
     // The image is back, but the damaged file still fails the run so it gets fixed.
     output.assert_code(1);
     output.assert_stdout_contains(
@@ -468,9 +447,6 @@ fn a_corrupt_copy_of_a_shared_image_falls_back_to_another_projects_copy() {
         "CORRUPT: archive {} is corrupt",
         damaged.display()
     ));
-    assert_eq!(
-        image_id(&sandbox, shared).as_deref(),
-        Some(images.ids[0].as_str())
-    );
-    docker_ok(&sandbox, ["rmi", shared]);
+    fixture.assert_restored(0);
+    docker_ok(&fixture.sandbox, ["rmi", shared]);
 }
