@@ -10,17 +10,20 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
-use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::archive::verify::{ArchReport, VerifyReport, arch_dirs_of};
 use crate::archive::{
     ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
 };
 use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
-use crate::build::{BuildFlags, PlanOptions, RunOptions, plan};
+use crate::build::{PlanOptions, RunOptions, plan};
 use crate::engine::{EngineArgs, connect};
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
+#[command(mut_arg("jobs", |arg| arg.help(
+    "Images exported at once (and projects built at once)"
+)))]
 pub struct ArchiveArgs {
     /// Archive base directory [default: IMAGE_ARCHIVE_DIR, else IMAGE_ARCHIVE_DIR in the
     /// projects root .env_<context>, else ./_archive/images].
@@ -28,15 +31,8 @@ pub struct ArchiveArgs {
     pub output_dir: Option<PathBuf>,
     #[command(flatten)]
     pub selection: ProjectSelectionArgs,
-    /// Pull the Dockerfiles' base images again and refresh them during builds.
-    #[arg(long)]
-    pub pull: bool,
-    /// Only pull and archive pulled images; build nothing.
-    #[arg(long)]
-    pub pull_only: bool,
-    /// Build without the engine's layer cache.
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub build_flags: BuildFlagArgs,
     /// Do not archive the images named in Dockerfile FROM lines.
     #[arg(long)]
     pub no_base_images: bool,
@@ -56,10 +52,8 @@ pub struct ArchiveArgs {
     /// Print the files a real run would write and which it would skip; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Images exported at once (and projects built at once).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: u16,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
     /// Compression of the archive files.
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression: Compression,
@@ -109,17 +103,14 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
         global,
         &root.context,
         &selection,
-        PlanOptions {
-            pull_base_images: args.pull && build_enabled,
-            pull_only: args.pull_only,
-        },
+        args.build_flags.plan_options(build_enabled),
     );
     let archive_plan = plan(
         &catalog,
         &selection,
         PlanOptions {
             pull_base_images: !args.no_base_images,
-            pull_only: args.pull_only,
+            pull_only: args.build_flags.pull_only,
         },
     );
     if archive_plan.projects.is_empty() {
@@ -176,12 +167,9 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
             archive_plan: &archive_plan,
             build_enabled,
             run_options: RunOptions {
-                jobs: usize::from(args.jobs),
+                jobs: args.jobs.get(),
                 fail_fast: args.fail_fast,
-                flags: BuildFlags {
-                    pull: args.pull,
-                    no_cache: args.no_cache,
-                },
+                flags: args.build_flags.build_flags(),
             },
             settings,
             docker_context: root.context,

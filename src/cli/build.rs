@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::build::{
-    BuildFlags, BuildPlan, ImageAction, PlanOptions, RunOptions, check_presence,
+    BuildPlan, ImageAction, RunOptions, check_presence,
     hook::{HOOK_TARGET, has_hook},
     run_plan,
 };
@@ -17,18 +17,14 @@ use crate::engine::{EngineArgs, connect};
 use crate::progress::{Progress, render_table};
 
 #[derive(Debug, Args)]
+#[command(mut_arg("jobs", |arg| arg.help(
+    "Projects worked on at once (images inside a project always go in order)"
+)))]
 pub struct BuildArgs {
     #[command(flatten)]
     pub selection: ProjectSelectionArgs,
-    /// Pull the base images of the Dockerfiles first and refresh them during builds.
-    #[arg(long)]
-    pub pull: bool,
-    /// Only pull; build nothing.
-    #[arg(long)]
-    pub pull_only: bool,
-    /// Build without the engine's layer cache.
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub build_flags: BuildFlagArgs,
     /// Print the images a real run would produce, and do nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -39,10 +35,8 @@ pub struct BuildArgs {
     /// Stop starting new work after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Projects worked on at once (images inside a project always go in order).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: u16,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -50,10 +44,7 @@ pub struct BuildArgs {
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let root = RootSettings::load(global)?;
     let build_enabled = root.build_enabled;
-    let options = PlanOptions {
-        pull_base_images: args.pull && build_enabled,
-        pull_only: args.pull_only,
-    };
+    let options = args.build_flags.plan_options(build_enabled);
     let (_, build_plan) =
         load_build_plan(global, &root.context, &args.selection.selection(), options);
     if build_plan.projects.is_empty() {
@@ -86,12 +77,9 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         &engine.docker,
         &build_plan,
         RunOptions {
-            jobs: usize::from(args.jobs),
+            jobs: args.jobs.get(),
             fail_fast: args.fail_fast,
-            flags: BuildFlags {
-                pull: args.pull,
-                no_cache: args.no_cache,
-            },
+            flags: args.build_flags.build_flags(),
         },
         &progress,
     )

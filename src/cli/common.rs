@@ -1,13 +1,14 @@
 //! Pieces the image commands share, so each flag, setting and loading step is
-//! written once: the `--project`/`--exclude` flags, the settings of the projects
-//! root (context, root env file, BUILD, archive directory) and "catalog → build plan".
+//! written once: the `--project`/`--exclude` flags, the build flags (`--pull`,
+//! `--pull-only`, `--no-cache`), `--jobs`, the settings of the projects root (context,
+//! root env file, BUILD, archive directory) and "catalog → build plan".
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indexmap::IndexMap;
 
 use super::GlobalArgs;
-use crate::build::{BuildPlan, PlanOptions, Selection, plan};
+use crate::build::{BuildFlags, BuildPlan, PlanOptions, Selection, plan};
 use crate::catalog::{Catalog, CatalogOptions, load_catalog};
 use crate::settings;
 
@@ -28,6 +29,55 @@ impl ProjectSelectionArgs {
             only: self.projects.clone(),
             exclude: self.excludes.clone(),
         }
+    }
+}
+
+/// How images are pulled and built: `--pull`, `--pull-only`, `--no-cache`
+/// (image-build and image-archive build the same plan the same way).
+#[derive(Debug, Clone, Args)]
+pub struct BuildFlagArgs {
+    /// Pull the base images of the Dockerfiles first and refresh them during builds.
+    #[arg(long)]
+    pub pull: bool,
+    /// Only the images that are pulled: build nothing.
+    #[arg(long)]
+    pub pull_only: bool,
+    /// Build without the engine's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl BuildFlagArgs {
+    /// The build plan's options; with BUILD=false nothing is pulled first.
+    pub fn plan_options(&self, build_enabled: bool) -> PlanOptions {
+        PlanOptions {
+            pull_base_images: self.pull && build_enabled,
+            pull_only: self.pull_only,
+        }
+    }
+
+    /// What every build passes to the engine.
+    pub fn build_flags(&self) -> BuildFlags {
+        BuildFlags {
+            pull: self.pull,
+            no_cache: self.no_cache,
+        }
+    }
+}
+
+/// `--jobs N` / `-j N` (at least 1, default 2). What runs N at once differs per command,
+/// so each names it with `mut_arg("jobs", ...)`.
+#[derive(Debug, Clone, Args)]
+pub struct JobsArgs {
+    /// How many run at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+}
+
+impl JobsArgs {
+    pub fn get(&self) -> usize {
+        usize::from(self.jobs)
     }
 }
 

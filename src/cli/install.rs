@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::build::PlanOptions;
 use crate::engine::{EngineArgs, connect};
 use crate::install::{InstallOptions, find_compose, install};
@@ -17,6 +17,7 @@ use crate::progress::Progress;
 #[command(group(clap::ArgGroup::new("which").required(true).args(["projects", "all"])))]
 // The shared `--project` flag with this command's own help text.
 #[command(mut_arg("projects", |arg| arg.help("Install these projects (repeatable)")))]
+#[command(mut_arg("jobs", |arg| arg.help("Projects built at once when building (BUILD is not false)")))]
 pub struct InstallArgs {
     #[command(flatten)]
     pub selection: ProjectSelectionArgs,
@@ -26,10 +27,8 @@ pub struct InstallArgs {
     /// Wait until the containers run (and are healthy when they have a health check).
     #[arg(long)]
     pub wait: bool,
-    /// Projects built at once when building (BUILD is not false).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: u16,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -88,7 +87,7 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
     let options = InstallOptions {
         offline,
         wait: args.wait,
-        jobs: usize::from(args.jobs),
+        jobs: args.jobs.get(),
     };
     let report = install(
         &engine,

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use super::common::{ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::build::{PlanOptions, Selection};
 use crate::engine::{EngineArgs, connect};
 use crate::progress::Progress;
@@ -23,6 +23,7 @@ use crate::restore::{RestoreOptions, choose_archive, plan_restore, restore};
     "Only images of these projects (repeatable). An image several projects share is \
      restored for each that asks"
 )))]
+#[command(mut_arg("jobs", |arg| arg.help("Images loaded at once")))]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub selection: ProjectSelectionArgs,
@@ -43,10 +44,8 @@ pub struct RestoreArgs {
     /// With --dry-run: hash every file that would be loaded.
     #[arg(long, requires = "dry_run")]
     pub verify: bool,
-    /// Images loaded at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: u16,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -82,7 +81,7 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
         Progress::auto(global.verbose)
     };
     let options = RestoreOptions {
-        jobs: usize::from(args.jobs),
+        jobs: args.jobs.get(),
         force: args.force,
         dry_run: args.dry_run,
         verify: args.verify,
