@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{
-    Output, Sandbox, TestHome, build_unique_image, docker, docker_ok, image_id, projects_dir,
-    read_text, run, sandbox, unique_name,
+    Output, Sandbox, SmallDisk, TestHome, build_random_image, build_unique_image, docker,
+    docker_ok, image_id, projects_dir, read_text, run, sandbox, unique_name,
 };
 use serde_json::Value;
 
@@ -823,63 +823,12 @@ fn unusable_archive_directories_and_unknown_projects_are_named_in_the_error() {
     unknown.assert_stderr_contains("no project \"nope\": no such directory with a compose file in");
 }
 
-/// A small tmpfs mounted for one test (root only, as the whole suite); unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        let dir = tempfile::Builder::new()
-            .prefix("bunker-full-disk-")
-            .tempdir()
-            .expect("create a mount point");
-        run(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path()))
-        .assert_success();
-        SmallDisk { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 #[test]
 fn a_full_disk_fails_that_image_clearly_leaves_no_partial_file_and_the_rest_is_archived() {
     let mut tree = Tree::new();
     // An image that cannot fit on a 3 MiB disk once compressed: 6 MiB of random bytes.
     let big = tree.image(format!("bunker-test/{}:1", unique_name("too-big")));
-    let context = tempfile::tempdir().expect("create a build context");
-    let mut random = vec![0u8; 6 * 1024 * 1024];
-    std::io::Read::read_exact(
-        &mut fs::File::open("/dev/urandom").expect("open /dev/urandom"),
-        &mut random,
-    )
-    .expect("read random bytes");
-    fs::write(context.path().join("payload"), &random).expect("write the payload");
-    fs::write(
-        context.path().join("Dockerfile"),
-        format!("FROM {}\nCOPY payload /payload\n", tree.sandbox.seed_image),
-    )
-    .expect("write the Dockerfile");
-    docker_ok(
-        &tree.sandbox,
-        [
-            "build",
-            "-q",
-            "-t",
-            big.as_str(),
-            &context.path().to_string_lossy(),
-        ],
-    );
+    build_random_image(&tree.sandbox, &big, 6 * 1024 * 1024);
     let small = tree.image(format!("bunker-test/{}:1", unique_name("fits")));
     build_unique_image(&tree.sandbox, &small);
     tree.image_project("a-big", &big);

@@ -134,9 +134,10 @@ impl BlobCache {
             .await
             .with_context(|| format!("cannot create {}", self.root.display()))?;
         let temporary = self.root.join(unique_temporary_name(digest));
-        tokio::fs::write(&temporary, bytes)
-            .await
-            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        if let Err(error) = tokio::fs::write(&temporary, bytes).await {
+            let _ = tokio::fs::remove_file(&temporary).await;
+            return Err(error).with_context(|| format!("cannot write {}", temporary.display()));
+        }
         tokio::fs::rename(&temporary, &path).await?;
         Ok(path)
     }
@@ -210,9 +211,9 @@ impl BlobCache {
                                 "{what}: the registry sent more than the {size} bytes the manifest declares; the blob was discarded"
                             );
                         }
-                        file.write_all(&chunk)
-                            .await
-                            .with_context(|| format!("cannot write {}", partial.display()))?;
+                        if let Err(error) = file.write_all(&chunk).await {
+                            return Err(discard_partial(file, &partial, error).await);
+                        }
                         hasher.update(&chunk);
                         offset += chunk.len() as u64;
                         self.counter
@@ -228,7 +229,9 @@ impl BlobCache {
                     }
                 }
             }
-            file.flush().await?;
+            if let Err(error) = file.flush().await {
+                return Err(discard_partial(file, &partial, error).await);
+            }
             drop(file);
             if size == 0 {
                 break;
@@ -278,8 +281,10 @@ impl BlobCache {
         std::fs::create_dir_all(&self.root)
             .with_context(|| format!("cannot create {}", self.root.display()))?;
         let temporary = self.root.join(unique_temporary_name(digest));
-        std::fs::write(&temporary, bytes)
-            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        if let Err(error) = std::fs::write(&temporary, bytes) {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(error).with_context(|| format!("cannot write {}", temporary.display()));
+        }
         std::fs::rename(&temporary, &path)?;
         Ok(path)
     }
@@ -336,12 +341,36 @@ impl BlobCache {
         let (diff_id, size) = tokio::task::spawn_blocking(move || uncompressed_digest(&path))
             .await
             .context("hashing task failed")??;
-        if let Some(parent) = memo.parent() {
-            tokio::fs::create_dir_all(parent).await?;
+        // The memo only saves hashing again: failing to write it (a full disk) fails
+        // nothing, and no truncated memo stays behind.
+        let remembered = async {
+            if let Some(parent) = memo.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::write(&memo, format!("{diff_id} {size}")).await
         }
-        tokio::fs::write(&memo, format!("{diff_id} {size}")).await?;
+        .await;
+        if let Err(error) = remembered {
+            let _ = tokio::fs::remove_file(&memo).await;
+            tracing::warn!("cannot remember the DiffID in {}: {error}", memo.display());
+        }
         Ok((diff_id, size))
     }
+}
+
+/// After a failed local write (typically a full disk) the partial download is removed,
+/// so it neither keeps the disk full nor is resumed from; the error names it.
+async fn discard_partial(
+    file: tokio::fs::File,
+    partial: &Path,
+    error: std::io::Error,
+) -> anyhow::Error {
+    drop(file);
+    let _ = tokio::fs::remove_file(partial).await;
+    anyhow::Error::new(error).context(format!(
+        "cannot write {} (the partial download was removed)",
+        partial.display()
+    ))
 }
 
 /// `<hex>.tmp-<pid>-<n>`: unique per write, so concurrent stores of the same

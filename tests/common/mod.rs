@@ -496,6 +496,68 @@ pub fn build_unique_image(sandbox: &Sandbox, tag: &str) -> String {
     image_id(sandbox, tag).unwrap_or_else(|| panic!("built {tag} but the engine does not know it"))
 }
 
+/// Builds `tag` on the sandbox engine from the seed image plus a layer of `bytes` random
+/// (incompressible) bytes, for tests that need an image of a known size on disk.
+/// Returns the image ID.
+#[track_caller]
+pub fn build_random_image(sandbox: &Sandbox, tag: &str, bytes: usize) -> String {
+    let context = tempfile::tempdir().expect("create a build context");
+    let mut random = vec![0u8; bytes];
+    std::io::Read::read_exact(
+        &mut fs::File::open("/dev/urandom").expect("open /dev/urandom"),
+        &mut random,
+    )
+    .expect("read random bytes");
+    fs::write(context.path().join("payload"), &random).expect("write the payload");
+    fs::write(
+        context.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY payload /payload\n", sandbox.seed_image),
+    )
+    .expect("write the Dockerfile");
+    let context_path = context.path().to_string_lossy().into_owned();
+    docker_ok(sandbox, ["build", "-q", "-t", tag, &context_path]);
+    image_id(sandbox, tag).unwrap_or_else(|| panic!("built {tag} but the engine does not know it"))
+}
+
+/// A small tmpfs mounted for one test, to fill a disk for real (root only, as the whole
+/// suite); unmounted on drop.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (`mount -o size=`: `3m`, `64m`).
+    pub fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::Builder::new()
+            .prefix("bunker-full-disk-")
+            .tempdir()
+            .expect("create a mount point");
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path()))
+        .assert_success();
+        SmallDisk { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Makes the disk `size` large, keeping what is on it (a rerun on a bigger disk).
+    pub fn grow(&self, size: &str) {
+        run(Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path()))
+        .assert_success();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
 /// Pushes the engine's `local_image` to the plain registry as `repository:tag` and removes
 /// that registry tag from the engine again, so a later pull really pulls. Returns the full
 /// reference (`127.0.0.1:<port>/repository:tag`).
