@@ -169,3 +169,65 @@ fn containers_that_do_not_run_fail_the_install() {
     );
     compose_down(&sandbox, &project);
 }
+
+#[test]
+fn json_report_lists_each_project_and_only_json_is_on_stdout() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let up = unique_name("json-up");
+    let lacking = unique_name("json-lacking");
+    let absent = format!("bunker-test/{lacking}-absent:1");
+    let tree = tree_with(&up, &long_running(&sandbox.seed_image), &[]);
+    let lacking_dir = tree.path().join(&lacking);
+    std::fs::create_dir_all(&lacking_dir).unwrap();
+    std::fs::write(
+        lacking_dir.join("docker-compose.yaml"),
+        long_running(&absent),
+    )
+    .unwrap();
+    let output = home
+        .bunker()
+        .remote(&sandbox)
+        .env("BUILD", "false")
+        .arg("--projects-dir")
+        .arg(tree.path())
+        .args(["install", "--all", "--json"])
+        .run();
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!("lacks 1 image(s): {absent}"));
+    let report: serde_json::Value = serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not only JSON ({error}):\n{output}"));
+    assert_eq!(report["engine"], sandbox.ssh_url().as_str(), "{report:#}");
+    assert_eq!(report["offline"], true, "{report:#}");
+    assert_eq!(report["ok"], false, "{report:#}");
+    assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
+    let project = |name: &str| {
+        report["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|project| project["project"] == name)
+            .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
+            .clone()
+    };
+    let started = project(&up);
+    assert_eq!(started["installed"], true, "{report:#}");
+    assert_eq!(
+        started["detail"], "up (BUILD=false: --no-build --pull never)",
+        "{report:#}"
+    );
+    assert_eq!(started["missing_images"], serde_json::json!([]));
+    let blocked = project(&lacking);
+    assert_eq!(blocked["installed"], false, "{report:#}");
+    assert_eq!(blocked["missing_images"], serde_json::json!([absent]));
+    assert!(
+        blocked["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bunker image-restore --project"),
+        "{report:#}"
+    );
+    assert_eq!(running_containers(&sandbox, &up).len(), 1, "{output}");
+    assert_eq!(running_containers(&sandbox, &lacking), Vec::<String>::new());
+    compose_down(&sandbox, &up);
+}

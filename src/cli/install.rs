@@ -1,7 +1,8 @@
 //! `bunker install`: bring projects up with Docker Compose on the engine.
 //!
 //! Flags → catalog → plan → images ready (BUILD=false: check they are there;
-//! otherwise build and pull) → `docker compose up -d` per project → table.
+//! otherwise build and pull) → `docker compose up -d` per project → table, or with
+//! `--json` the report as JSON (like image-restore's).
 use std::process::ExitCode;
 
 use clap::Args;
@@ -10,7 +11,7 @@ use super::GlobalArgs;
 use super::common::{JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::build::PlanOptions;
 use crate::engine::{EngineArgs, connect};
-use crate::install::{InstallOptions, find_compose, install};
+use crate::install::{InstallOptions, InstallReport, find_compose, install};
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
@@ -29,6 +30,9 @@ pub struct InstallArgs {
     pub wait: bool,
     #[command(flatten)]
     pub jobs: JobsArgs,
+    /// Print the report as JSON on stdout; progress and errors stay on stderr.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -83,7 +87,11 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
             engine.target
         );
     }
-    let progress = Progress::auto(global.verbose);
+    let progress = if args.json {
+        Progress::plain(global.verbose)
+    } else {
+        Progress::auto(global.verbose)
+    };
     let options = InstallOptions {
         offline,
         wait: args.wait,
@@ -98,26 +106,50 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
         &progress,
     )
     .await;
-    print!("{}", report.table());
+    if args.json {
+        let json = JsonReport {
+            engine: engine.target.to_string(),
+            offline,
+            ok: !report.failed(),
+            report: &report,
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", report.table());
+    }
     for problem in &report.problems {
         eprintln!("error: {problem}");
     }
     for project in report.projects.iter().filter(|project| !project.installed) {
         eprintln!("error: {}: {}", project.project, project.detail);
     }
-    let installed = report
-        .projects
-        .iter()
-        .filter(|project| project.installed)
-        .count();
-    println!(
-        "{installed} of {} project(s) up on {}",
-        report.projects.len(),
-        engine.target
-    );
+    if !args.json {
+        let installed = report
+            .projects
+            .iter()
+            .filter(|project| project.installed)
+            .count();
+        println!(
+            "{installed} of {} project(s) up on {}",
+            report.projects.len(),
+            engine.target
+        );
+    }
     Ok(if report.failed() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `install --json`: the report with the engine it ran on and whether it ran offline.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    engine: String,
+    /// `BUILD=false`: nothing was built or pulled.
+    offline: bool,
+    /// Every selected project is up and nothing else went wrong.
+    ok: bool,
+    #[serde(flatten)]
+    report: &'a InstallReport,
 }
