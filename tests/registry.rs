@@ -1343,3 +1343,172 @@ fn from_file_lists_are_read_and_bad_lines_named() {
         .assert_code(1)
         .assert_stderr_contains(&format!("{}:2", list.display()));
 }
+
+/// Requests the proxy forwarded, by kind: (manifest requests, blob requests, tag lists).
+fn request_counts(proxy: &FaultProxy) -> (Vec<String>, usize, usize) {
+    let seen = proxy.seen();
+    let manifests = seen
+        .iter()
+        .filter(|s| s.path.contains("/manifests/"))
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    let blobs = seen.iter().filter(|s| s.path.contains("/blobs/")).count();
+    let tag_lists = seen
+        .iter()
+        .filter(|s| s.path.contains("/tags/list"))
+        .count();
+    (manifests, blobs, tag_lists)
+}
+
+/// The digest a registry tag points to (`HEAD` with every manifest type accepted).
+fn tag_digest(registry: &str, repository_and_tag: &str) -> String {
+    let (repository, tag) = repository_and_tag.rsplit_once(':').unwrap();
+    let head = run(Command::new("curl").args([
+        "-sfI",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        &format!("http://{registry}/v2/{repository}/manifests/{tag}"),
+    ]));
+    head.assert_success();
+    head.stdout
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_string())
+        })
+        .expect("Docker-Content-Digest header")
+}
+
+#[test]
+fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_the_destination() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("r2r");
+    let tags = ["1.0", "1.1", "1.2"];
+    for (seed, tag) in tags.iter().enumerate() {
+        let (tar, _) = docker_save_tar(
+            work.path(),
+            &format!("{repository}:{tag}"),
+            &[vec![("t".into(), noise(50_000, seed as u64 + 40))]],
+        );
+        skopeo_push(
+            &tar,
+            &format!("{}/{repository}:{tag}", sandbox.registry),
+            None,
+        );
+    }
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let mirror = format!("mirror/{repository}");
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {proxy}/{repository}\n    destination: {proxy}/{mirror}\n    tags: ['1.0', '1.1', '1.2']\n",
+            proxy = proxy.address
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    let sync = |extra: &[&str]| {
+        home.bunker()
+            .args(["sync", "--config"])
+            .arg(&config)
+            .arg("--archive-dir")
+            .arg(&archive)
+            .args(extra)
+            .run()
+    };
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("3 copied");
+
+    // Unchanged: one manifest HEAD per tag (the source's), one tag list for
+    // the destination repository, no blob.
+    proxy.clear_seen();
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("0 copied, 3 up to date");
+    let (manifests, blobs, tag_lists) = request_counts(&proxy);
+    assert_eq!(
+        manifests,
+        tags.iter()
+            .map(|tag| format!("HEAD /v2/{repository}/manifests/{tag}"))
+            .collect::<Vec<_>>(),
+        "one source HEAD per tag and nothing else"
+    );
+    assert_eq!(blobs, 0, "no blob request");
+    assert_eq!(tag_lists, 1, "one tag list for the destination repository");
+
+    // A deleted destination tag is missing from the list: HEAD, copy again.
+    let deleted = tag_digest(&sandbox.registry, &format!("{mirror}:1.1"));
+    let delete = run(Command::new("curl").args([
+        "-sf",
+        "-X",
+        "DELETE",
+        &format!(
+            "http://{}/v2/{mirror}/manifests/{deleted}",
+            sandbox.registry
+        ),
+    ]));
+    delete.assert_success();
+    proxy.clear_seen();
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains(&format!("copied {}/{repository}:1.1", proxy.address))
+        .assert_stdout_contains("1 copied, 2 up to date");
+    assert_eq!(
+        tag_digest(&sandbox.registry, &format!("{mirror}:1.1")),
+        deleted
+    );
+    let (manifests, _, _) = request_counts(&proxy);
+    assert!(
+        manifests.contains(&format!("HEAD /v2/{mirror}/manifests/1.1")),
+        "the missing tag is asked for: {manifests:#?}"
+    );
+
+    // A destination tag re-pointed to another image keeps its name in the tag
+    // list; --verify-destination HEADs every destination tag and repairs it.
+    let (other, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:other"),
+        &[vec![("t".into(), b"someone else's image".to_vec())]],
+    );
+    skopeo_push(&other, &format!("{}/{mirror}:1.2", sandbox.registry), None);
+    let expected = tag_digest(&sandbox.registry, &format!("{repository}:1.2"));
+    assert_ne!(
+        tag_digest(&sandbox.registry, &format!("{mirror}:1.2")),
+        expected
+    );
+    proxy.clear_seen();
+    sync(&["--verify-destination"])
+        .assert_success()
+        .assert_stdout_contains(&format!("copied {}/{repository}:1.2", proxy.address))
+        .assert_stdout_contains("1 copied, 2 up to date");
+    assert_eq!(
+        tag_digest(&sandbox.registry, &format!("{mirror}:1.2")),
+        expected
+    );
+    let (manifests, _, tag_lists) = request_counts(&proxy);
+    let heads = manifests.iter().filter(|m| m.starts_with("HEAD")).count();
+    assert!(
+        heads >= 6,
+        "two HEADs per tag when verifying: {manifests:#?}"
+    );
+    assert_eq!(tag_lists, 0, "verifying needs no tag list");
+
+    // Without the state the destination HEAD decides, and nothing moves.
+    std::fs::remove_file(archive.join(".bunker/sync-state.json")).unwrap();
+    proxy.clear_seen();
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("0 copied, 3 up to date");
+    let (manifests, blobs, _) = request_counts(&proxy);
+    assert_eq!(
+        manifests.len(),
+        6,
+        "source and destination HEAD per tag: {manifests:#?}"
+    );
+    assert_eq!(blobs, 0);
+}

@@ -662,6 +662,10 @@ pub struct SyncArgs {
     /// Go on with the other repositories and tags after a failure.
     #[arg(long)]
     pub keep_going: bool,
+    /// Registry → registry: also `HEAD` every destination tag (two manifest
+    /// requests per tag instead of one), to repair tags others re-pointed.
+    #[arg(long)]
+    pub verify_destination: bool,
     /// Parallel blob transfers (overrides the config's `jobs`).
     #[arg(long, short)]
     pub jobs: Option<usize>,
@@ -698,6 +702,7 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs) -> anyhow::Result<ExitCod
         keep_going: args.keep_going,
         client: args.connection.client_options(),
         default_platform: platform.as_ref().map(|choice| choice.platform.clone()),
+        verify_destination: args.verify_destination,
     };
     let started = std::time::Instant::now();
     let records = run_sync(&config, &options).await?;

@@ -29,9 +29,9 @@
 //!   (one paginated listing per destination repository, not per tag) still
 //!   has the tag, it is up to date. Otherwise (no state, another digest, tag
 //!   gone) the destination tag gets a `HEAD` too, and a copy when it differs.
-//!   A destination tag that someone re-pointed to another image while it
-//!   kept its name is only seen when the source changes or the state is
-//!   removed: the tag list carries names, not digests;
+//!   The tag list carries names, not digests: a destination tag re-pointed
+//!   to another image by someone else is only seen with `--verify-destination`
+//!   (a `HEAD` on every destination tag too), or once the source changes;
 //! - archive → registry: the source digest is local, so the one `HEAD` goes
 //!   to the destination tag, which also sees re-pointed tags.
 //!
@@ -178,6 +178,9 @@ pub struct SyncOptions {
     /// (the caller resolves it: flag, DOCKER_DEFAULT_PLATFORM, engine, workstation);
     /// `None` means the workstation's.
     pub default_platform: Option<Platform>,
+    /// Registry → registry: `HEAD` every destination tag even when the state
+    /// and the tag list say it is current (sees tags re-pointed by others).
+    pub verify_destination: bool,
 }
 
 /// Runs every entry; stops at the first failure unless `keep_going`.
@@ -507,6 +510,7 @@ impl Copier<'_> {
             .filter(|pushed| pushed.source == source_digest.as_str())
             .cloned();
         if matches!(job.source, CopySource::Registry { .. })
+            && !self.options.verify_destination
             && remembered.is_some()
             && self.destination_lists(&job.destination.name, tag).await
         {
