@@ -1512,3 +1512,103 @@ fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_th
     );
     assert_eq!(blobs, 0);
 }
+
+#[test]
+fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("fromarchive");
+    let mut image_ids = Vec::new();
+    for (seed, tag) in ["1", "2"].iter().enumerate() {
+        let (tar, id) = docker_save_tar(
+            work.path(),
+            &format!("{repository}:{tag}"),
+            &[vec![("a".into(), noise(30_000, seed as u64 + 70))]],
+        );
+        skopeo_push(
+            &tar,
+            &format!("{}/{repository}:{tag}", sandbox.registry),
+            None,
+        );
+        image_ids.push(id);
+    }
+    let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
+    let archive = work.path().join("archive");
+    home.bunker()
+        .args(["registry", "pull", "--archive-dir"])
+        .arg(&archive)
+        .arg(format!("{}/{repository}:1", sandbox.registry))
+        .arg(format!("{}/{repository}:2", sandbox.registry))
+        .run()
+        .assert_success();
+    home.bunker()
+        .args([
+            "registry",
+            "pull",
+            "--all-platforms",
+            &multi,
+            "--archive-dir",
+        ])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    assert!(
+        !archive.join("index.json").exists(),
+        "docker archives only, no OCI layout"
+    );
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let restored = format!("restored/{repository}");
+    let config = work.path().join("sync.yaml");
+    let write_config = |filter: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "repositories:\n  - source: archive\n    repository: {repository}\n    destination: {}/{restored}\n{filter}",
+                proxy.address
+            ),
+        )
+        .unwrap()
+    };
+    let sync = || {
+        home.bunker()
+            .args(["sync", "--config"])
+            .arg(&config)
+            .arg("--archive-dir")
+            .arg(&archive)
+            .run()
+    };
+    write_config("    tags: ['1']\n");
+    sync().assert_success().assert_stdout_contains("1 copied");
+    let config_digest = |tag: &str| {
+        raw_manifest(&format!("{}/{restored}:{tag}", sandbox.registry))["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(config_digest("1"), image_ids[0]);
+
+    // Unchanged: one HEAD on the destination tag, no blob.
+    proxy.clear_seen();
+    sync()
+        .assert_success()
+        .assert_stdout_contains("0 copied, 1 up to date");
+    let (manifests, blobs, _) = request_counts(&proxy);
+    assert_eq!(manifests, [format!("HEAD /v2/{restored}/manifests/1")]);
+    assert_eq!(blobs, 0);
+
+    // Every tag: the two platforms archived as `multi` are ambiguous…
+    write_config("");
+    sync()
+        .assert_code(1)
+        .assert_stderr_contains("2 archived images are tagged multi")
+        .assert_stderr_contains("set `platform:` on the entry");
+    // …until the entry names one; the rest goes on.
+    write_config("    platform: linux/arm64\n");
+    sync()
+        .assert_success()
+        .assert_stdout_contains("2 copied, 1 up to date");
+    assert_eq!(config_digest("2"), image_ids[1]);
+    assert_eq!(config_digest("multi"), arm64_id);
+    assert_ne!(amd64_id, arm64_id);
+}

@@ -97,12 +97,27 @@ pub fn load_archived_images(
 /// The images of the docker-save archives listed by the `manifest.json` of an
 /// architecture directory, or of every architecture directory of an archive
 /// base directory; only the entries `wanted` accepts are read (reading one
-/// decompresses it). A missing base directory holds nothing.
+/// decompresses it).
 pub fn read_archive_manifests(
     source: &Path,
     cache: &BlobCache,
     wanted: &dyn Fn(&crate::archive::ManifestEntry) -> bool,
 ) -> anyhow::Result<Vec<ArchivedImage>> {
+    let mut images = Vec::new();
+    for (file, entry) in archive_manifest_entries(source)? {
+        if wanted(&entry) {
+            images.extend(read_docker_archive(&file, cache)?);
+        }
+    }
+    Ok(images)
+}
+
+/// Every entry of the `manifest.json` of an architecture directory, or of
+/// every architecture directory of an archive base directory, with the path
+/// of its archive file. A missing directory holds none.
+pub fn archive_manifest_entries(
+    source: &Path,
+) -> anyhow::Result<Vec<(PathBuf, crate::archive::ManifestEntry)>> {
     let arch_dirs = if source
         .join(crate::archive::layout::MANIFEST_FILE_NAME)
         .is_file()
@@ -115,17 +130,17 @@ pub fn read_archive_manifests(
     } else {
         Vec::new()
     };
-    let mut images = Vec::new();
+    let mut entries = Vec::new();
     for arch_dir in arch_dirs {
         if !arch_dir.manifest_path().is_file() {
             continue;
         }
         let manifest = crate::archive::Manifest::load(&arch_dir.manifest_path())?;
-        for entry in manifest.images.iter().filter(|entry| wanted(entry)) {
-            images.extend(read_docker_archive(&arch_dir.resolve(&entry.file), cache)?);
+        for entry in manifest.images {
+            entries.push((arch_dir.resolve(&entry.file), entry));
         }
     }
-    Ok(images)
+    Ok(entries)
 }
 
 /// Reads every image listed in the OCI layout at `dir` (blobs must be in

@@ -19,7 +19,11 @@
 //!   - source: archive                           # archive → registry:
 //!     repository: team/app                      # images archived from this repository
 //!     destination: mirror.example.com/restored/app
+//!     platform: linux/arm64                     # picks one where a tag was archived
+//!                                               # for several platforms
 //! ```
+//! Entries without `platform:` or `all_platforms:` take the run's default
+//! platform (see [`super::platform_choice`]).
 //! Up-to-date checks cost one manifest `HEAD` per tag, and no blob moves for
 //! an unchanged tag. Bunker remembers in `<archive>/.bunker/sync-state.json`
 //! which source digest it last archived or pushed to each destination:
@@ -46,7 +50,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::archived::{ArchivedImage, read_archive_manifests, read_oci_layout};
+use super::archived::{
+    ArchivedImage, archive_manifest_entries, read_docker_archive, read_oci_layout,
+};
 use super::auth::Scope;
 use super::blob_cache::{BlobCache, Digest};
 use super::client::{ClientOptions, RegistryClient};
@@ -698,8 +704,8 @@ async fn sync_from_archive(
 }
 
 /// The archived images of `repository`: the OCI layout's entries, and for tags
-/// the layout lacks, the docker-save archives listed in manifest.json (only
-/// those of `platform` when given).
+/// the layout lacks, the docker-save archives listed in manifest.json; where
+/// several platforms of one tag are archived, only those of `platform` (when given).
 fn read_archived_repository(
     archive_dir: &Path,
     repository: &str,
@@ -718,25 +724,33 @@ fn read_archived_repository(
         .iter()
         .map(|image| image.source.tag_or_latest().to_string())
         .collect();
-    let wanted = |entry: &crate::archive::ManifestEntry| {
+    let mut by_tag: BTreeMap<String, Vec<(PathBuf, Option<String>)>> = BTreeMap::new();
+    for (file, entry) in archive_manifest_entries(archive_dir)? {
         let Ok(reference) = ImageReference::parse(&entry.image) else {
-            return false;
+            continue;
         };
-        let platform_matches = match (platform, &entry.platform) {
-            (Some(wanted), Some(archived)) => {
-                Platform::parse(archived).is_ok_and(|archived| wanted.matches(&archived))
-            }
-            _ => true,
-        };
-        of_repository(&reference)
-            && !in_layout.contains(reference.tag_or_latest())
-            && platform_matches
-    };
+        let tag = reference.tag_or_latest().to_string();
+        if of_repository(&reference) && !in_layout.contains(&tag) {
+            by_tag.entry(tag).or_default().push((file, entry.platform));
+        }
+    }
     let cache = BlobCache::new(archive_dir);
-    images.extend(
-        read_archive_manifests(archive_dir, &cache, &wanted)?
-            .into_iter()
-            .filter(|image| of_repository(&image.source)),
-    );
+    for (_, mut files) in by_tag {
+        if let (Some(wanted), true) = (platform, files.len() > 1) {
+            files.retain(|(_, archived)| {
+                archived
+                    .as_deref()
+                    .and_then(|text| Platform::parse(text).ok())
+                    .is_some_and(|archived| wanted.matches(&archived))
+            });
+        }
+        for (file, _) in files {
+            images.extend(
+                read_docker_archive(&file, &cache)?
+                    .into_iter()
+                    .filter(|image| of_repository(&image.source)),
+            );
+        }
+    }
     Ok(images)
 }
