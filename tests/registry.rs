@@ -1612,3 +1612,119 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
     assert_eq!(config_digest("multi"), arm64_id);
     assert_ne!(amd64_id, arm64_id);
 }
+
+#[test]
+fn the_default_platform_is_the_target_engines_unless_named() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("platform");
+    let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
+    let info = home
+        .bunker()
+        .remote(&sandbox)
+        .args(["engine", "info", "--json"])
+        .run();
+    info.assert_success();
+    let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    let engine_platform = info["platform"].as_str().unwrap().to_string();
+    let image_for = |platform: &str| match platform {
+        "linux/amd64" => &amd64_id,
+        "linux/arm64" => &arm64_id,
+        other => panic!("the sandbox engine runs on {other}, which the test image lacks"),
+    };
+    let archive = work.path().join("archive");
+    let pull = |command: common::BunkerCommand, extra: &[&str]| {
+        let output = command
+            .args(["registry", "pull", &multi, "--json", "--archive-dir"])
+            .arg(&archive)
+            .args(extra)
+            .run();
+        output.assert_success();
+        let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+        (output, report)
+    };
+
+    // DOCKER_HOST names the engine: its platform, said on stderr and in --json.
+    let (output, report) = pull(home.bunker().remote(&sandbox), &[]);
+    output
+        .assert_stderr_contains(&format!("platform {engine_platform}: the engine's ("))
+        .assert_stderr_contains("from DOCKER_HOST)");
+    assert_eq!(report["platform"]["platform"], engine_platform.as_str());
+    assert_eq!(report["platform"]["chosen_by"], "engine");
+    assert_eq!(
+        report["images"][0]["images"][0]["image_id"],
+        image_for(&engine_platform).as_str()
+    );
+
+    // DOCKER_DEFAULT_PLATFORM wins over the engine, which is then not asked
+    // (an unreachable one does not matter).
+    let (output, report) = pull(
+        home.bunker()
+            .env("DOCKER_HOST", "ssh://nobody@127.0.0.1:1")
+            .env("DOCKER_DEFAULT_PLATFORM", "linux/arm64"),
+        &[],
+    );
+    output.assert_stderr_contains("platform linux/arm64: from DOCKER_DEFAULT_PLATFORM");
+    assert_eq!(report["platform"]["chosen_by"], "docker_default_platform");
+    assert_eq!(
+        report["images"][0]["images"][0]["image_id"],
+        arm64_id.as_str()
+    );
+
+    // --platform wins over both.
+    let (output, report) = pull(
+        home.bunker()
+            .remote(&sandbox)
+            .env("DOCKER_DEFAULT_PLATFORM", "linux/arm64"),
+        &["--platform", "linux/amd64"],
+    );
+    output.assert_stderr_contains("platform linux/amd64: given with --platform");
+    assert_eq!(report["platform"]["chosen_by"], "flag");
+    assert_eq!(
+        report["images"][0]["images"][0]["image_id"],
+        amd64_id.as_str()
+    );
+
+    // No engine configured: the workstation's, without trying any engine.
+    let (output, report) = pull(home.bunker(), &[]);
+    output.assert_stderr_contains("this workstation's (no engine is configured)");
+    assert_eq!(report["platform"]["chosen_by"], "workstation");
+
+    // A configured engine that cannot be reached fails with the way out.
+    home.bunker()
+        .env("DOCKER_HOST", "ssh://nobody@127.0.0.1:1")
+        .args(["registry", "pull", &multi, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_code(1)
+        .assert_stderr_contains(
+            "cannot read the platform of the engine ssh://nobody@127.0.0.1:1 (from DOCKER_HOST)",
+        )
+        .assert_stderr_contains("--platform os/arch or DOCKER_DEFAULT_PLATFORM");
+
+    // sync takes the same default for entries without `platform:`.
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {}/{repository}\n    destination: archive\n    tags: [multi]\n",
+            sandbox.registry
+        ),
+    )
+    .unwrap();
+    let output = home
+        .bunker()
+        .remote(&sandbox)
+        .args(["sync", "--json", "--config"])
+        .arg(&config)
+        .arg("--archive-dir")
+        .arg(work.path().join("synced"))
+        .run();
+    output
+        .assert_success()
+        .assert_stderr_contains(&format!("platform {engine_platform}: the engine's ("));
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(report["platform"]["chosen_by"], "engine");
+    assert_eq!(report["records"][0]["action"], "copied");
+}
