@@ -875,15 +875,7 @@ fn sync_copies_then_an_unchanged_resync_moves_no_blob() {
     )
     .unwrap();
     let archive = work.path().join("archive");
-    let sync = |extra: &[&str]| {
-        home.bunker()
-            .args(["sync", "--config"])
-            .arg(&config)
-            .arg("--archive-dir")
-            .arg(&archive)
-            .args(extra)
-            .run()
-    };
+    let sync = |extra: &[&str]| sync_run(&home, &config, &archive, extra);
     sync(&["--dry-run"])
         .assert_success()
         .assert_stdout_contains("would-copy");
@@ -1344,6 +1336,42 @@ fn from_file_lists_are_read_and_bad_lines_named() {
         .assert_stderr_contains(&format!("{}:2", list.display()));
 }
 
+/// `bunker sync --config CONFIG --archive-dir ARCHIVE EXTRA...`.
+fn sync_run(home: &TestHome, config: &Path, archive: &Path, extra: &[&str]) -> Output {
+    home.bunker()
+        .args(["sync", "--config"])
+        .arg(config)
+        .arg("--archive-dir")
+        .arg(archive)
+        .args(extra)
+        .run()
+}
+
+/// Pushes one small distinct image per tag to the plain registry; returns their image IDs.
+fn seed_tags(
+    sandbox: &Sandbox,
+    work: &Path,
+    repository: &str,
+    tags: &[&str],
+    seed: u64,
+) -> Vec<String> {
+    let mut image_ids = Vec::new();
+    for (offset, tag) in tags.iter().enumerate() {
+        let (tar, id) = docker_save_tar(
+            work,
+            &format!("{repository}:{tag}"),
+            &[vec![("t".into(), noise(50_000, seed + offset as u64))]],
+        );
+        skopeo_push(
+            &tar,
+            &format!("{}/{repository}:{tag}", sandbox.registry),
+            None,
+        );
+        image_ids.push(id);
+    }
+    image_ids
+}
+
 /// Requests the proxy forwarded, by kind: (manifest requests, blob requests, tag lists).
 fn request_counts(proxy: &FaultProxy) -> (Vec<String>, usize, usize) {
     let seen = proxy.seen();
@@ -1387,18 +1415,7 @@ fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_th
     let work = tempfile::tempdir().unwrap();
     let repository = unique_name("r2r");
     let tags = ["1.0", "1.1", "1.2"];
-    for (seed, tag) in tags.iter().enumerate() {
-        let (tar, _) = docker_save_tar(
-            work.path(),
-            &format!("{repository}:{tag}"),
-            &[vec![("t".into(), noise(50_000, seed as u64 + 40))]],
-        );
-        skopeo_push(
-            &tar,
-            &format!("{}/{repository}:{tag}", sandbox.registry),
-            None,
-        );
-    }
+    seed_tags(&sandbox, work.path(), &repository, &tags, 40);
     let proxy = FaultProxy::start(&sandbox.registry);
     let mirror = format!("mirror/{repository}");
     let config = work.path().join("sync.yaml");
@@ -1411,15 +1428,7 @@ fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_th
     )
     .unwrap();
     let archive = work.path().join("archive");
-    let sync = |extra: &[&str]| {
-        home.bunker()
-            .args(["sync", "--config"])
-            .arg(&config)
-            .arg("--archive-dir")
-            .arg(&archive)
-            .args(extra)
-            .run()
-    };
+    let sync = |extra: &[&str]| sync_run(&home, &config, &archive, extra);
     sync(&[])
         .assert_success()
         .assert_stdout_contains("3 copied");
@@ -1519,20 +1528,7 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
     let home = TestHome::new(&sandbox);
     let work = tempfile::tempdir().unwrap();
     let repository = unique_name("fromarchive");
-    let mut image_ids = Vec::new();
-    for (seed, tag) in ["1", "2"].iter().enumerate() {
-        let (tar, id) = docker_save_tar(
-            work.path(),
-            &format!("{repository}:{tag}"),
-            &[vec![("a".into(), noise(30_000, seed as u64 + 70))]],
-        );
-        skopeo_push(
-            &tar,
-            &format!("{}/{repository}:{tag}", sandbox.registry),
-            None,
-        );
-        image_ids.push(id);
-    }
+    let image_ids = seed_tags(&sandbox, work.path(), &repository, &["1", "2"], 70);
     let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
     let archive = work.path().join("archive");
     home.bunker()
@@ -1570,14 +1566,7 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
         )
         .unwrap()
     };
-    let sync = || {
-        home.bunker()
-            .args(["sync", "--config"])
-            .arg(&config)
-            .arg("--archive-dir")
-            .arg(&archive)
-            .run()
-    };
+    let sync = || sync_run(&home, &config, &archive, &[]);
     write_config("    tags: ['1']\n");
     sync().assert_success().assert_stdout_contains("1 copied");
     let config_digest = |tag: &str| {
