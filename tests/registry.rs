@@ -899,6 +899,17 @@ fn sync_copies_then_an_unchanged_resync_moves_no_blob() {
             .all(|s| s.method == "HEAD" || s.path.contains("/tags/list")),
         "an unchanged re-sync only lists tags and HEADs manifests: {seen:#?}"
     );
+    let (manifests, blobs, tag_lists) = request_counts(&proxy);
+    assert_eq!(
+        manifests.len(),
+        4,
+        "one manifest request per synced tag: {manifests:#?}"
+    );
+    assert_eq!(blobs, 0);
+    assert_eq!(
+        tag_lists, 2,
+        "the source listing for the semver filter and one destination listing"
+    );
 }
 
 #[test]
