@@ -1542,13 +1542,20 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
     let image_ids = seed_tags(&sandbox, work.path(), &repository, &["1", "2"], 70);
     let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
     let archive = work.path().join("archive");
-    home.bunker()
-        .args(["registry", "pull", "--archive-dir"])
-        .arg(&archive)
-        .arg(format!("{}/{repository}:1", sandbox.registry))
-        .arg(format!("{}/{repository}:2", sandbox.registry))
-        .run()
-        .assert_success();
+    for (tag, compression) in [("1", "gzip"), ("2", "zstd")] {
+        home.bunker()
+            .args([
+                "registry",
+                "pull",
+                "--compression",
+                compression,
+                "--archive-dir",
+            ])
+            .arg(&archive)
+            .arg(format!("{}/{repository}:{tag}", sandbox.registry))
+            .run()
+            .assert_success();
+    }
     home.bunker()
         .args([
             "registry",
@@ -1563,6 +1570,13 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
     assert!(
         !archive.join("index.json").exists(),
         "docker archives only, no OCI layout"
+    );
+    assert!(
+        walkdir::WalkDir::new(&archive)
+            .into_iter()
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().ends_with(".tar.zst")),
+        "tag 2 is archived with zstd"
     );
     let proxy = FaultProxy::start(&sandbox.registry);
     let restored = format!("restored/{repository}");

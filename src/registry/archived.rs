@@ -256,9 +256,9 @@ pub fn read_docker_archive(path: &Path, cache: &BlobCache) -> anyhow::Result<Vec
     let reader: Box<dyn Read> = if read >= 2 && magic[..2] == [0x1f, 0x8b] {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
     } else if read == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        bail!(
-            "{}: zstd archives cannot be pushed yet; decompress with `zstd -d` first",
-            path.display()
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(reader)
+                .with_context(|| format!("{}: cannot start zstd decoding", path.display()))?,
         )
     } else {
         Box::new(reader)
