@@ -754,3 +754,56 @@ fn read_archived_repository(
     }
     Ok(images)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_of_earlier_versions_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, r#"{"archived":{"r/a:1 Oci host":"sha256:00"}}"#).unwrap();
+        let state = load_state(dir.path());
+        assert_eq!(state.archived.len(), 1);
+        assert!(state.pushed.is_empty());
+
+        let mut state = state;
+        let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        state.remember_push("r/b:1 linux/amd64", &digest, "sha256:bb");
+        save_state(dir.path(), &state).unwrap();
+        let again = load_state(dir.path());
+        let pushed = &again.pushed["r/b:1 linux/amd64"];
+        assert_eq!(pushed.source, digest.to_string());
+        assert_eq!(pushed.pushed, "sha256:bb");
+    }
+
+    #[test]
+    fn entries_without_a_platform_take_the_default() {
+        let entry: SyncEntry =
+            serde_saphyr::from_str("source: r.example/app\ndestination: archive\n").unwrap();
+        let options = SyncOptions {
+            archive_dir: PathBuf::from("unused"),
+            jobs: 1,
+            dry_run: false,
+            keep_going: false,
+            client: ClientOptions::default(),
+            default_platform: Some(Platform::parse("linux/arm64").unwrap()),
+            verify_destination: false,
+        };
+        assert!(needs_default_platform(&entry));
+        assert_eq!(platform_key(&entry, &options), "linux/arm64");
+        let all = SyncEntry {
+            all_platforms: true,
+            ..entry.clone()
+        };
+        assert!(!needs_default_platform(&all));
+        assert_eq!(platform_key(&all, &options), "all");
+        let archive = SyncEntry {
+            source: "archive".into(),
+            ..entry
+        };
+        assert!(!needs_default_platform(&archive));
+    }
+}
