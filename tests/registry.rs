@@ -1611,6 +1611,19 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
     assert_eq!(manifests, [format!("HEAD /v2/{restored}/manifests/1")]);
     assert_eq!(blobs, 0);
 
+    // The HEAD goes to the destination, so a re-pointed tag is repaired.
+    let (other, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:other"),
+        &[vec![("a".into(), b"someone else's image".to_vec())]],
+    );
+    skopeo_push(&other, &format!("{}/{restored}:1", sandbox.registry), None);
+    assert_ne!(config_digest("1"), image_ids[0]);
+    sync()
+        .assert_success()
+        .assert_stdout_contains("1 copied, 0 up to date");
+    assert_eq!(config_digest("1"), image_ids[0]);
+
     // Every tag: the two platforms archived as `multi` are ambiguous…
     write_config("");
     sync()
