@@ -1755,3 +1755,49 @@ fn the_default_platform_is_the_target_engines_unless_named() {
     assert_eq!(report["platform"]["chosen_by"], "engine");
     assert_eq!(report["records"][0]["action"], "copied");
 }
+
+#[test]
+fn a_resync_to_the_archive_rewrites_a_deleted_archive_file() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("rearchive");
+    let image_ids = seed_tags(&sandbox, work.path(), &repository, &["1"], 90);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {}/{repository}\n    destination: archive\n    tags: ['1']\n",
+            proxy.address
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    let sync = || sync_run(&home, &config, &archive, &[]);
+    sync().assert_success().assert_stdout_contains("1 copied");
+    let files = archive_files(&archive);
+    assert_eq!(files.len(), 1, "{files:?}");
+    sync()
+        .assert_success()
+        .assert_stdout_contains("0 copied, 1 up to date");
+
+    std::fs::remove_file(&files[0]).unwrap();
+    proxy.clear_seen();
+    sync()
+        .assert_success()
+        .assert_stdout_contains("1 copied, 0 up to date");
+    assert!(files[0].is_file(), "the archive file is written again");
+    assert_eq!(
+        proxy.body_bytes("/blobs/"),
+        0,
+        "its blobs come from the archive's blob cache"
+    );
+    let loaded = format!("{}/{repository}:1", proxy.address);
+    docker_ok(&sandbox, ["load", "-i", files[0].to_str().unwrap()]);
+    assert_eq!(
+        image_id(&sandbox, &loaded).as_deref(),
+        Some(image_ids[0].as_str())
+    );
+    docker_ok(&sandbox, ["rmi", &loaded]);
+}

@@ -27,7 +27,8 @@
 //! Up-to-date checks cost one manifest `HEAD` per tag, and no blob moves for
 //! an unchanged tag. Bunker remembers in `<archive>/.bunker/sync-state.json`
 //! which source digest it last archived or pushed to each destination:
-//! - registry → archive: `HEAD` the source tag, compare with the state;
+//! - registry → archive: `HEAD` the source tag, compare with the state (and
+//!   check that the files written for it are still there);
 //! - registry → registry: `HEAD` the source tag; when the state says that
 //!   digest was pushed to this destination and the destination's tag list
 //!   (one paginated listing per destination repository, not per tag) still
@@ -130,6 +131,10 @@ struct SyncState {
     /// Archive reference → source manifest digest last archived.
     #[serde(default)]
     archived: BTreeMap<String, String>,
+    /// Archive reference → the files written for it, relative to the archive
+    /// directory: a tag whose file is gone is archived again.
+    #[serde(default)]
+    archived_files: BTreeMap<String, Vec<PathBuf>>,
     /// Registry destination (with the platform choice) → what was pushed there.
     #[serde(default)]
     pushed: BTreeMap<String, PushedDigest>,
@@ -310,7 +315,12 @@ async fn sync_to_archive(
         .await?
         .with_context(|| format!("{reference} disappeared while syncing"))?;
         let key = format!("{reference} {format:?} {}", platform_key(entry, options));
-        if state.archived.get(&key) == Some(&digest.to_string()) {
+        let files_present = state.archived_files.get(&key).is_none_or(|files| {
+            files
+                .iter()
+                .all(|file| options.archive_dir.join(file).exists())
+        });
+        if state.archived.get(&key) == Some(&digest.to_string()) && files_present {
             records.push(record(&reference, "archive", "up-to-date"));
             continue;
         }
@@ -339,8 +349,19 @@ async fn sync_to_archive(
         to_pull.iter().zip(outcomes_in_order(&references, outcomes))
     {
         match outcome {
-            Some(Ok(_)) => {
+            Some(Ok(pulled)) => {
                 state.archived.insert(key.clone(), digest.to_string());
+                let files = pulled
+                    .iter()
+                    .map(|image| {
+                        let output = &image.output;
+                        output
+                            .strip_prefix(&options.archive_dir)
+                            .unwrap_or(output)
+                            .to_path_buf()
+                    })
+                    .collect();
+                state.archived_files.insert(key.clone(), files);
                 records.push(record(reference, "archive", "copied"));
             }
             Some(Err(error)) => records.push(SyncRecord {
