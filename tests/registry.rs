@@ -875,15 +875,7 @@ fn sync_copies_then_an_unchanged_resync_moves_no_blob() {
     )
     .unwrap();
     let archive = work.path().join("archive");
-    let sync = |extra: &[&str]| {
-        home.bunker()
-            .args(["sync", "--config"])
-            .arg(&config)
-            .arg("--archive-dir")
-            .arg(&archive)
-            .args(extra)
-            .run()
-    };
+    let sync = |extra: &[&str]| sync_run(&home, &config, &archive, extra);
     sync(&["--dry-run"])
         .assert_success()
         .assert_stdout_contains("would-copy");
@@ -906,6 +898,17 @@ fn sync_copies_then_an_unchanged_resync_moves_no_blob() {
         seen.iter()
             .all(|s| s.method == "HEAD" || s.path.contains("/tags/list")),
         "an unchanged re-sync only lists tags and HEADs manifests: {seen:#?}"
+    );
+    let (manifests, blobs, tag_lists) = request_counts(&proxy);
+    assert_eq!(
+        manifests.len(),
+        4,
+        "one manifest request per synced tag: {manifests:#?}"
+    );
+    assert_eq!(blobs, 0);
+    assert_eq!(
+        tag_lists, 2,
+        "the source listing for the semver filter and one destination listing"
     );
 }
 
@@ -1342,4 +1345,459 @@ fn from_file_lists_are_read_and_bad_lines_named() {
         .run()
         .assert_code(1)
         .assert_stderr_contains(&format!("{}:2", list.display()));
+}
+
+/// `bunker sync --config CONFIG --archive-dir ARCHIVE EXTRA...`.
+fn sync_run(home: &TestHome, config: &Path, archive: &Path, extra: &[&str]) -> Output {
+    home.bunker()
+        .args(["sync", "--config"])
+        .arg(config)
+        .arg("--archive-dir")
+        .arg(archive)
+        .args(extra)
+        .run()
+}
+
+/// Pushes one small distinct image per tag to the plain registry; returns their image IDs.
+fn seed_tags(
+    sandbox: &Sandbox,
+    work: &Path,
+    repository: &str,
+    tags: &[&str],
+    seed: u64,
+) -> Vec<String> {
+    let mut image_ids = Vec::new();
+    for (offset, tag) in tags.iter().enumerate() {
+        let (tar, id) = docker_save_tar(
+            work,
+            &format!("{repository}:{tag}"),
+            &[vec![("t".into(), noise(50_000, seed + offset as u64))]],
+        );
+        skopeo_push(
+            &tar,
+            &format!("{}/{repository}:{tag}", sandbox.registry),
+            None,
+        );
+        image_ids.push(id);
+    }
+    image_ids
+}
+
+/// Requests the proxy forwarded, by kind: (manifest requests, blob requests, tag lists).
+fn request_counts(proxy: &FaultProxy) -> (Vec<String>, usize, usize) {
+    let seen = proxy.seen();
+    let manifests = seen
+        .iter()
+        .filter(|s| s.path.contains("/manifests/"))
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    let blobs = seen.iter().filter(|s| s.path.contains("/blobs/")).count();
+    let tag_lists = seen
+        .iter()
+        .filter(|s| s.path.contains("/tags/list"))
+        .count();
+    (manifests, blobs, tag_lists)
+}
+
+/// The digest a registry tag points to (`HEAD` with every manifest type accepted).
+fn tag_digest(registry: &str, repository_and_tag: &str) -> String {
+    let (repository, tag) = repository_and_tag.rsplit_once(':').unwrap();
+    let head = run(Command::new("curl").args([
+        "-sfI",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        &format!("http://{registry}/v2/{repository}/manifests/{tag}"),
+    ]));
+    head.assert_success();
+    head.stdout
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_string())
+        })
+        .expect("Docker-Content-Digest header")
+}
+
+#[test]
+fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_the_destination() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("r2r");
+    let tags = ["1.0", "1.1", "1.2"];
+    seed_tags(&sandbox, work.path(), &repository, &tags, 40);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let mirror = format!("mirror/{repository}");
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {proxy}/{repository}\n    destination: {proxy}/{mirror}\n    tags: ['1.0', '1.1', '1.2']\n",
+            proxy = proxy.address
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    let sync = |extra: &[&str]| sync_run(&home, &config, &archive, extra);
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("3 copied");
+
+    // Unchanged: one manifest HEAD per tag (the source's), one tag list for
+    // the destination repository, no blob.
+    proxy.clear_seen();
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("0 copied, 3 up to date");
+    let (manifests, blobs, tag_lists) = request_counts(&proxy);
+    assert_eq!(
+        manifests,
+        tags.iter()
+            .map(|tag| format!("HEAD /v2/{repository}/manifests/{tag}"))
+            .collect::<Vec<_>>(),
+        "one source HEAD per tag and nothing else"
+    );
+    assert_eq!(blobs, 0, "no blob request");
+    assert_eq!(tag_lists, 1, "one tag list for the destination repository");
+
+    // A deleted destination tag is missing from the list: HEAD, copy again.
+    let deleted = tag_digest(&sandbox.registry, &format!("{mirror}:1.1"));
+    let delete = run(Command::new("curl").args([
+        "-sf",
+        "-X",
+        "DELETE",
+        &format!(
+            "http://{}/v2/{mirror}/manifests/{deleted}",
+            sandbox.registry
+        ),
+    ]));
+    delete.assert_success();
+    proxy.clear_seen();
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains(&format!("copied {}/{repository}:1.1", proxy.address))
+        .assert_stdout_contains("1 copied, 2 up to date");
+    assert_eq!(
+        tag_digest(&sandbox.registry, &format!("{mirror}:1.1")),
+        deleted
+    );
+    let (manifests, _, _) = request_counts(&proxy);
+    assert!(
+        manifests.contains(&format!("HEAD /v2/{mirror}/manifests/1.1")),
+        "the missing tag is asked for: {manifests:#?}"
+    );
+
+    // A destination tag re-pointed to another image keeps its name in the tag
+    // list; --verify-destination HEADs every destination tag and repairs it.
+    let (other, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:other"),
+        &[vec![("t".into(), b"someone else's image".to_vec())]],
+    );
+    skopeo_push(&other, &format!("{}/{mirror}:1.2", sandbox.registry), None);
+    let expected = tag_digest(&sandbox.registry, &format!("{repository}:1.2"));
+    assert_ne!(
+        tag_digest(&sandbox.registry, &format!("{mirror}:1.2")),
+        expected
+    );
+    proxy.clear_seen();
+    sync(&["--verify-destination"])
+        .assert_success()
+        .assert_stdout_contains(&format!("copied {}/{repository}:1.2", proxy.address))
+        .assert_stdout_contains("1 copied, 2 up to date");
+    assert_eq!(
+        tag_digest(&sandbox.registry, &format!("{mirror}:1.2")),
+        expected
+    );
+    let (manifests, _, tag_lists) = request_counts(&proxy);
+    let heads = manifests.iter().filter(|m| m.starts_with("HEAD")).count();
+    assert!(
+        heads >= 6,
+        "two HEADs per tag when verifying: {manifests:#?}"
+    );
+    assert_eq!(tag_lists, 0, "verifying needs no tag list");
+
+    // Without the state the destination HEAD decides, and nothing moves.
+    std::fs::remove_file(archive.join(".bunker/sync-state.json")).unwrap();
+    proxy.clear_seen();
+    sync(&[])
+        .assert_success()
+        .assert_stdout_contains("0 copied, 3 up to date");
+    let (manifests, blobs, _) = request_counts(&proxy);
+    assert_eq!(
+        manifests.len(),
+        6,
+        "source and destination HEAD per tag: {manifests:#?}"
+    );
+    assert_eq!(blobs, 0);
+}
+
+#[test]
+fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("fromarchive");
+    let image_ids = seed_tags(&sandbox, work.path(), &repository, &["1", "2"], 70);
+    let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
+    let archive = work.path().join("archive");
+    for (tag, compression) in [("1", "gzip"), ("2", "zstd")] {
+        home.bunker()
+            .args([
+                "registry",
+                "pull",
+                "--compression",
+                compression,
+                "--archive-dir",
+            ])
+            .arg(&archive)
+            .arg(format!("{}/{repository}:{tag}", sandbox.registry))
+            .run()
+            .assert_success();
+    }
+    home.bunker()
+        .args([
+            "registry",
+            "pull",
+            "--all-platforms",
+            &multi,
+            "--archive-dir",
+        ])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    assert!(
+        !archive.join("index.json").exists(),
+        "docker archives only, no OCI layout"
+    );
+    assert!(
+        walkdir::WalkDir::new(&archive)
+            .into_iter()
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().ends_with(".tar.zst")),
+        "tag 2 is archived with zstd"
+    );
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let restored = format!("restored/{repository}");
+    let config = work.path().join("sync.yaml");
+    let write_config = |filter: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "repositories:\n  - source: archive\n    repository: {repository}\n    destination: {}/{restored}\n{filter}",
+                proxy.address
+            ),
+        )
+        .unwrap()
+    };
+    let sync = || sync_run(&home, &config, &archive, &[]);
+    write_config("    tags: ['1']\n");
+    sync().assert_success().assert_stdout_contains("1 copied");
+    let config_digest = |tag: &str| {
+        raw_manifest(&format!("{}/{restored}:{tag}", sandbox.registry))["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(config_digest("1"), image_ids[0]);
+
+    // Unchanged: one HEAD on the destination tag, no blob.
+    proxy.clear_seen();
+    sync()
+        .assert_success()
+        .assert_stdout_contains("0 copied, 1 up to date");
+    let (manifests, blobs, _) = request_counts(&proxy);
+    assert_eq!(manifests, [format!("HEAD /v2/{restored}/manifests/1")]);
+    assert_eq!(blobs, 0);
+
+    // The HEAD goes to the destination, so a re-pointed tag is repaired.
+    let (other, _) = docker_save_tar(
+        work.path(),
+        &format!("{repository}:other"),
+        &[vec![("a".into(), b"someone else's image".to_vec())]],
+    );
+    skopeo_push(&other, &format!("{}/{restored}:1", sandbox.registry), None);
+    assert_ne!(config_digest("1"), image_ids[0]);
+    sync()
+        .assert_success()
+        .assert_stdout_contains("1 copied, 0 up to date");
+    assert_eq!(config_digest("1"), image_ids[0]);
+
+    // Every tag: the two platforms archived as `multi` are ambiguous…
+    write_config("");
+    sync()
+        .assert_code(1)
+        .assert_stderr_contains("2 archived images are tagged multi")
+        .assert_stderr_contains("set `platform:` on the entry");
+    // …until the entry names one; the rest goes on.
+    write_config("    platform: linux/arm64\n");
+    sync()
+        .assert_success()
+        .assert_stdout_contains("2 copied, 1 up to date");
+    assert_eq!(config_digest("2"), image_ids[1]);
+    assert_eq!(config_digest("multi"), arm64_id);
+    assert_ne!(amd64_id, arm64_id);
+}
+
+#[test]
+fn the_default_platform_is_the_target_engines_unless_named() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("platform");
+    let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
+    let info = home
+        .bunker()
+        .remote(&sandbox)
+        .args(["engine", "info", "--json"])
+        .run();
+    info.assert_success();
+    let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    let engine_platform = info["platform"].as_str().unwrap().to_string();
+    let image_for = |platform: &str| match platform {
+        "linux/amd64" => &amd64_id,
+        "linux/arm64" => &arm64_id,
+        other => panic!("the sandbox engine runs on {other}, which the test image lacks"),
+    };
+    let archive = work.path().join("archive");
+    let pull = |command: common::BunkerCommand, extra: &[&str]| {
+        let output = command
+            .args(["registry", "pull", &multi, "--json", "--archive-dir"])
+            .arg(&archive)
+            .args(extra)
+            .run();
+        output.assert_success();
+        let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+        (output, report)
+    };
+
+    // DOCKER_HOST names the engine: its platform, said on stderr and in --json.
+    let (output, report) = pull(home.bunker().remote(&sandbox), &[]);
+    output
+        .assert_stderr_contains(&format!("platform {engine_platform}: the engine's ("))
+        .assert_stderr_contains("from DOCKER_HOST)");
+    assert_eq!(report["platform"]["platform"], engine_platform.as_str());
+    assert_eq!(report["platform"]["chosen_by"], "engine");
+    assert_eq!(
+        report["images"][0]["images"][0]["image_id"],
+        image_for(&engine_platform).as_str()
+    );
+
+    // DOCKER_DEFAULT_PLATFORM wins over the engine, which is then not asked
+    // (an unreachable one does not matter).
+    let (output, report) = pull(
+        home.bunker()
+            .env("DOCKER_HOST", "ssh://nobody@127.0.0.1:1")
+            .env("DOCKER_DEFAULT_PLATFORM", "linux/arm64"),
+        &[],
+    );
+    output.assert_stderr_contains("platform linux/arm64: from DOCKER_DEFAULT_PLATFORM");
+    assert_eq!(report["platform"]["chosen_by"], "docker_default_platform");
+    assert_eq!(
+        report["images"][0]["images"][0]["image_id"],
+        arm64_id.as_str()
+    );
+
+    // --platform wins over both.
+    let (output, report) = pull(
+        home.bunker()
+            .remote(&sandbox)
+            .env("DOCKER_DEFAULT_PLATFORM", "linux/arm64"),
+        &["--platform", "linux/amd64"],
+    );
+    output.assert_stderr_contains("platform linux/amd64: given with --platform");
+    assert_eq!(report["platform"]["chosen_by"], "flag");
+    assert_eq!(
+        report["images"][0]["images"][0]["image_id"],
+        amd64_id.as_str()
+    );
+
+    // No engine configured: the workstation's, without trying any engine.
+    let (output, report) = pull(home.bunker(), &[]);
+    output.assert_stderr_contains("this workstation's (no engine is configured)");
+    assert_eq!(report["platform"]["chosen_by"], "workstation");
+
+    // A configured engine that cannot be reached fails with the way out.
+    home.bunker()
+        .env("DOCKER_HOST", "ssh://nobody@127.0.0.1:1")
+        .args(["registry", "pull", &multi, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_code(1)
+        .assert_stderr_contains(
+            "cannot read the platform of the engine ssh://nobody@127.0.0.1:1 (from DOCKER_HOST)",
+        )
+        .assert_stderr_contains("--platform os/arch or DOCKER_DEFAULT_PLATFORM");
+
+    // sync takes the same default for entries without `platform:`.
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {}/{repository}\n    destination: archive\n    tags: [multi]\n",
+            sandbox.registry
+        ),
+    )
+    .unwrap();
+    let output = home
+        .bunker()
+        .remote(&sandbox)
+        .args(["sync", "--json", "--config"])
+        .arg(&config)
+        .arg("--archive-dir")
+        .arg(work.path().join("synced"))
+        .run();
+    output
+        .assert_success()
+        .assert_stderr_contains(&format!("platform {engine_platform}: the engine's ("));
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(report["platform"]["chosen_by"], "engine");
+    assert_eq!(report["records"][0]["action"], "copied");
+}
+
+#[test]
+fn a_resync_to_the_archive_rewrites_a_deleted_archive_file() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("rearchive");
+    let image_ids = seed_tags(&sandbox, work.path(), &repository, &["1"], 90);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {}/{repository}\n    destination: archive\n    tags: ['1']\n",
+            proxy.address
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    let sync = || sync_run(&home, &config, &archive, &[]);
+    sync().assert_success().assert_stdout_contains("1 copied");
+    let files = archive_files(&archive);
+    assert_eq!(files.len(), 1, "{files:?}");
+    sync()
+        .assert_success()
+        .assert_stdout_contains("0 copied, 1 up to date");
+
+    std::fs::remove_file(&files[0]).unwrap();
+    proxy.clear_seen();
+    sync()
+        .assert_success()
+        .assert_stdout_contains("1 copied, 0 up to date");
+    assert!(files[0].is_file(), "the archive file is written again");
+    assert_eq!(
+        proxy.body_bytes("/blobs/"),
+        0,
+        "its blobs come from the archive's blob cache"
+    );
+    let loaded = format!("{}/{repository}:1", proxy.address);
+    docker_ok(&sandbox, ["load", "-i", files[0].to_str().unwrap()]);
+    assert_eq!(
+        image_id(&sandbox, &loaded).as_deref(),
+        Some(image_ids[0].as_str())
+    );
+    docker_ok(&sandbox, ["rmi", &loaded]);
 }

@@ -9,8 +9,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
+use crate::registry::archived::load_archived_images;
 use crate::registry::client::{ClientOptions, RegistryClient};
-use crate::registry::manifest::{Platform, PlatformSelection};
+use crate::registry::manifest::PlatformSelection;
+use crate::registry::platform_choice::{PlatformChoice, PlatformInputs, choose_platform};
 use crate::registry::pull::{PullFormat, PullOptions, pull_images};
 use crate::registry::reference::{ImageReference, RepositoryName};
 use crate::registry::retry::RetryPolicy;
@@ -118,7 +120,8 @@ pub struct PullArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "docker")]
     pub format: PullFormat,
-    /// Platform to take from multi-platform images (default: this machine's).
+    /// Platform to take from multi-platform images (default: DOCKER_DEFAULT_PLATFORM,
+    /// else the configured engine's, else this workstation's).
     #[arg(long, conflicts_with = "all_platforms")]
     pub platform: Option<String>,
     /// Take every platform of multi-platform images.
@@ -127,6 +130,8 @@ pub struct PullArgs {
     /// Parallel blob transfers.
     #[arg(long, short, default_value_t = 8)]
     pub jobs: usize,
+    #[command(flatten)]
+    pub engine: crate::engine::EngineArgs,
     /// Compression of docker archives (`none` writes a plain .tar, like `docker save`).
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: crate::archive::Compression,
@@ -263,15 +268,17 @@ pub fn collect_references(
     Ok(references)
 }
 
-fn platform_selection(platform: Option<&str>, all: bool) -> anyhow::Result<PlatformSelection> {
-    Ok(if all {
-        PlatformSelection::All
-    } else {
-        PlatformSelection::One(match platform {
-            Some(text) => Platform::parse(text)?,
-            None => Platform::host(),
-        })
-    })
+/// Resolves the default platform (see [`choose_platform`]) and says on stderr
+/// which one was chosen and why.
+async fn announce_platform(
+    global: &GlobalArgs,
+    flag: Option<&str>,
+    engine: &crate::engine::EngineArgs,
+) -> anyhow::Result<PlatformChoice> {
+    let inputs = PlatformInputs::from_environment(flag, global.context.as_deref(), engine)?;
+    let choice = choose_platform(&inputs).await?;
+    eprintln!("platform {}: {}", choice.platform, choice.reason);
+    Ok(choice)
 }
 
 async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
@@ -280,13 +287,21 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
         // docker-save archives hold one platform; each platform gets its own file.
         tracing::info!("--all-platforms with docker format: one archive per platform");
     }
+    let platform = if args.all_platforms {
+        None
+    } else {
+        Some(announce_platform(global, args.platform.as_deref(), &args.engine).await?)
+    };
     let context = crate::settings::context_name(global.context.as_deref());
     let root_env = crate::settings::root_env(&global.projects_dir, &context).unwrap_or_default();
     let options = PullOptions {
         archive_dir: crate::settings::archive_dir(args.archive_dir.as_deref(), &root_env),
         project: args.project.clone(),
         format: args.format,
-        platforms: platform_selection(args.platform.as_deref(), args.all_platforms)?,
+        platforms: match &platform {
+            Some(choice) => PlatformSelection::One(choice.platform.clone()),
+            None => PlatformSelection::All,
+        },
         jobs: args.jobs.max(1),
         client: args.connection.client_options(),
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json,
@@ -324,6 +339,7 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
             "downloaded_bytes": totals.downloaded_bytes,
             "reused_bytes": totals.reused_bytes,
             "failed": failed,
+            "platform": platform,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -408,61 +424,6 @@ fn archive_dir_for(global: &GlobalArgs, explicit: Option<&std::path::Path>) -> P
     let context = crate::settings::context_name(global.context.as_deref());
     let root_env = crate::settings::root_env(&global.projects_dir, &context).unwrap_or_default();
     crate::settings::archive_dir(explicit, &root_env)
-}
-
-/// Reads the images named by push/export sources: docker-save archive files,
-/// OCI layouts (a directory with `index.json`), architecture directories (with
-/// the archive's `manifest.json`) or an archive base directory. Without
-/// sources: the archive directory's OCI layout if it has one, else every
-/// image its manifest.json files list.
-pub fn load_archived_images(
-    sources: &[PathBuf],
-    archive_dir: &std::path::Path,
-) -> anyhow::Result<Vec<crate::registry::archived::ArchivedImage>> {
-    use crate::registry::archived::{read_docker_archive, read_oci_layout};
-    let cache = crate::registry::blob_cache::BlobCache::new(archive_dir);
-    let default_source = [archive_dir.to_path_buf()];
-    let sources = if sources.is_empty() {
-        &default_source[..]
-    } else {
-        sources
-    };
-    let mut images = Vec::new();
-    for source in sources {
-        if source.is_file() {
-            images.extend(read_docker_archive(source, &cache)?);
-        } else if source.join("index.json").is_file() {
-            images.extend(read_oci_layout(source)?);
-        } else if source.is_dir() {
-            let arch_dirs = if source
-                .join(crate::archive::layout::MANIFEST_FILE_NAME)
-                .is_file()
-            {
-                vec![crate::archive::ArchDir::new(source)]
-            } else {
-                crate::archive::ArchiveLayout::new(source)
-                    .existing_arch_dirs()
-                    .with_context(|| format!("cannot read {}", source.display()))?
-            };
-            let mut found = false;
-            for arch_dir in arch_dirs {
-                let manifest = crate::archive::Manifest::load(&arch_dir.manifest_path())?;
-                for entry in &manifest.images {
-                    found = true;
-                    images.extend(read_docker_archive(&arch_dir.resolve(&entry.file), &cache)?);
-                }
-            }
-            if !found {
-                anyhow::bail!(
-                    "{} holds no archived images (no index.json and no manifest.json entries)",
-                    source.display()
-                );
-            }
-        } else {
-            anyhow::bail!("{} does not exist", source.display());
-        }
-    }
-    Ok(images)
 }
 
 async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
@@ -701,9 +662,19 @@ pub struct SyncArgs {
     /// Go on with the other repositories and tags after a failure.
     #[arg(long)]
     pub keep_going: bool,
+    /// Registry → registry: also `HEAD` every destination tag (two manifest
+    /// requests per tag instead of one), to repair tags others re-pointed.
+    #[arg(long)]
+    pub verify_destination: bool,
     /// Parallel blob transfers (overrides the config's `jobs`).
     #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// Platform for entries that name none (default: DOCKER_DEFAULT_PLATFORM,
+    /// else the configured engine's, else this workstation's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub engine: crate::engine::EngineArgs,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,
@@ -713,8 +684,13 @@ pub struct SyncArgs {
 
 /// `bunker sync --config sync.yaml`.
 pub async fn sync(global: &GlobalArgs, args: SyncArgs) -> anyhow::Result<ExitCode> {
-    use crate::registry::sync::{SyncConfig, SyncOptions, run_sync};
+    use crate::registry::sync::{SyncConfig, SyncOptions, needs_default_platform, run_sync};
     let config = SyncConfig::load(&args.config)?;
+    let platform = if config.repositories.iter().any(needs_default_platform) {
+        Some(announce_platform(global, args.platform.as_deref(), &args.engine).await?)
+    } else {
+        None
+    };
     let explicit = args
         .archive_dir
         .clone()
@@ -725,6 +701,8 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs) -> anyhow::Result<ExitCod
         dry_run: args.dry_run,
         keep_going: args.keep_going,
         client: args.connection.client_options(),
+        default_platform: platform.as_ref().map(|choice| choice.platform.clone()),
+        verify_destination: args.verify_destination,
     };
     let started = std::time::Instant::now();
     let records = run_sync(&config, &options).await?;
@@ -736,6 +714,7 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs) -> anyhow::Result<ExitCod
                 "records": records,
                 "failed": failed,
                 "dry_run": args.dry_run,
+                "platform": platform,
             }))?
         );
     } else {

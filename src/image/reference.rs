@@ -3,7 +3,9 @@
 //! (`docker.io` and `library/` defaults, `index.docker.io` alias, familiar names).
 //!
 //! The catalog, the build and restore jobs and the registry client all compare and
-//! address images through this one type, so "is this the same image" has one answer.
+//! address images through this one parser, so "is this the same image" has one
+//! answer; the registry client views the result as registry + repository
+//! ([`crate::registry::reference`]).
 
 use std::fmt;
 
@@ -68,12 +70,7 @@ impl ImageReference {
         if let Some(domain) = &domain {
             validate_domain(domain).map_err(|reason| fail(&reason))?;
         }
-        if path.is_empty() {
-            return Err(fail("the repository name is empty"));
-        }
-        for component in path.split('/') {
-            validate_path_component(component).map_err(|reason| fail(&reason))?;
-        }
+        validate_repository_path(path).map_err(|reason| fail(&reason))?;
         let mut domain = domain.unwrap_or_else(|| DOCKER_HUB.to_string());
         if domain == LEGACY_DOCKER_HUB {
             domain = DOCKER_HUB.to_string();
@@ -218,11 +215,23 @@ fn validate_domain(domain: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a repository path inside a registry (`library/nginx`, `group/sub/app`):
+/// not empty, at most 255 characters, every component valid.
+pub fn validate_repository_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("the repository name is empty".to_string());
+    }
+    if path.len() > 255 {
+        return Err("the repository name is longer than 255 characters".to_string());
+    }
+    path.split('/').try_for_each(validate_path_component)
+}
+
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
 fn validate_path_component(component: &str) -> Result<(), String> {
     let invalid = || {
         Err(format!(
-            "repository component {component:?} must be lower-case letters, digits and single separators (. _ __ -)"
+            "repository component {component:?} must be lowercase letters and digits separated by single '.', '_', '__' or '-'"
         ))
     };
     let bytes = component.as_bytes();

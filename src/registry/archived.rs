@@ -6,11 +6,14 @@
 //! digests survive; and docker-save archives (`.tar`, `.tar.gz`, `.tar.zst`),
 //! whose uncompressed layers are gzip-compressed into the cache once (a layer
 //! already compressed for an earlier push is found by its diff ID and reused)
-//! and described by a new Docker v2 schema 2 manifest.
+//! and described by a new Docker v2 schema 2 manifest. An archive directory
+//! holds either or both: its OCI layout at the root, and the docker-save
+//! archives `image-archive` and `registry pull` write, listed by each
+//! architecture directory's `manifest.json`.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -51,6 +54,93 @@ impl ArchivedImage {
         blobs.retain(|blob| seen.insert(blob.digest.clone()));
         blobs
     }
+}
+
+/// Reads the images named by push/export sources: docker-save archive files,
+/// OCI layouts (a directory with `index.json`), architecture directories (with
+/// the archive's `manifest.json`) or an archive base directory. Without
+/// sources: the archive directory's OCI layout if it has one, else every
+/// image its manifest.json files list.
+pub fn load_archived_images(
+    sources: &[PathBuf],
+    archive_dir: &Path,
+) -> anyhow::Result<Vec<ArchivedImage>> {
+    let cache = BlobCache::new(archive_dir);
+    let default_source = [archive_dir.to_path_buf()];
+    let sources = if sources.is_empty() {
+        &default_source[..]
+    } else {
+        sources
+    };
+    let mut images = Vec::new();
+    for source in sources {
+        if source.is_file() {
+            images.extend(read_docker_archive(source, &cache)?);
+        } else if source.join("index.json").is_file() {
+            images.extend(read_oci_layout(source)?);
+        } else if source.is_dir() {
+            let found = read_archive_manifests(source, &cache, &|_| true)?;
+            if found.is_empty() {
+                bail!(
+                    "{} holds no archived images (no index.json and no manifest.json entries)",
+                    source.display()
+                );
+            }
+            images.extend(found);
+        } else {
+            bail!("{} does not exist", source.display());
+        }
+    }
+    Ok(images)
+}
+
+/// The images of the docker-save archives listed by the `manifest.json` of an
+/// architecture directory, or of every architecture directory of an archive
+/// base directory; only the entries `wanted` accepts are read (reading one
+/// decompresses it).
+pub fn read_archive_manifests(
+    source: &Path,
+    cache: &BlobCache,
+    wanted: &dyn Fn(&crate::archive::ManifestEntry) -> bool,
+) -> anyhow::Result<Vec<ArchivedImage>> {
+    let mut images = Vec::new();
+    for (file, entry) in archive_manifest_entries(source)? {
+        if wanted(&entry) {
+            images.extend(read_docker_archive(&file, cache)?);
+        }
+    }
+    Ok(images)
+}
+
+/// Every entry of the `manifest.json` of an architecture directory, or of
+/// every architecture directory of an archive base directory, with the path
+/// of its archive file. A missing directory holds none.
+pub fn archive_manifest_entries(
+    source: &Path,
+) -> anyhow::Result<Vec<(PathBuf, crate::archive::ManifestEntry)>> {
+    let arch_dirs = if source
+        .join(crate::archive::layout::MANIFEST_FILE_NAME)
+        .is_file()
+    {
+        vec![crate::archive::ArchDir::new(source)]
+    } else if source.is_dir() {
+        crate::archive::ArchiveLayout::new(source)
+            .existing_arch_dirs()
+            .with_context(|| format!("cannot read {}", source.display()))?
+    } else {
+        Vec::new()
+    };
+    let mut entries = Vec::new();
+    for arch_dir in arch_dirs {
+        if !arch_dir.manifest_path().is_file() {
+            continue;
+        }
+        let manifest = crate::archive::Manifest::load(&arch_dir.manifest_path())?;
+        for entry in manifest.images {
+            entries.push((arch_dir.resolve(&entry.file), entry));
+        }
+    }
+    Ok(entries)
 }
 
 /// Reads every image listed in the OCI layout at `dir` (blobs must be in
@@ -166,9 +256,9 @@ pub fn read_docker_archive(path: &Path, cache: &BlobCache) -> anyhow::Result<Vec
     let reader: Box<dyn Read> = if read >= 2 && magic[..2] == [0x1f, 0x8b] {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
     } else if read == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        bail!(
-            "{}: zstd archives cannot be pushed yet; decompress with `zstd -d` first",
-            path.display()
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(reader)
+                .with_context(|| format!("{}: cannot start zstd decoding", path.display()))?,
         )
     } else {
         Box::new(reader)

@@ -3,7 +3,8 @@
 //! The client core: [`reference`] (image names), [`auth`] (docker config, cred
 //! helpers, Basic/Bearer challenges), [`retry`] (backoff, `Retry-After`),
 //! [`client`] (one HTTP client per registry, rate limits), [`manifest`] (the four
-//! manifest media types, platform selection) and [`blob_cache`] (resumable,
+//! manifest media types, platform selection), [`platform_choice`] (the default
+//! platform: the target engine's) and [`blob_cache`] (resumable,
 //! verified, content-addressed downloads under `<archive>/blobs/sha256`).
 //!
 //! The jobs built on it: [`tags`] (list-tags, catalog), [`image`] + [`pull`]
@@ -23,6 +24,7 @@ pub mod login;
 pub mod manifest;
 pub mod mapping;
 pub mod oci_layout;
+pub mod platform_choice;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -1,27 +1,19 @@
-//! Image references as the registry sees them: `[registry/]repository[:tag][@digest]`.
+//! Image references as the registry client sees them: a [`RepositoryName`]
+//! (registry host + repository path) plus tag and digest.
 //!
-//! Parsing follows the Docker CLI rules: the first path component is a registry
-//! host when it contains `.` or `:` or is `localhost`; otherwise the image lives on
-//! Docker Hub, whose one-component names get the `library/` namespace. Kept in the
-//! registry module so the distribution client does not depend on the catalog's
-//! compose-oriented reference type.
+//! There is one parser, [`crate::image::reference::ImageReference::parse`]
+//! (Docker's rules: `docker.io` and `library/` defaults, `index.docker.io`,
+//! host and port validation); this module only views its result the way the
+//! distribution API addresses it, trims surrounding blanks from user input,
+//! and takes `registry-1.docker.io` (Docker Hub's API host) as Docker Hub.
 
 use std::fmt;
-use std::sync::LazyLock;
 
-use regex::Regex;
+use crate::image::reference as shared;
 
 /// Docker Hub's canonical name and the host its API actually lives on.
-pub const DOCKER_HUB: &str = "docker.io";
+pub const DOCKER_HUB: &str = shared::DOCKER_HUB;
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
-
-static REPOSITORY_COMPONENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$").expect("valid regex")
-});
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("valid regex"));
-static DIGEST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^sha256:[0-9a-f]{64}$").expect("valid regex"));
 
 /// Why a reference could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,44 +97,12 @@ impl ImageReference {
         if text.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        let (rest, digest) = match text.split_once('@') {
-            Some((rest, digest)) => {
-                if !DIGEST.is_match(digest) {
-                    return Err(invalid(text, "the digest must be sha256:<64 hex digits>"));
-                }
-                (rest, Some(digest.to_string()))
-            }
-            None => (text, None),
-        };
-        let last_slash = rest.rfind('/').map(|index| index + 1).unwrap_or(0);
-        let (path, tag) = match rest[last_slash..].rfind(':') {
-            Some(colon) => {
-                let tag = &rest[last_slash + colon + 1..];
-                if !TAG.is_match(tag) {
-                    return Err(invalid(
-                        text,
-                        "a tag is up to 128 letters, digits, '_', '.' and '-'",
-                    ));
-                }
-                (&rest[..last_slash + colon], Some(tag.to_string()))
-            }
-            None => (rest, None),
-        };
-        let (registry, repository) = split_registry(path);
-        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository.to_string()
-        };
-        validate_repository(text, &repository)?;
-        Ok(Self {
-            name: RepositoryName {
-                registry,
-                repository,
-            },
-            tag,
-            digest,
-        })
+        let parsed =
+            shared::ImageReference::parse(text).map_err(|error| ReferenceError::Invalid {
+                reference: text.to_string(),
+                reason: error.reason,
+            })?;
+        Ok(Self::from(&parsed))
     }
 
     /// The tag, `latest` when the reference names neither tag nor digest.
@@ -177,14 +137,25 @@ impl fmt::Display for ImageReference {
     }
 }
 
-/// Bridge from the project-wide reference type (catalog, build, archive) to the
-/// registry client's: same normalisation rules, so the conversion is exact.
-impl From<&crate::image::reference::ImageReference> for ImageReference {
-    fn from(reference: &crate::image::reference::ImageReference) -> Self {
+/// The registry view of the shared parser's result. Docker Hub's API host
+/// counts as Docker Hub, whose one-component names get `library/`.
+impl From<&shared::ImageReference> for ImageReference {
+    fn from(reference: &shared::ImageReference) -> Self {
+        let hub_api = reference.domain == DOCKER_HUB_API_HOST;
+        let registry = if hub_api {
+            DOCKER_HUB
+        } else {
+            &reference.domain
+        };
+        let repository = if hub_api && !reference.path.contains('/') {
+            format!("library/{}", reference.path)
+        } else {
+            reference.path.clone()
+        };
         Self {
             name: RepositoryName {
-                registry: reference.domain.clone(),
-                repository: reference.path.clone(),
+                registry: registry.to_string(),
+                repository,
             },
             tag: reference.tag.clone(),
             digest: reference.digest.clone(),
@@ -192,40 +163,8 @@ impl From<&crate::image::reference::ImageReference> for ImageReference {
     }
 }
 
-fn split_registry(path: &str) -> (String, &str) {
-    if let Some((first, rest)) = path.split_once('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost")
-    {
-        let registry = match first {
-            "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
-            other => other.to_string(),
-        };
-        return (registry, rest);
-    }
-    (DOCKER_HUB.to_string(), path)
-}
-
 fn validate_repository(reference: &str, repository: &str) -> Result<(), ReferenceError> {
-    if repository.is_empty() {
-        return Err(invalid(reference, "the repository name is empty"));
-    }
-    if repository.len() > 255 {
-        return Err(invalid(
-            reference,
-            "the repository name is longer than 255 characters",
-        ));
-    }
-    for component in repository.split('/') {
-        if !REPOSITORY_COMPONENT.is_match(component) {
-            return Err(invalid(
-                reference,
-                &format!(
-                    "repository component {component:?} must be lowercase letters and digits separated by '.', '_' or '-'"
-                ),
-            ));
-        }
-    }
-    Ok(())
+    shared::validate_repository_path(repository).map_err(|reason| invalid(reference, &reason))
 }
 
 fn invalid(reference: &str, reason: &str) -> ReferenceError {
@@ -279,6 +218,17 @@ mod tests {
             .to_string();
         assert!(error.contains("digest"), "{error}");
         assert!(RepositoryName::parse("app:1").is_err());
+        let error = ImageReference::parse("host:port/app")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("port"), "{error}");
+        assert_eq!(
+            RepositoryName::new("local", "Bad"),
+            Err(invalid(
+                "local/Bad",
+                "repository component \"Bad\" must be lowercase letters and digits separated by single '.', '_', '__' or '-'"
+            ))
+        );
     }
 
     #[test]
@@ -303,5 +253,7 @@ mod tests {
         let reference = ImageReference::parse("index.docker.io/library/busybox:1").unwrap();
         assert_eq!(reference.name.registry, "docker.io");
         assert_eq!(reference.familiar_tagged(), "busybox:1");
+        let api_host = ImageReference::parse("registry-1.docker.io/busybox:1").unwrap();
+        assert_eq!(api_host, ImageReference::parse("busybox:1").unwrap());
     }
 }

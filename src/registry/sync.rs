@@ -19,22 +19,44 @@
 //!   - source: archive                           # archive → registry:
 //!     repository: team/app                      # images archived from this repository
 //!     destination: mirror.example.com/restored/app
+//!     platform: linux/arm64                     # picks one where a tag was archived
+//!                                               # for several platforms
 //! ```
-//! Up-to-date checks cost one manifest `HEAD` per tag on each registry side:
-//! for archive destinations the source digest is compared with the one
-//! remembered in `<archive>/.bunker/sync-state.json`, so an unchanged re-sync
-//! moves no blob.
+//! Entries without `platform:` or `all_platforms:` take the run's default
+//! platform (see [`super::platform_choice`]).
+//! Up-to-date checks cost one manifest `HEAD` per tag, and no blob moves for
+//! an unchanged tag. Bunker remembers in `<archive>/.bunker/sync-state.json`
+//! which source digest it last archived or pushed to each destination:
+//! - registry → archive: `HEAD` the source tag, compare with the state (and
+//!   check that the files written for it are still there);
+//! - registry → registry: `HEAD` the source tag; when the state says that
+//!   digest was pushed to this destination and the destination's tag list
+//!   (one paginated listing per destination repository, not per tag) still
+//!   has the tag, it is up to date. Otherwise (no state, another digest, tag
+//!   gone) the destination tag gets a `HEAD` too, and a copy when it differs.
+//!   The tag list carries names, not digests: a destination tag re-pointed
+//!   to another image by someone else is only seen with `--verify-destination`
+//!   (a `HEAD` on every destination tag too), or once the source changes;
+//! - archive → registry: the source digest is local, so the one `HEAD` goes
+//!   to the destination tag, which also sees re-pointed tags.
+//!
+//! Archive sources are the archive directory's OCI layout and the
+//! docker-save archives listed by its `manifest.json` files (what
+//! `image-archive` and `registry pull` write), read as `registry push` reads them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::archived::{ArchivedImage, read_oci_layout};
+use super::archived::{
+    ArchivedImage, archive_manifest_entries, read_docker_archive, read_oci_layout,
+};
 use super::auth::Scope;
-use super::blob_cache::BlobCache;
-use super::client::ClientOptions;
+use super::blob_cache::{BlobCache, Digest};
+use super::client::{ClientOptions, RegistryClient};
 use super::image::{fetch_layers, resolve};
 use super::manifest::{Platform, PlatformSelection, head_manifest};
 use super::mapping::NameMapping;
@@ -107,7 +129,35 @@ pub struct SyncRecord {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SyncState {
     /// Archive reference → source manifest digest last archived.
+    #[serde(default)]
     archived: BTreeMap<String, String>,
+    /// Archive reference → the files written for it, relative to the archive
+    /// directory: a tag whose file is gone is archived again.
+    #[serde(default)]
+    archived_files: BTreeMap<String, Vec<PathBuf>>,
+    /// Registry destination (with the platform choice) → what was pushed there.
+    #[serde(default)]
+    pushed: BTreeMap<String, PushedDigest>,
+}
+
+/// A push remembered: the source digest it came from and the manifest digest
+/// the destination tag got (they differ when one platform of an index is taken).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PushedDigest {
+    source: String,
+    pushed: String,
+}
+
+impl SyncState {
+    fn remember_push(&mut self, key: &str, source: &Digest, pushed: &str) {
+        self.pushed.insert(
+            key.to_string(),
+            PushedDigest {
+                source: source.to_string(),
+                pushed: pushed.to_string(),
+            },
+        );
+    }
 }
 
 fn state_path(archive_dir: &Path) -> PathBuf {
@@ -135,6 +185,13 @@ pub struct SyncOptions {
     pub dry_run: bool,
     pub keep_going: bool,
     pub client: ClientOptions,
+    /// The platform for entries without `platform:` or `all_platforms:`
+    /// (the caller resolves it: flag, DOCKER_DEFAULT_PLATFORM, engine, workstation);
+    /// `None` means the workstation's.
+    pub default_platform: Option<Platform>,
+    /// Registry → registry: `HEAD` every destination tag even when the state
+    /// and the tag list say it is current (sees tags re-pointed by others).
+    pub verify_destination: bool,
 }
 
 /// Runs every entry; stops at the first failure unless `keep_going`.
@@ -147,11 +204,11 @@ pub async fn run_sync(
     let mut state = load_state(&options.archive_dir);
     for entry in &config.repositories {
         let result = if entry.source == "archive" {
-            sync_from_archive(entry, options, &clients, &mut records).await
+            sync_from_archive(entry, options, &clients, &mut state, &mut records).await
         } else if entry.destination == "archive" {
             sync_to_archive(entry, options, &clients, &mut state, &mut records).await
         } else {
-            sync_registry_to_registry(entry, options, &clients, &mut records).await
+            sync_registry_to_registry(entry, options, &clients, &mut state, &mut records).await
         };
         if let Err(error) = result {
             records.push(SyncRecord {
@@ -171,15 +228,37 @@ pub async fn run_sync(
     Ok(records)
 }
 
-fn selection(entry: &SyncEntry) -> anyhow::Result<PlatformSelection> {
+/// Whether an entry takes the run's default platform (it names none and is
+/// not an archive source, whose images carry their own).
+pub fn needs_default_platform(entry: &SyncEntry) -> bool {
+    entry.source != "archive" && entry.platform.is_none() && !entry.all_platforms
+}
+
+fn default_platform(options: &SyncOptions) -> Platform {
+    options
+        .default_platform
+        .clone()
+        .unwrap_or_else(Platform::host)
+}
+
+fn selection(entry: &SyncEntry, options: &SyncOptions) -> anyhow::Result<PlatformSelection> {
     Ok(if entry.all_platforms {
         PlatformSelection::All
     } else {
         PlatformSelection::One(match &entry.platform {
             Some(text) => Platform::parse(text)?,
-            None => Platform::host(),
+            None => default_platform(options),
         })
     })
+}
+
+/// The platform choice as written into state keys.
+fn platform_key(entry: &SyncEntry, options: &SyncOptions) -> String {
+    match (&entry.platform, entry.all_platforms) {
+        (_, true) => "all".to_string(),
+        (Some(platform), false) => platform.clone(),
+        (None, false) => default_platform(options).to_string(),
+    }
 }
 
 /// The tags of `repository` this entry selects.
@@ -235,14 +314,13 @@ async fn sync_to_archive(
         )
         .await?
         .with_context(|| format!("{reference} disappeared while syncing"))?;
-        let key = format!(
-            "{reference} {format:?} {}",
-            entry
-                .platform
-                .as_deref()
-                .unwrap_or(if entry.all_platforms { "all" } else { "host" })
-        );
-        if state.archived.get(&key) == Some(&digest.to_string()) {
+        let key = format!("{reference} {format:?} {}", platform_key(entry, options));
+        let files_present = state.archived_files.get(&key).is_none_or(|files| {
+            files
+                .iter()
+                .all(|file| options.archive_dir.join(file).exists())
+        });
+        if state.archived.get(&key) == Some(&digest.to_string()) && files_present {
             records.push(record(&reference, "archive", "up-to-date"));
             continue;
         }
@@ -259,7 +337,7 @@ async fn sync_to_archive(
         archive_dir: options.archive_dir.clone(),
         project: entry.project.clone().unwrap_or_else(|| "registry".into()),
         format,
-        platforms: selection(entry)?,
+        platforms: selection(entry, options)?,
         jobs: options.jobs,
         client: options.client.clone(),
         show_progress: false,
@@ -271,8 +349,19 @@ async fn sync_to_archive(
         to_pull.iter().zip(outcomes_in_order(&references, outcomes))
     {
         match outcome {
-            Some(Ok(_)) => {
+            Some(Ok(pulled)) => {
                 state.archived.insert(key.clone(), digest.to_string());
+                let files = pulled
+                    .iter()
+                    .map(|image| {
+                        let output = &image.output;
+                        output
+                            .strip_prefix(&options.archive_dir)
+                            .unwrap_or(output)
+                            .to_path_buf()
+                    })
+                    .collect();
+                state.archived_files.insert(key.clone(), files);
                 records.push(record(reference, "archive", "copied"));
             }
             Some(Err(error)) => records.push(SyncRecord {
@@ -312,71 +401,105 @@ async fn sync_registry_to_registry(
     entry: &SyncEntry,
     options: &SyncOptions,
     clients: &ClientPool,
+    state: &mut SyncState,
     records: &mut Vec<SyncRecord>,
 ) -> anyhow::Result<()> {
     let source = RepositoryName::parse(&entry.source)?;
     let destination = RepositoryName::parse(&entry.destination)
         .with_context(|| format!("destination of {}", entry.source))?;
-    let source_client = clients.get(&source.registry, &options.client)?;
-    let destination_client = clients.get(&destination.registry, &options.client)?;
-    let cache = BlobCache::new(&options.archive_dir);
-    let mounts = MountSources::default();
-    let push_options = PushOptions {
-        mapping: NameMapping::new(&destination.registry, None, None)?,
-        overwrite: true,
-        jobs: options.jobs,
-        chunk_size: 16 << 20,
-        client: options.client.clone(),
-        progress: None,
-    };
-    for tag in selected_tags(entry, &source, options, clients).await? {
-        let from = source.with_tag(&tag);
-        let to = destination.with_tag(&tag);
-        let outcome = async {
-            let source_digest = head_manifest(
-                &source_client,
-                &source,
-                &tag,
-                Scope::pull(&source.repository),
-            )
-            .await?
-            .with_context(|| format!("{from} disappeared while syncing"))?;
-            let current = head_manifest(
-                &destination_client,
-                &destination,
-                &tag,
-                Scope::push(&destination.repository),
-            )
-            .await?;
-            let platforms = selection(entry)?;
-            if current.as_ref() == Some(&source_digest) {
-                return Ok::<_, anyhow::Error>("up-to-date");
-            }
-            if options.dry_run {
-                return Ok("would-copy");
-            }
-            let images = resolve(&source_client, &cache, &from, &platforms).await?;
-            for image in &images {
-                fetch_layers(&source_client, &cache, image, options.jobs, None).await?;
-            }
-            let archived = to_archived(&from, images, &platforms)?;
-            if current.as_ref() == Some(&archived.manifest.digest) {
-                return Ok("up-to-date");
-            }
-            let item = PushItem {
-                image: archived,
-                destination: to.clone(),
-                state: DestinationState::New,
-            };
-            push_item(&item, &cache, &destination_client, &mounts, &push_options).await?;
-            Ok("copied")
+    let client = clients.get(&source.registry, &options.client)?;
+    let platforms = selection(entry, options)?;
+    let platform_key = platform_key(entry, options);
+    let jobs = selected_tags(entry, &source, options, clients)
+        .await?
+        .into_iter()
+        .map(|tag| CopyJob {
+            source: CopySource::Registry {
+                client: client.clone(),
+                reference: source.with_tag(&tag),
+                platforms: platforms.clone(),
+            },
+            state_key: format!("{} {platform_key}", destination.with_tag(&tag)),
+            destination: destination.with_tag(&tag),
+        })
+        .collect();
+    copy_to_registry(jobs, &destination, options, clients, state, records).await
+}
+
+/// Where an image copied to a registry comes from.
+enum CopySource {
+    /// A registry tag: resolved, and its blobs fetched, only when it must be copied.
+    Registry {
+        client: Arc<RegistryClient>,
+        reference: ImageReference,
+        platforms: PlatformSelection,
+    },
+    /// An image read from the archive directory.
+    Archived(ArchivedImage),
+}
+
+impl CopySource {
+    fn reference(&self) -> &ImageReference {
+        match self {
+            CopySource::Registry { reference, .. } => reference,
+            CopySource::Archived(image) => &image.source,
         }
-        .await;
+    }
+}
+
+/// One tag to bring to a registry destination.
+struct CopyJob {
+    source: CopySource,
+    destination: ImageReference,
+    /// The key of [`SyncState::pushed`]: destination and platform choice.
+    state_key: String,
+}
+
+/// What every copy of one entry shares.
+struct Copier<'a> {
+    client: Arc<RegistryClient>,
+    cache: BlobCache,
+    mounts: MountSources,
+    push_options: PushOptions,
+    options: &'a SyncOptions,
+    /// The destination repository's tags, listed once (all pages) on first
+    /// need; `Some(None)` when listing failed (a repository not created yet).
+    listed_tags: Option<Option<HashSet<String>>>,
+}
+
+/// Copies each job's image to the destination repository unless it is there
+/// already; stops at the first failure unless `keep_going`.
+async fn copy_to_registry(
+    jobs: Vec<CopyJob>,
+    destination: &RepositoryName,
+    options: &SyncOptions,
+    clients: &ClientPool,
+    state: &mut SyncState,
+    records: &mut Vec<SyncRecord>,
+) -> anyhow::Result<()> {
+    let mut copier = Copier {
+        client: clients.get(&destination.registry, &options.client)?,
+        cache: BlobCache::new(&options.archive_dir),
+        mounts: MountSources::default(),
+        push_options: PushOptions {
+            mapping: NameMapping::new(&destination.registry, None, None)?,
+            overwrite: true,
+            jobs: options.jobs,
+            chunk_size: 16 << 20,
+            client: options.client.clone(),
+            progress: None,
+        },
+        options,
+        listed_tags: None,
+    };
+    for job in jobs {
+        let outcome = copier.copy(&job, state).await;
+        let (source, to) = (job.source.reference(), job.destination.to_string());
         records.push(match outcome {
-            Ok(action) => record(&from, &to.to_string(), action),
+            Ok(action) => record(source, &to, action),
             Err(error) => SyncRecord {
                 error: Some(format!("{error:#}")),
-                ..record(&from, &to.to_string(), "failed")
+                ..record(source, &to, "failed")
             },
         });
         if !options.keep_going && records.last().is_some_and(|r| r.action == "failed") {
@@ -384,6 +507,116 @@ async fn sync_registry_to_registry(
         }
     }
     Ok(())
+}
+
+impl Copier<'_> {
+    /// One tag: `up-to-date`, `would-copy` or `copied`.
+    ///
+    /// The source digest costs one manifest `HEAD` for a registry source and
+    /// nothing for an archived image. When the state says this source digest
+    /// was pushed here before and the destination still lists the tag, that
+    /// is all; otherwise the destination tag is asked with a `HEAD`.
+    async fn copy(&mut self, job: &CopyJob, state: &mut SyncState) -> anyhow::Result<&'static str> {
+        let tag = job.destination.tag_or_latest();
+        let source_digest = match &job.source {
+            CopySource::Registry {
+                client, reference, ..
+            } => head_manifest(
+                client,
+                &reference.name,
+                reference.tag_or_latest(),
+                Scope::pull(&reference.name.repository),
+            )
+            .await?
+            .with_context(|| format!("{reference} disappeared while syncing"))?,
+            CopySource::Archived(image) => image.manifest.digest.clone(),
+        };
+        let remembered = state
+            .pushed
+            .get(&job.state_key)
+            .filter(|pushed| pushed.source == source_digest.as_str())
+            .cloned();
+        if matches!(job.source, CopySource::Registry { .. })
+            && !self.options.verify_destination
+            && remembered.is_some()
+            && self.destination_lists(&job.destination.name, tag).await
+        {
+            return Ok("up-to-date");
+        }
+        let current = head_manifest(
+            &self.client,
+            &job.destination.name,
+            tag,
+            Scope::push(&job.destination.name.repository),
+        )
+        .await?;
+        let holds = |digest: &str| current.as_ref().is_some_and(|c| c.as_str() == digest);
+        if let Some(pushed) = [
+            Some(source_digest.as_str()),
+            remembered.as_ref().map(|r| r.pushed.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|digest| holds(digest))
+        {
+            state.remember_push(&job.state_key, &source_digest, pushed);
+            return Ok("up-to-date");
+        }
+        if self.options.dry_run {
+            return Ok("would-copy");
+        }
+        let image = match &job.source {
+            CopySource::Registry {
+                client,
+                reference,
+                platforms,
+            } => {
+                let images = resolve(client, &self.cache, reference, platforms).await?;
+                for image in &images {
+                    fetch_layers(client, &self.cache, image, self.options.jobs, None).await?;
+                }
+                to_archived(reference, images, platforms)?
+            }
+            CopySource::Archived(image) => image.clone(),
+        };
+        let pushed = image.manifest.digest.to_string();
+        if !holds(&pushed) {
+            let item = PushItem {
+                image,
+                destination: job.destination.clone(),
+                state: DestinationState::New,
+            };
+            push_item(
+                &item,
+                &self.cache,
+                &self.client,
+                &self.mounts,
+                &self.push_options,
+            )
+            .await?;
+        }
+        state.remember_push(&job.state_key, &source_digest, &pushed);
+        Ok(if holds(&pushed) {
+            "up-to-date"
+        } else {
+            "copied"
+        })
+    }
+
+    /// Whether the destination repository's tag list (fetched once) has `tag`.
+    async fn destination_lists(&mut self, repository: &RepositoryName, tag: &str) -> bool {
+        if self.listed_tags.is_none() {
+            let listed = list_tags(&self.client, repository).await;
+            if let Err(error) = &listed {
+                tracing::debug!("{error:#}; checking each tag instead");
+            }
+            self.listed_tags = Some(listed.ok().map(|tags| tags.into_iter().collect()));
+        }
+        self.listed_tags
+            .as_ref()
+            .and_then(Option::as_ref)
+            .is_some_and(|tags| tags.contains(tag))
+    }
 }
 
 /// A pushable image from a registry resolve: the whole index with every
@@ -414,80 +647,184 @@ async fn sync_from_archive(
     entry: &SyncEntry,
     options: &SyncOptions,
     clients: &ClientPool,
+    state: &mut SyncState,
     records: &mut Vec<SyncRecord>,
 ) -> anyhow::Result<()> {
     let repository = entry
         .repository
-        .as_deref()
+        .clone()
         .context("`source: archive` needs `repository:` (the archived repository path)")?;
     let destination = RepositoryName::parse(&entry.destination)?;
     let filter = TagFilter::new(entry.tag_regex.as_deref(), entry.semver.as_deref())?;
-    let archive_dir = options.archive_dir.clone();
-    if options.dry_run && !archive_dir.join("index.json").is_file() {
-        // An earlier entry of this run would create the layout.
-        records.push(SyncRecord {
-            source: format!("archive:{repository}"),
-            destination: destination.to_string(),
-            action: "would-copy".into(),
-            error: None,
+    let wanted_tag = |tag: &str| {
+        (entry.tags.is_empty() && filter.regex.is_none() && filter.semver.is_none())
+            || entry.tags.iter().any(|t| t == tag)
+            || ((filter.regex.is_some() || filter.semver.is_some()) && filter.matches(tag))
+    };
+    let wanted_platform = match &entry.platform {
+        Some(text) => Some(Platform::parse(text)?),
+        None => None,
+    };
+    let images = {
+        let archive_dir = options.archive_dir.clone();
+        let repository = repository.clone();
+        tokio::task::spawn_blocking(move || {
+            read_archived_repository(&archive_dir, &repository, wanted_platform.as_ref())
+        })
+        .await??
+    };
+    let mut by_tag: BTreeMap<String, Vec<ArchivedImage>> = BTreeMap::new();
+    for image in images {
+        let tag = image.source.tag_or_latest().to_string();
+        if wanted_tag(&tag) {
+            by_tag.entry(tag).or_default().push(image);
+        }
+    }
+    if by_tag.is_empty() {
+        if options.dry_run {
+            // An earlier entry of this run would archive it.
+            records.push(SyncRecord {
+                source: format!("archive:{repository}"),
+                destination: destination.to_string(),
+                action: "would-copy".into(),
+                error: None,
+            });
+            return Ok(());
+        }
+        bail!(
+            "the archive {} holds no image of {repository} matching the filters (neither in its OCI layout nor in its manifest.json files)",
+            options.archive_dir.display()
+        );
+    }
+    let mut jobs = Vec::new();
+    for (tag, mut images) in by_tag {
+        let to = destination.with_tag(&tag);
+        images.dedup_by(|a, b| a.manifest.digest == b.manifest.digest);
+        if images.len() > 1 {
+            let origins: Vec<&str> = images.iter().map(|image| image.origin.as_str()).collect();
+            records.push(SyncRecord {
+                error: Some(format!(
+                    "{} archived images are tagged {tag}: {}; set `platform:` on the entry to choose one",
+                    images.len(),
+                    origins.join(", ")
+                )),
+                ..record(&images[0].source, &to.to_string(), "failed")
+            });
+            continue;
+        }
+        jobs.push(CopyJob {
+            source: CopySource::Archived(images.remove(0)),
+            state_key: format!("{to} archive"),
+            destination: to,
         });
+    }
+    if !options.keep_going && records.iter().any(|r| r.action == "failed") {
         return Ok(());
     }
-    let images = tokio::task::spawn_blocking(move || read_oci_layout(&archive_dir)).await??;
-    let selected: Vec<ArchivedImage> = images
-        .into_iter()
-        .filter(|image| image.source.name.repository == repository)
-        .filter(|image| {
-            let tag = image.source.tag_or_latest();
-            (entry.tags.is_empty() && filter.regex.is_none() && filter.semver.is_none())
-                || entry.tags.iter().any(|t| t == tag)
-                || ((filter.regex.is_some() || filter.semver.is_some()) && filter.matches(tag))
-        })
-        .collect();
-    if selected.is_empty() {
-        bail!("the archive's OCI layout holds no image of {repository} matching the filters");
-    }
-    let client = clients.get(&destination.registry, &options.client)?;
-    let cache = BlobCache::new(&options.archive_dir);
-    let mounts = MountSources::default();
-    let push_options = PushOptions {
-        mapping: NameMapping::new(&destination.registry, None, None)?,
-        overwrite: true,
-        jobs: options.jobs,
-        chunk_size: 16 << 20,
-        client: options.client.clone(),
-        progress: None,
+    copy_to_registry(jobs, &destination, options, clients, state, records).await
+}
+
+/// The archived images of `repository`: the OCI layout's entries, and for tags
+/// the layout lacks, the docker-save archives listed in manifest.json; where
+/// several platforms of one tag are archived, only those of `platform` (when given).
+fn read_archived_repository(
+    archive_dir: &Path,
+    repository: &str,
+    platform: Option<&Platform>,
+) -> anyhow::Result<Vec<ArchivedImage>> {
+    let of_repository = |reference: &ImageReference| reference.name.repository == repository;
+    let mut images: Vec<ArchivedImage> = if archive_dir.join("index.json").is_file() {
+        read_oci_layout(archive_dir)?
+            .into_iter()
+            .filter(|image| of_repository(&image.source))
+            .collect()
+    } else {
+        Vec::new()
     };
-    for image in selected {
-        let to = destination.with_tag(image.source.tag_or_latest());
-        let current = head_manifest(
-            &client,
-            &destination,
-            to.tag_or_latest(),
-            Scope::push(&destination.repository),
-        )
-        .await?;
-        let action = if current.as_ref() == Some(&image.manifest.digest) {
-            Ok("up-to-date")
-        } else if options.dry_run {
-            Ok("would-copy")
-        } else {
-            let item = PushItem {
-                image: image.clone(),
-                destination: to.clone(),
-                state: DestinationState::New,
-            };
-            push_item(&item, &cache, &client, &mounts, &push_options)
-                .await
-                .map(|_| "copied")
+    let in_layout: HashSet<String> = images
+        .iter()
+        .map(|image| image.source.tag_or_latest().to_string())
+        .collect();
+    let mut by_tag: BTreeMap<String, Vec<(PathBuf, Option<String>)>> = BTreeMap::new();
+    for (file, entry) in archive_manifest_entries(archive_dir)? {
+        let Ok(reference) = ImageReference::parse(&entry.image) else {
+            continue;
         };
-        records.push(match action {
-            Ok(action) => record(&image.source, &to.to_string(), action),
-            Err(error) => SyncRecord {
-                error: Some(format!("{error:#}")),
-                ..record(&image.source, &to.to_string(), "failed")
-            },
-        });
+        let tag = reference.tag_or_latest().to_string();
+        if of_repository(&reference) && !in_layout.contains(&tag) {
+            by_tag.entry(tag).or_default().push((file, entry.platform));
+        }
     }
-    Ok(())
+    let cache = BlobCache::new(archive_dir);
+    for (_, mut files) in by_tag {
+        if let (Some(wanted), true) = (platform, files.len() > 1) {
+            files.retain(|(_, archived)| {
+                archived
+                    .as_deref()
+                    .and_then(|text| Platform::parse(text).ok())
+                    .is_some_and(|archived| wanted.matches(&archived))
+            });
+        }
+        for (file, _) in files {
+            images.extend(
+                read_docker_archive(&file, &cache)?
+                    .into_iter()
+                    .filter(|image| of_repository(&image.source)),
+            );
+        }
+    }
+    Ok(images)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_of_earlier_versions_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, r#"{"archived":{"r/a:1 Oci host":"sha256:00"}}"#).unwrap();
+        let state = load_state(dir.path());
+        assert_eq!(state.archived.len(), 1);
+        assert!(state.pushed.is_empty());
+
+        let mut state = state;
+        let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        state.remember_push("r/b:1 linux/amd64", &digest, "sha256:bb");
+        save_state(dir.path(), &state).unwrap();
+        let again = load_state(dir.path());
+        let pushed = &again.pushed["r/b:1 linux/amd64"];
+        assert_eq!(pushed.source, digest.to_string());
+        assert_eq!(pushed.pushed, "sha256:bb");
+    }
+
+    #[test]
+    fn entries_without_a_platform_take_the_default() {
+        let entry: SyncEntry =
+            serde_saphyr::from_str("source: r.example/app\ndestination: archive\n").unwrap();
+        let options = SyncOptions {
+            archive_dir: PathBuf::from("unused"),
+            jobs: 1,
+            dry_run: false,
+            keep_going: false,
+            client: ClientOptions::default(),
+            default_platform: Some(Platform::parse("linux/arm64").unwrap()),
+            verify_destination: false,
+        };
+        assert!(needs_default_platform(&entry));
+        assert_eq!(platform_key(&entry, &options), "linux/arm64");
+        let all = SyncEntry {
+            all_platforms: true,
+            ..entry.clone()
+        };
+        assert!(!needs_default_platform(&all));
+        assert_eq!(platform_key(&all, &options), "all");
+        let archive = SyncEntry {
+            source: "archive".into(),
+            ..entry
+        };
+        assert!(!needs_default_platform(&archive));
+    }
 }

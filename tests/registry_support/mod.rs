@@ -240,6 +240,7 @@ fn handle(
         return respond(&mut client, *status, headers, b"");
     }
 
+    let position = start_record(state, &method, &path, range);
     let mut upstream_stream = TcpStream::connect(upstream)?;
     let mut request = format!("{request_line}\r\n");
     for (name, value) in &headers {
@@ -301,7 +302,7 @@ fn handle(
     }
     let _ = client.flush();
     let _ = client.shutdown(Shutdown::Both);
-    record(state, &method, &path, range, status, sent as u64);
+    finish_record(state, position, &path, status, sent as u64);
     Ok(())
 }
 
@@ -320,6 +321,46 @@ fn record(
         status,
         body_bytes,
     });
+}
+
+/// Records a forwarded request as it arrives (so a client that moves on
+/// before the upstream connection closes never finds it missing); returns its
+/// position for [`finish_record`].
+fn start_record(
+    state: &Arc<Mutex<ProxyState>>,
+    method: &str,
+    path: &str,
+    range: Option<String>,
+) -> usize {
+    let mut state = state.lock().unwrap();
+    state.seen.push(Seen {
+        method: method.to_string(),
+        path: path.to_string(),
+        range,
+        status: 0,
+        body_bytes: 0,
+    });
+    state.seen.len() - 1
+}
+
+/// Fills in the status and body size of a request [`start_record`] noted;
+/// nothing when the list was cleared meanwhile.
+fn finish_record(
+    state: &Arc<Mutex<ProxyState>>,
+    position: usize,
+    path: &str,
+    status: u16,
+    body_bytes: u64,
+) {
+    let mut state = state.lock().unwrap();
+    if let Some(seen) = state
+        .seen
+        .get_mut(position)
+        .filter(|seen| seen.path == path)
+    {
+        seen.status = status;
+        seen.body_bytes = body_bytes;
+    }
 }
 
 /// A token endpoint issuing bearer tokens for Basic-authenticated scoped requests.
