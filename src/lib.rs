@@ -11,6 +11,7 @@ pub mod cli;
 pub mod engine;
 pub mod image;
 pub mod install;
+pub mod interrupt;
 pub mod progress;
 pub mod registry;
 pub mod restore;

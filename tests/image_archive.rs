@@ -746,11 +746,13 @@ fn a_failed_build_is_not_archived_and_fail_fast_stops_the_rest() {
     assert!(entry(&entries, "broken", &broken).is_none());
     assert!(entry(&entries, "fine", &fine).is_some());
 
-    let stopped = tree.archive(&["--no-base-images", "--fail-fast", "--force"]);
+    // One project at a time: "broken" fails before "fine" starts, so nothing
+    // is built or exported after the failure. (With more jobs, "fine" may be
+    // built and archived before "broken" fails, which is what pipelining is for.)
+    let stopped = tree.archive(&["--no-base-images", "--fail-fast", "--force", "--jobs", "1"]);
     stopped.assert_code(1);
-    stopped.assert_stderr_contains(&format!(
-        "FAILED fine: {fine}: not archived: --fail-fast stopped the run after an earlier failure"
-    ));
+    stopped.assert_stderr_contains(&format!("FAILED fine: {fine}: not archived:"));
+    stopped.assert_stderr_contains("--fail-fast stopped the run after an earlier failure");
     stopped.assert_stdout_contains("0 archived, 0 linked, 0 skipped, 2 failed");
 }
 
@@ -866,4 +868,248 @@ fn a_full_disk_fails_that_image_clearly_leaves_no_partial_file_and_the_rest_is_a
     let entries = entries(&manifest);
     assert!(entry(&entries, "a-big", &big).is_none(), "{manifest}");
     assert!(entry(&entries, "b-small", &small).is_some(), "{manifest}");
+}
+
+/// A running bunker whose stderr lines arrive as they are printed.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout: std::thread::JoinHandle<String>,
+}
+
+impl Running {
+    fn start(command: common::BunkerCommand) -> Running {
+        let mut child = command
+            .into_command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start bunker");
+        let mut out = child.stdout.take().expect("stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut out, &mut text).expect("read stdout");
+            text
+        });
+        let err = child.stderr.take().expect("stderr");
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let all = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(err)) {
+                let line = line.expect("read stderr");
+                all.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = sender.send(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            stderr,
+            stdout,
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on the pid of our own child; no memory is involved.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid})");
+    }
+
+    /// Waits for the end; (exit code, stdout, stderr).
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let status = self.child.wait().expect("wait for bunker");
+        let stdout = self.stdout.join().expect("stdout thread");
+        // The stderr thread ends at EOF; drain the channel to wait for it.
+        while self.lines.recv().is_ok() {}
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.code(), stdout, stderr)
+    }
+}
+
+fn line_index(stderr: &str, wanted: impl Fn(&str) -> bool, what: &str) -> usize {
+    stderr
+        .lines()
+        .position(wanted)
+        .unwrap_or_else(|| panic!("no line for {what} in:\n{stderr}"))
+}
+
+#[test]
+fn an_image_is_archived_while_a_slow_build_of_the_same_run_still_runs() {
+    let mut tree = Tree::new();
+    let unique = unique_name("pipe");
+    let pulled = tree.sandbox.registry_image.clone();
+    let slow = tree.image(format!("bunker-test/{unique}-slow:1"));
+    let dir = tree.path().join("pipe");
+    fs::create_dir_all(&dir).unwrap();
+    // The unique echo defeats the build cache: the build really sleeps.
+    fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN sleep 8 && echo {unique} > /marker\n",
+            tree.sandbox.seed_image
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("docker-compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: {pulled}\n  slow:\n    build: .\n    image: {slow}\n"
+        ),
+    )
+    .unwrap();
+
+    let output = tree.archive(&["--no-base-images", "--json"]);
+    output.assert_success();
+    let report: Value = serde_json::from_str(&output.stdout).expect("--json report");
+    assert_eq!(report["totals"]["archived"], 2, "{report}");
+    assert_eq!(report["totals"]["failed"], 0, "{report}");
+    let steps: Vec<String> = report["report"]["build"]["steps"]
+        .as_array()
+        .expect("build steps")
+        .iter()
+        .map(|step| format!("{} {}", text(&step["action"]), text(&step["image"])))
+        .collect();
+    assert_eq!(steps, [format!("pull {pulled}"), format!("build {slow}")]);
+
+    // The progress lines: the pulled image's archive ended before the slow build did.
+    let archived = line_index(
+        &output.stderr,
+        |line| line.starts_with(&format!("[archive] pipe {pulled}: ok")),
+        "the pulled image's archive",
+    );
+    let built = line_index(
+        &output.stderr,
+        |line| line.starts_with(&format!("[build] pipe {slow}: ok")),
+        "the slow build",
+    );
+    assert!(
+        archived < built,
+        "the archive of {pulled} must end before the build of {slow}:\n{}",
+        output.stderr
+    );
+
+    // The same from the files and the engine: the pulled image's archive file was
+    // complete before the slow image existed.
+    let entries = entries(&tree.manifest());
+    let file = tree.arch_dir().join(text(
+        &entry(&entries, "pipe", &pulled).expect("pulled entry")["file"],
+    ));
+    let written: chrono::DateTime<chrono::Utc> = fs::metadata(&file)
+        .expect("the pulled image's archive")
+        .modified()
+        .expect("mtime")
+        .into();
+    let created = docker_ok(
+        &tree.sandbox,
+        [
+            "image",
+            "inspect",
+            "--format",
+            "{{.Created}}",
+            slow.as_str(),
+        ],
+    );
+    let created = chrono::DateTime::parse_from_rfc3339(created.trim())
+        .unwrap_or_else(|error| panic!("engine time {created:?}: {error}"));
+    assert!(
+        written < created,
+        "{} written at {written}, {slow} created at {created}",
+        file.display()
+    );
+}
+
+#[test]
+fn ctrl_c_during_an_export_stops_cleanly_keeps_finished_images_and_a_rerun_completes() {
+    let mut tree = Tree::new();
+    let small = tree.image(format!("bunker-test/{}:1", unique_name("int-small")));
+    build_unique_image(&tree.sandbox, &small);
+    // ~200 MB of random bytes: slow to export, incompressible.
+    let big = tree.image(format!("bunker-test/{}:big", unique_name("int-big")));
+    build_random_image(&tree.sandbox, &big, 200 << 20);
+    // One export at a time, in plan order: a-small is finished before big starts.
+    tree.image_project("a-small", &small);
+    tree.image_project("big", &big);
+
+    let mut running = Running::start(
+        tree.archive_command(&["--level", "1", "--jobs", "1"])
+            .env("BUILD", "false"),
+    );
+    loop {
+        let found = find_partial(tree.archive.path());
+        if let Some(path) = &found
+            && fs::metadata(path).map(|meta| meta.len()).unwrap_or(0) > (8 << 20)
+        {
+            break;
+        }
+        if let Some(status) = running.child.try_wait().expect("poll bunker") {
+            panic!("image-archive ended ({status}) before its export was seen in progress");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    running.signal(libc::SIGINT);
+    let (code, stdout, stderr) = running.finish();
+
+    assert_eq!(
+        code,
+        Some(130),
+        "exit status after Ctrl-C:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Ctrl-C: bunker is stopping"),
+        "the stop line:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("finished archives are kept in manifest.json"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "FAILED big: {big}: not archived: bunker was interrupted during its export"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 archived, 0 linked, 0 skipped, 1 failed"),
+        "the summary so far:\n{stdout}"
+    );
+    let arch_dir = tree.arch_dir();
+    assert_eq!(
+        find_partial(tree.archive.path()),
+        None,
+        "the aborted export's partial file is removed"
+    );
+    assert!(
+        files_under(&arch_dir)
+            .iter()
+            .all(|file| !file.starts_with("big/")),
+        "{:?}",
+        files_under(&arch_dir)
+    );
+    let manifest = tree.manifest();
+    assert!(
+        entry(&entries(&manifest), "a-small", &small).is_some(),
+        "{manifest}"
+    );
+    assert!(
+        entry(&entries(&manifest), "big", &big).is_none(),
+        "{manifest}"
+    );
+
+    let rerun = tree.archive_present(&["--level", "1", "--jobs", "1"]);
+    rerun.assert_success();
+    rerun.assert_stdout_contains("1 archived, 0 linked, 1 skipped, 0 failed");
+    assert!(
+        !rerun.stderr.contains("left by an interrupted run"),
+        "nothing was left behind:\n{}",
+        rerun.stderr
+    );
+    let recorded = entry(&entries(&tree.manifest()), "big", &big)
+        .cloned()
+        .expect("big after the rerun");
+    run(Command::new("gzip")
+        .arg("-t")
+        .arg(arch_dir.join(text(&recorded["file"]))))
+    .assert_success();
 }

@@ -6,8 +6,11 @@
 //! image once through the engine API into a verified archive file, and give
 //! every other project that needs it a hard link to that file (a copy where
 //! links are impossible) instead of a second export → record each entry in
-//! manifest.json at once → with `--delete`, remove the image from the engine
-//! when every archive of it is sound and no container uses it.
+//! manifest.json at once. [`delete_target`] then (with `--delete`, once no
+//! build needs the image any more) removes the image from the engine when every
+//! archive of it is sound and no container uses it. An interrupt (the shared
+//! cancellation token) aborts a running export: its stream ends in an error, so
+//! the writer removes the partial file and nothing is recorded.
 
 use std::io;
 use std::path::Path;
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
+use tokio_util::sync::CancellationToken;
 
 use super::report::{ImageResult, ImageRow};
 use crate::archive::durable::{partial_path, sync_parent_dir};
@@ -24,7 +28,11 @@ use crate::archive::{
     ArchDir, ArchiveAction, Compression, ExpectedImage, Manifest, ManifestEntry, WriteOptions,
     verify_entry, write_archive,
 };
+use crate::interrupt::abort_on_cancel;
 use crate::progress::{Progress, Task};
+
+/// Why an image was not archived when an interrupt stopped the run.
+pub const INTERRUPTED: &str = "not archived: bunker was interrupted";
 
 /// How images are archived in this run.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +75,8 @@ pub struct Shared<'run> {
     pub manifest: &'run Mutex<Manifest>,
     pub settings: ArchiveSettings,
     pub progress: &'run Progress,
+    /// Cancelled by Ctrl-C or SIGTERM: no export starts, running ones abort.
+    pub interrupt: CancellationToken,
 }
 
 impl Shared<'_> {
@@ -132,6 +142,7 @@ pub async fn archive_target(shared: &Shared<'_>, target: &ImageTarget) -> Vec<Im
                 .await
                 .map(|entry| (entry, ImageResult::Linked)),
             (None, Some(message)) => Err(message.clone()),
+            (None, None) if shared.interrupt.is_cancelled() => Err(INTERRUPTED.to_string()),
             (None, None) => export(shared, target, image_use, &engine_image, &task)
                 .await
                 .map(|(entry, sizes)| {
@@ -164,25 +175,34 @@ pub async fn archive_target(shared: &Shared<'_>, target: &ImageTarget) -> Vec<Im
         first.bytes_in = bytes_in;
         first.bytes_out = bytes_out;
     }
-    let all_sound = rows
-        .iter()
-        .all(|row| !matches!(row.result, ImageResult::Failed(_)));
-    if shared.settings.delete && all_sound {
-        match delete_from_engine(shared.docker, &target.reference, &engine_image.id).await {
-            Ok(()) => rows.iter_mut().for_each(|row| row.deleted = true),
-            Err(reason) => {
-                if let Some(first) = rows.first_mut() {
-                    first.kept = Some(reason);
-                }
-            }
-        }
-    }
     let elapsed = started.elapsed();
     for row in &mut rows {
         row.duration = elapsed;
     }
     finish_task(&task, &rows);
     rows
+}
+
+/// True when `--delete` may remove the image of these rows: every archive of it is sound.
+pub fn deletable(settings: &ArchiveSettings, rows: &[ImageRow]) -> bool {
+    settings.delete
+        && !rows.is_empty()
+        && rows
+            .iter()
+            .all(|row| !matches!(row.result, ImageResult::Failed(_)) && row.docker_id.is_some())
+}
+
+/// With `--delete`: removes the archived image from the engine unless a
+/// container uses it, and notes the outcome in the rows.
+pub async fn delete_target(shared: &Shared<'_>, target: &ImageTarget, rows: &mut [ImageRow]) {
+    if !deletable(&shared.settings, rows) {
+        return;
+    }
+    let docker_id = rows[0].docker_id.clone().unwrap_or_default();
+    match delete_from_engine(shared.docker, &target.reference, &docker_id).await {
+        Ok(()) => rows.iter_mut().for_each(|row| row.deleted = true),
+        Err(reason) => rows[0].kept = Some(reason),
+    }
 }
 
 async fn inspect(shared: &Shared<'_>, reference: &str) -> Result<EngineImage, String> {
@@ -281,7 +301,10 @@ async fn export(
     task.set_length(length);
     let mut reported = 0u64;
     let written = write_archive(
-        shared.docker.export_image(&target.reference),
+        abort_on_cancel(
+            shared.docker.export_image(&target.reference),
+            shared.interrupt.clone(),
+        ),
         &destination,
         &options,
         |consumed| {
@@ -294,7 +317,13 @@ async fn export(
         },
     )
     .await
-    .map_err(|error| format!("{error:#}"))?;
+    .map_err(|error| {
+        if shared.interrupt.is_cancelled() {
+            format!("{INTERRUPTED} during its export (the partial file was removed)")
+        } else {
+            format!("{error:#}")
+        }
+    })?;
     let mut entry =
         ManifestEntry::from_written(&image_use.project, &image_use.image, &relative, &written);
     complete_entry(&mut entry, image_use, engine_image);

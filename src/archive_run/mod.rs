@@ -1,36 +1,40 @@
 //! `image-archive`: put the images on the engine exactly as `image-build` does,
-//! then stream each one off the engine into `<archive>/<arch>/<project>/<file>`
+//! and stream each one off the engine into `<archive>/<arch>/<project>/<file>`
 //! and record it in `<archive>/<arch>/manifest.json`.
 //!
 //! The run holds the archive directory's lock from start to end, removes the
 //! leftovers of interrupted runs, executes the build plan with the build
 //! module's own code (or, with `BUILD=false`, only checks the images are
-//! there), makes sure the Dockerfiles' base images are on the engine, and then
-//! archives up to `--jobs` images at once ([`image`]). Every finished image is
-//! in manifest.json before the next one starts, so an interrupted run keeps its
+//! there) and makes sure the Dockerfiles' base images are on the engine; each
+//! image is archived ([`image`]) as soon as its own steps have ended, up to
+//! `--jobs` at once, while the other builds go on ([`pipeline`]). Every
+//! finished image is in manifest.json at once, so an interrupted run keeps its
 //! work. [`dry_run`] prints what a real run would write from the same plan.
 
 pub mod dry_run;
 pub mod image;
+pub mod pipeline;
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
-use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::archive::{ArchiveAction, ArchiveLayout, Manifest, ManifestLock, remove_stale_partials};
 use crate::build::{
-    BuildPlan, ImageAction, Outcome, RunOptions, StepKind, check_presence, execute_job, run_plan,
+    BuildPlan, ImageAction, ImageJob, Outcome, RunOptions, RunReport, RunWatch, StepKind,
+    StepResult, check_presence, execute_job, run_plan_watched,
 };
 use crate::engine::Engine;
 use crate::image::reference::canonical_name;
 use crate::progress::Progress;
 
 pub use image::{ArchiveSettings, ImageTarget, ImageUse};
+use pipeline::{PipelineOptions, Prepared, Readiness, archive_as_ready};
 pub use report::{ArchiveReport, ImageResult, ImageRow};
 
 /// Everything one archive run needs.
@@ -46,9 +50,12 @@ pub struct ArchiveRun<'run> {
     pub settings: ArchiveSettings,
     /// The Docker context name recorded in the manifest.
     pub docker_context: String,
+    /// Cancelled by Ctrl-C or SIGTERM ([`crate::interrupt`]).
+    pub interrupt: CancellationToken,
 }
 
-/// Runs the build step and archives every image of the archive plan.
+/// Runs the build plan and archives every image of the archive plan, each as
+/// soon as it is on the engine ([`pipeline`]).
 pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<ArchiveReport> {
     let started = Instant::now();
     let engine = run.engine;
@@ -86,11 +93,22 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
     manifest.ssh_host = engine.ssh_host.clone();
     manifest.engine_version = Some(engine.facts.version.clone());
 
-    let mut problems: Vec<String> = Vec::new();
-    let (build_report, mut failures) = put_images_on_engine(&run, progress, &mut problems).await?;
-    ensure_base_images(&run, progress, &mut failures).await;
-
     let targets = targets_of(run.archive_plan);
+    let base_jobs = base_jobs_to_check(run.build_plan, run.archive_plan);
+    let mut readiness = Readiness::default();
+    let mut problems: Vec<String> = Vec::new();
+    if run.build_enabled {
+        for job in run.build_plan.jobs() {
+            readiness.expect(canonical_name(&job.image));
+        }
+    } else {
+        report_absent_images(&run, progress, &mut readiness, &mut problems).await?;
+    }
+    for job in &base_jobs {
+        readiness.expect(canonical_name(&job.image));
+    }
+    let stop = AtomicBool::new(run.run_options.fail_fast && readiness.any_failure());
+
     let manifest = Mutex::new(manifest);
     let shared = image::Shared {
         docker: &engine.docker,
@@ -99,38 +117,63 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
         manifest: &manifest,
         settings: run.settings,
         progress,
+        interrupt: run.interrupt.clone(),
     };
-    let stop = AtomicBool::new(run.run_options.fail_fast && !failures.is_empty());
-    let rows: Vec<Vec<ImageRow>> = futures_util::stream::iter(&targets)
-        .map(|target| {
-            let (shared, stop, failures) = (&shared, &stop, &failures);
-            async move {
-                if let Some(message) = failures.get(&canonical_name(&target.reference)) {
-                    return image::failed_rows(target, message, Duration::ZERO);
-                }
-                if stop.load(Ordering::SeqCst) {
-                    return image::failed_rows(
-                        target,
-                        "not archived: --fail-fast stopped the run after an earlier failure",
-                        Duration::ZERO,
-                    );
-                }
-                let rows = image::archive_target(shared, target).await;
-                if run.run_options.fail_fast
-                    && rows
-                        .iter()
-                        .any(|row| matches!(row.result, ImageResult::Failed(_)))
-                {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                rows
+    let (sender, events) = tokio::sync::mpsc::unbounded_channel();
+    let on_step = |step: &StepResult| {
+        let _ = sender.send(Prepared::Step(step.clone()));
+    };
+    let on_base = |key: String, failure: Option<String>| {
+        let _ = sender.send(Prepared::Base { key, failure });
+    };
+    let prepare = async {
+        let build = async {
+            if run.build_enabled {
+                let watch = RunWatch {
+                    stop: &stop,
+                    on_step: &on_step,
+                };
+                Some(
+                    run_plan_watched(
+                        &engine.docker,
+                        run.build_plan,
+                        run.run_options,
+                        progress,
+                        watch,
+                    )
+                    .await,
+                )
+            } else {
+                None
             }
-        })
-        .buffered(run.settings_jobs())
-        .collect()
-        .await;
+        };
+        let bases = ensure_base_images(&run, &base_jobs, progress, &stop, &on_base);
+        let (report, ()) = tokio::join!(build, bases);
+        report
+    };
+    let pipelined = archive_as_ready(
+        &shared,
+        &targets,
+        readiness,
+        prepare,
+        events,
+        &stop,
+        PipelineOptions {
+            jobs: run.run_options.jobs,
+            fail_fast: run.run_options.fail_fast,
+        },
+    )
+    .await;
 
-    let mut images: Vec<ImageRow> = rows.into_iter().flatten().collect();
+    let build_report = match pipelined.prepared {
+        Some(report) => report,
+        None if run.build_enabled => Some(report_so_far(run.build_plan, pipelined.observed)),
+        None => None,
+    };
+    if let Some(report) = &build_report {
+        problems.extend(build_problems(report));
+    }
+    let mut images = pipelined.rows;
     let order = plan_order(run.archive_plan);
     images.sort_by_key(|row| {
         order
@@ -146,49 +189,48 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
         images,
         problems,
         duration: started.elapsed(),
+        interrupted: pipelined.interrupted,
     })
 }
 
-impl ArchiveRun<'_> {
-    fn settings_jobs(&self) -> usize {
-        self.run_options.jobs.max(1)
+/// The build steps that ended before an interrupt, in plan order.
+fn report_so_far(plan: &BuildPlan, mut observed: Vec<StepResult>) -> RunReport {
+    let project_index = |step: &StepResult| {
+        plan.projects
+            .iter()
+            .position(|project| project.project == step.project)
+            .unwrap_or(usize::MAX)
+    };
+    observed.sort_by_key(project_index);
+    RunReport {
+        steps: observed,
+        problems: plan.problems.clone(),
     }
 }
 
-/// Pulls and builds with the build module (BUILD=true) or checks presence
-/// (BUILD=false). Returns the build report and, by image, why it cannot be archived.
-async fn put_images_on_engine(
-    run: &ArchiveRun<'_>,
-    progress: &Progress,
-    problems: &mut Vec<String>,
-) -> anyhow::Result<(Option<crate::build::RunReport>, HashMap<String, String>)> {
-    let mut failures: HashMap<String, String> = HashMap::new();
-    if run.build_enabled {
-        let report = run_plan(
-            &run.engine.docker,
-            run.build_plan,
-            run.run_options,
-            progress,
-        )
-        .await;
-        problems.extend(report.problems.iter().cloned());
-        for step in &report.steps {
-            match (&step.outcome, step.kind) {
-                (Outcome::Done, _) => {}
-                (Outcome::Failed(message), StepKind::Catalog) => problems.push(message.clone()),
-                (Outcome::Failed(message) | Outcome::Skipped(message), StepKind::Image(_)) => {
-                    failures.insert(
-                        canonical_name(&step.image),
-                        format!("not archived: {message}"),
-                    );
-                }
-                (Outcome::Failed(message) | Outcome::Skipped(message), _) => {
-                    problems.push(format!("{}: {message}", step.project));
-                }
+/// Problems of the build run that belong to no image: the catalog's, and
+/// failed hooks. Failed image steps fail their images instead.
+fn build_problems(report: &RunReport) -> Vec<String> {
+    let mut problems = report.problems.clone();
+    for step in &report.steps {
+        match (&step.outcome, step.kind) {
+            (Outcome::Done, _) | (_, StepKind::Image(_)) => {}
+            (Outcome::Failed(message), StepKind::Catalog) => problems.push(message.clone()),
+            (Outcome::Failed(message) | Outcome::Skipped(message), _) => {
+                problems.push(format!("{}: {message}", step.project));
             }
         }
-        return Ok((Some(report), failures));
     }
+    problems
+}
+
+/// BUILD=false: builds and pulls nothing; the images not on the engine cannot be archived.
+async fn report_absent_images(
+    run: &ArchiveRun<'_>,
+    progress: &Progress,
+    readiness: &mut Readiness,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
     problems.extend(run.build_plan.problems.iter().cloned());
     problems.extend(
         run.build_plan
@@ -204,7 +246,7 @@ async fn put_images_on_engine(
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     for missing in presence.missing {
-        failures.insert(
+        readiness.fail(
             canonical_name(&missing.image),
             format!(
                 "{} is not on the engine {} and BUILD=false forbids building or pulling it; \
@@ -213,62 +255,64 @@ async fn put_images_on_engine(
             ),
         );
     }
-    Ok((None, failures))
+    Ok(())
 }
 
-/// Base images the build plan did not pull: pulled when missing (BUILD=true),
-/// reported as missing otherwise. Present ones are archived as they are.
-async fn ensure_base_images(
-    run: &ArchiveRun<'_>,
-    progress: &Progress,
-    failures: &mut HashMap<String, String>,
-) {
-    let planned: Vec<String> = run
-        .build_plan
+/// The archive plan's base images the build plan does not put on the engine, once each.
+fn base_jobs_to_check<'plan>(
+    build_plan: &BuildPlan,
+    archive_plan: &'plan BuildPlan,
+) -> Vec<&'plan ImageJob> {
+    let planned: HashSet<String> = build_plan
         .jobs()
         .map(|job| canonical_name(&job.image))
         .collect();
-    let mut seen: Vec<String> = Vec::new();
-    for job in run
-        .archive_plan
+    let mut seen: HashSet<String> = HashSet::new();
+    archive_plan
         .jobs()
         .filter(|job| job.action == ImageAction::Base)
-    {
+        .filter(|job| {
+            let key = canonical_name(&job.image);
+            !planned.contains(&key) && seen.insert(key)
+        })
+        .collect()
+}
+
+/// Checks each base image: present ones are archived as they are; missing ones
+/// are pulled (BUILD=true) or reported. `on_checked` hears of each as it ends.
+async fn ensure_base_images(
+    run: &ArchiveRun<'_>,
+    jobs: &[&ImageJob],
+    progress: &Progress,
+    stop: &AtomicBool,
+    on_checked: &(dyn Fn(String, Option<String>) + Sync),
+) {
+    for job in jobs {
         let key = canonical_name(&job.image);
-        if planned.contains(&key) || seen.contains(&key) || failures.contains_key(&key) {
-            continue;
-        }
-        seen.push(key.clone());
-        match run.engine.docker.inspect_image(&job.image).await {
-            Ok(_) => {}
+        let failure = match run.engine.docker.inspect_image(&job.image).await {
+            Ok(_) => None,
+            // --fail-fast: the pipeline reports the image as stopped.
+            Err(_) if stop.load(Ordering::SeqCst) => None,
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) if run.build_enabled => {
                 let step =
                     execute_job(&run.engine.docker, job, run.run_options.flags, progress).await;
-                if let Outcome::Failed(message) = step.outcome {
-                    failures.insert(key, format!("base image not pulled: {message}"));
+                match step.outcome {
+                    Outcome::Failed(message) => Some(format!("base image not pulled: {message}")),
+                    _ => None,
                 }
             }
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => {
-                failures.insert(
-                    key,
-                    format!(
-                        "base image {} is not on the engine {} and BUILD=false forbids pulling it; \
-                         restore it or skip base images with --no-base-images",
-                        job.image, run.engine.target
-                    ),
-                );
-            }
-            Err(error) => {
-                failures.insert(
-                    key,
-                    format!("cannot inspect base image {}: {error}", job.image),
-                );
-            }
-        }
+            }) => Some(format!(
+                "base image {} is not on the engine {} and BUILD=false forbids pulling it; \
+                 restore it or skip base images with --no-base-images",
+                job.image, run.engine.target
+            )),
+            Err(error) => Some(format!("cannot inspect base image {}: {error}", job.image)),
+        };
+        on_checked(key, failure);
     }
 }
 

@@ -76,6 +76,9 @@ pub struct ArchiveReport {
     pub problems: Vec<String>,
     #[serde(serialize_with = "seconds", rename = "seconds")]
     pub duration: Duration,
+    /// True when Ctrl-C or SIGTERM stopped the run (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// Totals of a run.
@@ -246,6 +249,7 @@ mod tests {
             ],
             problems: vec![],
             duration: Duration::from_secs(2),
+            interrupted: false,
         };
         assert!(report.failed());
         assert_eq!(

@@ -19,4 +19,7 @@ pub use plan::{
     BuildPlan, BuildSpec, ImageAction, ImageJob, PlanOptions, ProjectPlan, Selection, plan,
 };
 pub use presence::{NeededImage, PresenceReport, check_presence};
-pub use run::{Outcome, RunOptions, RunReport, StepKind, StepResult, execute_job, run_plan};
+pub use run::{
+    Outcome, RunOptions, RunReport, RunWatch, StepKind, StepResult, execute_job, run_plan,
+    run_plan_watched,
+};

@@ -8,7 +8,6 @@
 //! still build; `--fail-fast` stops starting new work after the first failure.
 //! Every step ends up in the report with its duration.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -178,15 +177,38 @@ pub async fn run_plan(
     options: RunOptions,
     progress: &Progress,
 ) -> RunReport {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = AtomicBool::new(false);
+    let watch = RunWatch {
+        stop: &stop,
+        on_step: &|_| {},
+    };
+    run_plan_watched(docker, plan, options, progress, watch).await
+}
+
+/// What a caller that works alongside a run (image-archive) shares with it.
+#[derive(Clone, Copy)]
+pub struct RunWatch<'watch> {
+    /// Once set, no new step starts (each is reported as stopped by
+    /// `--fail-fast`). The run sets it after a failure under `--fail-fast`; the
+    /// caller may set it after a failure of its own.
+    pub stop: &'watch AtomicBool,
+    /// Hears of every step as soon as it has ended, before the run is over.
+    pub on_step: &'watch (dyn Fn(&StepResult) + Sync),
+}
+
+/// [`run_plan`], telling `watch` of each step as it ends and obeying its stop flag.
+pub async fn run_plan_watched(
+    docker: &Docker,
+    plan: &BuildPlan,
+    options: RunOptions,
+    progress: &Progress,
+    watch: RunWatch<'_>,
+) -> RunReport {
     let mut finished: Vec<(usize, Vec<StepResult>)> =
         futures_util::stream::iter(plan.projects.iter().enumerate())
-            .map(|(index, project)| {
-                let stop = stop.clone();
-                async move {
-                    let steps = run_project(docker, project, options, progress, &stop).await;
-                    (index, steps)
-                }
+            .map(|(index, project)| async move {
+                let steps = run_project(docker, project, options, progress, watch).await;
+                (index, steps)
             })
             .buffer_unordered(options.jobs.max(1))
             .collect()
@@ -205,9 +227,14 @@ async fn run_project(
     project: &ProjectPlan,
     options: RunOptions,
     progress: &Progress,
-    stop: &AtomicBool,
+    watch: RunWatch<'_>,
 ) -> Vec<StepResult> {
+    let stop = watch.stop;
     let mut steps: Vec<StepResult> = Vec::new();
+    let push = |steps: &mut Vec<StepResult>, step: StepResult| {
+        (watch.on_step)(&step);
+        steps.push(step);
+    };
     let mut failed_images: Vec<String> = Vec::new();
     let note_failure = |stop: &AtomicBool| {
         if options.fail_fast {
@@ -216,14 +243,17 @@ async fn run_project(
     };
     for problem in &project.problems {
         progress.println(format!("{}: catalog: {problem}", project.project));
-        steps.push(StepResult {
-            project: project.project.clone(),
-            kind: StepKind::Catalog,
-            image: String::new(),
-            services: Vec::new(),
-            outcome: Outcome::Failed(problem.clone()),
-            duration: Duration::ZERO,
-        });
+        push(
+            &mut steps,
+            StepResult {
+                project: project.project.clone(),
+                kind: StepKind::Catalog,
+                image: String::new(),
+                services: Vec::new(),
+                outcome: Outcome::Failed(problem.clone()),
+                duration: Duration::ZERO,
+            },
+        );
         note_failure(stop);
     }
 
@@ -236,7 +266,7 @@ async fn run_project(
             hook_failure = Some(message.clone());
             note_failure(stop);
         }
-        steps.push(step);
+        push(&mut steps, step);
     }
 
     for job in &project.jobs {
@@ -282,7 +312,7 @@ async fn run_project(
                 note_failure(stop);
             }
         }
-        steps.push(step);
+        push(&mut steps, step);
     }
     steps
 }

@@ -2,7 +2,8 @@
 //!
 //! image-archive: flags → catalog → the build plan (exactly image-build's) and
 //! the archive plan (plus base images) → dry run, or connect, run
-//! [`crate::archive_run`] and print the report.
+//! [`crate::archive_run`] and print the report. Ctrl-C or SIGTERM during the
+//! run stops it cleanly ([`crate::interrupt`]): the report so far, exit 130 or 143.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ use crate::archive::{
 use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
 use crate::build::{PlanOptions, RunOptions, plan};
 use crate::engine::{EngineArgs, connect};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
@@ -159,6 +161,14 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     } else {
         Progress::auto(global.verbose)
     };
+    let interrupt = {
+        let progress = progress.clone();
+        Interrupt::listen(move |signal| {
+            progress.println(signal.stop_line(
+                "finished archives are kept in manifest.json and unfinished files are removed",
+            ));
+        })?
+    };
     let report = crate::archive_run::run(
         ArchiveRun {
             engine: &engine,
@@ -173,6 +183,7 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
             },
             settings,
             docker_context: root.context,
+            interrupt: interrupt.token(),
         },
         &progress,
     )
@@ -191,6 +202,9 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     }
     for message in report.messages() {
         eprintln!("{message}");
+    }
+    if let Some(code) = interrupt.exit_code() {
+        return Ok(code);
     }
     Ok(if report.failed() {
         ExitCode::from(1)

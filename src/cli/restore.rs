@@ -2,7 +2,8 @@
 //!
 //! Flags → engine facts (architecture) → manifest → plan → run (or dry run) →
 //! table or JSON. Exit status 1 when any image failed, a selected project has
-//! nothing archived, or nothing matched at all.
+//! nothing archived, or nothing matched at all; 130 or 143 when Ctrl-C or
+//! SIGTERM stopped it ([`crate::interrupt`]), after the report so far.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ use super::GlobalArgs;
 use super::common::{JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
 use crate::build::{PlanOptions, Selection};
 use crate::engine::{EngineArgs, connect};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::restore::plan::ProjectSelection;
 use crate::restore::source::ArchiveLocation;
@@ -80,11 +82,20 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
     } else {
         Progress::auto(global.verbose)
     };
+    let interrupt = {
+        let progress = progress.clone();
+        Interrupt::listen(move |signal| {
+            progress.println(signal.stop_line(
+                "images already restored stay on the engine, partly loaded ones are removed",
+            ));
+        })?
+    };
     let options = RestoreOptions {
         jobs: args.jobs.get(),
         force: args.force,
         dry_run: args.dry_run,
         verify: args.verify,
+        interrupt: interrupt.token(),
     };
     let report = restore(
         &engine.docker,
@@ -118,6 +129,9 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
             "error: nothing to restore: {} lists no images for the selected projects",
             manifest_name
         );
+    }
+    if let Some(code) = interrupt.exit_code() {
+        return Ok(code);
     }
     Ok(if report.failed() {
         ExitCode::from(1)

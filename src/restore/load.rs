@@ -6,7 +6,7 @@
 //! read of the file, no temporary copy. The reader holds back its last chunk
 //! until the hashes match; on a mismatch the request body ends with an error
 //! instead, so the engine sees a broken upload and never a complete tar of a
-//! corrupt file.
+//! corrupt file. An interrupt ends the request body the same way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,10 @@ use bollard::Docker;
 use bollard::query_parameters::ImportImageOptions;
 use futures_util::StreamExt;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::archive::{ExpectedFile, ManifestEntry, open_archive};
+use crate::interrupt::abort_on_cancel;
 
 /// Why a load did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub enum LoadFailure {
     Unreadable(String),
     /// The engine refused the image or the connection broke.
     Engine(String),
+    /// Ctrl-C or SIGTERM aborted the upload.
+    Interrupted(String),
 }
 
 impl LoadFailure {
@@ -33,7 +38,8 @@ impl LoadFailure {
         match self {
             LoadFailure::Corrupt(message)
             | LoadFailure::Unreadable(message)
-            | LoadFailure::Engine(message) => message,
+            | LoadFailure::Engine(message)
+            | LoadFailure::Interrupted(message) => message,
         }
     }
 }
@@ -48,12 +54,13 @@ pub struct Loaded {
 }
 
 /// Loads the archive file `path` of `entry` onto the engine. `on_bytes` hears
-/// of every chunk sent (for a progress bar).
+/// of every chunk sent (for a progress bar); cancelling `interrupt` aborts the upload.
 pub async fn load_verified(
     docker: &Docker,
     path: &std::path::Path,
     entry: &ManifestEntry,
     on_bytes: impl Fn(u64) + Send + Sync + 'static,
+    interrupt: &CancellationToken,
 ) -> Result<Loaded, LoadFailure> {
     let stream = open_archive(path, ExpectedFile::from_entry(entry))
         .map_err(|error| LoadFailure::Unreadable(error.to_string()))?;
@@ -81,7 +88,8 @@ pub async fn load_verified(
         quiet: true,
         platform: None,
     };
-    let mut responses = Box::pin(docker.import_image_stream(options, counted, None));
+    let body = abort_on_cancel(counted, interrupt.clone());
+    let mut responses = Box::pin(docker.import_image_stream(options, body, None));
     let mut engine_messages = Vec::new();
     let mut engine_error = None;
     while let Some(response) = responses.next().await {
@@ -100,6 +108,12 @@ pub async fn load_verified(
         }
     }
     drop(responses);
+    if engine_error.is_some() && interrupt.is_cancelled() {
+        return Err(LoadFailure::Interrupted(format!(
+            "bunker was interrupted while it loaded {}",
+            path.display()
+        )));
+    }
     if let Some(problem) = file_error.lock().ok().and_then(|mut slot| slot.take()) {
         return Err(LoadFailure::Corrupt(problem));
     }

@@ -6,12 +6,15 @@
 //! the recorded ID under the recorded name (re-tagging when the name is missing).
 //! Images that share an ID run one after the other (the second is then a re-tag,
 //! and a failed load's clean-up can never remove what the other loaded); all
-//! others run `jobs` at a time. One image failing never stops the others.
+//! others run `jobs` at a time. One image failing never stops the others; an
+//! interrupt (Ctrl-C, SIGTERM) starts no new image and aborts the running
+//! loads, cleaning up after them as after any failed load.
 
 use std::collections::HashMap;
 
 use bollard::Docker;
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::engine_state::{id_exists, image_id, remove, short_id, tag};
 use super::load::{LoadFailure, Loaded, load_verified};
@@ -32,7 +35,12 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// With `dry_run`: hash the files that would be loaded.
     pub verify: bool,
+    /// Cancelled by Ctrl-C or SIGTERM ([`crate::interrupt`]).
+    pub interrupt: CancellationToken,
 }
+
+/// Why an image was not restored when an interrupt stopped the run.
+pub const INTERRUPTED: &str = "not restored: bunker was interrupted";
 
 /// Restores `plan` onto the engine; never stops early.
 pub async fn restore(
@@ -49,7 +57,9 @@ pub async fn restore(
             let mut done = Vec::new();
             for index in chain {
                 let item = &plan.items[index];
-                let result = if options.dry_run {
+                let result = if options.interrupt.is_cancelled() {
+                    failed(item, INTERRUPTED.to_string())
+                } else if options.dry_run {
                     preview_item(docker, &choice.arch_dir, item, options).await
                 } else {
                     restore_item(docker, &choice.arch_dir, item, options, progress).await
@@ -198,6 +208,10 @@ async fn restore_item(
     }
     let mut problems = Vec::new();
     for source in &item.sources {
+        if options.interrupt.is_cancelled() {
+            problems.push(INTERRUPTED.to_string());
+            break;
+        }
         let path = arch_dir.resolve(&source.file);
         if !path.is_file() {
             problems.push(missing_file_problem(arch_dir, source));
@@ -211,7 +225,7 @@ async fn restore_item(
             let task = task.clone();
             move |bytes| task.advance(bytes)
         };
-        match load_verified(docker, &path, source, advance).await {
+        match load_verified(docker, &path, source, advance, &options.interrupt).await {
             Ok(loaded) => {
                 let mut done = check_after_load(docker, item, &loaded).await;
                 done.file = Some(source.file.clone());
@@ -224,13 +238,14 @@ async fn restore_item(
                 let cleanup = clean_up(docker, item, &before).await;
                 let mut problem = match &failure {
                     LoadFailure::Corrupt(message) => format!("CORRUPT: {message}"),
+                    LoadFailure::Interrupted(message) => format!("not restored: {message}"),
                     other => other.message().to_string(),
                 };
                 if let Some(cleanup) = cleanup {
                     problem.push_str(&format!(" ({cleanup})"));
                 }
                 problems.push(problem);
-                if let LoadFailure::Engine(_) = failure {
+                if let LoadFailure::Engine(_) | LoadFailure::Interrupted(_) = failure {
                     break;
                 }
             }
