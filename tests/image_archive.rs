@@ -969,7 +969,7 @@ fn an_image_is_archived_while_a_slow_build_of_the_same_run_still_runs() {
         .as_array()
         .expect("build steps")
         .iter()
-        .map(|step| format!("{} {}", text(&step["action"]), text(&step["image"])))
+        .map(|step| format!("{} {}", text(&step["kind"]), text(&step["image"])))
         .collect();
     assert_eq!(steps, [format!("pull {pulled}"), format!("build {slow}")]);
 

@@ -450,3 +450,111 @@ fn a_corrupt_copy_of_a_shared_image_falls_back_to_another_projects_copy() {
     fixture.assert_restored(0);
     docker_ok(&fixture.sandbox, ["rmi", shared]);
 }
+
+#[test]
+fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_completes() {
+    let fixture = Fixture::new("interrupt", 1);
+    let sandbox = &fixture.sandbox;
+    // ~200 MB of random bytes, archived uncompressed: a load that takes a while.
+    let big = format!("bunker-test/{}:big", unique_name("interrupt-big"));
+    let big_id = build_random_image(sandbox, &big, 200 << 20);
+    let arch_dir = fixture.archive(&[
+        gz("a-small", &fixture.names[0]),
+        ToArchive {
+            project: "big",
+            image: &big,
+            compression: Compression::None,
+        },
+    ]);
+    fixture.remove_all();
+    remove_images(sandbox, &[&big]);
+
+    // One image at a time, in manifest order: the small one is restored first.
+    let mut child = fixture
+        .home
+        .bunker()
+        .remote(sandbox)
+        .args(["image-restore", "--jobs", "1", "--archive-dir"])
+        .arg(arch_dir.path())
+        .into_command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start image-restore");
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout_pipe, &mut text).unwrap();
+        text
+    });
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr_pipe, &mut text).unwrap();
+        text
+    });
+    // The load is under way once bunker has read 16 MiB of the big archive file.
+    let big_file = archived_file(&arch_dir, "big", &big);
+    while read_offset(child.id(), &big_file).unwrap_or(0) < (16 << 20) {
+        if let Some(status) = child.try_wait().expect("poll image-restore") {
+            panic!("image-restore ended ({status}) before the load of {big} was seen in progress");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().expect("wait for image-restore");
+    let stdout = stdout.join().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "exit status after SIGTERM:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
+    assert!(
+        stderr.contains("images already restored stay on the engine"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: {big}: not restored: bunker was interrupted while it loaded"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 loaded, 0 skipped, 0 retagged, 1 failed"),
+        "the summary so far:\n{stdout}"
+    );
+    fixture.assert_restored(0);
+    assert_eq!(
+        image_id(sandbox, &big),
+        None,
+        "the interrupted load leaves no {big} behind"
+    );
+
+    let rerun = fixture.restore(arch_dir.path(), &["--jobs", "1"]);
+    rerun.assert_success();
+    assert_eq!(image_id(sandbox, &big).as_deref(), Some(big_id.as_str()));
+    remove_images(sandbox, &[&big]);
+}
+
+/// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
+fn read_offset(pid: u32, file: &Path) -> Option<u64> {
+    let file = std::fs::canonicalize(file).ok()?;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        if std::fs::read_link(fd.path()).ok().as_deref() == Some(file.as_path()) {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            return info
+                .lines()
+                .find_map(|line| line.strip_prefix("pos:"))
+                .and_then(|pos| pos.trim().parse().ok());
+        }
+    }
+    None
+}
