@@ -173,6 +173,10 @@ pub async fn archive_as_ready<'work>(
                 observed.push(step);
             }
         }
+        if !interrupted && shared.interrupt.is_cancelled() {
+            interrupted = true;
+            prepare = None;
+        }
         if prepared.is_some() {
             readiness.release_all();
             for (index, done) in deferred_deletes.drain(..) {
@@ -204,6 +208,7 @@ pub async fn archive_as_ready<'work>(
             break;
         }
         tokio::select! {
+            biased;
             () = shared.interrupt.cancelled(), if !interrupted => {
                 interrupted = true;
                 // Dropping the preparation aborts the running builds and pulls.
