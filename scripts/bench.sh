@@ -14,7 +14,9 @@
 # 2. Archive, N rounds, the three tools alternating within each round:
 #      (a) ssh HOST 'docker save IMG | gzip' > file   (the pipeline bunker replaces)
 #      (b) ssh HOST 'docker save IMG' > file          (no compression: the export limit)
-#      (c) bunker image-archive                       (peak RSS with /usr/bin/time)
+#      (c) bunker image-archive                       (peak RSS and CPU with /usr/bin/time)
+#      (z) bunker image-archive --compression zstd    (information: another format)
+#    and the engine's time to first byte, read in (b).
 # 3. Restore, N rounds, the image removed from the engine before each load:
 #      (d) gunzip -c file | ssh HOST docker load
 #      (e) bunker image-restore
@@ -287,6 +289,8 @@ print_header() {
 declare -A TIMES SIZES
 PEAK_RSS_ARCHIVE=""
 PEAK_RSS_RESTORE=""
+FIRST_BYTE=""
+CPU_ARCHIVE=""
 
 # record LABEL SECONDS BYTES
 record() {
@@ -316,9 +320,16 @@ archive_round() {
 
     file="$WORK/b.tar"
     start="$(now)"
-    remote "docker save '$IMAGE'" >"$file"
+    # The first block is read apart to time the engine's first byte: dockerd 20.10 writes the
+    # whole image into a temporary directory before it sends anything.
+    remote "docker save '$IMAGE'" | {
+        dd bs=512 count=1 iflag=fullblock status=none
+        now >"$WORK/b.first"
+        cat
+    } >"$file"
     end="$(now)"
     record b "$(seconds_between "$start" "$end")" "$(file_bytes "$file")"
+    FIRST_BYTE+="$(seconds_between "$start" "$(<"$WORK/b.first")") "
     rm -f "$file"
 
     if [[ "$BUNKER_ARCHIVE" == true ]]; then
@@ -326,14 +337,27 @@ archive_round() {
         rm -rf "$output"
         rss_file="$WORK/c.rss"
         start="$(now)"
-        HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%M' -o "$rss_file" \
+        HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%U %S %M' -o "$rss_file" \
             "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive --host "$SSH_URL" \
             --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" --project bench \
             "${ARCHIVE_FORCE[@]}" >"$WORK/c.log" 2>&1 ||
             die "(c) bunker image-archive failed in round $round: $(tail -5 "$WORK/c.log")"
         end="$(now)"
         record c "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
-        PEAK_RSS_ARCHIVE+="$(tail -1 "$rss_file") "
+        PEAK_RSS_ARCHIVE+="$(tail -1 "$rss_file" | awk '{ print $3 }') "
+        CPU_ARCHIVE+="$(tail -1 "$rss_file" | awk '{ printf "%.1f", $1 + $2 }') "
+
+        # (z) the same with zstd: another format, shown for what the export alone allows.
+        output="$WORK/z-out"
+        rm -rf "$output"
+        start="$(now)"
+        HOME="$BUNKER_HOME" DOCKER_HOST="" "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive \
+            --host "$SSH_URL" --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" \
+            --project bench --compression zstd "${ARCHIVE_FORCE[@]}" >"$WORK/z.log" 2>&1 ||
+            die "(z) bunker image-archive --compression zstd failed in round $round: $(tail -5 "$WORK/z.log")"
+        end="$(now)"
+        record z "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
+        rm -rf "$output"
     fi
 }
 
@@ -503,6 +527,19 @@ report() {
         target_line "bunker peak RSS (MB)" "$(kb_to_mb "$rss")" "<" 100
     fi
     out "  b/a time (engine export vs gzip pipeline): $(ratio "$(median_of "${TIMES[a]}")" "$(median_of "${TIMES[b]}")")x faster without compression"
+    if [[ -n "$FIRST_BYTE" && -n "${TIMES[c]:-}" ]]; then
+        local first
+        first="$(median_of "$FIRST_BYTE")"
+        out "where the time goes (medians):"
+        out "  engine's first byte after           $(printf '%8ss' "$first")  (runs: $FIRST_BYTE; nothing flows before it)"
+        out "  (b) streaming after the first byte  $(printf '%8ss' "$(awk -v b="$(median_of "${TIMES[b]}")" -v f="$first" 'BEGIN { printf "%.2f", b - f }')")"
+        out "  (c) after the engine's first byte   $(printf '%8ss' "$(awk -v c="$(median_of "${TIMES[c]}")" -v f="$first" 'BEGIN { printf "%.2f", c - f }')")"
+        out "  (c) bunker CPU, user + system       $(printf '%8ss' "$(median_of "$CPU_ARCHIVE")")  (runs: $CPU_ARCHIVE on $(nproc) CPUs)"
+    fi
+    if [[ -n "${TIMES[z]:-}" ]]; then
+        row z "bunker image-archive --compression zstd"
+        out "  z/a time $(ratio "$(median_of "${TIMES[z]}")" "$(median_of "${TIMES[a]}")"), z/b time $(ratio "$(median_of "${TIMES[z]}")" "$(median_of "${TIMES[b]}")"), z/a size $(ratio "${SIZES[z]}" "${SIZES[a]}") (another format: information only, no target)"
+    fi
     out ""
     out "$(printf '%-44s %9s %9s %12s %10s' "restore ($RUNS rounds, image removed before each)" "min" "median" "input" "peak RSS")"
     row d "gunzip -c file | ssh docker load"

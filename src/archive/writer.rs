@@ -40,7 +40,7 @@ const FILE_BUFFER_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     pub compression: Compression,
-    /// Compression level; `None` for the compression's default (gzip 6, zstd 3).
+    /// Compression level; `None` for the compression's default (gzip 5, zstd 3).
     pub level: Option<u32>,
     /// Compressor threads; 0 for one per available core.
     pub threads: usize,

@@ -59,7 +59,7 @@ pub struct ArchiveArgs {
     /// Compression of the archive files.
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression: Compression,
-    /// Compression level [default: 6 for gzip (0-9), 3 for zstd (1-19)].
+    /// Compression level [default: 5 for gzip (0-9), 3 for zstd (1-19)].
     #[arg(long, value_name = "N")]
     pub level: Option<u32>,
     /// Print a machine-readable report on stdout; progress stays on stderr.

@@ -135,7 +135,7 @@ pub struct PullArgs {
     /// Compression of docker archives (`none` writes a plain .tar, like `docker save`).
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: crate::archive::Compression,
-    /// Compression level (gzip 1 fastest … 9 smallest, default 6; zstd 1 … 19, default 3).
+    /// Compression level (gzip 1 fastest … 9 smallest, default 5; zstd 1 … 19, default 3).
     #[arg(long)]
     pub compression_level: Option<u32>,
     /// Print a JSON report.
