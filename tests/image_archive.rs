@@ -1113,3 +1113,67 @@ fn ctrl_c_during_an_export_stops_cleanly_keeps_finished_images_and_a_rerun_compl
         .arg(arch_dir.join(text(&recorded["file"]))))
     .assert_success();
 }
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_leaves_the_archive_intact() {
+    let mut tree = Tree::new();
+    let big = tree.image(format!("bunker-test/{}:big", unique_name("int-twice")));
+    build_random_image(&tree.sandbox, &big, 200 << 20);
+    tree.image_project("big", &big);
+    tree.archive_present(&["--level", "1"]).assert_success();
+    let manifest_before = read_text(&tree.arch_dir().join("manifest.json"));
+    let file = tree.arch_dir().join(text(
+        &entry(&entries(&tree.manifest()), "big", &big).expect("big entry")["file"],
+    ));
+
+    // --verify re-hashes the archive before skipping it; that read cannot be
+    // aborted, so the first Ctrl-C waits for it and the second one quits.
+    let mut running = Running::start(
+        tree.archive_command(&["--level", "1", "--verify"])
+            .env("BUILD", "false"),
+    );
+    while read_offset(running.child.id(), &file).unwrap_or(0) < (16 << 20) {
+        if let Some(status) = running.child.try_wait().expect("poll bunker") {
+            panic!("image-archive ended ({status}) before its verification was seen in progress");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    running.signal(libc::SIGINT);
+    running.signal(libc::SIGINT);
+    let (code, stdout, stderr) = running.finish();
+
+    assert_eq!(code, Some(130), "exit status:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("Ctrl-C: bunker is stopping"), "{stderr}");
+    assert!(
+        stderr.contains("Ctrl-C again: bunker quits now"),
+        "the second Ctrl-C ends bunker at once:\n{stderr}"
+    );
+    assert_eq!(stdout, "", "no report after the second Ctrl-C");
+    assert_eq!(
+        read_text(&tree.arch_dir().join("manifest.json")),
+        manifest_before
+    );
+    run(Command::new("gzip").arg("-t").arg(&file)).assert_success();
+    let rerun = tree.archive_present(&["--level", "1"]);
+    rerun.assert_success();
+    rerun.assert_stdout_contains("0 archived, 0 linked, 1 skipped, 0 failed");
+}
+
+/// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
+fn read_offset(pid: u32, file: &Path) -> Option<u64> {
+    let file = fs::canonicalize(file).ok()?;
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        if fs::read_link(fd.path()).ok().as_deref() == Some(file.as_path()) {
+            let info = fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            return info
+                .lines()
+                .find_map(|line| line.strip_prefix("pos:"))
+                .and_then(|pos| pos.trim().parse().ok());
+        }
+    }
+    None
+}
