@@ -1139,6 +1139,13 @@ fn a_second_ctrl_c_quits_at_once_and_leaves_the_archive_intact() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     running.signal(libc::SIGINT);
+    // Two signals sent back to back merge into one; the second goes once the
+    // first has been handled.
+    while let Ok(line) = running.lines.recv() {
+        if line.contains("bunker is stopping") {
+            break;
+        }
+    }
     running.signal(libc::SIGINT);
     let (code, stdout, stderr) = running.finish();
 
