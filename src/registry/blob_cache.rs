@@ -112,10 +112,14 @@ impl BlobCache {
     }
 
     fn lock_for(&self, digest: &Digest) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock_for_key(digest.as_str().to_string())
+    }
+
+    fn lock_for_key(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
         self.locks
             .lock()
             .expect("blob lock table")
-            .entry(digest.as_str().to_string())
+            .entry(key)
             .or_default()
             .clone()
     }
@@ -325,6 +329,10 @@ impl BlobCache {
     /// The DiffID (SHA-256 of the uncompressed tar) and uncompressed size of a
     /// cached layer, computed once and remembered in `blobs/diffids/<hex>`.
     pub async fn diff_id(&self, digest: &Digest) -> anyhow::Result<(Digest, u64)> {
+        // Images sharing a layer ask at the same time: one computes, the rest
+        // wait for its memo.
+        let lock = self.lock_for_key(format!("diffid {digest}"));
+        let _guard = lock.lock().await;
         let memo = self.memo_dir().join("diffids").join(digest.hex());
         if let Ok(text) = tokio::fs::read_to_string(&memo).await
             && let Some((diff_id, size)) = text.trim().split_once(' ')
