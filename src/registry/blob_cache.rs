@@ -24,6 +24,9 @@ use super::auth::Scope;
 use super::client::{RegistryClient, RegistryRequest, check_status};
 use super::reference::RepositoryName;
 
+/// Bytes gathered before each write of a downloading blob to its file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
 /// A `sha256:<hex>` content digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
@@ -191,7 +194,7 @@ impl BlobCache {
             }
             let response = client.send(&request).await?;
             let response = check_status(response, &format!("GET {what}")).await?;
-            let mut file = if offset > 0 && response.status() == StatusCode::PARTIAL_CONTENT {
+            let file = if offset > 0 && response.status() == StatusCode::PARTIAL_CONTENT {
                 tokio::fs::OpenOptions::new()
                     .append(true)
                     .open(&partial)
@@ -202,6 +205,9 @@ impl BlobCache {
                 offset = 0;
                 tokio::fs::File::create(&partial).await?
             };
+            // Each write of a tokio file is a trip to the blocking pool: gather
+            // the network's small chunks first.
+            let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
             let mut stream = response.bytes_stream();
             let mut broke_off = None;
             while let Some(chunk) = stream.next().await {
