@@ -3,8 +3,9 @@
 #
 # Ten images in the sandbox registry share a base layer (BASE_MB of
 # incompressible data) and each adds a small layer of its own. Measured:
-#   1. pull all ten, ROUNDS times (the two tools take turns going first, each
-#      round into fresh directories, so bunker's blob cache starts empty):
+#   1. pull all ten, ROUNDS times after one unmeasured warm-up pull each (the
+#      two tools take turns going first, each round into fresh directories, so
+#      bunker's blob cache starts empty):
 #      `bunker registry pull` (one run, plain docker-save tars, like skopeo's)
 #      vs `skopeo copy docker://… docker-archive:…` once per image (skopeo's
 #      defaults). Every archive of the first round is then `docker load`ed
@@ -78,6 +79,7 @@ IMAGES=()
 for n in $(seq 0 $((COUNT - 1))); do
   skopeo copy --quiet --dest-tls-verify=false "docker-archive:$WORK/img$n.tar" "docker://$SANDBOX_REGISTRY/$RUN/img$n:1"
   IMAGES+=("$SANDBOX_REGISTRY/$RUN/img$n:1")
+  rm "$WORK/img$n.tar"
 done
 UNIQUE=$(for image in "${IMAGES[@]}"; do skopeo inspect --raw --tls-verify=false "docker://$image"; echo; done |
   python3 -c 'import json,sys
@@ -119,6 +121,10 @@ load_check() { # ARCHIVE INDEX
 }
 
 echo "== 1. pull ten images into docker-load-able archives, $ROUNDS rounds"
+# One unmeasured pull by each tool first, so that neither pays alone for
+# bringing the registry's blob files and its own binary into the page cache.
+bunker_pull "$WORK/warmup-bunker"; skopeo_pull "$WORK/warmup-skopeo"
+rm -rf "$WORK/warmup-bunker" "$WORK/warmup-skopeo" "$WORK/warmup-bunker.json"
 BUNKER_TIMES=(); SKOPEO_TIMES=(); ROUND_LINES=()
 for round in $(seq 1 "$ROUNDS"); do
   order=(bunker skopeo); (( round % 2 == 0 )) && order=(skopeo bunker)
