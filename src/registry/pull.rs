@@ -1,10 +1,13 @@
 //! `bunker registry pull`: registry → archive, with no engine involved.
 //!
-//! All images are resolved first, then every distinct blob is downloaded once
-//! (in parallel, resumable, verified) into the archive's blob cache, then each
-//! image is written in the requested format: a `docker load`-able docker-save
-//! archive, an entry in the archive's OCI image layout, or an unpacked
-//! directory.
+//! All images are resolved first. Then each image's blobs are downloaded into
+//! the archive's blob cache (in parallel, resumable, verified; a blob shared by
+//! several images is downloaded once) and the image is written as soon as its
+//! own blobs are there, in the requested format: a `docker load`-able
+//! docker-save archive, an entry in the archive's OCI image layout, or an
+//! unpacked directory. Docker archives of different images are written at the
+//! same time (one more than the cores), so downloads, decompression, hashing
+//! and each file's fsync overlap.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
