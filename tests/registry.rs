@@ -1801,3 +1801,38 @@ fn a_resync_to_the_archive_rewrites_a_deleted_archive_file() {
     );
     docker_ok(&sandbox, ["rmi", &loaded]);
 }
+
+#[test]
+fn a_sync_entry_that_selects_no_tag_fails_naming_the_tags_and_the_rest_still_syncs() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let repository = unique_name("notag");
+    seed_tags(&sandbox, work.path(), &repository, &["1.36", "latest"], 120);
+    let config = work.path().join("sync.yaml");
+    // `^1\.` is a search pattern; tag_regex must match the whole tag.
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {registry}/{repository}\n    destination: {registry}/mirror/{repository}\n    tag_regex: '^1\\.'\n  - source: {registry}/{repository}\n    destination: archive\n    tags: ['latest']\n",
+            registry = sandbox.registry
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    let run = sync_run(&home, &config, &archive, &["--keep-going"]);
+    run.assert_code(1)
+        .assert_stderr_contains(&format!(
+            "no tag of {}/{repository} matches tag_regex",
+            sandbox.registry
+        ))
+        .assert_stderr_contains("(it has 1.36, latest)")
+        .assert_stderr_contains("must match the whole tag")
+        .assert_stdout_contains("1 copied")
+        .assert_stdout_contains("1 failed");
+    assert_eq!(
+        archive_files(&archive).len(),
+        1,
+        "the second entry still ran"
+    );
+}

@@ -10,7 +10,7 @@
 //!   - source: registry.example.com/team/app     # a registry repository
 //!     destination: mirror.example.com/team/app  # another registry…
 //!     tags: ["1.0", "latest"]                   # explicit tags, and/or
-//!     tag_regex: "^1\\."                        # a regex over the listed tags,
+//!     tag_regex: "1\\..*"                       # a regex matching whole tags,
 //!     semver: ">=1.2, <2"                       # a semver range
 //!     platform: linux/arm64                     # or all_platforms: true
 //!   - source: registry.example.com/base/busybox
@@ -272,17 +272,57 @@ async fn selected_tags(
     let mut tags: Vec<String> =
         if entry.tags.is_empty() || filter.regex.is_some() || filter.semver.is_some() {
             let client = clients.get(&repository.registry, &options.client)?;
-            let listed = list_tags(&client, repository).await?;
-            listed
-                .into_iter()
+            let mut listed = list_tags(&client, repository).await?;
+            let selected: Vec<String> = listed
+                .iter()
                 .filter(|tag| filter.matches(tag) || entry.tags.contains(tag))
-                .collect()
+                .cloned()
+                .collect();
+            if selected.is_empty() {
+                sort_semantic(&mut listed);
+                let shown: Vec<&str> = listed.iter().take(10).map(String::as_str).collect();
+                bail!(
+                    "no tag of {repository} matches {} (it has {}{}); \
+                     tag_regex must match the whole tag, e.g. \"1\\..*\" for 1.x",
+                    describe_filters(entry),
+                    if shown.is_empty() {
+                        "no tags".to_string()
+                    } else {
+                        shown.join(", ")
+                    },
+                    if listed.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    },
+                );
+            }
+            selected
         } else {
             entry.tags.clone()
         };
     sort_semantic(&mut tags);
     tags.dedup();
     Ok(tags)
+}
+
+/// The entry's tag selection in the words of the config, for messages.
+fn describe_filters(entry: &SyncEntry) -> String {
+    let mut parts = Vec::new();
+    if !entry.tags.is_empty() {
+        parts.push(format!("tags {:?}", entry.tags));
+    }
+    if let Some(regex) = &entry.tag_regex {
+        parts.push(format!("tag_regex {regex:?}"));
+    }
+    if let Some(range) = &entry.semver {
+        parts.push(format!("semver {range:?}"));
+    }
+    if parts.is_empty() {
+        "any tag".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 async fn sync_to_archive(
