@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
+use crate::interrupt::Interrupt;
 use crate::registry::archived::load_archived_images;
 use crate::registry::client::{ClientOptions, RegistryClient};
 use crate::registry::manifest::PlatformSelection;
@@ -307,10 +308,25 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json,
         compression: args.compression,
         compression_level: args.compression_level,
+        stop: Default::default(),
+    };
+    let interrupt = Interrupt::listen(|signal| {
+        eprintln!(
+            "{}",
+            signal.stop_line(
+                "finished images are kept in manifest.json and partial blob downloads \
+                 are kept for the next run to resume"
+            )
+        );
+    })?;
+    let options = PullOptions {
+        stop: interrupt.token(),
+        ..options
     };
     let started = std::time::Instant::now();
     let (outcomes, totals) = pull_images(&references, &options).await;
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    let stopped = outcomes.iter().filter(|o| o.stopped()).count();
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count() - stopped;
     if args.json {
         let images: Vec<serde_json::Value> = outcomes
             .iter()
@@ -327,6 +343,10 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
                         "size": image.archive.as_ref().map(|a| a.size),
                     })).collect::<Vec<_>>(),
                 }),
+                Err(_) if outcome.stopped() => serde_json::json!({
+                    "reference": outcome.reference,
+                    "status": "stopped",
+                }),
                 Err(error) => serde_json::json!({
                     "reference": outcome.reference,
                     "status": "failed",
@@ -339,6 +359,7 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
             "downloaded_bytes": totals.downloaded_bytes,
             "reused_bytes": totals.reused_bytes,
             "failed": failed,
+            "stopped": stopped,
             "platform": platform,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -356,6 +377,12 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+                Err(_) if outcome.stopped() => {
+                    eprintln!(
+                        "STOPPED {}: not finished, rerun to complete it",
+                        outcome.reference
+                    )
+                }
                 Err(error) => eprintln!("FAILED {}: {error:#}", outcome.reference),
             }
         }
@@ -370,13 +397,17 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!(
-            "{} image(s), {} failed, {} downloaded, {} reused from the cache, {:.1}s",
+            "{} image(s), {} failed, {} stopped, {} downloaded, {} reused from the cache, {:.1}s",
             outcomes.len(),
             failed,
+            stopped,
             human_bytes(totals.downloaded_bytes),
             human_bytes(totals.reused_bytes),
             started.elapsed().as_secs_f64()
         );
+    }
+    if let Some(code) = interrupt.exit_code() {
+        return Ok(code);
     }
     Ok(if failed > 0 {
         ExitCode::from(1)

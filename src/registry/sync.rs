@@ -343,6 +343,7 @@ async fn sync_to_archive(
         show_progress: false,
         compression: crate::archive::Compression::Gzip,
         compression_level: None,
+        stop: Default::default(),
     };
     let (outcomes, _) = pull_images(&references, &pull_options).await;
     for ((reference, key, digest), outcome) in
