@@ -155,7 +155,11 @@ fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_r
         "half-written archive files: {half_written:?}"
     );
     let archived = archived_images(&archive);
-    assert_eq!(archived, [small.clone()], "only the finished image");
+    assert_eq!(
+        archived,
+        std::slice::from_ref(&small),
+        "only the finished image"
+    );
 
     let rerun = home
         .bunker()
