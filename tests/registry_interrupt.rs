@@ -2,7 +2,8 @@
 //! image already pulled stays in manifest.json, the running blob download is aborted
 //! with its `.partial` file kept in the blob cache, no archive file is left half-written,
 //! the summary so far is printed and the exit status is 130; a rerun resumes the blob
-//! instead of downloading it again.
+//! instead of downloading it again. SIGTERM during `bunker registry push` aborts the
+//! running upload the same way: status 143, the summary so far, and a rerun pushes.
 
 mod common;
 
@@ -193,4 +194,128 @@ fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_r
         "the blob is complete now"
     );
     assert_eq!(archived_images(&archive).len(), 2);
+}
+
+/// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
+fn read_offset(pid: u32, file: &Path) -> Option<u64> {
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        if fs::read_link(fd.path()).ok().as_deref() == Some(file) {
+            let info = fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            return info
+                .lines()
+                .find_map(|line| line.strip_prefix("pos:"))
+                .and_then(|pos| pos.trim().parse().ok());
+        }
+    }
+    None
+}
+
+/// `bunker login` to the sandbox's auth registry, password on stdin.
+fn login_to_the_auth_registry(home: &TestHome, sandbox: &common::Sandbox) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bunker"))
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .args([
+            "login",
+            &sandbox.auth_registry,
+            "-u",
+            &sandbox.auth_user,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bunker login");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin pipe"),
+        format!("{}\n", sandbox.auth_password).as_bytes(),
+    )
+    .expect("write the password");
+    let login = child.wait_with_output().expect("wait for bunker login");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+}
+
+#[test]
+fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().expect("temp dir");
+    let archive = work.path().join("archive");
+    let repository_and_tag = format!("bunker-test/{}:1", unique_name("interrupt-push"));
+    let local = format!("{repository_and_tag}-local");
+    build_random_image(&sandbox, &local, 96 << 20);
+    let big = push_to_registry(&sandbox, &local, &repository_and_tag);
+    docker_ok(&sandbox, ["rmi", &local]);
+    home.bunker()
+        .args(["registry", "pull", &big, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    let big_blob = all_files(&archive.join("blobs").join("sha256"))
+        .into_iter()
+        .max_by_key(|path| fs::metadata(path).map_or(0, |meta| meta.len()))
+        .expect("blobs in the cache");
+    let big_blob = fs::canonicalize(&big_blob).expect("canonical blob path");
+    login_to_the_auth_registry(&home, &sandbox);
+
+    let to = format!("{}/{}", sandbox.auth_registry, unique_name("stopped"));
+    let push = || {
+        home.bunker()
+            .args([
+                "registry",
+                "push",
+                "--to",
+                &to,
+                "--jobs",
+                "1",
+                "--archive-dir",
+            ])
+            .arg(&archive)
+    };
+    let mut child = push()
+        .into_command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bunker registry push");
+    let stdout = read_all(child.stdout.take().expect("stdout pipe"));
+    let stderr = read_all(child.stderr.take().expect("stderr pipe"));
+    while read_offset(child.id(), &big_blob).unwrap_or(0) == 0 {
+        if let Some(status) = child.try_wait().expect("poll bunker") {
+            panic!("registry push ended ({status}) before the big blob was seen uploading");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().expect("wait for bunker");
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    assert_eq!(status.code(), Some(143), "exit status:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
+    assert!(
+        stderr.contains("upload aborted, rerun to push it"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 image(s), 0 failed, 1 stopped"),
+        "the summary so far:\n{stdout}"
+    );
+    assert!(!stdout.contains("pushed "), "nothing was pushed:\n{stdout}");
+
+    push()
+        .run()
+        .assert_success()
+        .assert_stdout_contains("pushed ")
+        .assert_stdout_contains("1 image(s), 0 failed");
 }

@@ -535,10 +535,16 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
     let interrupt = {
         let bar = bar.clone();
         Interrupt::listen(move |signal| {
-            bar.println(signal.stop_line(
-                "images already pushed stay in the registry; the running upload is aborted \
-                 and its manifest is not pushed",
-            ));
+            // println on a hidden bar prints nothing: suspend it instead.
+            bar.suspend(|| {
+                eprintln!(
+                    "{}",
+                    signal.stop_line(
+                        "images already pushed stay in the registry; the running upload is \
+                         aborted and its manifest is not pushed",
+                    )
+                )
+            });
         })?
     };
     let stop = interrupt.token();
