@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
+use crate::interrupt::Interrupt;
 use crate::registry::archived::load_archived_images;
 use crate::registry::client::{ClientOptions, RegistryClient};
 use crate::registry::manifest::PlatformSelection;
@@ -307,10 +308,25 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json,
         compression: args.compression,
         compression_level: args.compression_level,
+        stop: Default::default(),
+    };
+    let interrupt = Interrupt::listen(|signal| {
+        eprintln!(
+            "{}",
+            signal.stop_line(
+                "finished images are kept in manifest.json and partial blob downloads \
+                 are kept for the next run to resume"
+            )
+        );
+    })?;
+    let options = PullOptions {
+        stop: interrupt.token(),
+        ..options
     };
     let started = std::time::Instant::now();
     let (outcomes, totals) = pull_images(&references, &options).await;
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    let stopped = outcomes.iter().filter(|o| o.stopped()).count();
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count() - stopped;
     if args.json {
         let images: Vec<serde_json::Value> = outcomes
             .iter()
@@ -327,6 +343,10 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
                         "size": image.archive.as_ref().map(|a| a.size),
                     })).collect::<Vec<_>>(),
                 }),
+                Err(_) if outcome.stopped() => serde_json::json!({
+                    "reference": outcome.reference,
+                    "status": "stopped",
+                }),
                 Err(error) => serde_json::json!({
                     "reference": outcome.reference,
                     "status": "failed",
@@ -339,6 +359,7 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
             "downloaded_bytes": totals.downloaded_bytes,
             "reused_bytes": totals.reused_bytes,
             "failed": failed,
+            "stopped": stopped,
             "platform": platform,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -356,6 +377,12 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+                Err(_) if outcome.stopped() => {
+                    eprintln!(
+                        "STOPPED {}: not finished, rerun to complete it",
+                        outcome.reference
+                    )
+                }
                 Err(error) => eprintln!("FAILED {}: {error:#}", outcome.reference),
             }
         }
@@ -370,13 +397,17 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!(
-            "{} image(s), {} failed, {} downloaded, {} reused from the cache, {:.1}s",
+            "{} image(s), {} failed, {} stopped, {} downloaded, {} reused from the cache, {:.1}s",
             outcomes.len(),
             failed,
+            stopped,
             human_bytes(totals.downloaded_bytes),
             human_bytes(totals.reused_bytes),
             started.elapsed().as_secs_f64()
         );
+    }
+    if let Some(code) = interrupt.exit_code() {
+        return Ok(code);
     }
     Ok(if failed > 0 {
         ExitCode::from(1)
@@ -500,9 +531,46 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
     let mounts = crate::registry::push::MountSources::default();
     let mut total = PushStats::default();
     let mut failed = 0;
+    let mut stopped = 0;
+    let interrupt = {
+        let bar = bar.clone();
+        Interrupt::listen(move |signal| {
+            // println on a hidden bar prints nothing: suspend it instead.
+            bar.suspend(|| {
+                eprintln!(
+                    "{}",
+                    signal.stop_line(
+                        "images already pushed stay in the registry; the running upload is \
+                         aborted and its manifest is not pushed",
+                    )
+                )
+            });
+        })?
+    };
+    let stop = interrupt.token();
     for item in to_push {
+        if stop.is_cancelled() {
+            stopped += 1;
+            eprintln!("STOPPED {}: not pushed, rerun to push it", item.destination);
+            continue;
+        }
         let client = clients.get(&item.destination.name.registry, &options.client)?;
-        match push_item(item, &cache, &client, &mounts, &options).await {
+        // Dropping a running push aborts its upload; its manifest is pushed last,
+        // so the destination never names an incomplete image.
+        let pushed = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            result = push_item(item, &cache, &client, &mounts, &options) => Some(result),
+        };
+        let Some(pushed) = pushed else {
+            stopped += 1;
+            eprintln!(
+                "STOPPED {}: upload aborted, rerun to push it",
+                item.destination
+            );
+            continue;
+        };
+        match pushed {
             Ok(stats) => {
                 println!(
                     "pushed {} ({} uploaded, {} mounted, {} already there)",
@@ -524,13 +592,21 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     println!(
-        "{} image(s), {failed} failed, {} uploaded in {} blob(s), {} mounted, {} skipped",
+        "{} image(s), {failed} failed, {}{} uploaded in {} blob(s), {} mounted, {} skipped",
         plan.len(),
+        if stopped > 0 {
+            format!("{stopped} stopped, ")
+        } else {
+            String::new()
+        },
         human_bytes(total.uploaded_bytes),
         total.uploaded_blobs,
         total.mounted_blobs,
         total.skipped_blobs
     );
+    if let Some(code) = interrupt.exit_code() {
+        return Ok(code);
+    }
     Ok(if failed > 0 {
         ExitCode::from(1)
     } else {
@@ -703,16 +779,32 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs) -> anyhow::Result<ExitCod
         client: args.connection.client_options(),
         default_platform: platform.as_ref().map(|choice| choice.platform.clone()),
         verify_destination: args.verify_destination,
+        stop: Default::default(),
+    };
+    let interrupt = Interrupt::listen(|signal| {
+        eprintln!(
+            "{}",
+            signal.stop_line(
+                "finished images and the sync state are kept; partial blob downloads \
+                 stay for the next run to resume"
+            )
+        );
+    })?;
+    let options = SyncOptions {
+        stop: interrupt.token(),
+        ..options
     };
     let started = std::time::Instant::now();
     let records = run_sync(&config, &options).await?;
     let failed = records.iter().filter(|r| r.action == "failed").count();
+    let stopped = records.iter().filter(|r| r.action == "stopped").count();
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "records": records,
                 "failed": failed,
+                "stopped": stopped,
                 "dry_run": args.dry_run,
                 "platform": platform,
             }))?
@@ -732,12 +824,20 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs) -> anyhow::Result<ExitCod
         }
         let count = |action: &str| records.iter().filter(|r| r.action == action).count();
         println!(
-            "{} copied, {} up to date, {} to copy, {failed} failed, {:.2}s",
+            "{} copied, {} up to date, {} to copy, {failed} failed, {}{:.2}s",
             count("copied"),
             count("up-to-date"),
             count("would-copy"),
+            if stopped > 0 {
+                format!("{stopped} stopped, ")
+            } else {
+                String::new()
+            },
             started.elapsed().as_secs_f64()
         );
+    }
+    if let Some(code) = interrupt.exit_code() {
+        return Ok(code);
     }
     Ok(if failed > 0 {
         ExitCode::from(1)

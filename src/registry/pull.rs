@@ -8,6 +8,12 @@
 //! unpacked directory. Docker archives of different images are written at the
 //! same time (one more than the cores), so downloads, decompression, hashing
 //! and each file's fsync overlap.
+//!
+//! [`PullOptions::stop`] stops a pull cleanly (Ctrl-C): no new image, blob
+//! download or archive write starts; running downloads are dropped (their
+//! `.partial` file stays for the next run to resume) and running archive
+//! writes see their stream fail, so the writer removes their partial file.
+//! Images finished before stay in manifest.json.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +23,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 
 use super::blob_cache::{BlobCache, Digest, ProgressFn};
 use super::client::{ClientOptions, RegistryClient};
@@ -30,6 +37,7 @@ use crate::archive::{
     ArchDir, ArchiveAction, ArchiveLayout, Compression, ExpectedImage, Manifest, ManifestEntry,
     ManifestLock, WriteOptions, write_archive,
 };
+use crate::interrupt::abort_on_cancel;
 
 /// The output format of a pull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,6 +62,35 @@ pub struct PullOptions {
     /// Compression of docker archives and its level (`None`: the writer's default).
     pub compression: Compression,
     pub compression_level: Option<u32>,
+    /// Cancelled to stop the pull cleanly (never cancelled: runs to the end).
+    pub stop: CancellationToken,
+}
+
+/// The error of an image the pull stopped before it was finished.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by the interrupt before it was finished")]
+pub struct Stopped;
+
+impl PullOutcome {
+    /// Whether the image was left unfinished because the pull was stopped.
+    pub fn stopped(&self) -> bool {
+        matches!(&self.result, Err(error) if error.is::<Stopped>())
+    }
+}
+
+/// `work`, or [`Stopped`] as soon as `stop` is cancelled (dropping `work`).
+async fn unless_stopped<T>(
+    stop: &CancellationToken,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    if stop.is_cancelled() {
+        return Err(Stopped.into());
+    }
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => Err(Stopped.into()),
+        result = work => result,
+    }
 }
 
 /// What happened to one requested image.
@@ -94,10 +131,10 @@ pub async fn pull_images(
         let cache = cache.clone();
         let clients = clients.clone();
         async move {
-            let result = async {
+            let result = unless_stopped(&options.stop, async {
                 let client = clients.get(&reference.name.registry, &options.client)?;
                 resolve(&client, &cache, reference, &options.platforms).await
-            }
+            })
             .await;
             (reference.clone(), result)
         }
@@ -139,12 +176,16 @@ pub async fn pull_images(
                         async {
                             let client = clients.get(&reference.name.registry, &options.client)?;
                             for image in &images {
-                                fetch_layers(
-                                    &client,
-                                    &cache,
-                                    image,
-                                    options.jobs,
-                                    Some(progress.clone()),
+                                // Dropping a running download keeps its `.partial`.
+                                unless_stopped(
+                                    &options.stop,
+                                    fetch_layers(
+                                        &client,
+                                        &cache,
+                                        image,
+                                        options.jobs,
+                                        Some(progress.clone()),
+                                    ),
                                 )
                                 .await?;
                             }
@@ -186,15 +227,24 @@ async fn write_outputs(
         PullFormat::Docker => None,
         PullFormat::Oci | PullFormat::Dir => Some(slots.serial.lock().await),
     };
+    if options.stop.is_cancelled() {
+        return Err(Stopped.into());
+    }
     match options.format {
         PullFormat::Docker => {
             for image in images {
-                let sizes = verify_diff_ids(cache, image).await?;
-                let _slot = slots
-                    .writes
-                    .acquire()
-                    .await
-                    .context("archive writes stopped")?;
+                let sizes = unless_stopped(&options.stop, verify_diff_ids(cache, image)).await?;
+                let _slot = unless_stopped(&options.stop, async {
+                    slots
+                        .writes
+                        .acquire()
+                        .await
+                        .context("archive writes stopped")
+                })
+                .await?;
+                if options.stop.is_cancelled() {
+                    return Err(Stopped.into());
+                }
                 let (destination, written) =
                     write_docker_archive(cache, image, sizes, options, slots)
                         .await
@@ -325,8 +375,18 @@ async fn write_docker_archive(
             image_id: Some(config_digest.to_string()),
         },
     };
-    let stream = docker_save_stream(cache, image, sizes);
-    let written = write_archive(stream, &destination, &write_options, |_| {}).await?;
+    if options.stop.is_cancelled() {
+        return Err(Stopped.into());
+    }
+    // A stop makes the stream fail: the writer removes its partial file.
+    let stream = abort_on_cancel(
+        docker_save_stream(cache, image, sizes),
+        options.stop.clone(),
+    );
+    let written = match write_archive(stream, &destination, &write_options, |_| {}).await {
+        Err(_) if options.stop.is_cancelled() => return Err(Stopped.into()),
+        other => other?,
+    };
     let mut entry = ManifestEntry::from_written(&options.project, &name, &relative, &written);
     entry.action = Some(ArchiveAction::RegistryPull);
     entry.docker_id = Some(config_digest.to_string());

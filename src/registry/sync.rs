@@ -43,6 +43,10 @@
 //! Archive sources are the archive directory's OCI layout and the
 //! docker-save archives listed by its `manifest.json` files (what
 //! `image-archive` and `registry pull` write), read as `registry push` reads them.
+//!
+//! [`SyncOptions::stop`] (Ctrl-C) ends a run cleanly: entries and tags not
+//! started are recorded as `stopped`, a running pull or copy is aborted, and
+//! the state keeps only what finished.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -50,6 +54,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::archived::{
     ArchivedImage, archive_manifest_entries, read_docker_archive, read_oci_layout,
@@ -60,7 +65,7 @@ use super::client::{ClientOptions, RegistryClient};
 use super::image::{fetch_layers, resolve};
 use super::manifest::{Platform, PlatformSelection, head_manifest};
 use super::mapping::NameMapping;
-use super::pull::{ClientPool, PullFormat, PullOptions, pull_images};
+use super::pull::{ClientPool, PullFormat, PullOptions, Stopped, pull_images};
 use super::push::{DestinationState, MountSources, PushItem, PushOptions, push_item};
 use super::reference::{ImageReference, RepositoryName};
 use super::tags::{TagFilter, list_tags, sort_semantic};
@@ -192,6 +197,9 @@ pub struct SyncOptions {
     /// Registry → registry: `HEAD` every destination tag even when the state
     /// and the tag list say it is current (sees tags re-pointed by others).
     pub verify_destination: bool,
+    /// Cancelled to stop the run cleanly: no new entry or tag starts, a running
+    /// pull or copy is aborted; their records say `stopped`.
+    pub stop: CancellationToken,
 }
 
 /// Runs every entry; stops at the first failure unless `keep_going`.
@@ -203,6 +211,15 @@ pub async fn run_sync(
     let mut records = Vec::new();
     let mut state = load_state(&options.archive_dir);
     for entry in &config.repositories {
+        if options.stop.is_cancelled() {
+            records.push(SyncRecord {
+                source: entry.source.clone(),
+                destination: entry.destination.clone(),
+                action: "stopped".into(),
+                error: None,
+            });
+            continue;
+        }
         let result = if entry.source == "archive" {
             sync_from_archive(entry, options, &clients, &mut state, &mut records).await
         } else if entry.destination == "archive" {
@@ -383,6 +400,7 @@ async fn sync_to_archive(
         show_progress: false,
         compression: crate::archive::Compression::Gzip,
         compression_level: None,
+        stop: options.stop.clone(),
     };
     let (outcomes, _) = pull_images(&references, &pull_options).await;
     for ((reference, key, digest), outcome) in
@@ -403,6 +421,9 @@ async fn sync_to_archive(
                     .collect();
                 state.archived_files.insert(key.clone(), files);
                 records.push(record(reference, "archive", "copied"));
+            }
+            Some(Err(error)) if error.is::<Stopped>() => {
+                records.push(record(reference, "archive", "stopped"))
             }
             Some(Err(error)) => records.push(SyncRecord {
                 error: Some(format!("{error:#}")),
@@ -533,8 +554,22 @@ async fn copy_to_registry(
         listed_tags: None,
     };
     for job in jobs {
-        let outcome = copier.copy(&job, state).await;
         let (source, to) = (job.source.reference(), job.destination.to_string());
+        if options.stop.is_cancelled() {
+            records.push(record(source, &to, "stopped"));
+            continue;
+        }
+        // Dropping a running copy aborts its upload; the destination's manifest
+        // is put last, so no incomplete image is named there.
+        let outcome = tokio::select! {
+            biased;
+            () = options.stop.cancelled() => None,
+            outcome = copier.copy(&job, state) => Some(outcome),
+        };
+        let Some(outcome) = outcome else {
+            records.push(record(source, &to, "stopped"));
+            continue;
+        };
         records.push(match outcome {
             Ok(action) => record(source, &to, action),
             Err(error) => SyncRecord {
@@ -852,6 +887,7 @@ mod tests {
             client: ClientOptions::default(),
             default_platform: Some(Platform::parse("linux/arm64").unwrap()),
             verify_destination: false,
+            stop: Default::default(),
         };
         assert!(needs_default_platform(&entry));
         assert_eq!(platform_key(&entry, &options), "linux/arm64");

@@ -1,0 +1,321 @@
+//! Ctrl-C during `bunker registry pull`: the first signal stops the pull cleanly. The
+//! image already pulled stays in manifest.json, the running blob download is aborted
+//! with its `.partial` file kept in the blob cache, no archive file is left half-written,
+//! the summary so far is printed and the exit status is 130; a rerun resumes the blob
+//! instead of downloading it again. SIGTERM during `bunker registry push` aborts the
+//! running upload the same way: status 143, the summary so far, and a rerun pushes.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::{TestHome, build_random_image, docker_ok, push_to_registry, sandbox, unique_name};
+use serde_json::Value;
+
+/// Bytes of random content in the big image: a download that takes a while.
+const BIG_BYTES: usize = 150 << 20;
+
+/// The SIGINT is sent once the big blob's partial download has this many bytes.
+const SEEN_IN_PROGRESS: u64 = 8 << 20;
+
+/// Every file below `dir`, recursively (none when it does not exist yet).
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(all_files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The partial downloads in the blob cache with their sizes.
+fn partial_blobs(archive: &Path) -> Vec<(PathBuf, u64)> {
+    all_files(&archive.join("blobs").join("sha256"))
+        .into_iter()
+        .filter(|path| path.to_string_lossy().ends_with(".partial"))
+        .filter_map(|path| Some((path.clone(), fs::metadata(&path).ok()?.len())))
+        .collect()
+}
+
+/// The images the single manifest.json of the archive lists.
+fn archived_images(archive: &Path) -> Vec<String> {
+    let manifests: Vec<PathBuf> = all_files(archive)
+        .into_iter()
+        .filter(|path| path.ends_with("manifest.json") && !path.starts_with(archive.join("blobs")))
+        .collect();
+    assert_eq!(manifests.len(), 1, "one manifest.json: {manifests:?}");
+    let manifest: Value =
+        serde_json::from_str(&fs::read_to_string(&manifests[0]).expect("read manifest.json"))
+            .expect("manifest.json is JSON");
+    manifest["images"]
+        .as_array()
+        .expect("manifest has images")
+        .iter()
+        .map(|entry| entry["image"].as_str().expect("image name").to_string())
+        .collect()
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text)
+            .expect("read bunker's output");
+        text
+    })
+}
+
+#[test]
+fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_resumes() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().expect("temp dir");
+    let archive = work.path().join("archive");
+
+    let repository_and_tag = format!("bunker-test/{}:1", unique_name("interrupt-big"));
+    let local = format!("{repository_and_tag}-local");
+    build_random_image(&sandbox, &local, BIG_BYTES);
+    let big = push_to_registry(&sandbox, &local, &repository_and_tag);
+    docker_ok(&sandbox, ["rmi", &local]);
+    let small = sandbox.registry_image.clone();
+
+    // One image at a time, in the given order: the small one is finished first.
+    let mut child = home
+        .bunker()
+        .args([
+            "registry",
+            "pull",
+            &small,
+            &big,
+            "--jobs",
+            "1",
+            "--archive-dir",
+        ])
+        .arg(&archive)
+        .into_command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bunker registry pull");
+    let stdout = read_all(child.stdout.take().expect("stdout pipe"));
+    let stderr = read_all(child.stderr.take().expect("stderr pipe"));
+    while !partial_blobs(&archive)
+        .iter()
+        .any(|(_, size)| *size >= SEEN_IN_PROGRESS)
+    {
+        if let Some(status) = child.try_wait().expect("poll bunker") {
+            panic!("registry pull ended ({status}) before the big blob was seen downloading");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = child.wait().expect("wait for bunker");
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+
+    assert_eq!(status.code(), Some(130), "exit status:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("Ctrl-C: bunker is stopping"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("STOPPED {big}: not finished")),
+        "{stderr}"
+    );
+    assert!(stdout.contains(&format!("pulled {small} (")), "{stdout}");
+    assert!(
+        stdout.contains("2 image(s), 0 failed, 1 stopped"),
+        "the summary so far:\n{stdout}"
+    );
+    let partials = partial_blobs(&archive);
+    assert_eq!(
+        partials.len(),
+        1,
+        "the big blob's download is kept: {partials:?}"
+    );
+    let (partial, kept) = partials[0].clone();
+    assert!(kept >= SEEN_IN_PROGRESS, "{partial:?} has {kept} bytes");
+    let half_written: Vec<PathBuf> = all_files(&archive)
+        .into_iter()
+        .filter(|path| !path.starts_with(archive.join("blobs")))
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            name.contains(".partial") || name.contains(".tmp-")
+        })
+        .collect();
+    assert!(
+        half_written.is_empty(),
+        "half-written archive files: {half_written:?}"
+    );
+    let archived = archived_images(&archive);
+    assert_eq!(
+        archived,
+        std::slice::from_ref(&small),
+        "only the finished image"
+    );
+
+    let rerun = home
+        .bunker()
+        .args([
+            "registry",
+            "pull",
+            &small,
+            &big,
+            "--jobs",
+            "1",
+            "--json",
+            "--archive-dir",
+        ])
+        .arg(&archive)
+        .run();
+    rerun.assert_success();
+    let report: Value = serde_json::from_str(&rerun.stdout).expect("--json report");
+    let downloaded = report["downloaded_bytes"]
+        .as_u64()
+        .expect("downloaded_bytes");
+    let reused = report["reused_bytes"].as_u64().expect("reused_bytes");
+    assert!(
+        downloaded + kept <= BIG_BYTES as u64 + (4 << 20),
+        "the rerun resumes the kept {kept} bytes instead of downloading them again: \
+         downloaded {downloaded}"
+    );
+    assert!(reused >= kept, "the kept {kept} bytes are reused: {reused}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(
+        partial_blobs(&archive).is_empty(),
+        "the blob is complete now"
+    );
+    assert_eq!(archived_images(&archive).len(), 2);
+}
+
+/// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
+fn read_offset(pid: u32, file: &Path) -> Option<u64> {
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        if fs::read_link(fd.path()).ok().as_deref() == Some(file) {
+            let info = fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            return info
+                .lines()
+                .find_map(|line| line.strip_prefix("pos:"))
+                .and_then(|pos| pos.trim().parse().ok());
+        }
+    }
+    None
+}
+
+/// `bunker login` to the sandbox's auth registry, password on stdin.
+fn login_to_the_auth_registry(home: &TestHome, sandbox: &common::Sandbox) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bunker"))
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .args([
+            "login",
+            &sandbox.auth_registry,
+            "-u",
+            &sandbox.auth_user,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bunker login");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin pipe"),
+        format!("{}\n", sandbox.auth_password).as_bytes(),
+    )
+    .expect("write the password");
+    let login = child.wait_with_output().expect("wait for bunker login");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+}
+
+#[test]
+fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().expect("temp dir");
+    let archive = work.path().join("archive");
+    let repository_and_tag = format!("bunker-test/{}:1", unique_name("interrupt-push"));
+    let local = format!("{repository_and_tag}-local");
+    build_random_image(&sandbox, &local, 96 << 20);
+    let big = push_to_registry(&sandbox, &local, &repository_and_tag);
+    docker_ok(&sandbox, ["rmi", &local]);
+    home.bunker()
+        .args(["registry", "pull", &big, "--archive-dir"])
+        .arg(&archive)
+        .run()
+        .assert_success();
+    let big_blob = all_files(&archive.join("blobs").join("sha256"))
+        .into_iter()
+        .max_by_key(|path| fs::metadata(path).map_or(0, |meta| meta.len()))
+        .expect("blobs in the cache");
+    let big_blob = fs::canonicalize(&big_blob).expect("canonical blob path");
+    login_to_the_auth_registry(&home, &sandbox);
+
+    let to = format!("{}/{}", sandbox.auth_registry, unique_name("stopped"));
+    let push = || {
+        home.bunker()
+            .args([
+                "registry",
+                "push",
+                "--to",
+                &to,
+                "--jobs",
+                "1",
+                "--archive-dir",
+            ])
+            .arg(&archive)
+    };
+    let mut child = push()
+        .into_command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bunker registry push");
+    let stdout = read_all(child.stdout.take().expect("stdout pipe"));
+    let stderr = read_all(child.stderr.take().expect("stderr pipe"));
+    while read_offset(child.id(), &big_blob).unwrap_or(0) == 0 {
+        if let Some(status) = child.try_wait().expect("poll bunker") {
+            panic!("registry push ended ({status}) before the big blob was seen uploading");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().expect("wait for bunker");
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    assert_eq!(status.code(), Some(143), "exit status:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
+    assert!(
+        stderr.contains("upload aborted, rerun to push it"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 image(s), 0 failed, 1 stopped"),
+        "the summary so far:\n{stdout}"
+    );
+    assert!(!stdout.contains("pushed "), "nothing was pushed:\n{stdout}");
+
+    push()
+        .run()
+        .assert_success()
+        .assert_stdout_contains("pushed ")
+        .assert_stdout_contains("1 image(s), 0 failed");
+}
