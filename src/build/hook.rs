@@ -102,6 +102,8 @@ pub async fn run_hook(
         .arg(HOOK_TARGET)
         .current_dir(directory)
         .stdin(Stdio::null())
+        // An interrupt drops this future: `make` must not run on unseen.
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|error| {
