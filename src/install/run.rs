@@ -176,7 +176,9 @@ pub async fn install(
             Ok(Ran::Stopped(status)) => {
                 result.interrupted = true;
                 result.detail = format!(
-                    "`{} up` stopped: bunker was interrupted and Compose ended ({status});                      containers it had already started keep running: run `bunker install`                      again to finish, or `{} --project-name {compose_name} down` to remove them",
+                    "`{} up` stopped: bunker was interrupted and Compose ended ({status}); \
+                     containers it had already started keep running: run `bunker install` \
+                     again to finish, or `{} --project-name {compose_name} down` to remove them",
                     compose.display(),
                     compose.display()
                 );
