@@ -571,6 +571,37 @@ mod tests {
     }
 
     #[test]
+    fn after_an_interrupt_the_cut_and_unstarted_steps_are_named() {
+        let report = RunReport {
+            steps: vec![
+                step(StepKind::Image(ImageAction::Build), Outcome::Done),
+                step(
+                    StepKind::Image(ImageAction::Build),
+                    Outcome::Skipped(format!("p/s: img:1 build {CUT} after 2.0s")),
+                ),
+                step(
+                    StepKind::Image(ImageAction::Pull),
+                    Outcome::Skipped(format!("p/s: img:1 {NOT_STARTED}")),
+                ),
+            ],
+            problems: vec![],
+        };
+        assert_eq!(
+            report.interrupted_summary(),
+            "cut 1 running step(s): p build img:1; 1 step(s) not started"
+        );
+        assert_eq!(report.summary(), "1 built, 0 pulled, 0 failed, 2 skipped");
+        let nothing_cut = RunReport {
+            steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
+            problems: vec![],
+        };
+        assert_eq!(
+            nothing_cut.interrupted_summary(),
+            "no running step was cut; 0 step(s) not started"
+        );
+    }
+
+    #[test]
     fn a_clean_run_is_not_a_failure() {
         let report = RunReport {
             steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
