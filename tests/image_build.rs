@@ -991,4 +991,12 @@ fn ctrl_c_during_a_build_cuts_it_reports_so_far_and_a_rerun_completes() {
     rerun.assert_stdout_contains("3 built, 0 pulled, 0 failed, 0 skipped");
     assert!(image_id(&sandbox, &slow_image).is_some(), "{rerun}");
     assert!(image_id(&sandbox, &later_image).is_some(), "{rerun}");
+    let containers = docker_ok(
+        &sandbox,
+        ["ps", "--all", "--no-trunc", "--format", "{{.Command}}"],
+    );
+    assert!(
+        !containers.contains(&slow),
+        "the engine dropped the cut build's container:\n{containers}"
+    );
 }
