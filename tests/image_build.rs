@@ -1000,3 +1000,72 @@ fn ctrl_c_during_a_build_cuts_it_reports_so_far_and_a_rerun_completes() {
         "the engine dropped the cut build's container:\n{containers}"
     );
 }
+
+#[test]
+fn sigterm_during_the_build_hook_kills_its_commands_and_builds_nothing() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let mut tree = Tree::new();
+    let project = unique_name("hook-term");
+    let image = tree.image(format!("{}:1", unique_name("bunker-test/hook-term")));
+    let marker = unique_name("hook-sleeps");
+    tree.project(
+        &project,
+        &[
+            (
+                "docker-compose.yaml",
+                format!("services:\n  app:\n    build: .\n    image: {image}\n"),
+            ),
+            ("Dockerfile", format!("FROM {}\n", sandbox.seed_image)),
+            (
+                "Makefile",
+                format!("build-hook-pre:\n\tsleep 3600 && echo {marker}\n"),
+            ),
+        ],
+    );
+    let mut running = signal_support::Running::start(
+        home.bunker()
+            .remote(&sandbox)
+            .arg("--projects-dir")
+            .arg(tree.path())
+            .arg("image-build")
+            .into_command(),
+    );
+    while signal_support::processes_mentioning(&marker).is_empty() {
+        if let Some(status) = running.child.try_wait().expect("poll bunker") {
+            panic!("image-build ended ({status}) before its hook was seen running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    running.signal(libc::SIGTERM);
+    let (code, stdout, stderr) = running.finish();
+
+    assert_eq!(
+        code,
+        Some(143),
+        "exit status after SIGTERM:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "skipped {project}: `make build-hook-pre` cut: bunker was interrupted after"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "skipped {project}/app: {image} not started: bunker was interrupted"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("0 built, 0 pulled, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(
+        signal_support::processes_mentioning(&marker),
+        Vec::<String>::new(),
+        "the hook's commands are killed"
+    );
+    assert_eq!(image_id(&sandbox, &image), None);
+}
