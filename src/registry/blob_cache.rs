@@ -24,6 +24,9 @@ use super::auth::Scope;
 use super::client::{RegistryClient, RegistryRequest, check_status};
 use super::reference::RepositoryName;
 
+/// Bytes gathered before each write of a downloading blob to its file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
 /// A `sha256:<hex>` content digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
@@ -112,10 +115,14 @@ impl BlobCache {
     }
 
     fn lock_for(&self, digest: &Digest) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock_for_key(digest.as_str().to_string())
+    }
+
+    fn lock_for_key(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
         self.locks
             .lock()
             .expect("blob lock table")
-            .entry(digest.as_str().to_string())
+            .entry(key)
             .or_default()
             .clone()
     }
@@ -188,7 +195,7 @@ impl BlobCache {
             }
             let response = client.send(&request).await?;
             let response = check_status(response, &format!("GET {what}")).await?;
-            let mut file = if offset > 0 && response.status() == StatusCode::PARTIAL_CONTENT {
+            let file = if offset > 0 && response.status() == StatusCode::PARTIAL_CONTENT {
                 tokio::fs::OpenOptions::new()
                     .append(true)
                     .open(&partial)
@@ -199,6 +206,9 @@ impl BlobCache {
                 offset = 0;
                 tokio::fs::File::create(&partial).await?
             };
+            // Each write of a tokio file is a trip to the blocking pool: gather
+            // the network's small chunks first.
+            let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
             let mut stream = response.bytes_stream();
             let mut broke_off = None;
             while let Some(chunk) = stream.next().await {
@@ -330,6 +340,10 @@ impl BlobCache {
     /// The DiffID (SHA-256 of the uncompressed tar) and uncompressed size of a
     /// cached layer, computed once and remembered in `blobs/diffids/<hex>`.
     pub async fn diff_id(&self, digest: &Digest) -> anyhow::Result<(Digest, u64)> {
+        // Images sharing a layer ask at the same time: one computes, the rest
+        // wait for its memo.
+        let lock = self.lock_for_key(format!("diffid {digest}"));
+        let _guard = lock.lock().await;
         let memo = self.memo_dir().join("diffids").join(digest.hex());
         if let Ok(text) = tokio::fs::read_to_string(&memo).await
             && let Some((diff_id, size)) = text.trim().split_once(' ')

@@ -1,12 +1,15 @@
 //! `bunker registry pull`: registry → archive, with no engine involved.
 //!
-//! All images are resolved first, then every distinct blob is downloaded once
-//! (in parallel, resumable, verified) into the archive's blob cache, then each
-//! image is written in the requested format: a `docker load`-able docker-save
-//! archive, an entry in the archive's OCI image layout, or an unpacked
-//! directory.
+//! All images are resolved first. Then each image's blobs are downloaded into
+//! the archive's blob cache (in parallel, resumable, verified; a blob shared by
+//! several images is downloaded once) and the image is written as soon as its
+//! own blobs are there, in the requested format: a `docker load`-able
+//! docker-save archive, an entry in the archive's OCI image layout, or an
+//! unpacked directory. Docker archives of different images are written at the
+//! same time (one more than the cores), so downloads, decompression, hashing
+//! and each file's fsync overlap.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -120,19 +123,22 @@ pub async fn pull_images(
         Arc::new(move |bytes| bar.inc(bytes))
     };
 
-    let mut outcomes = Vec::new();
-    let fetched = futures_util::stream::iter(resolved.into_iter().map(|(reference, result)| {
-        let cache = cache.clone();
-        let clients = clients.clone();
-        let progress = progress.clone();
-        async move {
-            let result = match result {
-                Ok(images) => {
-                    let mut failure = None;
-                    for image in &images {
-                        let client = clients.get(&reference.name.registry, &options.client);
-                        let outcome = match client {
-                            Ok(client) => {
+    // Each image is written as soon as its own blobs are in the cache (blobs
+    // shared with other images are fetched once: the cache serialises them), so
+    // downloads, decompression and archive writes of different images overlap.
+    let slots = OutputSlots::new();
+    let mut outcomes =
+        futures_util::stream::iter(resolved.into_iter().map(|(reference, result)| {
+            let cache = cache.clone();
+            let clients = clients.clone();
+            let progress = progress.clone();
+            let slots = &slots;
+            async move {
+                let result = match result {
+                    Ok(images) => {
+                        async {
+                            let client = clients.get(&reference.name.registry, &options.client)?;
+                            for image in &images {
                                 fetch_layers(
                                     &client,
                                     &cache,
@@ -140,40 +146,24 @@ pub async fn pull_images(
                                     options.jobs,
                                     Some(progress.clone()),
                                 )
-                                .await
+                                .await?;
                             }
-                            Err(error) => Err(error),
-                        };
-                        if let Err(error) = outcome {
-                            failure = Some(error);
-                            break;
+                            write_outputs(&cache, &images, options, slots).await
                         }
+                        .await
                     }
-                    match failure {
-                        Some(error) => Err(error),
-                        None => Ok(images),
-                    }
+                    Err(error) => Err(error),
+                };
+                PullOutcome {
+                    reference: reference.to_string(),
+                    result,
                 }
-                Err(error) => Err(error),
-            };
-            (reference, result)
-        }
-    }))
-    .buffer_unordered(options.jobs.max(1))
-    .collect::<Vec<_>>()
-    .await;
+            }
+        }))
+        .buffer_unordered(options.jobs.max(1))
+        .collect::<Vec<_>>()
+        .await;
     bar.finish_and_clear();
-
-    for (reference, result) in fetched {
-        let result = match result {
-            Ok(images) => write_outputs(&cache, &images, options).await,
-            Err(error) => Err(error),
-        };
-        outcomes.push(PullOutcome {
-            reference: reference.to_string(),
-            result,
-        });
-    }
     outcomes.sort_by(|a, b| a.reference.cmp(&b.reference));
     let totals = PullTotals {
         downloaded_bytes: cache.counter.downloaded.load(Ordering::Relaxed),
@@ -187,15 +177,30 @@ async fn write_outputs(
     cache: &BlobCache,
     images: &[ResolvedImage],
     options: &PullOptions,
+    slots: &OutputSlots,
 ) -> anyhow::Result<Vec<PulledImage>> {
     let mut pulled = Vec::new();
+    // OCI and dir outputs update files shared by all images (index.json): one
+    // image at a time. They only link or copy blobs, so this costs nothing.
+    let _serial = match options.format {
+        PullFormat::Docker => None,
+        PullFormat::Oci | PullFormat::Dir => Some(slots.serial.lock().await),
+    };
     match options.format {
         PullFormat::Docker => {
             for image in images {
                 let sizes = verify_diff_ids(cache, image).await?;
-                let (destination, written) = write_docker_archive(cache, image, sizes, options)
+                let _slot = slots
+                    .writes
+                    .acquire()
                     .await
-                    .with_context(|| format!("cannot write the archive of {}", image.reference))?;
+                    .context("archive writes stopped")?;
+                let (destination, written) =
+                    write_docker_archive(cache, image, sizes, options, slots)
+                        .await
+                        .with_context(|| {
+                            format!("cannot write the archive of {}", image.reference)
+                        })?;
                 pulled.push(pulled_image(image, destination, Some(written))?);
             }
         }
@@ -288,26 +293,27 @@ async fn write_docker_archive(
     image: &ResolvedImage,
     sizes: Vec<u64>,
     options: &PullOptions,
+    slots: &OutputSlots,
 ) -> anyhow::Result<(PathBuf, ArchiveFile)> {
     let layout = ArchiveLayout::new(&options.archive_dir);
-    let arch_dir = layout.arch_dir(&arch_dir_name(&image.platform()));
-    let _lock = ManifestLock::acquire(&arch_dir)?;
+    let arch = slots.arch_dir(layout.arch_dir(&arch_dir_name(&image.platform())))?;
     let name = image.reference.to_string();
     let compression = options.compression;
     let relative = ArchDir::relative_file(&options.project, &name, compression);
-    let destination = arch_dir.resolve(&relative);
+    let destination = arch.dir.resolve(&relative);
+    // Two references may name the same file: their writes take turns.
+    let _file_turn = slots.destination_turn(&destination).lock_owned().await;
     let config_digest = image.config_digest()?;
-    let manifest_path = arch_dir.manifest_path();
-    let mut manifest = Manifest::load_or_new(&manifest_path, &arch_dir.arch())?;
-    if let Some(entry) =
-        manifest.reusable_entry(&arch_dir, &options.project, &name, config_digest.as_str())
-    {
-        // Same image already archived and intact: nothing to write.
-        let file = ArchiveFile {
+    let reused = arch
+        .manifest()
+        .reusable_entry(&arch.dir, &options.project, &name, config_digest.as_str())
+        .map(|entry| ArchiveFile {
             sha256: entry.sha256.clone(),
             size: entry.size,
             reused: true,
-        };
+        });
+    if let Some(file) = reused {
+        // Same image already archived and intact: nothing to write.
         return Ok((destination, file));
     }
     let write_options = WriteOptions {
@@ -329,14 +335,95 @@ async fn write_docker_archive(
         image.reference.name.familiar(),
         image.manifest.digest
     )];
-    manifest.upsert(entry);
-    manifest.save_atomic(&manifest_path)?;
+    let record = arch.clone();
+    tokio::task::spawn_blocking(move || record.record(entry))
+        .await
+        .context("the manifest update task failed")??;
     let file = ArchiveFile {
         sha256: written.sha256,
         size: written.size,
         reused: false,
     };
     Ok((destination, file))
+}
+
+/// Shared state of the output side of one pull: how many archives are written
+/// at once, and each architecture directory's lock and manifest.
+struct OutputSlots {
+    /// Docker archives written at the same time.
+    writes: tokio::sync::Semaphore,
+    /// Taken by OCI and dir outputs, which update shared files.
+    serial: tokio::sync::Mutex<()>,
+    arch_dirs: std::sync::Mutex<HashMap<PathBuf, Arc<LockedArchDir>>>,
+    destinations: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl OutputSlots {
+    fn new() -> OutputSlots {
+        OutputSlots {
+            writes: tokio::sync::Semaphore::new(parallel_archive_writes()),
+            serial: tokio::sync::Mutex::new(()),
+            arch_dirs: std::sync::Mutex::default(),
+            destinations: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The arch directory, locked for the rest of the run on first use (so
+    /// concurrent writes of this run share the lock and one manifest).
+    fn arch_dir(&self, dir: ArchDir) -> anyhow::Result<Arc<LockedArchDir>> {
+        let mut arch_dirs = self.arch_dirs.lock().expect("arch dir table");
+        if let Some(locked) = arch_dirs.get(dir.path()) {
+            return Ok(locked.clone());
+        }
+        let lock = ManifestLock::acquire(&dir)?;
+        let manifest_path = dir.manifest_path();
+        let manifest = Manifest::load_or_new(&manifest_path, &dir.arch())?;
+        let locked = Arc::new(LockedArchDir {
+            dir: dir.clone(),
+            manifest_path,
+            manifest: std::sync::Mutex::new(manifest),
+            _lock: lock,
+        });
+        arch_dirs.insert(dir.path().to_path_buf(), locked.clone());
+        Ok(locked)
+    }
+
+    fn destination_turn(&self, destination: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        self.destinations
+            .lock()
+            .expect("destination table")
+            .entry(destination.to_path_buf())
+            .or_default()
+            .clone()
+    }
+}
+
+/// Archive writes at once: the writes are mostly disk-bound (each file is
+/// fsynced), so one more than the cores keeps the disk and the CPUs busy
+/// while another file is being flushed.
+fn parallel_archive_writes() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from) + 1
+}
+
+/// An arch directory this run holds the lock of, with its manifest in memory.
+struct LockedArchDir {
+    dir: ArchDir,
+    manifest_path: PathBuf,
+    manifest: std::sync::Mutex<Manifest>,
+    _lock: ManifestLock,
+}
+
+impl LockedArchDir {
+    fn manifest(&self) -> std::sync::MutexGuard<'_, Manifest> {
+        self.manifest.lock().expect("archive manifest")
+    }
+
+    /// Adds the entry and saves manifest.json (blocking: it is fsynced).
+    fn record(&self, entry: ManifestEntry) -> anyhow::Result<()> {
+        let mut manifest = self.manifest();
+        manifest.upsert(entry);
+        manifest.save_atomic(&self.manifest_path)
+    }
 }
 
 /// The docker archive file of a pulled image.
