@@ -22,6 +22,11 @@ impl Hashed {
         self.size += bytes.len() as u64;
     }
 
+    /// Counts bytes without hashing them (their digest is known another way).
+    pub fn count(&mut self, bytes: usize) {
+        self.size += bytes as u64;
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -52,6 +57,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct HashingWriter<W> {
     inner: W,
     hashed: Hashed,
+    /// False when only the byte count is wanted.
+    hashing: bool,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -59,6 +66,16 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter {
             inner,
             hashed: Hashed::new(),
+            hashing: true,
+        }
+    }
+
+    /// Counts what it passes on without hashing it: for bytes already hashed
+    /// upstream, where a second SHA-256 pass would only cost CPU.
+    pub fn counting(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            hashing: false,
+            ..HashingWriter::new(inner)
         }
     }
 
@@ -70,7 +87,11 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let written = self.inner.write(bytes)?;
-        self.hashed.update(&bytes[..written]);
+        if self.hashing {
+            self.hashed.update(&bytes[..written]);
+        } else {
+            self.hashed.count(written);
+        }
         Ok(written)
     }
 

@@ -204,7 +204,13 @@ fn write_from_channel(
             super::durable::partial_path(destination).display()
         )
     })?;
-    let sink = HashingWriter::new(BufWriter::with_capacity(FILE_BUFFER_BYTES, file));
+    let buffered = BufWriter::with_capacity(FILE_BUFFER_BYTES, file);
+    // Uncompressed, the file is the tar, whose hash is taken below anyway.
+    let sink = if compression == Compression::None {
+        HashingWriter::counting(buffered)
+    } else {
+        HashingWriter::new(buffered)
+    };
     let mut encoder = Encoder::new(compression, level, threads, sink)?;
     let mut tar = Hashed::new();
     let mut inspector = DockerTarInspector::new();
@@ -238,14 +244,27 @@ fn write_from_channel(
         .into_inner()
         .map_err(|error| error.into_error())
         .with_context(write_error)?;
+    if compression == Compression::None && compressed.size() != tar.size() {
+        anyhow::bail!(
+            "wrote {} bytes to {} but received {}",
+            compressed.size(),
+            partial.partial().display(),
+            tar.size()
+        );
+    }
     partial.commit(file).with_context(|| {
         format!(
             "cannot move the finished archive into place at {}",
             destination.display()
         )
     })?;
-    let (sha256, size) = compressed.finish();
     let (uncompressed_sha256, uncompressed_size) = tar.finish();
+    let (sha256, size) = if compression == Compression::None {
+        (uncompressed_sha256.clone(), compressed.size())
+    } else {
+        compressed.finish()
+    };
+
     Ok(WrittenArchive {
         path: destination.to_path_buf(),
         size,

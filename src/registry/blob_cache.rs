@@ -375,7 +375,7 @@ impl BlobCache {
 /// After a failed local write (typically a full disk) the partial download is removed,
 /// so it neither keeps the disk full nor is resumed from; the error names it.
 async fn discard_partial(
-    file: tokio::fs::File,
+    file: tokio::io::BufWriter<tokio::fs::File>,
     partial: &Path,
     error: std::io::Error,
 ) -> anyhow::Error {
