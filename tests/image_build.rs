@@ -867,3 +867,205 @@ fn broken_credential_configuration_is_named() {
     ));
     output.assert_stderr_contains("install that docker-credential-* program on PATH");
 }
+
+mod signal_support;
+
+#[test]
+fn ctrl_c_during_a_build_cuts_it_reports_so_far_and_a_rerun_completes() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let mut tree = Tree::new();
+    let quick = unique_name("a-quick");
+    let slow = unique_name("b-slow");
+    let quick_image = tree.image(format!("{}:1", unique_name("bunker-test/int-quick")));
+    let slow_image = tree.image(format!("{}:1", unique_name("bunker-test/int-slow")));
+    let later_image = tree.image(format!("{}:1", unique_name("bunker-test/int-later")));
+    tree.project(
+        &quick,
+        &[
+            (
+                "docker-compose.yaml",
+                format!("services:\n  web:\n    build: .\n    image: {quick_image}\n"),
+            ),
+            (
+                "Dockerfile",
+                format!("FROM {}\nRUN echo {quick} > /marker\n", sandbox.seed_image),
+            ),
+        ],
+    );
+    // The unique echo defeats the build cache; DELAY comes from the process
+    // environment, so the rerun builds the same Dockerfile without the wait.
+    tree.project(
+        &slow,
+        &[
+            (
+                "docker-compose.yaml",
+                format!(
+                    "services:\n  app:\n    build:\n      context: .\n      args:\n        DELAY: ${{DELAY:-30}}\n    image: {slow_image}\n  \
+                     later:\n    build:\n      context: .\n      args:\n        DELAY: \"0\"\n    image: {later_image}\n"
+                ),
+            ),
+            (
+                "Dockerfile",
+                format!(
+                    "FROM {}\nARG DELAY\nRUN sleep $DELAY && echo {slow} > /marker\n",
+                    sandbox.seed_image
+                ),
+            ),
+        ],
+    );
+    let command = |delay: &str| {
+        home.bunker()
+            .remote(&sandbox)
+            .env("DELAY", delay)
+            .arg("--projects-dir")
+            .arg(tree.path())
+            .args(["--verbose", "image-build", "--jobs", "1"])
+    };
+
+    let running = signal_support::Running::start(command("30").into_command());
+    running.wait_for_line("the slow build's RUN step", |line| {
+        line.contains(&format!("{slow}/app: Step 3/3 : RUN sleep"))
+    });
+    running.signal(libc::SIGINT);
+    let (code, stdout, stderr) = running.finish();
+
+    assert_eq!(
+        code,
+        Some(130),
+        "exit status after Ctrl-C:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Ctrl-C: bunker is stopping")
+            && stderr.contains("images already built or pulled stay on the engine"),
+        "the stop line:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "skipped {slow}/app: {slow_image} build cut: bunker was interrupted after"
+        )),
+        "the cut build is named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "skipped {slow}/later: {later_image} not started: bunker was interrupted"
+        )),
+        "the unstarted build is named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "stopped by Ctrl-C: cut 1 running step(s): {slow} build {slow_image}; 1 step(s) not started"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 built, 0 pulled, 0 failed, 2 skipped"),
+        "the summary so far:\n{stdout}"
+    );
+    assert_eq!(
+        image_rows(&stdout),
+        [
+            ("build".to_string(), quick_image.clone()),
+            ("build".to_string(), slow_image.clone()),
+            ("build".to_string(), later_image.clone()),
+        ],
+        "{stdout}"
+    );
+    assert!(
+        image_id(&sandbox, &quick_image).is_some(),
+        "finished work stays"
+    );
+    assert_eq!(
+        image_id(&sandbox, &slow_image),
+        None,
+        "the cut build left no image"
+    );
+    assert_eq!(
+        signal_support::processes_mentioning(&tree.path().display().to_string()),
+        Vec::<String>::new(),
+        "no process bunker started is left"
+    );
+
+    let rerun = command("0").run();
+    rerun.assert_success();
+    rerun.assert_stdout_contains("3 built, 0 pulled, 0 failed, 0 skipped");
+    assert!(image_id(&sandbox, &slow_image).is_some(), "{rerun}");
+    assert!(image_id(&sandbox, &later_image).is_some(), "{rerun}");
+    let containers = docker_ok(
+        &sandbox,
+        ["ps", "--all", "--no-trunc", "--format", "{{.Command}}"],
+    );
+    assert!(
+        !containers.contains(&slow),
+        "the engine dropped the cut build's container:\n{containers}"
+    );
+}
+
+#[test]
+fn sigterm_during_the_build_hook_kills_its_commands_and_builds_nothing() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let mut tree = Tree::new();
+    let project = unique_name("hook-term");
+    let image = tree.image(format!("{}:1", unique_name("bunker-test/hook-term")));
+    let marker = unique_name("hook-sleeps");
+    tree.project(
+        &project,
+        &[
+            (
+                "docker-compose.yaml",
+                format!("services:\n  app:\n    build: .\n    image: {image}\n"),
+            ),
+            ("Dockerfile", format!("FROM {}\n", sandbox.seed_image)),
+            (
+                "Makefile",
+                format!("build-hook-pre:\n\tsleep 3600 && echo {marker}\n"),
+            ),
+        ],
+    );
+    let mut running = signal_support::Running::start(
+        home.bunker()
+            .remote(&sandbox)
+            .arg("--projects-dir")
+            .arg(tree.path())
+            .arg("image-build")
+            .into_command(),
+    );
+    while signal_support::processes_mentioning(&marker).is_empty() {
+        if let Some(status) = running.child.try_wait().expect("poll bunker") {
+            panic!("image-build ended ({status}) before its hook was seen running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    running.signal(libc::SIGTERM);
+    let (code, stdout, stderr) = running.finish();
+
+    assert_eq!(
+        code,
+        Some(143),
+        "exit status after SIGTERM:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "skipped {project}: `make build-hook-pre` cut: bunker was interrupted after"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "skipped {project}/app: {image} not started: bunker was interrupted"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("0 built, 0 pulled, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(
+        signal_support::processes_mentioning(&marker),
+        Vec::<String>::new(),
+        "the hook's commands are killed"
+    );
+    assert_eq!(image_id(&sandbox, &image), None);
+}

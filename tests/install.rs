@@ -231,3 +231,111 @@ fn json_report_lists_each_project_and_only_json_is_on_stdout() {
     assert_eq!(running_containers(&sandbox, &lacking), Vec::<String>::new());
     compose_down(&sandbox, &up);
 }
+
+mod signal_support;
+
+/// A project whose `up --wait` lasts until its container has slept `$DELAY`
+/// seconds (from bunker's environment): only then is it healthy.
+fn waiting_until_ready(image: &str) -> String {
+    format!(
+        "services:\n  app:\n    image: {image}\n    command: [\"sh\", \"-c\", \"sleep $${{DELAY}}; touch /ready; sleep 3600\"]\n    \
+         environment:\n      DELAY: ${{DELAY}}\n    \
+         healthcheck:\n      test: [\"CMD\", \"test\", \"-e\", \"/ready\"]\n      interval: 1s\n      retries: 3\n      start_period: 1h\n"
+    )
+}
+
+#[test]
+fn ctrl_c_during_compose_up_stops_it_reports_so_far_and_a_rerun_completes() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let first = unique_name("a-int-up");
+    let waiting = unique_name("b-int-wait");
+    let later = unique_name("c-int-later");
+    let tree = tree_with(&first, &long_running(&sandbox.seed_image), &[]);
+    for (name, compose) in [
+        (&waiting, waiting_until_ready(&sandbox.seed_image)),
+        (&later, long_running(&sandbox.seed_image)),
+    ] {
+        let dir = tree.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+    }
+    // bunker's temporary files (the forwarded engine socket) go here.
+    let temp = tempfile::tempdir().unwrap();
+    let command = |delay: &str| {
+        home.bunker()
+            .remote(&sandbox)
+            .env("BUILD", "false")
+            .env("DELAY", delay)
+            .env("TMPDIR", temp.path())
+            .arg("--projects-dir")
+            .arg(tree.path())
+            .args(["install", "--all", "--wait"])
+    };
+
+    let running = signal_support::Running::start(command("3600").into_command());
+    running.wait_for_line("the install of the waiting project", |line| {
+        line.starts_with(&format!("[install] {waiting} ..."))
+    });
+    // Compose has started the container and now waits for it to be healthy.
+    while running_containers(&sandbox, &waiting).is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    running.signal(libc::SIGINT);
+    let (code, stdout, stderr) = running.finish();
+
+    assert_eq!(
+        code,
+        Some(130),
+        "exit status after Ctrl-C:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Ctrl-C: bunker is stopping")
+            && stderr.contains("projects already up stay up"),
+        "the stop line:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "stopped: {waiting}: `docker-compose up` stopped: bunker was interrupted"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "stopped: {later}: not started: bunker was interrupted"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 of 3 project(s) up on"),
+        "the summary so far:\n{stdout}"
+    );
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|line| line.starts_with(name))
+            .map(|line| line.split_whitespace().nth(1).unwrap_or("").to_string())
+    };
+    assert_eq!(row(&first).as_deref(), Some("up"), "{stdout}");
+    assert_eq!(row(&waiting).as_deref(), Some("stopped"), "{stdout}");
+    assert_eq!(row(&later).as_deref(), Some("stopped"), "{stdout}");
+    assert_eq!(running_containers(&sandbox, &later), Vec::<String>::new());
+    assert_eq!(
+        signal_support::processes_mentioning(&tree.path().display().to_string()),
+        Vec::<String>::new(),
+        "no Compose is left running"
+    );
+    assert_eq!(
+        std::fs::read_dir(temp.path()).unwrap().count(),
+        0,
+        "the forwarded socket and its directory are removed"
+    );
+
+    let rerun = command("0").run();
+    rerun.assert_success();
+    rerun.assert_stdout_contains("3 of 3 project(s) up on");
+    for project in [&first, &waiting, &later] {
+        assert_eq!(running_containers(&sandbox, project).len(), 1, "{rerun}");
+        compose_down(&sandbox, project);
+    }
+}

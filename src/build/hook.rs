@@ -10,6 +10,10 @@
 //! env files (`.env-dist`, then the root `.env_<context>`), with bunker's own
 //! environment taking precedence. So a hook renders the same configuration the
 //! images are built with, not whatever the user's shell happens to hold.
+//!
+//! `make` runs in its own process group: when an interrupt drops a running
+//! hook, the whole group (make and the commands of its recipe) is killed, so
+//! nothing it started runs on unseen.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -98,18 +102,24 @@ pub async fn run_hook(
             command.env(name, value);
         }
     }
-    let output = command
+    command
         .arg(HOOK_TARGET)
         .current_dir(directory)
         .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|error| {
-            format!(
-                "{project}: cannot run `make {HOOK_TARGET}` in {}: {error}",
-                directory.display()
-            )
-        })?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let cannot_run = |error: std::io::Error| {
+        format!(
+            "{project}: cannot run `make {HOOK_TARGET}` in {}: {error}",
+            directory.display()
+        )
+    };
+    let child = command.spawn().map_err(cannot_run)?;
+    let mut group = GroupKiller(child.id());
+    let output = child.wait_with_output().await.map_err(cannot_run)?;
+    // make has ended (its group with it, or its leftovers are the recipe's business).
+    group.0 = None;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     if output.status.success() {
@@ -121,6 +131,19 @@ pub async fn run_hook(
             output.status,
             tail(&text, OUTPUT_TAIL_LINES)
         ))
+    }
+}
+
+/// Kills the process group `0` leads when dropped before the hook has ended
+/// (an interrupt dropped the future waiting for it).
+struct GroupKiller(Option<u32>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+            // SAFETY: kill(2) on the process group of our own child; no memory is involved.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
     }
 }
 

@@ -6,13 +6,17 @@
 //! failure fails the whole project. A failed build makes the images built from
 //! it skip (they would fail with a misleading message) while unrelated images
 //! still build; `--fail-fast` stops starting new work after the first failure.
-//! Every step ends up in the report with its duration.
+//! An interrupt ([`crate::interrupt`]) starts no new step and cuts the running
+//! ones: dropping a build or pull request makes the engine abandon it, and a
+//! running hook's `make` is killed. Every step ends up in the report with its
+//! duration, cut and unstarted ones as skipped with the reason.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::build::{BuildFlags, build_image};
 use super::hook::{HOOK_TARGET, has_hook, run_hook};
@@ -152,6 +156,32 @@ impl RunReport {
         messages
     }
 
+    /// After an interrupt: the steps it cut (`project image action`) and how
+    /// many it kept from starting, as one sentence.
+    pub fn interrupted_summary(&self) -> String {
+        let reason = |step: &&StepResult| match &step.outcome {
+            Outcome::Skipped(message) => Some(message.clone()),
+            _ => None,
+        };
+        let cut: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|step| reason(step).is_some_and(|message| message.contains(CUT)))
+            .map(|step| format!("{} {} {}", step.project, step.kind.as_str(), step.image))
+            .collect();
+        let not_started = self
+            .steps
+            .iter()
+            .filter(|step| reason(step).is_some_and(|message| message.ends_with(NOT_STARTED)))
+            .count();
+        let cut = if cut.is_empty() {
+            "no running step was cut".to_string()
+        } else {
+            format!("cut {} running step(s): {}", cut.len(), cut.join(", "))
+        };
+        format!("{cut}; {not_started} step(s) not started")
+    }
+
     /// `3 built, 2 pulled, 1 failed, 1 skipped`.
     pub fn summary(&self) -> String {
         let count = |word: &str| {
@@ -204,10 +234,46 @@ pub async fn run_plan_watched(
     progress: &Progress,
     watch: RunWatch<'_>,
 ) -> RunReport {
+    run_plan_until(
+        docker,
+        plan,
+        options,
+        progress,
+        watch,
+        &CancellationToken::new(),
+    )
+    .await
+}
+
+/// [`run_plan`] that stops when `interrupt` is cancelled: no step starts after
+/// that, running ones are cut, and the report holds every step all the same.
+pub async fn run_plan_interruptible(
+    docker: &Docker,
+    plan: &BuildPlan,
+    options: RunOptions,
+    progress: &Progress,
+    interrupt: &CancellationToken,
+) -> RunReport {
+    let stop = AtomicBool::new(false);
+    let watch = RunWatch {
+        stop: &stop,
+        on_step: &|_| {},
+    };
+    run_plan_until(docker, plan, options, progress, watch, interrupt).await
+}
+
+async fn run_plan_until(
+    docker: &Docker,
+    plan: &BuildPlan,
+    options: RunOptions,
+    progress: &Progress,
+    watch: RunWatch<'_>,
+    interrupt: &CancellationToken,
+) -> RunReport {
     let mut finished: Vec<(usize, Vec<StepResult>)> =
         futures_util::stream::iter(plan.projects.iter().enumerate())
             .map(|(index, project)| async move {
-                let steps = run_project(docker, project, options, progress, watch).await;
+                let steps = run_project(docker, project, options, progress, watch, interrupt).await;
                 (index, steps)
             })
             .buffer_unordered(options.jobs.max(1))
@@ -222,12 +288,19 @@ pub async fn run_plan_watched(
 
 const STOPPED: &str = "not started: --fail-fast stopped the run after an earlier failure";
 
+/// Why a step did not start after an interrupt.
+pub const NOT_STARTED: &str = "not started: bunker was interrupted";
+
+/// The start of the reason of a step an interrupt cut while it ran.
+pub const CUT: &str = "cut: bunker was interrupted";
+
 async fn run_project(
     docker: &Docker,
     project: &ProjectPlan,
     options: RunOptions,
     progress: &Progress,
     watch: RunWatch<'_>,
+    interrupt: &CancellationToken,
 ) -> Vec<StepResult> {
     let stop = watch.stop;
     let mut steps: Vec<StepResult> = Vec::new();
@@ -260,7 +333,8 @@ async fn run_project(
     let mut hook_failure: Option<String> = None;
     if project.has_builds()
         && !stop.load(Ordering::SeqCst)
-        && let Some(step) = run_project_hook(project, progress).await
+        && !interrupt.is_cancelled()
+        && let Some(step) = run_project_hook(project, progress, interrupt).await
     {
         if let Outcome::Failed(message) = &step.outcome {
             hook_failure = Some(message.clone());
@@ -270,7 +344,13 @@ async fn run_project(
     }
 
     for job in &project.jobs {
-        let skip_reason = if stop.load(Ordering::SeqCst) {
+        let skip_reason = if interrupt.is_cancelled() {
+            Some(format!(
+                "{}: {} {NOT_STARTED}",
+                job.display_name(),
+                job.image
+            ))
+        } else if stop.load(Ordering::SeqCst) {
             Some(format!("{}: {} {STOPPED}", job.display_name(), job.image))
         } else if hook_failure.is_some() {
             Some(format!(
@@ -304,7 +384,7 @@ async fn run_project(
                 outcome: Outcome::Skipped(reason),
                 duration: Duration::ZERO,
             },
-            None => execute_job(docker, job, options.flags, progress).await,
+            None => execute_job_until(docker, job, options.flags, progress, interrupt).await,
         };
         if !matches!(step.outcome, Outcome::Done) {
             failed_images.push(job.image.clone());
@@ -318,7 +398,11 @@ async fn run_project(
 }
 
 /// Runs the project's hook when it has one; `None` when it has none.
-async fn run_project_hook(project: &ProjectPlan, progress: &Progress) -> Option<StepResult> {
+async fn run_project_hook(
+    project: &ProjectPlan,
+    progress: &Progress,
+    interrupt: &CancellationToken,
+) -> Option<StepResult> {
     let started = Instant::now();
     let step = |outcome: Outcome| StepResult {
         project: project.project.clone(),
@@ -333,7 +417,21 @@ async fn run_project_hook(project: &ProjectPlan, progress: &Progress) -> Option<
         Err(message) => Some(step(Outcome::Failed(message))),
         Ok(true) => {
             let task = progress.task(format!("[hook] {} make {HOOK_TARGET}", project.project));
-            match run_hook(&project.project, &project.directory, &project.env_files).await {
+            let hook = run_hook(&project.project, &project.directory, &project.env_files);
+            let result = tokio::select! {
+                result = hook => result,
+                // Dropping the hook kills its `make`.
+                () = interrupt.cancelled() => {
+                    let message = format!(
+                        "{}: `make {HOOK_TARGET}` {CUT} after {}; the project is not built",
+                        project.project,
+                        format_duration(started.elapsed())
+                    );
+                    task.finish_skipped(&message);
+                    return Some(step(Outcome::Skipped(message)));
+                }
+            };
+            match result {
                 Ok(output) => {
                     for line in output.lines() {
                         task.detail(format!("{}: {line}", project.project));
@@ -357,6 +455,18 @@ pub async fn execute_job(
     flags: BuildFlags,
     progress: &Progress,
 ) -> StepResult {
+    execute_job_until(docker, job, flags, progress, &CancellationToken::new()).await
+}
+
+/// [`execute_job`], cut (its request dropped, so the engine abandons it) when
+/// `interrupt` is cancelled.
+async fn execute_job_until(
+    docker: &Docker,
+    job: &ImageJob,
+    flags: BuildFlags,
+    progress: &Progress,
+    interrupt: &CancellationToken,
+) -> StepResult {
     let task = progress.task(format!(
         "[{}] {} {}",
         job.action.as_str(),
@@ -364,21 +474,38 @@ pub async fn execute_job(
         job.image
     ));
     let who = job.display_name();
-    let result = match job.action {
-        ImageAction::Build => build_image(docker, job, flags, &task).await,
-        ImageAction::Pull | ImageAction::Base => {
-            pull_image(docker, &who, &job.image, job.platform.as_deref(), &task).await
+    let work = async {
+        match job.action {
+            ImageAction::Build => build_image(docker, job, flags, &task).await,
+            ImageAction::Pull | ImageAction::Base => {
+                pull_image(docker, &who, &job.image, job.platform.as_deref(), &task).await
+            }
         }
     };
+    let result = tokio::select! {
+        result = work => Some(result),
+        () = interrupt.cancelled() => None,
+    };
     let outcome = match result {
-        Ok(()) => {
+        None => {
+            let message = format!(
+                "{who}: {} {} {CUT} after {}; the engine drops the unfinished {}",
+                job.image,
+                job.action.as_str(),
+                format_duration(task.elapsed()),
+                job.action.as_str()
+            );
+            task.finish_skipped("cut: bunker was interrupted");
+            Outcome::Skipped(message)
+        }
+        Some(Ok(())) => {
             task.finish_ok(match job.action {
                 ImageAction::Build => "built",
                 _ => "pulled",
             });
             Outcome::Done
         }
-        Err(message) => {
+        Some(Err(message)) => {
             task.finish_failed(&message);
             Outcome::Failed(message)
         }
@@ -440,6 +567,37 @@ mod tests {
                 "FAILED p/s: step 2/3 (RUN false): boom".to_string(),
                 "skipped p/s: img not built".to_string()
             ]
+        );
+    }
+
+    #[test]
+    fn after_an_interrupt_the_cut_and_unstarted_steps_are_named() {
+        let report = RunReport {
+            steps: vec![
+                step(StepKind::Image(ImageAction::Build), Outcome::Done),
+                step(
+                    StepKind::Image(ImageAction::Build),
+                    Outcome::Skipped(format!("p/s: img:1 build {CUT} after 2.0s")),
+                ),
+                step(
+                    StepKind::Image(ImageAction::Pull),
+                    Outcome::Skipped(format!("p/s: img:1 {NOT_STARTED}")),
+                ),
+            ],
+            problems: vec![],
+        };
+        assert_eq!(
+            report.interrupted_summary(),
+            "cut 1 running step(s): p build img:1; 1 step(s) not started"
+        );
+        assert_eq!(report.summary(), "1 built, 0 pulled, 0 failed, 2 skipped");
+        let nothing_cut = RunReport {
+            steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
+            problems: vec![],
+        };
+        assert_eq!(
+            nothing_cut.interrupted_summary(),
+            "no running step was cut; 0 step(s) not started"
         );
     }
 

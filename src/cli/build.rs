@@ -1,7 +1,9 @@
 //! `bunker image-build`: pull or build every cataloged image on the engine.
 //!
 //! Flags → catalog → plan → (dry run: print the plan) or (run it on the engine,
-//! or with `BUILD=false` check the images are there) → report.
+//! or with `BUILD=false` check the images are there) → report. Ctrl-C or
+//! SIGTERM during a run stops it cleanly ([`crate::interrupt`]): running pulls
+//! and builds are cut, the report so far is printed, the exit status is 130 or 143.
 use std::process::ExitCode;
 
 use clap::Args;
@@ -11,9 +13,10 @@ use super::common::{BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings,
 use crate::build::{
     BuildPlan, ImageAction, RunOptions, check_presence,
     hook::{HOOK_TARGET, has_hook},
-    run_plan,
+    run_plan_interruptible,
 };
 use crate::engine::{EngineArgs, connect};
+use crate::interrupt::Interrupt;
 use crate::progress::{Progress, render_table};
 
 #[derive(Debug, Args)]
@@ -73,7 +76,15 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         return check_images_present(&engine.docker, &build_plan, &engine.target, args.json).await;
     }
     let progress = Progress::auto(global.verbose);
-    let report = run_plan(
+    let interrupt = {
+        let progress = progress.clone();
+        Interrupt::listen(move |signal| {
+            progress.println(signal.stop_line(
+                "images already built or pulled stay on the engine, unfinished ones are dropped",
+            ));
+        })?
+    };
+    let report = run_plan_interruptible(
         &engine.docker,
         &build_plan,
         RunOptions {
@@ -82,6 +93,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
             flags: args.build_flags.build_flags(),
         },
         &progress,
+        &interrupt.token(),
     )
     .await;
     progress.finish();
@@ -93,6 +105,14 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
     }
     for message in report.messages() {
         eprintln!("{message}");
+    }
+    if let Some(signal) = interrupt.received() {
+        eprintln!(
+            "stopped by {}: {}",
+            signal.name(),
+            report.interrupted_summary()
+        );
+        return Ok(ExitCode::from(signal.exit_status()));
     }
     Ok(exit_status(!report.failed()))
 }

@@ -2,7 +2,9 @@
 //!
 //! Flags → catalog → plan → images ready (BUILD=false: check they are there;
 //! otherwise build and pull) → `docker compose up -d` per project → table, or with
-//! `--json` the report as JSON (like image-restore's).
+//! `--json` the report as JSON (like image-restore's). Ctrl-C or SIGTERM stops
+//! it cleanly ([`crate::interrupt`]): no further project starts, a running
+//! Compose is stopped, the report so far is printed, the exit status is 130 or 143.
 use std::process::ExitCode;
 
 use clap::Args;
@@ -12,6 +14,7 @@ use super::common::{JobsArgs, ProjectSelectionArgs, RootSettings, load_build_pla
 use crate::build::PlanOptions;
 use crate::engine::{EngineArgs, connect};
 use crate::install::{InstallOptions, InstallReport, find_compose, install};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
@@ -92,10 +95,20 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
     } else {
         Progress::auto(global.verbose)
     };
+    let interrupt = {
+        let progress = progress.clone();
+        Interrupt::listen(move |signal| {
+            progress.println(signal.stop_line(
+                "projects already up stay up, a running `docker compose up` is stopped \
+                 as by its own Ctrl-C",
+            ));
+        })?
+    };
     let options = InstallOptions {
         offline,
         wait: args.wait,
         jobs: args.jobs.get(),
+        interrupt: interrupt.token(),
     };
     let report = install(
         &engine,
@@ -121,7 +134,12 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
         eprintln!("error: {problem}");
     }
     for project in report.projects.iter().filter(|project| !project.installed) {
-        eprintln!("error: {}: {}", project.project, project.detail);
+        let kind = if project.interrupted {
+            "stopped"
+        } else {
+            "error"
+        };
+        eprintln!("{kind}: {}: {}", project.project, project.detail);
     }
     if !args.json {
         let installed = report
@@ -134,6 +152,9 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
             report.projects.len(),
             engine.target
         );
+    }
+    if let Some(code) = interrupt.exit_code() {
+        return Ok(code);
     }
     Ok(if report.failed() {
         ExitCode::from(1)

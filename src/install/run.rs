@@ -5,11 +5,21 @@
 //! any is not started; the error names each missing image. Otherwise the images
 //! are built and pulled with `image-build`'s own code (hooks, build args, the
 //! same names), then Compose starts the containers without building again.
+//!
+//! An interrupt ([`crate::interrupt`]) cuts the builds and pulls, starts no
+//! further project, and stops a running Compose the way Ctrl-C in its own
+//! terminal would: one SIGINT, then bunker waits for it to end. Compose runs in
+//! its own process group, so a Ctrl-C at the terminal reaches it only through
+//! bunker (once, not twice); on Linux it also dies with bunker, so the second
+//! signal's immediate exit leaves no Compose behind.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
-use crate::build::{BuildFlags, BuildPlan, RunOptions, check_presence, run_plan};
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::build::{BuildFlags, BuildPlan, RunOptions, check_presence, run_plan_interruptible};
 use crate::catalog::Catalog;
 use crate::engine::Engine;
 use crate::progress::{Progress, render_table};
@@ -26,16 +36,34 @@ pub struct InstallOptions {
     pub wait: bool,
     /// Projects built at once when building.
     pub jobs: usize,
+    /// Cancelled by Ctrl-C or SIGTERM: no project starts, a running Compose is stopped.
+    pub interrupt: CancellationToken,
 }
+
+/// Why a project was not started after an interrupt.
+pub const NOT_STARTED: &str = "not started: bunker was interrupted";
 
 /// One project's result.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProjectResult {
     pub project: String,
     pub installed: bool,
+    /// An interrupt kept it from starting or stopped its Compose.
+    pub interrupted: bool,
     pub detail: String,
     /// Images the project needs that the engine lacks (`BUILD=false`).
     pub missing_images: Vec<String>,
+}
+
+impl ProjectResult {
+    /// What the table shows: up, stopped (by an interrupt) or FAILED.
+    pub fn result_word(&self) -> &'static str {
+        match (self.installed, self.interrupted) {
+            (true, _) => "up",
+            (false, true) => "stopped",
+            (false, false) => "FAILED",
+        }
+    }
 }
 
 /// Every selected project's result.
@@ -58,7 +86,7 @@ impl InstallReport {
             .map(|project| {
                 vec![
                     project.project.clone(),
-                    if project.installed { "up" } else { "FAILED" }.to_string(),
+                    project.result_word().to_string(),
                     project.detail.lines().next().unwrap_or("").to_string(),
                 ]
             })
@@ -108,9 +136,16 @@ pub async fn install(
         let mut result = ProjectResult {
             project: name.clone(),
             installed: false,
+            interrupted: false,
             detail: String::new(),
             missing_images: Vec::new(),
         };
+        if options.interrupt.is_cancelled() {
+            result.interrupted = true;
+            result.detail = NOT_STARTED.to_string();
+            report.projects.push(result);
+            continue;
+        }
         if !project_plan.problems.is_empty() {
             result.detail = project_plan.problems.join("; ");
             report.projects.push(result);
@@ -130,8 +165,28 @@ pub async fn install(
         let task = progress.task(format!("[install] {name}"));
         let arguments = up_arguments(info, options.offline, options.wait);
         let compose_name = info.compose_name.clone().unwrap_or_else(|| name.clone());
-        let outcome = match run_compose(compose, &arguments, &forward.docker_host()).await {
-            Ok(()) => containers_not_running(&engine.docker, &compose_name)
+        let ran = run_compose(
+            compose,
+            &arguments,
+            &forward.docker_host(),
+            &options.interrupt,
+        )
+        .await;
+        let outcome = match ran {
+            Ok(Ran::Stopped(status)) => {
+                result.interrupted = true;
+                result.detail = format!(
+                    "`{} up` stopped: bunker was interrupted and Compose ended ({status}); \
+                     containers it had already started keep running: run `bunker install` \
+                     again to finish, or `{} --project-name {compose_name} down` to remove them",
+                    compose.display(),
+                    compose.display()
+                );
+                task.finish_skipped("stopped: bunker was interrupted");
+                report.projects.push(result);
+                continue;
+            }
+            Ok(Ran::Succeeded) => containers_not_running(&engine.docker, &compose_name)
                 .await
                 .and_then(|problems| {
                     if problems.is_empty() {
@@ -204,7 +259,7 @@ async fn images_ready(
         }
         return Ok(blocked);
     }
-    let built = run_plan(
+    let built = run_plan_interruptible(
         &engine.docker,
         build_plan,
         RunOptions {
@@ -213,6 +268,7 @@ async fn images_ready(
             flags: BuildFlags::default(),
         },
         progress,
+        &options.interrupt,
     )
     .await;
     for message in built.messages() {
@@ -233,13 +289,23 @@ async fn images_ready(
     Ok(blocked)
 }
 
-/// Runs Compose against the forwarded engine socket; on failure, the end of its output.
+/// How a Compose run ended when it did not fail.
+enum Ran {
+    Succeeded,
+    /// An interrupt stopped it; its exit status.
+    Stopped(std::process::ExitStatus),
+}
+
+/// Runs Compose against the forwarded engine socket; on failure, the end of its
+/// output. When `interrupt` is cancelled, Compose gets one SIGINT and is awaited.
 async fn run_compose(
     compose: &ComposeCommand,
     arguments: &[String],
     docker_host: &str,
-) -> Result<(), String> {
-    let output = tokio::process::Command::new(&compose.program)
+    interrupt: &CancellationToken,
+) -> Result<Ran, String> {
+    let mut command = tokio::process::Command::new(&compose.program);
+    command
         .args(&compose.prefix)
         .args(arguments)
         .env("DOCKER_HOST", docker_host)
@@ -247,14 +313,62 @@ async fn run_compose(
         .env_remove("DOCKER_TLS_VERIFY")
         .env_remove("DOCKER_CERT_PATH")
         .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|error| format!("cannot run {}: {error}", compose.display()))?;
-    if output.status.success() {
-        return Ok(());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Ctrl-C at the terminal reaches Compose only through bunker.
+        .process_group(0)
+        .kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            // Compose dies with bunker, even when a second signal ends bunker at once.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut child = command
+        .spawn()
+        .map_err(|error| format!("cannot run {}: {error}", compose.display()))?;
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let mut interrupted = false;
+    let status = tokio::select! {
+        status = child.wait() => status,
+        () = interrupt.cancelled() => {
+            interrupted = true;
+            if let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+                // SAFETY: kill(2) on the process group of our own child.
+                unsafe { libc::kill(-pid, libc::SIGINT) };
+            }
+            child.wait().await
+        }
+    }
+    .map_err(|error| format!("cannot wait for {}: {error}", compose.display()))?;
+    drop(stdout.await);
+    let stderr = stderr.await.unwrap_or_default();
+    if interrupted {
+        return Ok(Ran::Stopped(status));
+    }
+    if status.success() {
+        return Ok(Ran::Succeeded);
+    }
     let lines: Vec<&str> = stderr.lines().collect();
     let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-    Err(format!("{} \n{tail}", output.status))
+    Err(format!("{status} \n{tail}"))
+}
+
+/// Reads a child's pipe to its end in the background, as text.
+fn read_all(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes).await;
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
