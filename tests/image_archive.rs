@@ -837,11 +837,14 @@ fn a_full_disk_fails_that_image_clearly_leaves_no_partial_file_and_the_rest_is_a
     tree.image_project("b-small", &small);
 
     let disk = SmallDisk::new("3m");
+    // One export at a time: the big image fills the disk first and must leave
+    // nothing behind, so that the small one, next in plan order, still fits.
     let output = tree
         .bunker()
         .arg("image-archive")
         .arg("--output-dir")
         .arg(disk.path())
+        .args(["--jobs", "1"])
         .env("BUILD", "false")
         .run();
     output.assert_code(1);
