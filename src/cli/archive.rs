@@ -11,7 +11,10 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::GlobalArgs;
-use super::common::{BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{
+    BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, command_progress, listen_for_stop,
+    load_build_plan,
+};
 use crate::archive::verify::{ArchReport, VerifyReport, arch_dirs_of};
 use crate::archive::{
     ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
@@ -19,8 +22,6 @@ use crate::archive::{
 use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
 use crate::build::{PlanOptions, RunOptions, plan};
 use crate::engine::{EngineArgs, connect};
-use crate::interrupt::Interrupt;
-use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 #[command(mut_arg("jobs", |arg| arg.help(
@@ -156,19 +157,11 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
 
-    let progress = if args.json {
-        Progress::plain(global.verbose)
-    } else {
-        Progress::auto(global.verbose)
-    };
-    let interrupt = {
-        let progress = progress.clone();
-        Interrupt::listen(move |signal| {
-            progress.println(signal.stop_line(
-                "finished archives are kept in manifest.json and unfinished files are removed",
-            ));
-        })?
-    };
+    let progress = command_progress(args.json, global.verbose);
+    let interrupt = listen_for_stop(
+        &progress,
+        "finished archives are kept in manifest.json and unfinished files are removed",
+    )?;
     let report = crate::archive_run::run(
         ArchiveRun {
             engine: &engine,

@@ -9,14 +9,15 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use super::common::{BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{
+    BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, listen_for_stop, load_build_plan,
+};
 use crate::build::{
     BuildPlan, ImageAction, RunOptions, check_presence,
     hook::{HOOK_TARGET, has_hook},
     run_plan_interruptible,
 };
 use crate::engine::{EngineArgs, connect};
-use crate::interrupt::Interrupt;
 use crate::progress::{Progress, render_table};
 
 #[derive(Debug, Args)]
@@ -76,14 +77,10 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         return check_images_present(&engine.docker, &build_plan, &engine.target, args.json).await;
     }
     let progress = Progress::auto(global.verbose);
-    let interrupt = {
-        let progress = progress.clone();
-        Interrupt::listen(move |signal| {
-            progress.println(signal.stop_line(
-                "images already built or pulled stay on the engine, unfinished ones are dropped",
-            ));
-        })?
-    };
+    let interrupt = listen_for_stop(
+        &progress,
+        "images already built or pulled stay on the engine, unfinished ones are dropped",
+    )?;
     let report = run_plan_interruptible(
         &engine.docker,
         &build_plan,

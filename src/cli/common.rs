@@ -10,6 +10,8 @@ use indexmap::IndexMap;
 use super::GlobalArgs;
 use crate::build::{BuildFlags, BuildPlan, PlanOptions, Selection, plan};
 use crate::catalog::{Catalog, CatalogOptions, load_catalog};
+use crate::interrupt::Interrupt;
+use crate::progress::Progress;
 use crate::settings;
 
 /// `--project NAME` / `--exclude NAME`, both repeatable.
@@ -126,4 +128,21 @@ pub fn load_build_plan(
     });
     let build_plan = plan(&catalog, selection, options);
     (catalog, build_plan)
+}
+
+/// Progress for a long command: bars on a terminal, plain lines when `--json`
+/// owns stdout.
+pub fn command_progress(json: bool, verbose: bool) -> Progress {
+    if json {
+        Progress::plain(verbose)
+    } else {
+        Progress::auto(verbose)
+    }
+}
+
+/// Starts listening for Ctrl-C/SIGTERM; the first one prints the stop line,
+/// ending with what the command keeps, through `progress`.
+pub fn listen_for_stop(progress: &Progress, kept: &'static str) -> anyhow::Result<Interrupt> {
+    let progress = progress.clone();
+    Interrupt::listen(move |signal| progress.println(signal.stop_line(kept)))
 }

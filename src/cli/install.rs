@@ -10,12 +10,13 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use super::common::{JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{
+    JobsArgs, ProjectSelectionArgs, RootSettings, command_progress, listen_for_stop,
+    load_build_plan,
+};
 use crate::build::PlanOptions;
 use crate::engine::{EngineArgs, connect};
 use crate::install::{InstallOptions, InstallReport, find_compose, install};
-use crate::interrupt::Interrupt;
-use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["projects", "all"])))]
@@ -90,20 +91,12 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
             engine.target
         );
     }
-    let progress = if args.json {
-        Progress::plain(global.verbose)
-    } else {
-        Progress::auto(global.verbose)
-    };
-    let interrupt = {
-        let progress = progress.clone();
-        Interrupt::listen(move |signal| {
-            progress.println(signal.stop_line(
-                "projects already up stay up, a running `docker compose up` is stopped \
+    let progress = command_progress(args.json, global.verbose);
+    let interrupt = listen_for_stop(
+        &progress,
+        "projects already up stay up, a running `docker compose up` is stopped \
                  as by its own Ctrl-C",
-            ));
-        })?
-    };
+    )?;
     let options = InstallOptions {
         offline,
         wait: args.wait,

@@ -10,11 +10,12 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::GlobalArgs;
-use super::common::{JobsArgs, ProjectSelectionArgs, RootSettings, load_build_plan};
+use super::common::{
+    JobsArgs, ProjectSelectionArgs, RootSettings, command_progress, listen_for_stop,
+    load_build_plan,
+};
 use crate::build::{PlanOptions, Selection};
 use crate::engine::{EngineArgs, connect};
-use crate::interrupt::Interrupt;
-use crate::progress::Progress;
 use crate::restore::plan::ProjectSelection;
 use crate::restore::source::ArchiveLocation;
 use crate::restore::{RestoreOptions, choose_archive, plan_restore, restore};
@@ -77,19 +78,11 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
     let manifest_name = choice.arch_dir.manifest_path().display().to_string();
     let restore_plan = plan_restore(&choice.manifest, &selection, &needed, &manifest_name);
 
-    let progress = if args.json {
-        Progress::plain(global.verbose)
-    } else {
-        Progress::auto(global.verbose)
-    };
-    let interrupt = {
-        let progress = progress.clone();
-        Interrupt::listen(move |signal| {
-            progress.println(signal.stop_line(
-                "images already restored stay on the engine, partly loaded ones are removed",
-            ));
-        })?
-    };
+    let progress = command_progress(args.json, global.verbose);
+    let interrupt = listen_for_stop(
+        &progress,
+        "images already restored stay on the engine, partly loaded ones are removed",
+    )?;
     let options = RestoreOptions {
         jobs: args.jobs.get(),
         force: args.force,
