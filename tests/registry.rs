@@ -617,7 +617,8 @@ fn a_blob_with_a_wrong_digest_fails_the_image_and_never_enters_the_cache() {
         method: "GET".into(),
         path_contains: big_digest.clone(),
         action: FaultAction::Corrupt,
-        times: 1,
+        // Corrupt on both attempts: a single bad answer is fetched once more.
+        times: 2,
     });
     let archive = work.path().join("archive");
     let output = home

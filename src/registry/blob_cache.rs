@@ -172,6 +172,52 @@ impl BlobCache {
         tokio::fs::create_dir_all(&self.root)
             .await
             .with_context(|| format!("cannot create the blob cache {}", self.root.display()))?;
+        let what = format!("blob {digest} of {repository}");
+        let first = match self
+            .download(client, repository, digest, size, progress.as_ref())
+            .await?
+        {
+            Ok(()) => return self.commit_download(digest, &path).await,
+            Err(mismatch) => mismatch,
+        };
+        // Corrupt content (a flaky proxy, a bad disk on the registry's side): the
+        // bytes were discarded, so this second attempt asks for the whole blob.
+        eprintln!(
+            "{what}: digest mismatch: the content {first}; discarded, fetching it once more in full"
+        );
+        match self
+            .download(client, repository, digest, size, progress.as_ref())
+            .await?
+        {
+            Ok(()) => self.commit_download(digest, &path).await,
+            Err(second) => bail!(
+                "{what}: digest mismatch on both attempts: attempt 1 {first}, attempt 2 {second}; \
+                 both downloads were discarded and nothing was cached (the registry or a proxy \
+                 between corrupts data: try again later or from another network)"
+            ),
+        }
+    }
+
+    /// Moves a verified `.partial` download into place.
+    async fn commit_download(&self, digest: &Digest, path: &Path) -> anyhow::Result<PathBuf> {
+        let partial = self.partial_path(digest);
+        tokio::fs::rename(&partial, path)
+            .await
+            .with_context(|| format!("cannot move {} into place", partial.display()))?;
+        Ok(path.to_path_buf())
+    }
+
+    /// One download of a blob into its `.partial` file, resuming what is there.
+    /// `Ok(Err(_))` when the complete content does not hash to `digest`: the
+    /// partial file is then removed and the message says what was received.
+    async fn download(
+        &self,
+        client: &RegistryClient,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        progress: Option<&ProgressFn>,
+    ) -> anyhow::Result<Result<(), String>> {
         let partial = self.partial_path(digest);
         let (mut hasher, mut offset) = rehash_partial(&partial, size).await?;
         if offset > 0 {
@@ -180,8 +226,10 @@ impl BlobCache {
                 progress(offset);
             }
         }
+        let resumed_from = offset;
         let policy = client.retry_policy().clone();
         let mut failures = 0;
+        let mut ranged = false;
         let blob_path = format!("/v2/{}/blobs/{digest}", repository.repository);
         let what = format!("blob {digest} of {repository}");
         while offset < size || size == 0 {
@@ -196,6 +244,7 @@ impl BlobCache {
             let response = client.send(&request).await?;
             let response = check_status(response, &format!("GET {what}")).await?;
             let file = if offset > 0 && response.status() == StatusCode::PARTIAL_CONTENT {
+                ranged = true;
                 tokio::fs::OpenOptions::new()
                     .append(true)
                     .open(&partial)
@@ -268,14 +317,14 @@ impl BlobCache {
         let actual = Digest::from_hasher(hasher);
         if &actual != digest {
             let _ = tokio::fs::remove_file(&partial).await;
-            bail!(
-                "{what}: digest mismatch: the registry sent content hashing to {actual}; the download was discarded (the registry or a proxy corrupts data)"
-            );
+            let how = match (resumed_from, ranged) {
+                (0, false) => "fetched in full".to_string(),
+                (0, true) => "fetched in ranges after a broken connection".to_string(),
+                (kept, _) => format!("resumed from {kept} bytes kept by an earlier run"),
+            };
+            return Ok(Err(format!("({how}, {size} bytes) hashed to {actual}")));
         }
-        tokio::fs::rename(&partial, &path)
-            .await
-            .with_context(|| format!("cannot move {} into place", partial.display()))?;
-        Ok(path)
+        Ok(Ok(()))
     }
 
     /// Synchronous [`BlobCache::put_bytes`] for blocking contexts.

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// What the proxy does to a matching request.
 #[derive(Debug, Clone)]
@@ -22,6 +23,11 @@ pub enum FaultAction {
     CutAfter(usize),
     /// Forward with one body byte flipped.
     Corrupt,
+    /// Forward with a `Content-Length` this many bytes off the real body
+    /// (negative: shorter), then close the connection.
+    WrongLength(i64),
+    /// Forward the body `chunk` bytes at a time with `pause_ms` between chunks.
+    Drip { chunk: usize, pause_ms: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +49,10 @@ pub struct Seen {
     pub status: u16,
     /// Response body bytes sent to the client.
     pub body_bytes: u64,
+    /// When the request arrived at the proxy.
+    pub at: Instant,
+    /// The fault injected into it, if any.
+    pub fault: Option<FaultAction>,
 }
 
 #[derive(Default)]
@@ -86,6 +96,26 @@ impl FaultProxy {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Requests a fault was injected into.
+    pub fn faults_injected(&self) -> usize {
+        self.seen()
+            .iter()
+            .filter(|seen| seen.fault.is_some())
+            .count()
+    }
+
+    /// Blocks until `condition` holds for what the proxy has seen (checked every
+    /// 5 ms, at most about two minutes: then it panics naming `what`).
+    pub fn wait_until(&self, what: &str, condition: impl Fn(&[Seen]) -> bool) {
+        for _ in 0..24_000 {
+            if condition(&self.seen()) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        panic!("the proxy never saw {what}: {:#?}", self.seen());
     }
 
     pub fn clear_seen(&self) {
@@ -213,7 +243,7 @@ fn handle(
                 .map(|repository| format!(",scope=\"repository:{repository}:pull\""))
                 .unwrap_or_default();
             let challenge = format!("Bearer realm=\"{realm}\",service=\"bunker-test\"{scope}");
-            record(state, &method, &path, range, 401, 0);
+            record(state, &method, &path, range, 401, 0, None);
             return respond(
                 &mut client,
                 401,
@@ -236,11 +266,11 @@ fn handle(
         chosen
     };
     if let Some(FaultAction::Respond { status, headers }) = &action {
-        record(state, &method, &path, range, *status, 0);
+        record(state, &method, &path, range, *status, 0, action.clone());
         return respond(&mut client, *status, headers, b"");
     }
 
-    let position = start_record(state, &method, &path, range);
+    let position = start_record(state, &method, &path, range, action.clone());
     let mut upstream_stream = TcpStream::connect(upstream)?;
     let mut request = format!("{request_line}\r\n");
     for (name, value) in &headers {
@@ -266,10 +296,26 @@ fn handle(
         if name.eq_ignore_ascii_case("connection") {
             continue;
         }
+        let value = match &action {
+            Some(FaultAction::WrongLength(delta))
+                if name.eq_ignore_ascii_case("content-length") =>
+            {
+                (value.parse::<i64>().unwrap_or(0) + delta)
+                    .max(0)
+                    .to_string()
+            }
+            _ => value.clone(),
+        };
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("Connection: close\r\n\r\n");
     client.write_all(head.as_bytes())?;
+    let drip = match &action {
+        Some(FaultAction::Drip { chunk, pause_ms }) => {
+            Some(((*chunk).max(1), Duration::from_millis(*pause_ms)))
+        }
+        _ => None,
+    };
     let limit = match &action {
         Some(FaultAction::CutAfter(bytes)) => Some(*bytes),
         _ => None,
@@ -292,7 +338,14 @@ fn handle(
             chunk[chunk.len() / 2] ^= 0xff;
             corrupted = true;
         }
-        if client.write_all(chunk).is_err() {
+        let written = match drip {
+            Some((size, pause)) => chunk.chunks(size).try_for_each(|piece| {
+                thread::sleep(pause);
+                client.write_all(piece)
+            }),
+            None => client.write_all(chunk),
+        };
+        if written.is_err() {
             break;
         }
         sent += chunk.len();
@@ -313,6 +366,7 @@ fn record(
     range: Option<String>,
     status: u16,
     body_bytes: u64,
+    fault: Option<FaultAction>,
 ) {
     state.lock().unwrap().seen.push(Seen {
         method: method.to_string(),
@@ -320,6 +374,8 @@ fn record(
         range,
         status,
         body_bytes,
+        at: Instant::now(),
+        fault,
     });
 }
 
@@ -331,6 +387,7 @@ fn start_record(
     method: &str,
     path: &str,
     range: Option<String>,
+    fault: Option<FaultAction>,
 ) -> usize {
     let mut state = state.lock().unwrap();
     state.seen.push(Seen {
@@ -339,6 +396,8 @@ fn start_record(
         range,
         status: 0,
         body_bytes: 0,
+        at: Instant::now(),
+        fault,
     });
     state.seen.len() - 1
 }

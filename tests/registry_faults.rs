@@ -1,0 +1,421 @@
+//! The fault suite's "misbehaving registry" (issue #10) and the second full fetch of a
+//! corrupt blob (issue #11 item 5): `bunker registry pull` through the loopback
+//! fault proxy of `registry_support`, in front of the sandbox's real registry. Each
+//! test injects one kind of fault, checks that the pull survives it (or fails clearly
+//! when it cannot), and prints one figures line:
+//! `FAULTS registry: fault=<name> injected=<n> fetched/unique=<ratio> corrupt_in_cache=<n>`.
+
+mod common;
+mod registry_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Output, Sandbox, TestHome, run, sandbox, unique_name};
+use registry_support::{FaultAction, FaultProxy, FaultRule, Seen, docker_save_tar, noise};
+use sha2::{Digest, Sha256};
+
+/// Incompressible bytes in the big layer: big enough that 40 % is a real cut.
+const BIG_BYTES: usize = 1 << 20;
+
+/// An image in the sandbox registry: one tiny and one big layer.
+struct Seeded {
+    /// `repository:tag` (without the registry).
+    repository_and_tag: String,
+    image_id: String,
+    big_digest: String,
+    big_size: u64,
+    /// Every blob (config and layers) with its size.
+    blobs: Vec<(String, u64)>,
+}
+
+impl Seeded {
+    fn unique_bytes(&self) -> u64 {
+        self.blobs.iter().map(|(_, size)| size).sum()
+    }
+}
+
+fn seed(sandbox: &Sandbox, work: &Path, prefix: &str) -> Seeded {
+    let repository = format!("bunker-test/{}", unique_name(prefix));
+    let repository_and_tag = format!("{repository}:1");
+    let (tar, image_id) = docker_save_tar(
+        work,
+        &repository_and_tag,
+        &[
+            vec![("hello.txt".into(), format!("{repository}\n").into_bytes())],
+            vec![(
+                "noise.bin".into(),
+                noise(BIG_BYTES, repository.len() as u64 + 7),
+            )],
+        ],
+    );
+    let reference = format!("{}/{repository_and_tag}", sandbox.registry);
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("docker-archive:{}", tar.display()))
+        .arg(format!("docker://{reference}")))
+    .assert_success();
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}")));
+    raw.assert_success();
+    let manifest: serde_json::Value = serde_json::from_str(&raw.stdout).expect("manifest JSON");
+    let descriptor = |value: &serde_json::Value| {
+        (
+            value["digest"].as_str().expect("digest").to_string(),
+            value["size"].as_u64().expect("size"),
+        )
+    };
+    let mut blobs = vec![descriptor(&manifest["config"])];
+    blobs.extend(
+        manifest["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(descriptor),
+    );
+    let (big_digest, big_size) = blobs[1..]
+        .iter()
+        .max_by_key(|(_, size)| *size)
+        .cloned()
+        .expect("a layer");
+    Seeded {
+        repository_and_tag,
+        image_id,
+        big_digest,
+        big_size,
+        blobs,
+    }
+}
+
+fn rule(method: &str, path: &str, action: FaultAction, times: usize) -> FaultRule {
+    FaultRule {
+        method: method.into(),
+        path_contains: path.into(),
+        action,
+        times,
+    }
+}
+
+/// `bunker registry pull` of the seeded image through the proxy (short backoff:
+/// the faults, not the waiting, are under test).
+fn pull(home: &TestHome, proxy: &FaultProxy, seeded: &Seeded, archive: &Path) -> Output {
+    home.bunker()
+        .env("BUNKER_RETRY_INITIAL_MS", "20")
+        .args([
+            "registry",
+            "pull",
+            &format!("{}/{}", proxy.address, seeded.repository_and_tag),
+            "--archive-dir",
+        ])
+        .arg(archive)
+        .run()
+}
+
+fn cache_files(archive: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(archive.join("blobs/sha256")) {
+        Ok(entries) => entries.flatten().map(|entry| entry.path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Files in the blob cache that are not a blob whose content hashes to its name
+/// (a corrupt blob, or a partial download left behind).
+fn corrupt_in_cache(archive: &Path) -> Vec<PathBuf> {
+    cache_files(archive)
+        .into_iter()
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let content = std::fs::read(path).expect("read a cached blob");
+            let actual: String = Sha256::digest(&content)
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            actual != name
+        })
+        .collect()
+}
+
+/// Requests for the big blob, in arrival order.
+fn big_blob_requests(proxy: &FaultProxy, seeded: &Seeded) -> Vec<Seen> {
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.method == "GET" && seen.path.contains(&seeded.big_digest))
+        .collect()
+}
+
+/// Prints the figures line of one fault and returns (fetched/unique, corrupt files).
+fn figures(fault: &str, proxy: &FaultProxy, seeded: &Seeded, archive: &Path) -> (f64, usize) {
+    let fetched: u64 = seeded
+        .blobs
+        .iter()
+        .map(|(digest, _)| proxy.body_bytes(digest))
+        .sum();
+    let ratio = fetched as f64 / seeded.unique_bytes() as f64;
+    let corrupt = corrupt_in_cache(archive).len();
+    println!(
+        "FAULTS registry: fault={fault} injected={} fetched/unique={ratio:.2} corrupt_in_cache={corrupt}",
+        proxy.faults_injected()
+    );
+    (ratio, corrupt)
+}
+
+/// The blobs of the seeded image are all in the cache, each intact.
+fn assert_cached(archive: &Path, seeded: &Seeded) {
+    assert_eq!(corrupt_in_cache(archive), Vec::<PathBuf>::new());
+    for (digest, size) in &seeded.blobs {
+        let path = archive
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        assert_eq!(
+            std::fs::metadata(&path).map(|m| m.len()).ok(),
+            Some(*size),
+            "{digest} is cached whole"
+        );
+    }
+}
+
+#[test]
+fn too_many_requests_waits_for_retry_after_before_asking_again() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let seeded = seed(&sandbox, work.path(), "fault-429");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let too_many = FaultAction::Respond {
+        status: 429,
+        headers: vec![("Retry-After".into(), "2".into())],
+    };
+    proxy.add_rule(rule("GET", "/manifests/", too_many.clone(), 1));
+    proxy.add_rule(rule("GET", &seeded.big_digest, too_many, 1));
+    let archive = work.path().join("archive");
+    pull(&home, &proxy, &seeded, &archive)
+        .assert_success()
+        .assert_stdout_contains(&seeded.image_id);
+
+    // The backoff alone would come back after 10-20 ms: the repetition coming at
+    // least the 2 s the server asked for later shows Retry-After was honoured.
+    let seen = proxy.seen();
+    for needle in ["/manifests/", seeded.big_digest.as_str()] {
+        let requests: Vec<&Seen> = seen
+            .iter()
+            .filter(|seen| seen.method == "GET" && seen.path.contains(needle))
+            .collect();
+        assert!(requests.len() >= 2, "{needle} asked again: {seen:#?}");
+        assert_eq!(requests[0].status, 429, "{seen:#?}");
+        assert_eq!(requests[1].status, 200, "{seen:#?}");
+        let waited = requests[1].at.duration_since(requests[0].at);
+        assert!(
+            waited >= std::time::Duration::from_secs(2),
+            "{needle} asked again after {waited:?}, before the Retry-After of 2 s"
+        );
+    }
+    let (ratio, corrupt) = figures("429-retry-after", &proxy, &seeded, &archive);
+    assert_eq!(corrupt, 0);
+    assert!(ratio <= 1.0, "no byte fetched twice: {ratio}");
+    assert_cached(&archive, &seeded);
+}
+
+#[test]
+fn service_unavailable_on_manifests_is_retried() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let seeded = seed(&sandbox, work.path(), "fault-503");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let unavailable = FaultAction::Respond {
+        status: 503,
+        headers: vec![],
+    };
+    proxy.add_rule(rule("GET", "/manifests/", unavailable, 3));
+    let archive = work.path().join("archive");
+    pull(&home, &proxy, &seeded, &archive)
+        .assert_success()
+        .assert_stdout_contains(&seeded.image_id);
+    let manifests: Vec<u16> = proxy
+        .seen()
+        .iter()
+        .filter(|seen| seen.path.contains("/manifests/"))
+        .map(|seen| seen.status)
+        .collect();
+    assert_eq!(&manifests[..4], &[503, 503, 503, 200], "{manifests:?}");
+    let (ratio, corrupt) = figures("503-manifest", &proxy, &seeded, &archive);
+    assert_eq!((ratio, corrupt), (1.0, 0));
+    assert_cached(&archive, &seeded);
+}
+
+#[test]
+fn a_connection_cut_at_40_percent_of_a_blob_resumes_with_only_the_rest() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let seeded = seed(&sandbox, work.path(), "fault-cut");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let cut = seeded.big_size as usize * 2 / 5;
+    proxy.add_rule(rule(
+        "GET",
+        &seeded.big_digest,
+        FaultAction::CutAfter(cut),
+        1,
+    ));
+    let archive = work.path().join("archive");
+    pull(&home, &proxy, &seeded, &archive).assert_success();
+    let requests = big_blob_requests(&proxy, &seeded);
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(requests[0].range, None);
+    assert_eq!(requests[0].body_bytes, cut as u64);
+    assert_eq!(
+        requests[1].range.as_deref(),
+        Some(format!("bytes={cut}-{}", seeded.big_size - 1).as_str()),
+        "the resume asks only for the rest"
+    );
+    let fetched = proxy.body_bytes(&seeded.big_digest);
+    assert!(
+        fetched <= seeded.big_size + 4096,
+        "{fetched} bytes fetched for a blob of {}",
+        seeded.big_size
+    );
+    let (_, corrupt) = figures("cut40", &proxy, &seeded, &archive);
+    assert_eq!(corrupt, 0);
+    assert_cached(&archive, &seeded);
+}
+
+#[test]
+fn a_flipped_byte_is_discarded_and_the_blob_fetched_once_more_in_full() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let seeded = seed(&sandbox, work.path(), "fault-flip");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    // The first answer is cut short, the resumed (ranged) rest has a flipped byte:
+    // the second attempt must not trust the kept bytes either.
+    let cut = seeded.big_size as usize / 2;
+    proxy.add_rule(rule(
+        "GET",
+        &seeded.big_digest,
+        FaultAction::CutAfter(cut),
+        1,
+    ));
+    proxy.add_rule(rule("GET", &seeded.big_digest, FaultAction::Corrupt, 1));
+    let archive = work.path().join("archive");
+    pull(&home, &proxy, &seeded, &archive)
+        .assert_success()
+        .assert_stdout_contains(&seeded.image_id)
+        .assert_stderr_contains(&format!("blob {}", seeded.big_digest))
+        .assert_stderr_contains("fetching it once more in full");
+    let requests = big_blob_requests(&proxy, &seeded);
+    let ranges: Vec<Option<&str>> = requests.iter().map(|seen| seen.range.as_deref()).collect();
+    assert_eq!(ranges.len(), 3, "{requests:#?}");
+    assert!(ranges[1].is_some(), "the cut is resumed: {requests:#?}");
+    assert_eq!(
+        ranges[2], None,
+        "the second attempt is in full: {requests:#?}"
+    );
+    assert_eq!(requests[2].body_bytes, seeded.big_size);
+    let (_, corrupt) = figures("flipped-byte-once", &proxy, &seeded, &archive);
+    assert_eq!(corrupt, 0);
+    assert_cached(&archive, &seeded);
+}
+
+#[test]
+fn a_blob_corrupt_on_every_attempt_fails_naming_both_attempts_and_caches_nothing() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let seeded = seed(&sandbox, work.path(), "fault-flip-always");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    proxy.add_rule(rule("GET", &seeded.big_digest, FaultAction::Corrupt, 100));
+    let archive = work.path().join("archive");
+    let output = pull(&home, &proxy, &seeded, &archive);
+    output
+        .assert_code(1)
+        .assert_stderr_contains(&format!("blob {}", seeded.big_digest))
+        .assert_stderr_contains("digest mismatch on both attempts")
+        .assert_stderr_contains("attempt 1 (fetched in full")
+        .assert_stderr_contains("attempt 2 (fetched in full");
+    let requests = big_blob_requests(&proxy, &seeded);
+    assert_eq!(requests.len(), 2, "exactly two attempts: {requests:#?}");
+    assert!(requests.iter().all(|seen| seen.range.is_none()));
+    let (_, corrupt) = figures("flipped-byte-always", &proxy, &seeded, &archive);
+    assert_eq!(corrupt, 0);
+    let hex = seeded.big_digest.trim_start_matches("sha256:");
+    assert!(
+        cache_files(&archive)
+            .iter()
+            .all(|path| !path.to_string_lossy().contains(hex)),
+        "nothing of the corrupt blob stays: {:?}",
+        cache_files(&archive)
+    );
+    let archives: Vec<_> = walkdir::WalkDir::new(&archive)
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    assert!(archives.is_empty(), "no archive written: {archives:?}");
+}
+
+#[test]
+fn a_content_length_shorter_or_longer_than_the_body_is_survived() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    for (fault, delta) in [
+        ("content-length-short", -50_000i64),
+        ("content-length-long", 50_000),
+    ] {
+        let seeded = seed(&sandbox, work.path(), fault);
+        let proxy = FaultProxy::start(&sandbox.registry);
+        proxy.add_rule(rule(
+            "GET",
+            &seeded.big_digest,
+            FaultAction::WrongLength(delta),
+            1,
+        ));
+        let archive = work.path().join(fault);
+        pull(&home, &proxy, &seeded, &archive)
+            .assert_success()
+            .assert_stdout_contains(&seeded.image_id);
+        let requests = big_blob_requests(&proxy, &seeded);
+        assert!(requests.len() <= 2, "at most one repetition: {requests:#?}");
+        if delta < 0 {
+            let kept = (seeded.big_size as i64 + delta) as u64;
+            assert_eq!(
+                requests[1].range.as_deref(),
+                Some(format!("bytes={kept}-{}", seeded.big_size - 1).as_str()),
+                "only what the short answer lacked is asked for: {requests:#?}"
+            );
+        }
+        let (ratio, corrupt) = figures(fault, &proxy, &seeded, &archive);
+        assert_eq!(corrupt, 0);
+        assert!(ratio < 1.1, "{ratio}");
+        assert_cached(&archive, &seeded);
+    }
+}
+
+#[test]
+fn a_slow_drip_completes_without_a_timeout() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let seeded = seed(&sandbox, work.path(), "fault-drip");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    proxy.add_rule(rule(
+        "GET",
+        &seeded.big_digest,
+        FaultAction::Drip {
+            chunk: 1024,
+            pause_ms: 2,
+        },
+        1,
+    ));
+    let archive = work.path().join("archive");
+    pull(&home, &proxy, &seeded, &archive)
+        .assert_success()
+        .assert_stdout_contains(&seeded.image_id);
+    let requests = big_blob_requests(&proxy, &seeded);
+    assert_eq!(requests.len(), 1, "dripped in one request: {requests:#?}");
+    let (ratio, corrupt) = figures("slow-drip", &proxy, &seeded, &archive);
+    assert_eq!((ratio, corrupt), (1.0, 0));
+    assert_cached(&archive, &seeded);
+}
