@@ -136,6 +136,25 @@ fn corrupt_in_cache(archive: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether a cache file is named as a finished blob (64 hex digits), not a
+/// partial download or a temporary file.
+fn is_blob_name(path: &Path) -> bool {
+    let name = path.file_name().unwrap().to_string_lossy();
+    name.len() == 64 && name.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// Partial and temporary files anywhere in an archive (reported in the kill figures).
+fn leftovers(archive: &Path) -> usize {
+    walkdir::WalkDir::new(archive)
+        .into_iter()
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy();
+            name.contains(".partial") || name.contains(".tmp-")
+        })
+        .count()
+}
+
 /// Requests for the big blob, in arrival order.
 fn big_blob_requests(proxy: &FaultProxy, seeded: &Seeded) -> Vec<Seen> {
     proxy
@@ -418,4 +437,398 @@ fn a_slow_drip_completes_without_a_timeout() {
     let (ratio, corrupt) = figures("slow-drip", &proxy, &seeded, &archive);
     assert_eq!((ratio, corrupt), (1.0, 0));
     assert_cached(&archive, &seeded);
+}
+
+// ---------------------------------------------------------------------------
+// The SIGKILL matrix: `registry pull`, `sync` and `registry push` killed at points
+// chosen by the requests the proxy has seen (every run starts again from the state
+// the kill left), then checked and rerun.
+
+/// At least this many kill points per command.
+const KILL_POINTS: usize = 8;
+
+/// Small layers, dripped through the proxy so that every kill point lands while
+/// the run is still busy with that request or the next.
+fn slow_blobs(proxy: &FaultProxy) {
+    proxy.add_rule(rule(
+        "GET",
+        "/blobs/",
+        FaultAction::Drip {
+            chunk: 16 * 1024,
+            pause_ms: 1,
+        },
+        usize::MAX,
+    ));
+}
+
+/// Three small images (two layers each, the first shared) in the sandbox registry:
+/// (references without the registry, docker-save tars).
+fn seed_small(sandbox: &Sandbox, work: &Path, prefix: &str) -> (Vec<String>, Vec<PathBuf>) {
+    let repository = format!("bunker-test/{}", unique_name(prefix));
+    let mut references = Vec::new();
+    let mut tars = Vec::new();
+    for tag in ["1", "2", "3"] {
+        let repository_and_tag = format!("{repository}:{tag}");
+        let (tar, _) = docker_save_tar(
+            work,
+            &repository_and_tag,
+            &[
+                vec![("a".into(), noise(150_000, tag.len() as u64 * 11 + 1))],
+                vec![(format!("b{tag}"), noise(200_000, tag.as_bytes()[0] as u64))],
+            ],
+        );
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("docker-archive:{}", tar.display()))
+            .arg(format!(
+                "docker://{}/{repository_and_tag}",
+                sandbox.registry
+            )))
+        .assert_success();
+        references.push(repository_and_tag);
+        tars.push(tar);
+    }
+    (references, tars)
+}
+
+/// `count` request numbers spread evenly over `1..=total`.
+fn kill_points(total: usize, count: usize) -> Vec<usize> {
+    assert!(
+        total >= count,
+        "the run makes only {total} requests: too few for {count} kill points"
+    );
+    let mut points: Vec<usize> = (0..count)
+        .map(|index| 1 + index * (total - 1) / (count - 1))
+        .collect();
+    points.dedup();
+    points
+}
+
+/// Runs `command` and SIGKILLs it once the proxy has seen `requests` requests;
+/// returns whether it was still running then (false: it finished first).
+fn kill_after_requests(mut command: Command, proxy: &FaultProxy, requests: usize) -> bool {
+    proxy.clear_seen();
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start bunker");
+    let mut finished = false;
+    proxy.wait_until(&format!("{requests} request(s)"), |seen| {
+        finished = finished || child.try_wait().expect("poll bunker").is_some();
+        finished || seen.len() >= requests
+    });
+    if finished {
+        return false;
+    }
+    child.kill().expect("SIGKILL bunker");
+    child.wait().expect("reap bunker");
+    true
+}
+
+/// `bunker archive verify`: 0 bad entries (a kill before the archive directory or
+/// its first manifest.json was made leaves nothing to verify).
+fn assert_archive_verifies(home: &TestHome, archive: &Path, point: usize) {
+    if !archive.exists() {
+        return;
+    }
+    let verify = home
+        .bunker()
+        .args(["archive", "verify", "--archive-dir"])
+        .arg(archive)
+        .run();
+    if verify.code == Some(1) && verify.stderr.contains("no archives under") {
+        return;
+    }
+    verify.assert_success();
+    assert!(
+        verify.stdout.contains(", 0 bad"),
+        "kill point {point}: {verify}"
+    );
+}
+
+/// `GET` of a registry path (straight to the registry) with every manifest type
+/// accepted: (status, body).
+fn registry_get(registry: &str, path: &str) -> (u16, String) {
+    let output = run(Command::new("curl").args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
+        &format!("http://{registry}{path}"),
+    ]));
+    output.assert_success();
+    let (body, status) = output.stdout.rsplit_once('\n').expect("status line");
+    (
+        status.trim().parse().expect("HTTP status"),
+        body.to_string(),
+    )
+}
+
+/// Every tag `repository` lists resolves to a manifest whose blobs all exist;
+/// returns tag → manifest digest (sha256 of the body).
+fn complete_tags(registry: &str, repository: &str) -> Vec<(String, String)> {
+    let (status, body) = registry_get(registry, &format!("/v2/{repository}/tags/list"));
+    if status == 404 {
+        return Vec::new();
+    }
+    assert_eq!(status, 200, "tags of {repository}: {body}");
+    let list: serde_json::Value = serde_json::from_str(&body).expect("tag list JSON");
+    let mut tags: Vec<String> = list["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|tag| tag.as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags.into_iter()
+        .map(|tag| {
+            let (status, manifest) =
+                registry_get(registry, &format!("/v2/{repository}/manifests/{tag}"));
+            assert_eq!(
+                status, 200,
+                "{repository}:{tag} is listed but has no manifest"
+            );
+            let parsed: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+            let blobs = std::iter::once(&parsed["config"])
+                .chain(parsed["layers"].as_array().into_iter().flatten());
+            for blob in blobs {
+                let digest = blob["digest"].as_str().expect("blob digest");
+                let (status, _) =
+                    registry_get(registry, &format!("/v2/{repository}/blobs/{digest}"));
+                assert_eq!(
+                    status, 200,
+                    "{repository}:{tag} names blob {digest}, which the registry lacks"
+                );
+            }
+            let digest: String = Sha256::digest(manifest.as_bytes())
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            (tag, digest)
+        })
+        .collect()
+}
+
+/// What an archive holds, for comparing end states: manifest.json entries
+/// (image, image ID, file hash) and the blob cache's file names.
+fn archive_state(archive: &Path) -> (Vec<String>, Vec<String>) {
+    let mut entries = Vec::new();
+    for entry in walkdir::WalkDir::new(archive).into_iter().flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|name| name == "manifest.json")
+            && !path.starts_with(archive.join("blobs"))
+        {
+            let manifest: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            for image in manifest["images"].as_array().into_iter().flatten() {
+                entries.push(format!(
+                    "{} {} {}",
+                    image["image"], image["docker_id"], image["sha256"]
+                ));
+            }
+        }
+    }
+    entries.sort();
+    let mut blobs: Vec<String> = cache_files(archive)
+        .iter()
+        .filter(|path| is_blob_name(path))
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    blobs.sort();
+    (entries, blobs)
+}
+
+/// The figures line of one command's kill matrix (reached only when every check held).
+fn print_kill_figures(command: &str, points: &[usize], killed: usize, total: usize, checks: &str) {
+    println!(
+        "FAULTS registry-kill: command={command} points={} killed_running={killed} \
+         requests_per_run={total} checks={checks} rerun_equal={}/{}",
+        points.len(),
+        points.len(),
+        points.len()
+    );
+}
+
+#[test]
+fn registry_pull_killed_at_any_point_leaves_a_verifiable_archive_and_reruns_to_the_same_end() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let (references, _) = seed_small(&sandbox, work.path(), "kill-pull");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    slow_blobs(&proxy);
+    let pull_command = |archive: &Path| {
+        let mut command = home
+            .bunker()
+            .args(["registry", "pull", "--jobs", "1", "--archive-dir"])
+            .arg(archive)
+            .args(
+                references
+                    .iter()
+                    .map(|reference| format!("{}/{reference}", proxy.address)),
+            )
+            .into_command();
+        command.env("BUNKER_RETRY_INITIAL_MS", "20");
+        command
+    };
+    let reference_archive = work.path().join("uninterrupted");
+    proxy.clear_seen();
+    common::run(&mut pull_command(&reference_archive)).assert_success();
+    let total = proxy.seen().len();
+    let expected = archive_state(&reference_archive);
+    let points = kill_points(total, KILL_POINTS);
+    let mut killed = 0;
+    let mut left_over = 0;
+    for &point in &points {
+        let archive = work.path().join(format!("killed-{point}"));
+        killed += usize::from(kill_after_requests(pull_command(&archive), &proxy, point));
+        assert_archive_verifies(&home, &archive, point);
+        let corrupt: Vec<PathBuf> = corrupt_in_cache(&archive)
+            .into_iter()
+            .filter(|path| is_blob_name(path))
+            .collect();
+        assert_eq!(
+            corrupt,
+            Vec::<PathBuf>::new(),
+            "kill point {point}: a blob is visible under its digest with other content"
+        );
+        common::run(&mut pull_command(&archive)).assert_success();
+        left_over += leftovers(&archive);
+        assert_archive_verifies(&home, &archive, point);
+        assert_eq!(archive_state(&archive), expected, "kill point {point}");
+    }
+    print_kill_figures(
+        "pull",
+        &points,
+        killed,
+        total,
+        &format!("verify_bad=0,corrupt_in_cache=0,temp_files_left_after_rerun={left_over}"),
+    );
+    // The last point can come after the run's last request: it may finish first.
+    assert!(
+        killed >= KILL_POINTS / 2,
+        "only {killed} of the runs were still running when killed"
+    );
+}
+
+#[test]
+fn registry_push_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let (_, tars) = seed_small(&sandbox, work.path(), "kill-push");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let prefix = unique_name("killpush");
+    let push_command = |name: &str| {
+        let mut command = home
+            .bunker()
+            .args([
+                "registry",
+                "push",
+                "--jobs",
+                "1",
+                "--to",
+                &format!("{}/{prefix}-{name}", proxy.address),
+            ])
+            .args(&tars)
+            .arg("--archive-dir")
+            .arg(work.path().join(format!("archive-{name}")))
+            .into_command();
+        command.env("BUNKER_RETRY_INITIAL_MS", "20");
+        command
+    };
+    let repository = |name: &str| {
+        let image = tars[0].file_name().unwrap().to_string_lossy().into_owned();
+        // The tar is named after the tag; the pushed repository keeps the source name.
+        let source = image
+            .split("_1-amd64")
+            .next()
+            .unwrap()
+            .replacen('_', "/", 1);
+        format!("{prefix}-{name}/{source}")
+    };
+    proxy.clear_seen();
+    common::run(&mut push_command("uninterrupted")).assert_success();
+    let total = proxy.seen().len();
+    let expected = complete_tags(&sandbox.registry, &repository("uninterrupted"));
+    assert_eq!(expected.len(), 3, "both tags pushed: {expected:?}");
+    let points = kill_points(total, KILL_POINTS);
+    let mut killed = 0;
+    for &point in &points {
+        let name = format!("k{point}");
+        killed += usize::from(kill_after_requests(push_command(&name), &proxy, point));
+        complete_tags(&sandbox.registry, &repository(&name));
+        common::run(&mut push_command(&name)).assert_success();
+        assert_eq!(
+            complete_tags(&sandbox.registry, &repository(&name)),
+            expected,
+            "kill point {point}"
+        );
+    }
+    print_kill_figures("push", &points, killed, total, "half_pushed=0");
+    // The last point can come after the run's last request: it may finish first.
+    assert!(
+        killed >= KILL_POINTS / 2,
+        "only {killed} of the runs were still running when killed"
+    );
+}
+
+#[test]
+fn sync_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let (references, _) = seed_small(&sandbox, work.path(), "kill-sync");
+    let source = references[0].split(':').next().unwrap().to_string();
+    let proxy = FaultProxy::start(&sandbox.registry);
+    slow_blobs(&proxy);
+    let prefix = unique_name("killsync");
+    let sync_command = |name: &str| {
+        let config = work.path().join(format!("sync-{name}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "repositories:\n  - source: {proxy}/{source}\n    destination: {proxy}/{prefix}-{name}\n    tags: ['1', '2', '3']\n",
+                proxy = proxy.address
+            ),
+        )
+        .unwrap();
+        let mut command = home
+            .bunker()
+            .args(["sync", "--config"])
+            .arg(&config)
+            .arg("--archive-dir")
+            .arg(work.path().join(format!("archive-{name}")))
+            .into_command();
+        command.env("BUNKER_RETRY_INITIAL_MS", "20");
+        command
+    };
+    proxy.clear_seen();
+    common::run(&mut sync_command("uninterrupted")).assert_success();
+    let total = proxy.seen().len();
+    let expected = complete_tags(&sandbox.registry, &format!("{prefix}-uninterrupted"));
+    assert_eq!(expected.len(), 3, "both tags synced: {expected:?}");
+    let points = kill_points(total, KILL_POINTS);
+    let mut killed = 0;
+    for &point in &points {
+        let name = format!("k{point}");
+        killed += usize::from(kill_after_requests(sync_command(&name), &proxy, point));
+        complete_tags(&sandbox.registry, &format!("{prefix}-{name}"));
+        common::run(&mut sync_command(&name)).assert_success();
+        assert_eq!(
+            complete_tags(&sandbox.registry, &format!("{prefix}-{name}")),
+            expected,
+            "kill point {point}"
+        );
+    }
+    print_kill_figures("sync", &points, killed, total, "half_pushed=0");
+    // The last point can come after the run's last request: it may finish first.
+    assert!(
+        killed >= KILL_POINTS / 2,
+        "only {killed} of the runs were still running when killed"
+    );
 }

@@ -108,7 +108,7 @@ impl FaultProxy {
 
     /// Blocks until `condition` holds for what the proxy has seen (checked every
     /// 5 ms, at most about two minutes: then it panics naming `what`).
-    pub fn wait_until(&self, what: &str, condition: impl Fn(&[Seen]) -> bool) {
+    pub fn wait_until(&self, what: &str, mut condition: impl FnMut(&[Seen]) -> bool) {
         for _ in 0..24_000 {
             if condition(&self.seen()) {
                 return;
