@@ -832,3 +832,59 @@ fn sync_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end
         "only {killed} of the runs were still running when killed"
     );
 }
+
+#[test]
+fn registry_push_survives_429_and_503_on_its_requests() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let (_, tars) = seed_small(&sandbox, work.path(), "fault-push");
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let unavailable = || FaultAction::Respond {
+        status: 503,
+        headers: vec![],
+    };
+    proxy.add_rule(rule(
+        "HEAD",
+        "/blobs/",
+        FaultAction::Respond {
+            status: 429,
+            headers: vec![("Retry-After".into(), "1".into())],
+        },
+        1,
+    ));
+    proxy.add_rule(rule("POST", "/blobs/uploads/", unavailable(), 2));
+    proxy.add_rule(rule("PUT", "/manifests/", unavailable(), 1));
+    let to = format!("{}/{}", proxy.address, unique_name("faultpush"));
+    home.bunker()
+        .env("BUNKER_RETRY_INITIAL_MS", "20")
+        .args(["registry", "push", "--jobs", "1", "--to", &to])
+        .args(&tars)
+        .arg("--archive-dir")
+        .arg(work.path().join("archive"))
+        .run()
+        .assert_success();
+    let seen = proxy.seen();
+    let statuses = |method: &str, needle: &str| -> Vec<u16> {
+        seen.iter()
+            .filter(|seen| seen.method == method && seen.path.contains(needle))
+            .map(|seen| seen.status)
+            .collect()
+    };
+    assert_eq!(&statuses("POST", "/blobs/uploads/")[..3], &[503, 503, 202]);
+    assert_eq!(&statuses("PUT", "/manifests/")[..2], &[503, 201]);
+    assert_eq!(statuses("HEAD", "/blobs/")[0], 429);
+    let repository = to.split_once('/').unwrap().1;
+    let image = tars[0].file_name().unwrap().to_string_lossy().into_owned();
+    let source = image
+        .split("_1-amd64")
+        .next()
+        .unwrap()
+        .replacen('_', "/", 1);
+    let pushed = complete_tags(&sandbox.registry, &format!("{repository}/{source}"));
+    assert_eq!(pushed.len(), 3, "every tag pushed whole: {pushed:?}");
+    println!(
+        "FAULTS registry: fault=push-429-503 injected={} fetched/unique=n/a corrupt_in_cache=0",
+        proxy.faults_injected()
+    );
+}

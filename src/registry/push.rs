@@ -306,9 +306,10 @@ async fn ensure_blob(
     }
     let mut attempt = 1;
     loop {
+        // Repeating a POST that failed (429/5xx, a dropped connection) only opens
+        // another upload session; the registry expires unused ones.
         let post = RegistryRequest::new(Method::POST, &start, mount_scope.clone())
-            .header(reqwest::header::CONTENT_LENGTH, "0")
-            .not_retryable();
+            .header(reqwest::header::CONTENT_LENGTH, "0");
         let response = client.send(&post).await?;
         if response.status() == StatusCode::CREATED && start.contains("mount=") {
             return Ok(BlobOutcome::Mounted);
