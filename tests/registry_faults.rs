@@ -888,3 +888,50 @@ fn registry_push_survives_429_and_503_on_its_requests() {
         proxy.faults_injected()
     );
 }
+
+#[test]
+fn sync_survives_a_503_manifest_a_cut_blob_and_a_flipped_byte() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let work = tempfile::tempdir().unwrap();
+    let seeded = seed(&sandbox, work.path(), "fault-sync");
+    let (source, tag) = seeded.repository_and_tag.split_once(':').unwrap();
+    let proxy = FaultProxy::start(&sandbox.registry);
+    let unavailable = FaultAction::Respond {
+        status: 503,
+        headers: vec![],
+    };
+    proxy.add_rule(rule("GET", "/manifests/", unavailable, 1));
+    let cut = seeded.big_size as usize * 2 / 5;
+    proxy.add_rule(rule(
+        "GET",
+        &seeded.big_digest,
+        FaultAction::CutAfter(cut),
+        1,
+    ));
+    proxy.add_rule(rule("GET", &seeded.big_digest, FaultAction::Corrupt, 1));
+    let destination = unique_name("faultsync");
+    let config = work.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - source: {proxy}/{source}\n    destination: {proxy}/{destination}\n    tags: ['{tag}']\n",
+            proxy = proxy.address
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    home.bunker()
+        .env("BUNKER_RETRY_INITIAL_MS", "20")
+        .args(["sync", "--config"])
+        .arg(&config)
+        .arg("--archive-dir")
+        .arg(&archive)
+        .run()
+        .assert_success()
+        .assert_stdout_contains("1 copied");
+    let synced = complete_tags(&sandbox.registry, &destination);
+    assert_eq!(synced.len(), 1, "{synced:?}");
+    let (_, corrupt) = figures("sync-503-cut-flip", &proxy, &seeded, &archive);
+    assert_eq!(corrupt, 0);
+}
