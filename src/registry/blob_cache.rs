@@ -5,7 +5,8 @@
 //! attempt (in this run or after a restart) re-hashes the bytes already there
 //! and asks only for the rest with a `Range` request. A blob becomes
 //! `<hex>` only after its size and SHA-256 match the descriptor, so nothing
-//! unverified is ever read from the cache.
+//! unverified is ever read from the cache. Content that does not match is
+//! discarded and fetched once more in full (no `Range`) before the image fails.
 
 use std::collections::HashMap;
 use std::fmt;
