@@ -4,6 +4,9 @@
 //! test injects one kind of fault, checks that the pull survives it (or fails clearly
 //! when it cannot), and prints one figures line:
 //! `FAULTS registry: fault=<name> injected=<n> fetched/unique=<ratio> corrupt_in_cache=<n>`.
+//! `registry push` and `sync` get the cheap faults too. The SIGKILL matrix kills
+//! `registry pull`, `registry push` and `sync` at 8 points each, picked by the
+//! requests the proxy has seen, and prints `FAULTS registry-kill: ...`.
 
 mod common;
 mod registry_support;
