@@ -237,34 +237,14 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// A HOME whose Docker config holds the sandbox auth registry's credentials for `registry`.
 fn home_with_credentials(sandbox: &Sandbox, registry: &str) -> TestHome {
     let home = TestHome::new(sandbox);
-    let auth = base64(format!("{}:{}", sandbox.auth_user, sandbox.auth_password).as_bytes());
+    let auth =
+        common::base64(format!("{}:{}", sandbox.auth_user, sandbox.auth_password).as_bytes());
     std::fs::write(
         home.path().join(".docker").join("config.json"),
         format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
     )
     .unwrap();
     home
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// `registry pull` of a fresh unique image from the plain sandbox registry into an archive
