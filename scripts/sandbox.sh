@@ -395,6 +395,17 @@ EOF
     } >"$dir/config.yml"
 }
 
+# A containers-auth.json (skopeo --authfile) for the auth registry, mode 0600, so the
+# password is never on a command line.
+write_auth_file() { # DIR PORT
+    local dir="$1" port="$2" encoded
+    encoded=$(printf '%s:%s' "$AUTH_USER" "$(<"$dir/password")" | base64 -w0)
+    (
+        umask 077
+        printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}\n' "$port" "$encoded" >"$dir/auth.json"
+    )
+}
+
 registry_answers() { # PORT EXPECTED_STATUS
     [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v2/")" == "$2" ]]
 }
@@ -409,7 +420,9 @@ start_registry() { # NAME DIR PORT WITH_AUTH PORT_VARIABLE
         chmod 600 "$dir/password"
     fi
     if [[ "$with_auth" == true ]]; then
-        htpasswd -Bbn "$AUTH_USER" "$(<"$dir/password")" >"$dir/htpasswd"
+        # The password goes on stdin (-i), never on a command line other users can read.
+        htpasswd -Bin "$AUTH_USER" <"$dir/password" >"$dir/htpasswd"
+        write_auth_file "$dir" "$port"
     fi
     write_registry_config "$dir" "$port" "$with_auth"
     if running "$dir/registry.pid" "$dir/config.yml"; then
@@ -462,10 +475,11 @@ EOF
     fi
 }
 
-registry_has() { # REGISTRY REPOSITORY TAG [CREDENTIALS]
-    local -a auth=()
-    [[ -n "${4:-}" ]] && auth=(-u "$4")
-    curl -sf -o /dev/null "${auth[@]}" \
+registry_has() { # REGISTRY REPOSITORY TAG [PASSWORD_FILE]
+    # curl reads `user = "..."` from stdin (-K -): the password stays off command lines.
+    local credentials=""
+    [[ -n "${4:-}" ]] && credentials=$(printf 'user = "%s:%s"' "$AUTH_USER" "$(<"$4")")
+    printf '%s\n' "$credentials" | curl -sf -o /dev/null -K - \
         -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
         "http://$1/v2/$2/manifests/$3"
 }
@@ -480,11 +494,10 @@ push_seed() { # LOCAL REPOSITORY TAG
         docker_cli push -q "$REGISTRY/$repository:$tag" >/dev/null
         docker_cli rmi "$REGISTRY/$repository:$tag" >/dev/null
     fi
-    local credentials
-    credentials="$AUTH_USER:$(<"$AUTH_REGISTRY_DIR/password")"
-    if ! registry_has "$AUTH_REGISTRY" "$repository" "$tag" "$credentials"; then
+    if ! registry_has "$AUTH_REGISTRY" "$repository" "$tag" "$AUTH_REGISTRY_DIR/password"; then
         log "copying to $AUTH_REGISTRY/$repository:$tag"
-        skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds "$credentials" \
+        skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+            --dest-authfile "$AUTH_REGISTRY_DIR/auth.json" \
             "docker://$REGISTRY/$repository:$tag" "docker://$AUTH_REGISTRY/$repository:$tag" >/dev/null
     fi
 }

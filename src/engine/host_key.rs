@@ -38,7 +38,7 @@ impl HostKeyChecker {
             key,
         ) {
             HostKeyStatus::Trusted(_) => HostKeyVerdict::Trusted,
-            HostKeyStatus::Unknown { .. } if self.accept_new => {
+            HostKeyStatus::Unknown if self.accept_new => {
                 let form = if destination.hash_known_hosts {
                     known_hosts::NameForm::Hashed
                 } else {
@@ -53,16 +53,7 @@ impl HostKeyChecker {
                     )),
                 }
             }
-            HostKeyStatus::Unknown { other_types } => {
-                let others = if other_types.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " Keys of other types are recorded for it at {}; the server may have \
-                         been reinstalled or offers a new key type.",
-                        join_lines(&other_types)
-                    )
-                };
+            HostKeyStatus::Unknown => {
                 let port_flag = if destination.port == 22 {
                     String::new()
                 } else {
@@ -70,7 +61,7 @@ impl HostKeyChecker {
                 };
                 HostKeyVerdict::Refused(format!(
                     "the SSH host key of {name} is not known: the server offered {offered}, and \
-                     {} has no entry for {name}.{others}\nCompare the fingerprint with the one \
+                     {} has no entry for {name}.\nCompare the fingerprint with the one \
                      the server's administrator sees (`ssh-keygen -lf \
                      /etc/ssh/ssh_host_*_key.pub` on the server). If it matches, run again with \
                      --accept-new-host-key to record it, or add it yourself with \
@@ -80,18 +71,17 @@ impl HostKeyChecker {
                     destination.show_path(user_file),
                 ))
             }
-            HostKeyStatus::Changed {
-                recorded,
-                recorded_fingerprint,
-            } => HostKeyVerdict::Refused(format!(
-                "REFUSED: the SSH host key of {name} has CHANGED: the server offered {offered}, \
-                 but {} records {recorded_fingerprint}. Someone may be intercepting the \
-                 connection (man-in-the-middle), or the server was reinstalled. bunker never \
-                 accepts a changed key, not even with --accept-new-host-key. If the change is \
-                 expected, remove the old entry with `ssh-keygen -R '{name}' -f {}` and connect \
-                 again.",
-                show_line(destination, &recorded),
-                recorded.file.display(),
+            HostKeyStatus::Changed { recorded } => {
+                HostKeyVerdict::Refused(changed_message(destination, &name, &offered, &recorded))
+            }
+            HostKeyStatus::CertAuthorityOnly(line) => HostKeyVerdict::Refused(format!(
+                "REFUSED: the SSH host {name} is known only through a @cert-authority line \
+                 ({}), and bunker does not verify host certificates. The server offered \
+                 {offered}. Record the host's own key: compare it with `ssh-keygen -lf \
+                 /etc/ssh/ssh_host_*_key.pub` on the server, then run again with \
+                 --accept-new-host-key or add it with `ssh-keyscan` to {}.",
+                show_line(destination, &line),
+                destination.show_path(user_file),
             )),
             HostKeyStatus::Revoked(line) => HostKeyVerdict::Refused(format!(
                 "REFUSED: the SSH host key of {name} ({offered}) is marked @revoked at {}",
@@ -101,16 +91,48 @@ impl HostKeyChecker {
     }
 }
 
-fn show_line(destination: &SshDestination, line: &KnownHostsLine) -> String {
-    format!("{} line {}", destination.show_path(&line.file), line.line)
+/// A known host offered a key not recorded for it (of the same type or another one).
+fn changed_message(
+    destination: &SshDestination,
+    name: &str,
+    offered: &str,
+    recorded: &[known_hosts::RecordedKey],
+) -> String {
+    let records = recorded
+        .iter()
+        .map(|key| {
+            format!(
+                "{} records {} ({})",
+                show_line(destination, &key.line),
+                key.fingerprint,
+                key.algorithm
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut files: Vec<&std::path::Path> = Vec::new();
+    for key in recorded {
+        if !files.contains(&key.line.file.as_path()) {
+            files.push(&key.line.file);
+        }
+    }
+    let removals = files
+        .iter()
+        .map(|file| format!("`ssh-keygen -R '{name}' -f {}`", file.display()))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    format!(
+        "REFUSED: the SSH host key of {name} has CHANGED: the server offered {offered}, but \
+         {records}. Someone may be intercepting the connection (man-in-the-middle), or the \
+         server was reinstalled. bunker never accepts a key that is not recorded for a known \
+         host, whatever its type, not even with --accept-new-host-key or \
+         StrictHostKeyChecking accept-new/no. If the change is expected, remove the old \
+         entry with {removals} and connect again."
+    )
 }
 
-fn join_lines(lines: &[KnownHostsLine]) -> String {
-    lines
-        .iter()
-        .map(|line| line.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+fn show_line(destination: &SshDestination, line: &KnownHostsLine) -> String {
+    format!("{} line {}", destination.show_path(&line.file), line.line)
 }
 
 impl client::Handler for HostKeyChecker {

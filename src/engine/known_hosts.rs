@@ -3,8 +3,11 @@
 //! Trusting the wrong host would hand the engine (root on the server) to whoever
 //! answers, so this follows OpenSSH closely: plain, wildcard (`*`, `?`), negated (`!`)
 //! and hashed (`|1|salt|hash`) host patterns, the `[host]:port` form for ports other
-//! than 22, `@revoked` lines, and "changed" only when no recorded key of the offered
-//! type matches. russh's own `check_known_hosts_path` stops at the first recorded key
+//! than 22, `@revoked` lines. A host with any recorded key that offers a key not
+//! recorded for it (of any type) is "changed", never "unknown": accepting it would let
+//! a man in the middle in by presenting another key type. `@cert-authority` lines are
+//! recognised but bunker verifies no host certificates, so a host known only through
+//! one is reported as such. russh's own `check_known_hosts_path` stops at the first recorded key
 //! of the same type (so a rotated key with two lines fails), miscounts line numbers
 //! after comments and splits on single spaces, so bunker reads the files itself.
 //! New keys are appended in OpenSSH's format, hashed when `HashKnownHosts yes`.
@@ -35,16 +38,24 @@ impl std::fmt::Display for KnownHostsLine {
 pub enum HostKeyStatus {
     /// The key is recorded for this host.
     Trusted(KnownHostsLine),
-    /// No key of this type is recorded for this host. `other_types` lists keys of other
-    /// types that are recorded (the server may have been reinstalled, or offers a new type).
-    Unknown { other_types: Vec<KnownHostsLine> },
-    /// A different key of the same type is recorded: possible man-in-the-middle.
-    Changed {
-        recorded: KnownHostsLine,
-        recorded_fingerprint: String,
-    },
+    /// No key at all is recorded for this host (it may be learned).
+    Unknown,
+    /// Other keys (of any type) are recorded for this host, not this one: possible
+    /// man-in-the-middle. Never learned.
+    Changed { recorded: Vec<RecordedKey> },
     /// The key is marked `@revoked`.
     Revoked(KnownHostsLine),
+    /// The host is named only by `@cert-authority` lines, which bunker does not use.
+    CertAuthorityOnly(KnownHostsLine),
+}
+
+/// A key recorded for a host, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedKey {
+    pub line: KnownHostsLine,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, ...
+    pub algorithm: String,
+    pub fingerprint: String,
 }
 
 /// One usable known_hosts entry.
@@ -89,15 +100,27 @@ pub fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> HostK
     if let Some(trusted) = plain().find(|e| e.key.key_data() == key.key_data()) {
         return HostKeyStatus::Trusted(trusted.line.clone());
     }
-    if let Some(changed) = plain().find(|e| same_key_type(&e.key.algorithm(), &key.algorithm())) {
+    // Same type first, so the message leads with the key the server should have shown.
+    let mut recorded: Vec<&Entry> = plain()
+        .filter(|e| same_key_type(&e.key.algorithm(), &key.algorithm()))
+        .collect();
+    recorded.extend(plain().filter(|e| !same_key_type(&e.key.algorithm(), &key.algorithm())));
+    if !recorded.is_empty() {
         return HostKeyStatus::Changed {
-            recorded: changed.line.clone(),
-            recorded_fingerprint: fingerprint(&changed.key),
+            recorded: recorded
+                .into_iter()
+                .map(|e| RecordedKey {
+                    line: e.line.clone(),
+                    algorithm: e.key.algorithm().to_string(),
+                    fingerprint: fingerprint(&e.key),
+                })
+                .collect(),
         };
     }
-    HostKeyStatus::Unknown {
-        other_types: plain().map(|e| e.line.clone()).collect(),
+    if let Some(authority) = entries.iter().find(|e| e.marker == Marker::CertAuthority) {
+        return HostKeyStatus::CertAuthorityOnly(authority.line.clone());
     }
+    HostKeyStatus::Unknown
 }
 
 /// Key algorithms recorded for `host`:`port`, so the key exchange can prefer them
@@ -308,7 +331,7 @@ mod tests {
         }
         assert!(matches!(
             check(&files, "127.0.0.1", 22, &key(KEY_A)),
-            HostKeyStatus::Unknown { .. }
+            HostKeyStatus::Unknown
         ));
     }
 
@@ -324,7 +347,7 @@ mod tests {
         ));
         assert!(matches!(
             check(&files, "example.org", 22, &key(KEY_B)),
-            HostKeyStatus::Unknown { .. }
+            HostKeyStatus::Unknown
         ));
     }
 
@@ -332,12 +355,9 @@ mod tests {
     fn changed_key_reports_recorded_line_unless_another_line_matches() {
         let (_dir, files) = file_with(&format!("host.lan {KEY_B}\n"));
         match check(&files, "host.lan", 22, &key(KEY_A)) {
-            HostKeyStatus::Changed {
-                recorded,
-                recorded_fingerprint,
-            } => {
-                assert_eq!(recorded.line, 1);
-                assert!(recorded_fingerprint.starts_with("SHA256:"));
+            HostKeyStatus::Changed { recorded } => {
+                assert_eq!(recorded[0].line.line, 1);
+                assert!(recorded[0].fingerprint.starts_with("SHA256:"));
             }
             other => panic!("{other:?}"),
         }
@@ -357,12 +377,30 @@ mod tests {
         ));
         assert!(matches!(
             check(&files, "bad.lan", 22, &key(KEY_A)),
-            HostKeyStatus::Unknown { .. }
+            HostKeyStatus::Unknown
         ));
         let (_dir, files) = file_with(&format!("@revoked * {KEY_A}\nbox.lan {KEY_A}\n"));
         assert!(matches!(
             check(&files, "box.lan", 22, &key(KEY_A)),
             HostKeyStatus::Revoked(_)
+        ));
+    }
+
+    #[test]
+    fn other_key_type_is_changed_and_cert_authority_alone_is_reported() {
+        const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBImX2NCh8jKAjvHvwfNJe4PzSg/CIO7UlNNVHmAAPCgMlEUmO8fCljDQ90cHxCyfYHBhWOD4ibyItPXEc+llyWw=";
+        let (_dir, files) = file_with(&format!("host.lan {KEY_A}\n"));
+        match check(&files, "host.lan", 22, &key(ECDSA)) {
+            HostKeyStatus::Changed { recorded } => {
+                assert_eq!(recorded.len(), 1);
+                assert_eq!(recorded[0].algorithm, "ssh-ed25519");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (_dir, files) = file_with(&format!("@cert-authority *.lan {KEY_A}\n"));
+        assert!(matches!(
+            check(&files, "host.lan", 22, &key(KEY_B)),
+            HostKeyStatus::CertAuthorityOnly(_)
         ));
     }
 
@@ -381,7 +419,7 @@ mod tests {
         ));
         assert!(matches!(
             check(&files, "10.1.2.3", 22, &key(KEY_A)),
-            HostKeyStatus::Unknown { .. }
+            HostKeyStatus::Unknown
         ));
     }
 

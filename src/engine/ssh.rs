@@ -58,7 +58,7 @@ impl SshSession {
         accept_new_host_key: bool,
     ) -> anyhow::Result<Self> {
         let destination = Arc::new(destination);
-        let config = Arc::new(client_config(&destination));
+        let config = Arc::new(client_config(&destination)?);
         let verdict = Arc::new(Mutex::new(None));
         let checker = HostKeyChecker {
             destination: destination.clone(),
@@ -121,6 +121,29 @@ impl SshSession {
             }
             (Ok(handle), _) => handle,
             (Err(_), Some(HostKeyVerdict::Refused(message))) => anyhow::bail!("{message}"),
+            (
+                Err(russh::Error::NoCommonAlgo {
+                    kind: russh::AlgorithmKind::Key,
+                    ours,
+                    theirs,
+                }),
+                _,
+            ) => anyhow::bail!(
+                "SSH handshake with {} failed: no host key type in common with {}: bunker \
+                 accepts {} and the server offers {}.{}",
+                destination.display(),
+                known_hosts::host_entry_name(&destination.host, destination.port),
+                ours.join(","),
+                theirs.join(","),
+                destination
+                    .host_key_algorithms
+                    .as_ref()
+                    .map(|value| format!(
+                        " The accepted types come from `HostKeyAlgorithms {value}` in {}.",
+                        destination.show_path(&destination.home.join(".ssh").join("config"))
+                    ))
+                    .unwrap_or_default()
+            ),
             (Err(error), _) => anyhow::bail!(
                 "SSH handshake with {} failed: {error}. Is an SSH server listening there?",
                 destination.display()
@@ -190,7 +213,7 @@ impl SshSession {
     }
 }
 
-fn client_config(destination: &SshDestination) -> client::Config {
+fn client_config(destination: &SshDestination) -> anyhow::Result<client::Config> {
     let mut preferred = russh::Preferred::default();
     // aes256-gcm first: with AES-NI it outruns chacha20-poly1305 (see notes/crates.md §2.3).
     let mut ciphers = vec![russh::cipher::AES_256_GCM];
@@ -202,6 +225,9 @@ fn client_config(destination: &SshDestination) -> client::Config {
             .filter(|name| *name != russh::cipher::AES_256_GCM),
     );
     preferred.cipher = ciphers.into();
+    if let Some(value) = &destination.host_key_algorithms {
+        preferred.key = allowed_host_key_algorithms(destination, value, &preferred.key)?.into();
+    }
     // Prefer host-key types already recorded for this host, as OpenSSH does, so a
     // server with several keys is not refused for offering an unrecorded one.
     let recorded = known_hosts::recorded_algorithms(
@@ -231,7 +257,7 @@ fn client_config(destination: &SshDestination) -> client::Config {
         }
         preferred.key = keys.into();
     }
-    client::Config {
+    Ok(client::Config {
         client_id: russh::SshId::Standard(
             format!("SSH-2.0-bunker_{}", env!("CARGO_PKG_VERSION")).into(),
         ),
@@ -242,7 +268,31 @@ fn client_config(destination: &SshDestination) -> client::Config {
         nodelay: true,
         preferred,
         ..Default::default()
+    })
+}
+
+/// The host-key algorithms bunker offers under `HostKeyAlgorithms value`, or an error
+/// when the value leaves none bunker supports (certificate types are not supported).
+fn allowed_host_key_algorithms(
+    destination: &SshDestination,
+    value: &str,
+    supported: &[Algorithm],
+) -> anyhow::Result<Vec<Algorithm>> {
+    let names: Vec<String> = supported.iter().map(|a| a.to_string()).collect();
+    let allowed = super::ssh_config::host_key_algorithms(value, &names);
+    if allowed.is_empty() {
+        anyhow::bail!(
+            "`HostKeyAlgorithms {value}` in {} leaves no host key type bunker supports for {} \
+             (bunker supports {}; host certificates are not supported). Name one of these.",
+            destination.show_path(&destination.home.join(".ssh").join("config")),
+            destination.display(),
+            names.join(",")
+        );
     }
+    Ok(allowed
+        .iter()
+        .filter_map(|name| supported.iter().find(|a| &a.to_string() == name).cloned())
+        .collect())
 }
 
 async fn tcp_connect(destination: &SshDestination) -> anyhow::Result<tokio::net::TcpStream> {

@@ -4,7 +4,8 @@
 //! users expect `ssh://myserver` to mean what `ssh myserver` means. This reads the
 //! keywords that decide *where* and *as whom* to connect (`HostName`, `User`, `Port`,
 //! `IdentityFile`, `IdentitiesOnly`, `UserKnownHostsFile`, `ConnectTimeout`,
-//! `ServerAliveInterval`) with OpenSSH's rules: `Host` patterns with `*`, `?` and `!`,
+//! `ServerAliveInterval`, `StrictHostKeyChecking`, `HashKnownHosts`,
+//! `HostKeyAlgorithms`) with OpenSSH's rules: `Host` patterns with `*`, `?` and `!`,
 //! case-insensitive keywords, `Key Value` or `Key=Value`, quoted values, `Include`,
 //! the first value of a keyword wins, `IdentityFile` accumulates. `ProxyJump` is read
 //! for the caller to follow; `ProxyCommand` is reported so the caller can refuse it
@@ -96,6 +97,8 @@ pub struct HostSettings {
     pub accept_new_host_keys: bool,
     /// `HashKnownHosts yes`: record host names hashed.
     pub hash_known_hosts: bool,
+    /// `HostKeyAlgorithms` as written (see [`host_key_algorithms`] for what it allows).
+    pub host_key_algorithms: Option<String>,
     /// `ProxyJump` or `ProxyCommand`, whichever comes first (as in OpenSSH).
     pub proxy: Option<Proxy>,
 }
@@ -185,6 +188,7 @@ impl SshConfig {
                 ),
                 "connecttimeout" => set_once(&mut connect_timeout, Some(value.parse().ok())),
                 "serveraliveinterval" => set_once(&mut server_alive, Some(value.parse().ok())),
+                "hostkeyalgorithms" => set_once(&mut settings.host_key_algorithms, Some(value)),
                 "hashknownhosts" => set_once(
                     &mut hash_known_hosts,
                     Some(value.eq_ignore_ascii_case("yes")),
@@ -221,6 +225,54 @@ impl SshConfig {
         settings.hash_known_hosts = hash_known_hosts.unwrap_or(false);
         settings.identities_only = identities_only.unwrap_or(false);
         settings
+    }
+}
+
+/// The host-key algorithm names a `HostKeyAlgorithms` value allows, in order, out of
+/// `supported` (bunker's own list): a comma-separated pattern list (`*`, `?`), or one
+/// starting with `+` (append: bunker offers all it supports anyway), `-` (remove the
+/// matching ones) or `^` (put the matching ones first), as in OpenSSH.
+pub fn host_key_algorithms(value: &str, supported: &[String]) -> Vec<String> {
+    let (mode, list) = match value.chars().next() {
+        Some(c @ ('+' | '-' | '^')) => (Some(c), &value[1..]),
+        _ => (None, value),
+    };
+    let patterns: Vec<String> = list
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let matches = |name: &String| patterns.iter().any(|p| wildcard_match(p, name));
+    match mode {
+        Some('+') => supported.to_vec(),
+        Some('-') => supported.iter().filter(|n| !matches(n)).cloned().collect(),
+        Some('^') => {
+            let mut first: Vec<String> = Vec::new();
+            for pattern in &patterns {
+                for name in supported {
+                    if wildcard_match(pattern, name) && !first.contains(name) {
+                        first.push(name.clone());
+                    }
+                }
+            }
+            let rest: Vec<String> = supported
+                .iter()
+                .filter(|n| !first.contains(n))
+                .cloned()
+                .collect();
+            first.into_iter().chain(rest).collect()
+        }
+        _ => {
+            let mut allowed: Vec<String> = Vec::new();
+            for pattern in &patterns {
+                for name in supported {
+                    if wildcard_match(pattern, name) && !allowed.contains(name) {
+                        allowed.push(name.clone());
+                    }
+                }
+            }
+            allowed
+        }
     }
 }
 
@@ -524,6 +576,33 @@ mod tests {
 
     fn parse(text: &str) -> SshConfig {
         SshConfig::parse(text, Path::new("/home/u/.ssh/config"), Path::new("/home/u")).unwrap()
+    }
+
+    #[test]
+    fn host_key_algorithms_lists_and_prefixes() {
+        let supported: Vec<String> = [
+            "ssh-ed25519",
+            "ecdsa-sha2-nistp256",
+            "rsa-sha2-512",
+            "ssh-rsa",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            host_key_algorithms("rsa-sha2-512,ssh-ed25519", &supported),
+            ["rsa-sha2-512", "ssh-ed25519"]
+        );
+        assert_eq!(
+            host_key_algorithms("ecdsa-*", &supported),
+            ["ecdsa-sha2-nistp256"]
+        );
+        assert_eq!(
+            host_key_algorithms("-ssh-rsa,ecdsa*", &supported),
+            ["ssh-ed25519", "rsa-sha2-512"]
+        );
+        assert_eq!(host_key_algorithms("^ssh-rsa", &supported)[0], "ssh-rsa");
+        assert_eq!(host_key_algorithms("+ssh-dss", &supported), supported);
+        assert!(host_key_algorithms("ssh-ed25519-cert-v01@openssh.com", &supported).is_empty());
     }
 
     #[test]

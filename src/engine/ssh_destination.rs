@@ -32,6 +32,8 @@ pub struct SshDestination {
     pub accept_new_host_keys: bool,
     /// `HashKnownHosts yes` in ~/.ssh/config: learned host names are written hashed.
     pub hash_known_hosts: bool,
+    /// `HostKeyAlgorithms` in ~/.ssh/config, as written: restricts the host keys accepted.
+    pub host_key_algorithms: Option<String>,
     /// known_hosts files to check; the first is the one new keys are recorded in.
     pub known_hosts_files: Vec<PathBuf>,
     pub connect_timeout: Duration,
@@ -160,6 +162,7 @@ impl SshDestination {
             identities_only: settings.identities_only,
             accept_new_host_keys: settings.accept_new_host_keys,
             hash_known_hosts: settings.hash_known_hosts,
+            host_key_algorithms: settings.host_key_algorithms.clone(),
             known_hosts_files,
             connect_timeout: settings
                 .connect_timeout_seconds

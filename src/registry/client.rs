@@ -9,7 +9,8 @@
 //!
 //! Every request goes through [`RegistryClient::send`], which adds
 //! authentication, answers `401` challenges, and retries `408/429/5xx` and
-//! dropped connections with backoff (see [`super::retry`]). Docker Hub's
+//! dropped connections with backoff (see [`super::retry`]). Credentials go only where
+//! [`super::credential_scope`] allows. Docker Hub's
 //! `RateLimit-Remaining` header is read on every answer.
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 
 use super::auth::{self, Challenge, Credential, Scope, TokenResponse};
+use super::credential_scope::CredentialScope;
 use super::reference::{DOCKER_HUB, DOCKER_HUB_API_HOST};
 use super::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
 
@@ -111,6 +113,7 @@ pub struct RegistryClient {
     registry: String,
     base_url: String,
     credential: Option<Credential>,
+    credential_scope: CredentialScope,
     scheme: Mutex<AuthScheme>,
     tokens: Mutex<HashMap<String, String>>,
     rate_limit: Mutex<Option<RateLimit>>,
@@ -164,10 +167,12 @@ impl RegistryClient {
             .pool_max_idle_per_host(16)
             .build()
             .context("cannot set up the HTTP client")?;
+        let base_url = format!("{protocol}://{host}");
         Ok(Arc::new(Self {
             http,
             registry: registry.to_string(),
-            base_url: format!("{protocol}://{host}"),
+            credential_scope: CredentialScope::new(registry, &base_url)?,
+            base_url,
             credential,
             scheme: Mutex::new(AuthScheme::Anonymous),
             tokens: Mutex::new(HashMap::new()),
@@ -244,6 +249,20 @@ impl RegistryClient {
             };
             self.record_rate_limit(response.headers());
             let status = response.status();
+            let url = self.url(&request.url);
+            if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+                && !self.credential_scope.may_authorize(&url)
+            {
+                bail!(
+                    "{} {url} answered {status}: {} is another host than the registry {}, and \
+                     bunker does not send the registry's credentials to other hosts. The \
+                     registry (or something in between) sent bunker there; check its \
+                     configuration (upload URLs, redirects)",
+                    request.method,
+                    CredentialScope::host_of(&url),
+                    self.registry
+                );
+            }
             if status == StatusCode::UNAUTHORIZED && challenges_answered < 1 {
                 let header = response
                     .headers()
@@ -330,6 +349,10 @@ impl RegistryClient {
                     .body(reqwest::Body::wrap_stream(stream))
             }
         };
+        if !self.credential_scope.may_authorize(&url) {
+            // Upload URLs and other hosts never see the registry's Authorization.
+            return Ok(builder);
+        }
         let scheme = self.scheme.lock().expect("auth lock").clone();
         Ok(match scheme {
             AuthScheme::Anonymous => builder,
@@ -415,6 +438,9 @@ impl RegistryClient {
         service: Option<&str>,
         scope: &str,
     ) -> anyhow::Result<String> {
+        if self.credential.is_some() {
+            self.credential_scope.check_token_realm(realm)?;
+        }
         let mut attempt = 1;
         loop {
             let builder = match &self.credential {

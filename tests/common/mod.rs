@@ -305,6 +305,55 @@ pub fn run(command: &mut Command) -> Output {
     }
 }
 
+/// Like [`run`], writing `input` to the command's stdin (for secrets kept off the
+/// command line).
+pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let description = describe(command);
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start `{description}`: {error}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input)
+        .unwrap_or_else(|error| panic!("cannot write to `{description}`: {error}"));
+    drop(stdin);
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("`{description}` failed: {error}"));
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        command: description,
+    }
+}
+
+/// Standard base64 with padding (Docker/containers auth files).
+pub fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn describe(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
@@ -574,7 +623,7 @@ pub fn push_to_registry(sandbox: &Sandbox, local_image: &str, repository_and_tag
 /// engine involved). Returns the auth registry reference.
 #[track_caller]
 pub fn copy_to_auth_registry(sandbox: &Sandbox, repository_and_tag: &str) -> String {
-    let credentials = format!("{}:{}", sandbox.auth_user, sandbox.auth_password);
+    let auth_file = auth_registry_auth_file(sandbox);
     let target = format!("{}/{repository_and_tag}", sandbox.auth_registry);
     run(Command::new("skopeo")
         .args([
@@ -583,8 +632,8 @@ pub fn copy_to_auth_registry(sandbox: &Sandbox, repository_and_tag: &str) -> Str
             "--src-tls-verify=false",
             "--dest-tls-verify=false",
         ])
-        .arg("--dest-creds")
-        .arg(&credentials)
+        .arg("--dest-authfile")
+        .arg(auth_file.path())
         .arg(format!(
             "docker://{}/{repository_and_tag}",
             sandbox.registry
@@ -592,6 +641,23 @@ pub fn copy_to_auth_registry(sandbox: &Sandbox, repository_and_tag: &str) -> Str
         .arg(format!("docker://{target}")))
     .assert_success();
     target
+}
+
+/// A containers-auth.json (`skopeo --authfile`) holding the auth registry's credentials,
+/// so the password never appears on a command line; deleted when dropped.
+pub fn auth_registry_auth_file(sandbox: &Sandbox) -> tempfile::NamedTempFile {
+    let encoded = base64(format!("{}:{}", sandbox.auth_user, sandbox.auth_password).as_bytes());
+    let mut file = tempfile::NamedTempFile::new().expect("create an auth file");
+    std::io::Write::write_all(
+        &mut file,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#,
+            sandbox.auth_registry
+        )
+        .as_bytes(),
+    )
+    .expect("write the auth file");
+    file
 }
 
 /// ssh to the sandbox "remote" with its key and known_hosts, running `remote_command`.
@@ -622,14 +688,16 @@ pub fn ssh(sandbox: &Sandbox, remote_command: &str) -> Output {
 pub fn http_status(url: &str, credentials: Option<(&str, &str)>) -> u16 {
     let mut command = Command::new("curl");
     command.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
-    if let Some((user, password)) = credentials {
-        command.arg("-u").arg(format!("{user}:{password}"));
-    }
+    // The credentials go in a curl config on stdin (-K -), never on the command line.
+    let config = credentials
+        .map(|(user, password)| format!("user = \"{user}:{password}\"\n"))
+        .unwrap_or_default();
+    command.args(["-K", "-"]);
     command.args([
         "-H",
         "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
     ]);
-    let output = run(command.arg(url));
+    let output = run_with_stdin(command.arg(url), config.as_bytes());
     output
         .stdout
         .trim()
