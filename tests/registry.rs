@@ -10,17 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    Output, Sandbox, TestHome, build_unique_image, docker, docker_ok, http_status, image_id,
-    push_to_registry, run, sandbox, unique_name,
+    Output, Sandbox, TestHome, auth_registry_auth_file, build_unique_image, docker, docker_ok,
+    http_status, image_id, push_to_registry, run, run_with_stdin, sandbox, unique_name,
 };
 use registry_support::{FaultAction, FaultProxy, FaultRule, TokenServer, docker_save_tar, noise};
 
-/// Copies a docker-save tar into a registry with skopeo (the real client).
-fn skopeo_push(tar: &Path, destination: &str, credentials: Option<&str>) {
+/// Copies a docker-save tar into a registry with skopeo (the real client); credentials
+/// come from an auth file, never from the command line.
+fn skopeo_push(tar: &Path, destination: &str, auth_file: Option<&Path>) {
     let mut command = Command::new("skopeo");
     command.args(["copy", "--quiet", "--dest-tls-verify=false"]);
-    if let Some(credentials) = credentials {
-        command.arg("--dest-creds").arg(credentials);
+    if let Some(auth_file) = auth_file {
+        command.arg("--dest-authfile").arg(auth_file);
     }
     command
         .arg(format!("docker-archive:{}", tar.display()))
@@ -294,9 +295,10 @@ fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
         .assert_success()
         .assert_stdout_contains(&format!("pushed {expected}"));
 
-    let credentials = format!("{}:{}", sandbox.auth_user, sandbox.auth_password);
+    let auth_file = auth_registry_auth_file(&sandbox);
     run(Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--creds", &credentials])
+        .args(["inspect", "--tls-verify=false", "--authfile"])
+        .arg(auth_file.path())
         .arg(format!("docker://{expected}")))
     .assert_success();
 
@@ -307,14 +309,14 @@ fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
             .env("DOCKER_HOST", &sandbox.docker_host)
             .env("DOCKER_CONFIG", client_config.path()))
     };
-    engine(&[
-        "login",
-        "-u",
-        &sandbox.auth_user,
-        "-p",
-        &sandbox.auth_password,
-        &sandbox.auth_registry,
-    ])
+    run_with_stdin(
+        Command::new("docker")
+            .args(["login", "-u", &sandbox.auth_user, "--password-stdin"])
+            .arg(&sandbox.auth_registry)
+            .env("DOCKER_HOST", &sandbox.docker_host)
+            .env("DOCKER_CONFIG", client_config.path()),
+        sandbox.auth_password.as_bytes(),
+    )
     .assert_success();
     engine(&["pull", "-q", &expected]).assert_success();
     assert_eq!(
@@ -1233,11 +1235,11 @@ fn credential_helpers_supply_and_store_credentials() {
         &format!("{repository}:1"),
         &[vec![("h".into(), b"helper".to_vec())]],
     );
-    let credentials = format!("{}:{}", sandbox.auth_user, sandbox.auth_password);
+    let auth_file = auth_registry_auth_file(&sandbox);
     skopeo_push(
         &tar,
         &format!("{}/{repository}:1", sandbox.auth_registry),
-        Some(&credentials),
+        Some(auth_file.path()),
     );
     home.bunker()
         .env("PATH", &path)
