@@ -103,7 +103,10 @@ fn a_flipped_byte_withholds_exactly_the_final_chunk() {
     for compression in [Compression::Gzip, Compression::None] {
         let dir = tempfile::tempdir().unwrap();
         let (tar, entry) = archived_large(dir.path(), compression);
-        assert!(tar.bytes.len() > 3 * CHUNK, "the tar must span several chunks");
+        assert!(
+            tar.bytes.len() > 3 * CHUNK,
+            "the tar must span several chunks"
+        );
         let final_chunk_start = (tar.bytes.len() - 1) / CHUNK * CHUNK;
         let path = dir.path().join(&entry.file);
         let mut bytes = std::fs::read(&path).unwrap();
