@@ -493,9 +493,14 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
         std::io::Read::read_to_string(&mut stderr_pipe, &mut text).unwrap();
         text
     });
-    // The load is under way once bunker has read 16 MiB of the big archive file.
+    // The load is under way once bunker has hashed the whole big file (the check before
+    // the load reads it once, start to end) and read 16 MiB more of it for the load:
+    // its total bytes read pass size + 16 MiB while the file is open at 16 MiB or more.
     let big_file = archived_file(&arch_dir, "big", &big);
-    while read_offset(child.id(), &big_file).unwrap_or(0) < (16 << 20) {
+    let big_size = std::fs::metadata(&big_file).unwrap().len();
+    while read_offset(child.id(), &big_file).unwrap_or(0) < (16 << 20)
+        || bytes_read(child.id()) < big_size + (16 << 20)
+    {
         if let Some(status) = child.try_wait().expect("poll image-restore") {
             panic!("image-restore ended ({status}) before the load of {big} was seen in progress");
         }
@@ -538,6 +543,18 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
     rerun.assert_success();
     assert_eq!(image_id(sandbox, &big).as_deref(), Some(big_id.as_str()));
     remove_images(sandbox, &[&big]);
+}
+
+/// Bytes process `pid` has read so far by any read call (`rchar` in /proc/<pid>/io).
+fn bytes_read(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("rchar:"))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
