@@ -262,8 +262,8 @@ fn pull_entries_carry_variable_default_pin_and_registry() {
     );
 }
 
-/// Runs `program args` under `strace -f` with an empty environment but `PATH=` (empty)
-/// and `HOME`; returns its output and every process it created beyond itself (execve
+/// Runs `program args` under `strace -f` with an empty environment but `PATH=` (empty),
+/// `HOME` and `PROCESS_TAG`; returns its output and every process it created beyond itself (execve
 /// after the first, fork, vfork, or clone without CLONE_THREAD), as strace lines.
 fn traced(program: &Path, args: &[&std::ffi::OsStr]) -> (Output, Vec<String>) {
     let path = std::env::var_os("PATH").unwrap_or_default();
