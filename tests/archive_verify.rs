@@ -282,27 +282,91 @@ fn a_manifest_from_a_newer_bunker_is_refused() {
     assert!(stderr.contains("schema_version 99"), "{stderr}");
 }
 
+/// A file as the old scripts made it: `docker save | gzip` by the gzip binary, its
+/// size from the file system and its SHA-256 from `sha256sum` (hashlib over the
+/// compressed bytes), none of it from bunker's writer.
+fn old_tool_file(arch: &ArchDir, file: &str, image: &str, seed: u64) -> (u64, String) {
+    let path = arch.resolve(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tar = simple_tar(image, seed);
+    let mut gzip = std::process::Command::new("gzip")
+        .args(["-c", "-6"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&path).unwrap())
+        .spawn()
+        .expect("gzip is installed");
+    std::io::Write::write_all(gzip.stdin.as_mut().unwrap(), &tar.bytes).unwrap();
+    drop(gzip.stdin.take());
+    assert!(gzip.wait().unwrap().success());
+    let summed = std::process::Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(summed.status.success());
+    let sha256 = String::from_utf8(summed.stdout).unwrap()[..64].to_string();
+    (std::fs::metadata(&path).unwrap().len(), sha256)
+}
+
 #[test]
 fn the_old_tools_manifests_verify() {
     let fixture = fixture();
-    let tool = fixture.manifest.find("tools", "example/tool:1.0").unwrap();
+    let (size, sha256) = old_tool_file(
+        &fixture.arch,
+        "legacy/example_legacy_2.0.tar.gz",
+        "example/legacy:2.0",
+        31,
+    );
+    let (bad_size, bad_sha256) = old_tool_file(
+        &fixture.arch,
+        "legacy/example_other_3.0.tar.gz",
+        "example/other:3.0",
+        32,
+    );
+    // The shape the old scripts wrote (formats: peer-weaknesses.md §3): no
+    // schema_version, no docker_id, no uncompressed hashes, no layer digests.
     let old = serde_json::json!({
         "archived_at": "2026-11-22T10:37:01.226377+00:00",
         "arch": "x86_64",
         "docker_context": "fakehost",
         "ssh_host": "fakehost",
         "output_dir": "/abs/path/_archive/images/x86_64",
-        "images": [{
-            "project": "tools", "image": "example/tool:1.0", "action": "pull+save",
-            "file": tool.file, "size": tool.size, "sha256": tool.sha256,
-            "docker_id": tool.docker_id, "services": ["tool"],
-            "archived_at": "2026-11-22T10:36:59.650816+00:00"
-        }]
+        "images": [
+            {
+                "project": "legacy", "image": "example/legacy:2.0", "action": "pull+save",
+                "file": "legacy/example_legacy_2.0.tar.gz", "size": size, "sha256": sha256,
+                "services": ["legacy"],
+                "archived_at": "2026-11-22T10:36:59.650816+00:00"
+            },
+            {
+                "project": "legacy", "image": "example/other:3.0", "action": "pull+save",
+                "file": "legacy/example_other_3.0.tar.gz", "size": bad_size, "sha256": bad_sha256,
+                "services": ["other"],
+                "archived_at": "2026-11-22T10:36:59.650816+00:00"
+            }
+        ]
     });
     std::fs::write(fixture.arch.manifest_path(), old.to_string()).unwrap();
     let (code, stdout, stderr) = verify(&[], &fixture.base);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("1 archive(s) checked, 0 bad"), "{stdout}");
+    assert!(stdout.contains("2 archive(s) checked, 0 bad"), "{stdout}");
+
+    // The old manifest's own hash is what catches damage.
+    let damaged = fixture.arch.resolve("legacy/example_other_3.0.tar.gz");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let (code, stdout, stderr) = verify(&[], &fixture.base);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let line = stdout
+        .lines()
+        .find(|line| line.contains("BAD  legacy/example_other_3.0.tar.gz"))
+        .unwrap_or_else(|| panic!("no BAD line: {stdout}"));
+    assert!(
+        line.contains(&format!("the manifest says {bad_sha256}")),
+        "{line}"
+    );
+    assert!(stdout.contains("2 archive(s) checked, 1 bad"), "{stdout}");
 }
 
 #[test]

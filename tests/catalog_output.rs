@@ -262,18 +262,92 @@ fn pull_entries_carry_variable_default_pin_and_registry() {
     );
 }
 
+/// Runs `program args` under `strace -f` with an empty environment but `PATH=` (empty),
+/// `HOME` and `PROCESS_TAG`; returns its output and every process it created beyond itself (execve
+/// after the first, fork, vfork, or clone without CLONE_THREAD), as strace lines.
+fn traced(program: &Path, args: &[&std::ffi::OsStr]) -> (Output, Vec<String>) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let strace = std::env::split_paths(&path)
+        .map(|directory| directory.join("strace"))
+        .find(|candidate| candidate.is_file())
+        .expect("strace is not installed (apt-get install strace): this test needs it");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let output = Command::new(strace)
+        .env_clear()
+        .env("PATH", "")
+        .env("HOME", std::env::temp_dir())
+        // As `bunker()` sets it, so the two catalogs compare equal.
+        .env("PROCESS_TAG", "from-process")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=execve,execveat,fork,vfork,clone,clone3",
+            "-o",
+        ])
+        .arg(log.path())
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("run strace");
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let mut execs = 0;
+    let mut created = Vec::new();
+    for line in text.lines() {
+        let call = line.split_whitespace().nth(1).unwrap_or_default();
+        let is_exec = call.starts_with("execve(") || call.starts_with("execveat(");
+        if is_exec {
+            execs += 1;
+        }
+        let new_process = (is_exec && execs > 1)
+            || call.starts_with("fork(")
+            || call.starts_with("vfork(")
+            || (call.starts_with("clone") && !line.contains("CLONE_THREAD"));
+        if new_process {
+            created.push(line.to_string());
+        }
+    }
+    assert!(execs >= 1, "strace saw no execve at all:\n{text}");
+    (output, created)
+}
+
 #[test]
-fn the_catalog_path_spawns_no_process() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");
-    for file in std::fs::read_dir(source).unwrap() {
-        let path = file.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            !text.contains("std::process") && !text.contains("Command::new"),
-            "{} must not spawn processes",
-            path.display()
+fn the_catalog_runs_with_an_empty_path_and_spawns_no_process() {
+    // The detector itself must see a spawn, or a pass below would prove nothing.
+    let (_, created) = traced(
+        Path::new("/bin/sh"),
+        &["-c".as_ref(), "/bin/true; /bin/true".as_ref()],
+    );
+    assert!(!created.is_empty(), "strace did not see sh start /bin/true");
+
+    let fixtures = fixtures();
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "--projects-dir".as_ref(),
+        fixtures.as_os_str(),
+        "--context".as_ref(),
+        "parity".as_ref(),
+        "image-catalog".as_ref(),
+        "--json".as_ref(),
+    ];
+    let (output, created) = traced(Path::new(env!("CARGO_BIN_EXE_bunker")), &args);
+    let document: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    let usual = json(&[]);
+    let (traced_entries, usual_entries) = (
+        document["entries"].as_array().unwrap(),
+        usual["entries"].as_array().unwrap(),
+    );
+    assert_eq!(traced_entries.len(), usual_entries.len());
+    for (with_empty_path, with_usual_path) in traced_entries.iter().zip(usual_entries) {
+        assert_eq!(
+            with_empty_path, with_usual_path,
+            "the catalog with PATH= differs from the catalog with the usual PATH"
         );
     }
+    assert_eq!(
+        created,
+        Vec::<String>::new(),
+        "image-catalog started processes"
+    );
 }
 
 #[test]

@@ -767,7 +767,22 @@ fn export_to_registry_storage_is_served_by_docker_registry() {
         .spawn()
         .expect("docker-registry is installed");
     let address = format!("127.0.0.1:{port}");
+    // Bounded: a registry that exits or never answers fails the test with its reason,
+    // instead of hanging the suite. 2400 polls of 50 ms is minutes, far beyond a slow start.
+    let mut polls = 0;
     while http_status(&format!("http://{address}/v2/"), None) != 200 {
+        if let Some(status) = registry.try_wait().unwrap() {
+            panic!(
+                "docker-registry serve {} exited ({status}) before answering on {address}",
+                config.display()
+            );
+        }
+        polls += 1;
+        if polls == 2400 {
+            let _ = registry.kill();
+            let _ = registry.wait();
+            panic!("docker-registry on {address} did not answer /v2/ with 200 after {polls} polls");
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let repository_and_tag = sandbox

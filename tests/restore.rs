@@ -493,9 +493,14 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
         std::io::Read::read_to_string(&mut stderr_pipe, &mut text).unwrap();
         text
     });
-    // The load is under way once bunker has read 16 MiB of the big archive file.
+    // The load is under way once bunker has hashed the whole big file (the check before
+    // the load reads it once, start to end) and read 16 MiB more of it for the load:
+    // its total bytes read pass size + 16 MiB while the file is open at 16 MiB or more.
     let big_file = archived_file(&arch_dir, "big", &big);
-    while read_offset(child.id(), &big_file).unwrap_or(0) < (16 << 20) {
+    let big_size = std::fs::metadata(&big_file).unwrap().len();
+    while read_offset(child.id(), &big_file).unwrap_or(0) < (16 << 20)
+        || bytes_read(child.id()) < big_size + (16 << 20)
+    {
         if let Some(status) = child.try_wait().expect("poll image-restore") {
             panic!("image-restore ended ({status}) before the load of {big} was seen in progress");
         }
@@ -540,6 +545,18 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
     remove_images(sandbox, &[&big]);
 }
 
+/// Bytes process `pid` has read so far by any read call (`rchar` in /proc/<pid>/io).
+fn bytes_read(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("rchar:"))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
 fn read_offset(pid: u32, file: &Path) -> Option<u64> {
     let file = std::fs::canonicalize(file).ok()?;
@@ -557,4 +574,153 @@ fn read_offset(pid: u32, file: &Path) -> Option<u64> {
         }
     }
     None
+}
+
+/// The image events (`action id name`) that bring an image in (load, tag, import) the
+/// engine recorded between `since` and now naming one of `needles` (image names or IDs).
+/// The test's own save/untag/delete of its images in the same second are not counted.
+fn image_events_naming(sandbox: &Sandbox, since: u64, needles: &[String]) -> Vec<String> {
+    let until = now_seconds() + 1;
+    let output = docker_ok(
+        sandbox,
+        [
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"name\"}}",
+        ],
+    );
+    output
+        .lines()
+        .filter(|line| {
+            ["load ", "tag ", "import "]
+                .iter()
+                .any(|action| line.starts_with(action))
+        })
+        .filter(|line| needles.iter().any(|needle| line.contains(needle.as_str())))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn corrupt_archives_never_reach_the_engine_and_the_good_ones_restore() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let unique = unique_name("never");
+    // Incompressible layers of 1 MiB, so the archive holds several 256 KiB chunks and a
+    // damaged byte lands inside a layer.
+    let names: Vec<String> = (0..5)
+        .map(|index| format!("bunker-test/{unique}-{index}:1"))
+        .collect();
+    let ids: Vec<String> = names
+        .iter()
+        .map(|name| build_random_image(&sandbox, name, 1 << 20))
+        .collect();
+    let base = tempfile::tempdir().unwrap();
+    let wanted: Vec<_> = names.iter().map(|name| gz("proj", name)).collect();
+    let arch_dir = archive_from_sandbox(&sandbox, base.path(), &wanted);
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    remove_images(&sandbox, &name_refs);
+
+    // Image 0 stays good; 1..=4 are damaged four ways.
+    let files: Vec<PathBuf> = names
+        .iter()
+        .map(|name| archived_file(&arch_dir, "proj", name))
+        .collect();
+    let flip_at = |path: &PathBuf, at: fn(usize) -> usize| {
+        let mut bytes = std::fs::read(path).unwrap();
+        let offset = at(bytes.len());
+        bytes[offset] ^= 0x55;
+        std::fs::write(path, bytes).unwrap();
+    };
+    flip_at(&files[1], |len| len / 20); // early
+    flip_at(&files[2], |len| len / 2); // the middle
+    flip_at(&files[3], |len| len - 1024); // the last bytes of the tar's last entries
+    let whole = std::fs::read(&files[4]).unwrap();
+    std::fs::write(&files[4], &whole[..whole.len() * 3 / 4]).unwrap(); // truncated
+
+    let since = now_seconds();
+    let output = restore(&home, &sandbox, arch_dir.path(), &["--json"]);
+    output.assert_code(1);
+    let report = json(&output);
+    for index in 1..5 {
+        let item = outcome_of(&report, &names[index]);
+        assert_eq!(item["outcome"], "failed", "{item:#}");
+        assert_eq!(
+            item["bytes_sent"],
+            0,
+            "a byte of the damaged archive {} reached the engine: {item:#}",
+            files[index].display()
+        );
+        let problems = item["problems"].to_string();
+        assert!(problems.contains("CORRUPT"), "{problems}");
+        assert!(
+            problems.contains(&files[index].display().to_string()),
+            "{problems}"
+        );
+        assert_eq!(image_id(&sandbox, &names[index]), None, "{}", names[index]);
+        assert_eq!(image_id(&sandbox, &ids[index]), None, "{}", ids[index]);
+    }
+    assert_eq!(outcome_of(&report, &names[0])["outcome"], "loaded");
+    assert_eq!(
+        image_id(&sandbox, &names[0]).as_deref(),
+        Some(ids[0].as_str())
+    );
+
+    // The engine heard nothing of the damaged images: no load, tag or any other
+    // image event under their names or IDs, while the good one was loaded.
+    let damaged: Vec<String> = names[1..]
+        .iter()
+        .chain(&ids[1..])
+        .map(|needle| needle.trim_start_matches("sha256:").to_string())
+        .collect();
+    assert_eq!(
+        image_events_naming(&sandbox, since, &damaged),
+        Vec::<String>::new(),
+        "the engine recorded events for damaged archives"
+    );
+    assert_eq!(load_events(&sandbox, since, &ids[..1]).len(), 1);
+
+    docker_ok(&sandbox, ["rmi", &names[0]]);
+}
+
+#[test]
+fn entries_without_a_hash_are_named_and_still_checked_before_the_load() {
+    let fixture = Fixture::new("nohash", 2);
+    let (sandbox, names) = (&fixture.sandbox, &fixture.names);
+    let arch_dir = fixture.archive_all("proj");
+    fixture.remove_all();
+    // An older manifest: the entries carry no hashes of the file or of the tar.
+    let manifest_path = arch_dir.manifest_path();
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    for entry in manifest["images"].as_array_mut().unwrap() {
+        let entry = entry.as_object_mut().unwrap();
+        entry.remove("sha256");
+        entry.remove("uncompressed_sha256");
+        entry.remove("uncompressed_size");
+    }
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let damaged = archived_file(&arch_dir, "proj", &names[1]);
+    flip_byte(&damaged);
+
+    let output = fixture.restore(arch_dir.path(), &["--json"]);
+    output.assert_code(1);
+    for name in names {
+        output.assert_stderr_contains(&format!("note: {name}: proj/"));
+    }
+    output.assert_stderr_contains("has no SHA-256 in the manifest");
+    let report = json(&output);
+    let item = outcome_of(&report, &names[1]);
+    assert_eq!(item["bytes_sent"], 0, "{item:#}");
+    assert!(item["problems"].to_string().contains("CORRUPT"), "{item:#}");
+    assert_eq!(image_id(sandbox, &names[1]), None);
+    fixture.assert_restored(0);
+
+    docker_ok(sandbox, ["rmi", &names[0]]);
 }

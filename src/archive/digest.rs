@@ -1,5 +1,6 @@
 //! SHA-256 and byte counting on the way through, so no file is ever read a
-//! second time just to hash it.
+//! second time just to hash it; [`DecodedDigest`] hashes what a compressed
+//! stream decompresses to (a layer's diff ID), fed chunk by chunk.
 
 use std::io::{self, Read, Write};
 
@@ -131,6 +132,119 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A write sink that only hashes.
+#[derive(Default)]
+struct HashSink(Hashed);
+
+impl Write for HashSink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The SHA-256 of what a gzip or zstd stream decompresses to, fed in pieces of
+/// any size; the compression is taken from the stream's first bytes. Memory stays
+/// at the decoder's window whatever the stream's size.
+pub struct DecodedDigest {
+    state: DecodeState,
+}
+
+enum DecodeState {
+    /// Fewer bytes than a magic number so far.
+    Head(Vec<u8>),
+    Gzip(Box<flate2::write::MultiGzDecoder<HashSink>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
+    /// Neither gzip nor zstd: nothing to decompress.
+    NotCompressed,
+    Failed(String),
+}
+
+const MAGIC_BYTES: usize = 4;
+
+impl Default for DecodedDigest {
+    fn default() -> Self {
+        DecodedDigest::new()
+    }
+}
+
+impl DecodedDigest {
+    pub fn new() -> DecodedDigest {
+        DecodedDigest {
+            state: DecodeState::Head(Vec::new()),
+        }
+    }
+
+    /// Feeds the next compressed bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        if let DecodeState::Head(head) = &mut self.state {
+            head.extend_from_slice(bytes);
+            if head.len() >= MAGIC_BYTES {
+                let head = std::mem::take(head);
+                self.start(&head);
+            }
+            return;
+        }
+        self.write(bytes);
+    }
+
+    fn start(&mut self, head: &[u8]) {
+        self.state = if head.starts_with(&[0x1f, 0x8b]) {
+            DecodeState::Gzip(Box::new(flate2::write::MultiGzDecoder::new(
+                HashSink::default(),
+            )))
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            match zstd::stream::write::Decoder::new(HashSink::default()) {
+                Ok(decoder) => DecodeState::Zstd(Box::new(decoder)),
+                Err(error) => DecodeState::Failed(error.to_string()),
+            }
+        } else {
+            DecodeState::NotCompressed
+        };
+        self.write(head);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let written = match &mut self.state {
+            DecodeState::Gzip(decoder) => decoder.write_all(bytes),
+            DecodeState::Zstd(decoder) => decoder.write_all(bytes),
+            _ => Ok(()),
+        };
+        if let Err(error) = written {
+            self.state = DecodeState::Failed(error.to_string());
+        }
+    }
+
+    /// The hex SHA-256 and size of the decompressed bytes; `Ok(None)` when the
+    /// stream is not compressed; `Err` when it does not decompress.
+    pub fn finish(self) -> Result<Option<(String, u64)>, String> {
+        let state = match self.state {
+            DecodeState::Head(head) => {
+                let mut short = DecodedDigest::new();
+                short.start(&head);
+                short.state
+            }
+            state => state,
+        };
+        match state {
+            DecodeState::Head(_) | DecodeState::NotCompressed => Ok(None),
+            DecodeState::Failed(reason) => Err(reason),
+            DecodeState::Gzip(decoder) => decoder
+                .finish()
+                .map(|sink| Some(sink.0.finish()))
+                .map_err(|error| error.to_string()),
+            DecodeState::Zstd(mut decoder) => match decoder.flush() {
+                Ok(()) => Ok(Some(decoder.into_inner().0.finish())),
+                Err(error) => Err(error.to_string()),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +264,32 @@ mod tests {
         let mut reader = HashingReader::new(&b"abc"[..]);
         io::copy(&mut reader, &mut io::sink()).unwrap();
         assert_eq!(reader.into_hashed().finish(), (sha256_hex(b"abc"), 3));
+    }
+
+    #[test]
+    fn compressed_streams_hash_to_their_content_in_any_pieces() {
+        let content: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&content).unwrap();
+        let gzip = gzip.finish().unwrap();
+        let zstd = zstd::encode_all(&content[..], 1).unwrap();
+        let expected = (sha256_hex(&content), content.len() as u64);
+        for compressed in [&gzip, &zstd] {
+            for piece in [1, 3, 4096] {
+                let mut digest = DecodedDigest::new();
+                for chunk in compressed.chunks(piece) {
+                    digest.update(chunk);
+                }
+                assert_eq!(digest.finish(), Ok(Some(expected.clone())), "piece {piece}");
+            }
+        }
+        let mut plain = DecodedDigest::new();
+        plain.update(&content);
+        assert_eq!(plain.finish(), Ok(None));
+        let mut broken = DecodedDigest::new();
+        let mut damaged = gzip.clone();
+        damaged[gzip.len() / 2] ^= 0x55;
+        broken.update(&damaged);
+        assert_ne!(broken.finish(), Ok(Some(expected)));
     }
 }

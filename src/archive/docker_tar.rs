@@ -7,8 +7,8 @@
 //! image config, `index.json`). At the end it checks that the stream is a
 //! complete, loadable docker-archive of exactly the expected image: the same
 //! checks `docker load` makes (manifest.json present, config present, layer
-//! count equal to the config's diff IDs, each uncompressed layer hashing to its
-//! diff ID), so a broken export is caught before it becomes an archive file.
+//! count equal to the config's diff IDs, each layer hashing to its diff ID,
+//! after decompressing it when the engine saved it compressed), so a broken export is caught before it becomes an archive file.
 //! Both the classic layout (`<id>.json`, `<id>/layer.tar`) and the Docker 25+
 //! OCI-style layout (`blobs/sha256/<hex>`, symlinks) are understood.
 
@@ -16,8 +16,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::digest::Hashed;
-use super::layout::Compression;
+use super::digest::{DecodedDigest, Hashed};
 
 const BLOCK: usize = 512;
 /// Members up to this size that look like JSON are kept in memory.
@@ -106,6 +105,17 @@ pub enum DockerTarError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "layer {member} (stored compressed) decompresses to sha256:{actual}, but the config's \
+         diff ID is {expected}"
+    )]
+    CompressedLayerDigestMismatch {
+        member: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("layer {member} is stored compressed but does not decompress: {reason}")]
+    LayerDoesNotDecompress { member: String, reason: String },
 }
 
 #[derive(Debug, Clone)]
@@ -121,14 +131,16 @@ enum MemberKind {
 struct Member {
     kind: MemberKind,
     sha256: Option<String>,
-    compression: Compression,
+    /// For a compressed file: the SHA-256 of its decompressed bytes, or why it
+    /// does not decompress.
+    decoded_sha256: Option<Result<String, String>>,
 }
 
 enum Target {
     File {
         path: String,
         hashed: Hashed,
-        magic: Vec<u8>,
+        decoded: Box<DecodedDigest>,
         capture: Capture,
     },
     LongName(Vec<u8>),
@@ -325,7 +337,7 @@ impl DockerTarInspector {
                 Target::File {
                     path: path.clone(),
                     hashed: Hashed::new(),
-                    magic: Vec::new(),
+                    decoded: Box::default(),
                     capture: Capture::Undecided { size, always },
                 }
             }
@@ -344,7 +356,7 @@ impl DockerTarInspector {
                 Member {
                     kind,
                     sha256: None,
-                    compression: Compression::None,
+                    decoded_sha256: None,
                 },
             );
         }
@@ -369,10 +381,15 @@ impl DockerTarInspector {
             Target::File {
                 path,
                 hashed,
-                magic,
+                decoded,
                 capture,
             } => {
                 let (sha256, _) = hashed.finish();
+                let decoded_sha256 = match decoded.finish() {
+                    Ok(Some((sha256, _))) => Some(Ok(sha256)),
+                    Ok(None) => None,
+                    Err(reason) => Some(Err(reason)),
+                };
                 if let Capture::Keep(bytes) = capture {
                     self.captured.insert(path.clone(), bytes);
                 }
@@ -381,7 +398,7 @@ impl DockerTarInspector {
                     Member {
                         kind: MemberKind::File,
                         sha256: Some(sha256),
-                        compression: Compression::from_magic(&magic),
+                        decoded_sha256,
                     },
                 );
             }
@@ -514,14 +531,31 @@ impl DockerTarInspector {
                 })?;
             let member = &self.members[&path];
             // Layers kept compressed (containerd image store) carry their registry
-            // digest, not the diff ID; `docker load` checks those after decompressing.
-            if member.compression == Compression::None {
-                let actual = member.sha256.clone().unwrap_or_default();
-                if diff_id.strip_prefix("sha256:") != Some(actual.as_str()) {
-                    return Err(DockerTarError::LayerDigestMismatch {
+            // digest in the name; their diff ID is the digest of what they decompress to.
+            match &member.decoded_sha256 {
+                None => {
+                    let actual = member.sha256.clone().unwrap_or_default();
+                    if diff_id.strip_prefix("sha256:") != Some(actual.as_str()) {
+                        return Err(DockerTarError::LayerDigestMismatch {
+                            member: layer.clone(),
+                            expected: diff_id.clone(),
+                            actual,
+                        });
+                    }
+                }
+                Some(Ok(actual)) => {
+                    if diff_id.strip_prefix("sha256:") != Some(actual.as_str()) {
+                        return Err(DockerTarError::CompressedLayerDigestMismatch {
+                            member: layer.clone(),
+                            expected: diff_id.clone(),
+                            actual: actual.clone(),
+                        });
+                    }
+                }
+                Some(Err(reason)) => {
+                    return Err(DockerTarError::LayerDoesNotDecompress {
                         member: layer.clone(),
-                        expected: diff_id.clone(),
-                        actual,
+                        reason: reason.clone(),
                     });
                 }
             }
@@ -578,15 +612,12 @@ fn accept_data(target: &mut Target, bytes: &[u8], captured_total: &mut u64) {
     match target {
         Target::File {
             hashed,
-            magic,
+            decoded,
             capture,
             ..
         } => {
             hashed.update(bytes);
-            if magic.len() < 8 {
-                let take = (8 - magic.len()).min(bytes.len());
-                magic.extend_from_slice(&bytes[..take]);
-            }
+            decoded.update(bytes);
             if let Capture::Undecided { size, always } = *capture {
                 let looks_like_json = matches!(bytes.first(), Some(b'{' | b'['));
                 let fits =
@@ -876,5 +907,71 @@ mod tests {
         let error = inspector.feed(&[7u8; 1024]).unwrap_err();
         assert!(matches!(error, DockerTarError::BadHeader { offset: 0, .. }));
         assert_eq!(inspector.feed(b"more").unwrap_err(), error);
+    }
+
+    /// A classic docker-save tar whose only layer is stored gzip-compressed (as a
+    /// containerd-store engine saves it), with the config's diff ID `diff_id`.
+    fn tar_with_gzip_layer(layer_tar: &[u8], diff_id: &str) -> Vec<u8> {
+        use std::io::Write;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(layer_tar).unwrap();
+        let compressed = gzip.finish().unwrap();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }))
+        .unwrap();
+        let config_name = format!("blobs/sha256/{}", super::super::digest::sha256_hex(&config));
+        let layer_name = format!(
+            "blobs/sha256/{}",
+            super::super::digest::sha256_hex(&compressed)
+        );
+        let manifest = serde_json::to_vec(&serde_json::json!([{
+            "Config": config_name, "RepoTags": ["example/gz:1"], "Layers": [layer_name],
+        }]))
+        .unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            (layer_name.as_str(), compressed.as_slice()),
+            (config_name.as_str(), config.as_slice()),
+            ("manifest.json", manifest.as_slice()),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn inspect(tar: &[u8]) -> Result<DockerImageInfo, DockerTarError> {
+        let mut inspector = DockerTarInspector::new();
+        for piece in tar.chunks(1000) {
+            inspector.feed(piece)?;
+        }
+        inspector.finish(&ExpectedImage::reference("example/gz:1"))
+    }
+
+    #[test]
+    fn a_compressed_layer_is_checked_against_its_diff_id_after_decompressing() {
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        layer
+            .append_data(&mut header, "hello", &b"hello"[..])
+            .unwrap();
+        let layer = layer.into_inner().unwrap();
+        let right = format!("sha256:{}", super::super::digest::sha256_hex(&layer));
+        let info = inspect(&tar_with_gzip_layer(&layer, &right)).unwrap();
+        assert_eq!(info.diff_ids, vec![right]);
+
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let error = inspect(&tar_with_gzip_layer(&layer, &wrong)).unwrap_err();
+        assert!(
+            matches!(&error, DockerTarError::CompressedLayerDigestMismatch { expected, .. } if *expected == wrong),
+            "{error}"
+        );
+        assert!(error.to_string().contains("decompresses to"), "{error}");
     }
 }

@@ -1,5 +1,6 @@
 //! Opens an archive file as a stream of the decompressed `docker save` tar,
-//! checked against its manifest entry on the way.
+//! checked against its manifest entry on the way, and checks a whole local
+//! file before anything is streamed from it ([`check_file`]).
 //!
 //! The file's size and SHA-256 (and the tar's, when recorded) are only known
 //! at the end, so the stream holds back its last chunk until they match: a
@@ -8,7 +9,8 @@
 //! runs on a blocking thread behind a bounded channel, so memory stays at a
 //! few chunks whatever the image size.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,12 +19,14 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::{mpsc, oneshot};
 
+use super::digest::Hashed;
 use super::docker_tar::ExpectedImage;
 use super::manifest::ManifestEntry;
-use super::scan::{ArchiveScan, ArchiveScanner};
+use super::scan::{ArchiveScan, ArchiveScanner, scan_archive};
 
 const CHUNK_BYTES: usize = 256 << 10;
 const CHANNEL_CHUNKS: usize = 8;
+const CHECK_BUFFER_BYTES: usize = 1 << 20;
 
 /// What the file must match before its last chunk is released.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,14 +173,7 @@ fn pump(
     };
     let mismatches = expected.mismatches(&scan);
     if !mismatches.is_empty() {
-        let _ = sender.blocking_send(Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "archive {} is corrupt: {}; re-archive the image or restore this file from a backup",
-                path.display(),
-                mismatches.join("; ")
-            ),
-        )));
+        let _ = sender.blocking_send(Err(corrupt_error(path, &mismatches)));
         return;
     }
     if let Some(last) = held_back
@@ -185,6 +182,63 @@ fn pump(
         return;
     }
     let _ = scan_sender.send(scan);
+}
+
+/// The error for a file that does not match its manifest entry.
+pub fn corrupt_error(path: &Path, mismatches: &[String]) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "archive {} is corrupt: {}; re-archive the image or restore this file from a backup",
+            path.display(),
+            mismatches.join("; ")
+        ),
+    )
+}
+
+/// Checks a whole local file against `expected` before anything is sent from it.
+/// With a recorded SHA-256 that is the size and one plain read of the stored bytes
+/// (SHA-256 runs far faster than decompression, and the load that follows reads
+/// from the page cache). Without one (older manifests) it is a full scan:
+/// decompressed, every layer against its diff ID, the image ID against the
+/// manifest's. Returns the mismatches, empty when the file matches. Blocking.
+pub fn check_file(path: &Path, expected: &ExpectedFile) -> io::Result<Vec<String>> {
+    if expected.sha256.is_empty() {
+        let scan = scan_archive(path, expected.image.clone())?;
+        return Ok(expected.mismatches(&scan));
+    }
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    if size != expected.size {
+        return Ok(vec![format!(
+            "size is {size} bytes, the manifest says {}",
+            expected.size
+        )]);
+    }
+    let mut hashed = Hashed::new();
+    let mut buffer = vec![0u8; CHECK_BUFFER_BYTES];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hashed.update(&buffer[..read]);
+    }
+    let (sha256, size) = hashed.finish();
+    let mut problems = Vec::new();
+    if size != expected.size {
+        problems.push(format!(
+            "size is {size} bytes, the manifest says {}",
+            expected.size
+        ));
+    }
+    if sha256 != expected.sha256 {
+        problems.push(format!(
+            "SHA-256 is {sha256}, the manifest says {}",
+            expected.sha256
+        ));
+    }
+    Ok(problems)
 }
 
 /// Fills a chunk from the decompressor; `None` at the end.

@@ -1,12 +1,17 @@
-//! Streams one archive file into the engine's load endpoint, checking it on the way.
+//! Loads one archive file into the engine, checked before the engine sees it.
+//!
+//! How the check is ordered depends on where the archive lives ([`CheckOrder`]):
+//! a local file is hashed whole first and only a file that matches its manifest
+//! entry is sent at all; a remote one (object storage, later) is streamed once
+//! with its end held back until the hashes match. Either way the stream sent is
+//! hashed again and its last chunk held back, so a local file swapped between
+//! the check and the load still fails before the engine commits anything.
 //!
 //! The file is decompressed here, on the workstation ([`open_archive`]), so gzip,
 //! zstd and plain archives load on any engine version (Docker 20.10 cannot load
-//! zstd itself), and its size and SHA-256 are checked while the bytes flow: one
-//! read of the file, no temporary copy. The reader holds back its last chunk
-//! until the hashes match; on a mismatch the request body ends with an error
-//! instead, so the engine sees a broken upload and never a complete tar of a
-//! corrupt file. An interrupt ends the request body the same way.
+//! zstd itself). On a mismatch the request body ends with an error instead of
+//! its last chunk, so the engine sees a broken upload and never a complete tar
+//! of a corrupt file. An interrupt ends the request body the same way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +22,7 @@ use futures_util::StreamExt;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::archive::reader::{check_file, corrupt_error};
 use crate::archive::{ExpectedFile, ManifestEntry, open_archive};
 use crate::interrupt::abort_on_cancel;
 
@@ -53,15 +59,47 @@ pub struct Loaded {
     pub engine_messages: Vec<String>,
 }
 
+/// When an archive is checked against its manifest entry, chosen by where it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOrder {
+    /// A local file: read and hashed whole first, loaded only when it matches
+    /// (no byte of a corrupt file reaches the engine); the load stream is then
+    /// checked again with its end held back.
+    HashThenLoad,
+    /// A remote archive: one download, streamed with its end held back until the
+    /// hashes match, so the engine sees a broken upload, never a whole corrupt tar.
+    StreamHoldingTail,
+}
+
+impl CheckOrder {
+    /// The order for a file in a local archive directory (every archive today).
+    pub fn for_local_file() -> CheckOrder {
+        CheckOrder::HashThenLoad
+    }
+}
+
 /// Loads the archive file `path` of `entry` onto the engine. `on_bytes` hears
 /// of every chunk sent (for a progress bar); cancelling `interrupt` aborts the upload.
 pub async fn load_verified(
     docker: &Docker,
     path: &std::path::Path,
     entry: &ManifestEntry,
+    order: CheckOrder,
     on_bytes: impl Fn(u64) + Send + Sync + 'static,
     interrupt: &CancellationToken,
 ) -> Result<Loaded, LoadFailure> {
+    match order {
+        CheckOrder::HashThenLoad => tokio::select! {
+            checked = check_first(path, entry) => checked?,
+            () = interrupt.cancelled() => {
+                return Err(LoadFailure::Interrupted(format!(
+                    "bunker was interrupted while it checked {}",
+                    path.display()
+                )));
+            }
+        },
+        CheckOrder::StreamHoldingTail => {}
+    }
     let stream = open_archive(path, ExpectedFile::from_entry(entry))
         .map_err(|error| LoadFailure::Unreadable(error.to_string()))?;
     let file_error: Arc<Mutex<Option<String>>> = Arc::default();
@@ -127,4 +165,25 @@ pub async fn load_verified(
         bytes_sent: sent.load(Ordering::Relaxed),
         engine_messages,
     })
+}
+
+/// Reads and hashes the whole file before the engine is asked to load anything.
+async fn check_first(path: &std::path::Path, entry: &ManifestEntry) -> Result<(), LoadFailure> {
+    let owned_path = path.to_path_buf();
+    let expected = ExpectedFile::from_entry(entry);
+    let checked = tokio::task::spawn_blocking(move || check_file(&owned_path, &expected))
+        .await
+        .map_err(|error| {
+            LoadFailure::Unreadable(format!("cannot check {}: {error}", path.display()))
+        })?;
+    match checked {
+        Ok(mismatches) if mismatches.is_empty() => Ok(()),
+        Ok(mismatches) => Err(LoadFailure::Corrupt(
+            corrupt_error(path, &mismatches).to_string(),
+        )),
+        Err(error) => Err(LoadFailure::Unreadable(format!(
+            "cannot read archive {}: {error}",
+            path.display()
+        ))),
+    }
 }

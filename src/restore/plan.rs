@@ -137,6 +137,14 @@ pub fn plan_restore(
                 sources.push(entry.clone());
             }
         }
+        for source in sources.iter().filter(|source| source.sha256.is_empty()) {
+            plan.notes.push(format!(
+                "{}: {} has no SHA-256 in the manifest (an older manifest); before the load it \
+                 is decompressed and every layer checked against the image's own digests \
+                 instead; archive the image again to record one",
+                source.image, source.file
+            ));
+        }
         plan.items.push(RestoreItem {
             image: chosen.image.clone(),
             docker_id: chosen.docker_id.clone(),

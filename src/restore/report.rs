@@ -45,7 +45,8 @@ pub struct ItemResult {
     pub outcome: Outcome,
     /// The archive file loaded (or that a dry run would load), relative to the arch directory.
     pub file: Option<String>,
-    /// Decompressed bytes sent to the engine (0 for skips and dry runs).
+    /// Decompressed bytes sent to the engine (0 for skips and dry runs); for a failed
+    /// image, what its failed attempts sent before they were cut off.
     pub bytes_sent: u64,
     /// Short explanation of the outcome.
     pub detail: String,

@@ -11,13 +11,15 @@
 //! loads, cleaning up after them as after any failed load.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::engine_state::{id_exists, image_id, remove, short_id, tag};
-use super::load::{LoadFailure, Loaded, load_verified};
+use super::load::{CheckOrder, LoadFailure, Loaded, load_verified};
 use super::plan::{RestoreItem, RestorePlan};
 use super::report::{ItemResult, Outcome, RestoreReport};
 use super::source::ArchiveChoice;
@@ -207,6 +209,8 @@ async fn restore_item(
         Decision::Load => {}
     }
     let mut problems = Vec::new();
+    // Bytes handed to the engine by failed attempts too, for the report.
+    let sent = Arc::new(AtomicU64::new(0));
     for source in &item.sources {
         if options.interrupt.is_cancelled() {
             problems.push(INTERRUPTED.to_string());
@@ -223,9 +227,22 @@ async fn restore_item(
         task.set_message(source.file.clone());
         let advance = {
             let task = task.clone();
-            move |bytes| task.advance(bytes)
+            let sent = sent.clone();
+            move |bytes| {
+                sent.fetch_add(bytes, Ordering::Relaxed);
+                task.advance(bytes);
+            }
         };
-        match load_verified(docker, &path, source, advance, &options.interrupt).await {
+        match load_verified(
+            docker,
+            &path,
+            source,
+            CheckOrder::for_local_file(),
+            advance,
+            &options.interrupt,
+        )
+        .await
+        {
             Ok(loaded) => {
                 let mut done = check_after_load(docker, item, &loaded).await;
                 done.file = Some(source.file.clone());
@@ -253,6 +270,7 @@ async fn restore_item(
     }
     let mut done = result(item, Outcome::Failed, "not restored");
     done.problems = problems;
+    done.bytes_sent = sent.load(Ordering::Relaxed);
     if done.problems.is_empty() {
         done.problems
             .push("the manifest lists no archive file for it".to_string());
