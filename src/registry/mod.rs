@@ -29,5 +29,6 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod retry;
+pub mod state_file;
 pub mod sync;
 pub mod tags;

@@ -33,6 +33,7 @@ use super::manifest::FetchedManifest;
 use super::manifest::{Platform, PlatformSelection};
 use super::oci_layout::{LayoutEntry, to_oci, upsert_index};
 use super::reference::ImageReference;
+use super::state_file::{link_atomic, write_atomic};
 use crate::archive::{
     ArchDir, ArchiveAction, ArchiveLayout, Compression, ExpectedImage, Manifest, ManifestEntry,
     ManifestLock, WriteOptions, write_archive,
@@ -126,6 +127,7 @@ pub async fn pull_images(
     options: &PullOptions,
 ) -> (Vec<PullOutcome>, PullTotals) {
     let cache = BlobCache::new(&options.archive_dir);
+    clean_leftovers(&cache);
     let clients = ClientPool::default();
     let resolved = futures_util::stream::iter(references.iter().map(|reference| {
         let cache = cache.clone();
@@ -212,6 +214,19 @@ pub async fn pull_images(
         rate_limits: clients.rate_limits(),
     };
     (outcomes, totals)
+}
+
+/// Removes the temporary files of dead runs (never a live one's); a failure to
+/// clean up fails nothing.
+fn clean_leftovers(cache: &BlobCache) {
+    match cache.remove_leftovers() {
+        Ok(removed) => {
+            for path in removed {
+                tracing::info!("removed {} left by a run that died", path.display());
+            }
+        }
+        Err(error) => tracing::warn!("cannot clean up what earlier runs left: {error:#}"),
+    }
 }
 
 async fn write_outputs(
@@ -436,6 +451,15 @@ impl OutputSlots {
             return Ok(locked.clone());
         }
         let lock = ManifestLock::acquire(&dir)?;
+        // Under the lock: no live run writes here, what is left is a dead run's.
+        match crate::archive::remove_stale_partials(dir.path()) {
+            Ok(removed) => {
+                for path in removed {
+                    tracing::info!("removed {} left by a run that died", path.display());
+                }
+            }
+            Err(error) => tracing::warn!("cannot clean up {}: {error}", dir.path().display()),
+        }
         let manifest_path = dir.manifest_path();
         let manifest = Manifest::load_or_new(&manifest_path, &dir.arch())?;
         let locked = Arc::new(LockedArchDir {
@@ -521,26 +545,25 @@ pub fn sanitize(text: &str) -> String {
 /// skopeo's `dir:` layout: `manifest.json`, `version`, one file per blob named
 /// by its hex digest (hard links into the cache where possible).
 fn write_dir(cache: &BlobCache, image: &ResolvedImage, destination: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(destination)
-        .with_context(|| format!("cannot create {}", destination.display()))?;
-    std::fs::write(destination.join("manifest.json"), &image.manifest.bytes)?;
-    std::fs::write(
-        destination.join("version"),
-        "Directory Transport Version: 1.1\n",
-    )?;
     for descriptor in image.blobs() {
         let digest = Digest::parse(&descriptor.digest)?;
         let target = destination.join(digest.hex());
-        if target.exists() {
+        // Linked only after its digest is checked: a corrupt cached blob is not
+        // handed on (the pull fetched and checked it just before).
+        let source = cache.verified_path(&digest)?;
+        if std::fs::metadata(&target)
+            .is_ok_and(|target| std::fs::metadata(&source).is_ok_and(|s| s.len() == target.len()))
+        {
             continue;
         }
-        let source = cache.path(&digest);
-        if std::fs::hard_link(&source, &target).is_err() {
-            std::fs::copy(&source, &target).with_context(|| {
-                format!("cannot copy {} to {}", source.display(), target.display())
-            })?;
-        }
+        link_atomic(&source, &target)?;
     }
+    write_atomic(
+        &destination.join("version"),
+        b"Directory Transport Version: 1.1\n",
+    )?;
+    // The manifest last: a directory with it is complete.
+    write_atomic(&destination.join("manifest.json"), &image.manifest.bytes)?;
     Ok(())
 }
 
