@@ -17,6 +17,7 @@ pub mod archived;
 pub mod auth;
 pub mod blob_cache;
 pub mod client;
+pub mod disk_space;
 pub mod docker_save;
 pub mod export;
 pub mod image;

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::blob_cache::{BlobCache, Digest, ProgressFn};
 use super::client::{ClientOptions, RegistryClient};
+use super::disk_space::{DiskFull, SpaceShortfall, is_lack_of_space};
 use super::docker_save::docker_save_stream;
 use super::image::{ResolvedImage, fetch_layers, resolve, verify_diff_ids};
 use super::manifest::FetchedManifest;
@@ -77,6 +78,11 @@ impl PullOutcome {
     pub fn stopped(&self) -> bool {
         matches!(&self.result, Err(error) if error.is::<Stopped>())
     }
+
+    /// Whether the image failed only for lack of disk space.
+    pub fn lacks_space(&self) -> bool {
+        matches!(&self.result, Err(error) if is_lack_of_space(error))
+    }
 }
 
 /// `work`, or [`Stopped`] as soon as `stop` is cancelled (dropping `work`).
@@ -119,6 +125,10 @@ pub struct PullTotals {
     pub reused_bytes: u64,
     /// Pull allowances the registries reported (Docker Hub's `RateLimit-*`).
     pub rate_limits: Vec<(String, super::client::RateLimit)>,
+    /// Set when images failed for lack of disk space: how much they needed.
+    pub lack_of_space: Option<SpaceShortfall>,
+    /// Cached blobs found corrupt and fetched again.
+    pub discarded_blobs: u64,
 }
 
 /// Pulls every reference; one failing image does not stop the others.
@@ -166,18 +176,23 @@ pub async fn pull_images(
     // shared with other images are fetched once: the cache serialises them), so
     // downloads, decompression and archive writes of different images overlap.
     let slots = OutputSlots::new();
+    // Once a write hit ENOSPC no image starts: it would only fail the same way.
+    let disk_full = DiskFull::default();
     let mut outcomes =
         futures_util::stream::iter(resolved.into_iter().map(|(reference, result)| {
             let cache = cache.clone();
             let clients = clients.clone();
             let progress = progress.clone();
             let slots = &slots;
+            let disk_full = &disk_full;
             async move {
                 let result = match result {
                     Ok(images) => {
-                        async {
+                        let result = async {
+                            disk_full.check(&options.archive_dir)?;
                             let client = clients.get(&reference.name.registry, &options.client)?;
                             for image in &images {
+                                disk_full.check(&options.archive_dir)?;
                                 // Dropping a running download keeps its `.partial`.
                                 unless_stopped(
                                     &options.stop,
@@ -191,9 +206,26 @@ pub async fn pull_images(
                                 )
                                 .await?;
                             }
+                            disk_full.check(&options.archive_dir)?;
                             write_outputs(&cache, &images, options, slots).await
                         }
-                        .await
+                        .await;
+                        let blobs = images.iter().flat_map(|image| {
+                            image
+                                .blobs()
+                                .map(|blob| (blob.digest.clone(), blob.size))
+                                .collect::<Vec<_>>()
+                        });
+                        // A docker archive holds about as many bytes as the blobs again.
+                        let archives = match options.format {
+                            PullFormat::Docker => images
+                                .iter()
+                                .flat_map(|image| image.blobs().map(|blob| blob.size))
+                                .sum(),
+                            PullFormat::Oci | PullFormat::Dir => 0,
+                        };
+                        disk_full.note(&result, blobs, archives);
+                        result
                     }
                     Err(error) => Err(error),
                 };
@@ -212,6 +244,12 @@ pub async fn pull_images(
         downloaded_bytes: cache.counter.downloaded.load(Ordering::Relaxed),
         reused_bytes: cache.counter.reused.load(Ordering::Relaxed),
         rate_limits: clients.rate_limits(),
+        lack_of_space: disk_full.shortfall(&options.archive_dir, |digest, size| {
+            Digest::parse(digest).is_ok_and(|digest| {
+                std::fs::metadata(cache.path(&digest)).is_ok_and(|file| file.len() == size)
+            })
+        }),
+        discarded_blobs: cache.counter.discarded.load(Ordering::Relaxed),
     };
     (outcomes, totals)
 }
