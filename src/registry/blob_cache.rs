@@ -508,7 +508,7 @@ async fn discard_partial(
 }
 
 /// SHA-256 of a file's content.
-fn hash_file(path: &Path) -> anyhow::Result<Digest> {
+pub fn hash_file(path: &Path) -> anyhow::Result<Digest> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();

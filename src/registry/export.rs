@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::archived::ArchivedImage;
-use super::blob_cache::{BlobCache, Digest};
+use super::blob_cache::{BlobCache, Digest, hash_file};
 use super::reference::ImageReference;
-use super::state_file::{link_atomic, write_atomic};
+use super::state_file::{is_same_file, link_atomic, write_atomic};
 
 /// Counts for the report.
 #[derive(Debug, Default, Clone, Copy)]
@@ -85,7 +85,7 @@ pub fn export_registry_storage(
 
 /// Puts a cached blob at `blobs/sha256/<hex[0:2]>/<hex>/data` after checking
 /// its digest (the registry does not verify on read); `Ok(false)` when it was
-/// already there with the right size.
+/// already there and right.
 fn write_blob(cache: &BlobCache, base: &Path, digest: &Digest) -> anyhow::Result<bool> {
     let directory = base
         .join("blobs")
@@ -94,10 +94,9 @@ fn write_blob(cache: &BlobCache, base: &Path, digest: &Digest) -> anyhow::Result
         .join(digest.hex());
     let data = directory.join("data");
     let source = cache.verified_path(digest)?;
-    let expected = std::fs::metadata(&source)
-        .with_context(|| format!("cannot read {}", source.display()))?
-        .len();
-    if std::fs::metadata(&data).is_ok_and(|metadata| metadata.len() == expected) {
+    // Present: a link to the checked cache file, or a copy (another file system)
+    // whose content is right.
+    if is_same_file(&source, &data) || hash_file(&data).is_ok_and(|actual| &actual == digest) {
         return Ok(false);
     }
     link_atomic(&source, &data)?;

@@ -34,7 +34,7 @@ use super::manifest::FetchedManifest;
 use super::manifest::{Platform, PlatformSelection};
 use super::oci_layout::{LayoutEntry, to_oci, upsert_index};
 use super::reference::ImageReference;
-use super::state_file::{link_atomic, write_atomic};
+use super::state_file::{is_same_file, link_atomic, write_atomic};
 use crate::archive::{
     ArchDir, ArchiveAction, ArchiveLayout, Compression, ExpectedImage, Manifest, ManifestEntry,
     ManifestLock, WriteOptions, write_archive,
@@ -589,9 +589,9 @@ fn write_dir(cache: &BlobCache, image: &ResolvedImage, destination: &Path) -> an
         // Linked only after its digest is checked: a corrupt cached blob is not
         // handed on (the pull fetched and checked it just before).
         let source = cache.verified_path(&digest)?;
-        if std::fs::metadata(&target)
-            .is_ok_and(|target| std::fs::metadata(&source).is_ok_and(|s| s.len() == target.len()))
-        {
+        // A link to the checked cache file is done; anything else (a copy, a link to
+        // a cache file since replaced) is placed again.
+        if is_same_file(&source, &target) {
             continue;
         }
         link_atomic(&source, &target)?;

@@ -59,6 +59,15 @@ pub fn link_atomic(source: &Path, destination: &Path) -> anyhow::Result<()> {
     })
 }
 
+/// Whether two paths are the same file (one inode: a hard link of the other).
+pub fn is_same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn path_turn(path: &Path) -> Arc<Mutex<()>> {
     static TURNS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
     TURNS
