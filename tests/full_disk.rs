@@ -195,6 +195,7 @@ fn full_disk_fails_one_image_and_a_rerun_on_a_bigger_disk_pulls_it(
 
     // Once a write hit ENOSPC nothing new starts.
     let output = pull(home, disk.path(), &[too_big, small]);
+    println!("{output}");
     output.assert_code(1);
     output.assert_stderr_contains(&format!("FAILED {too_big} (no space left): "));
     output.assert_stderr_contains(&format!(
