@@ -248,6 +248,25 @@ impl BlobCache {
         Ok(path)
     }
 
+    /// [`BlobCache::verified_path`] for async callers: the wait for the lock does
+    /// not hold a runtime worker (the holder may be a download of this process).
+    pub async fn verified(&self, digest: &Digest) -> anyhow::Result<PathBuf> {
+        let _lock = self.lock_blob(digest).await?;
+        let cache = self.clone();
+        let checked = digest.clone();
+        let good = tokio::task::spawn_blocking(move || cache.check_cached(&checked, None))
+            .await
+            .context("hashing task failed")??;
+        let path = self.path(digest);
+        if !good {
+            bail!(
+                "blob {digest} is missing from or was corrupt in the archive's blob cache ({}); pull the image again",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
     /// Makes sure the blob is in the cache, downloading (or resuming) it from
     /// `repository`. A cached copy is checked (size and digest) before it is
     /// trusted; a download is hashed as written to disk and fsynced before it
@@ -643,6 +662,43 @@ mod tests {
             sha256_digest(b"").as_str(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_are_removed_and_resumable_or_live_files_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let hex = "a".repeat(64);
+        // Pid numbers are capped well below i32::MAX: these processes cannot be running.
+        let dead = i32::MAX - 3;
+        let mine = std::process::id();
+        let root = dir.path().join("blobs/sha256");
+        let memo = dir.path().join(".bunker/diffids");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&memo).unwrap();
+        let removed_paths = [
+            root.join(format!("{hex}.tmp-{dead}-0")),
+            root.join(format!("{hex}.partial-{dead}")),
+            memo.join(format!("{hex}.partial-{dead}")),
+            dir.path().join(format!("index.tmp-{dead}")),
+        ];
+        let kept_paths = [
+            root.join(format!("{hex}.partial")),
+            root.join(format!("{hex}.tmp-{mine}-0")),
+            memo.join(&hex),
+            dir.path().join("index.json"),
+        ];
+        for path in removed_paths.iter().chain(&kept_paths) {
+            std::fs::write(path, b"x").unwrap();
+        }
+        let mut removed = cache.remove_leftovers().unwrap();
+        removed.sort();
+        let mut expected = removed_paths.to_vec();
+        expected.sort();
+        assert_eq!(removed, expected);
+        for path in &kept_paths {
+            assert!(path.exists(), "{path:?} was kept");
+        }
     }
 
     #[tokio::test]

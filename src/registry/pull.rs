@@ -353,7 +353,17 @@ async fn write_outputs(
                     .join("dir")
                     .join(image.platform().slug())
                     .join(sanitize(&image.reference.to_string()));
-                write_dir(cache, image, &destination)?;
+                // Checked before they are linked: a corrupt cached blob is not handed on
+                // (the pull fetched and checked it just before).
+                let mut sources = Vec::new();
+                for descriptor in image.blobs() {
+                    let digest = Digest::parse(&descriptor.digest)?;
+                    sources.push((cache.verified(&digest).await?, digest));
+                }
+                let (owned, target) = (image.clone(), destination.clone());
+                tokio::task::spawn_blocking(move || write_dir(&owned, &sources, &target))
+                    .await
+                    .context("the directory output task failed")??;
                 pulled.push(pulled_image(image, destination, None)?);
             }
         }
@@ -582,19 +592,19 @@ pub fn sanitize(text: &str) -> String {
 
 /// skopeo's `dir:` layout: `manifest.json`, `version`, one file per blob named
 /// by its hex digest (hard links into the cache where possible).
-fn write_dir(cache: &BlobCache, image: &ResolvedImage, destination: &Path) -> anyhow::Result<()> {
-    for descriptor in image.blobs() {
-        let digest = Digest::parse(&descriptor.digest)?;
+fn write_dir(
+    image: &ResolvedImage,
+    sources: &[(PathBuf, Digest)],
+    destination: &Path,
+) -> anyhow::Result<()> {
+    for (source, digest) in sources {
         let target = destination.join(digest.hex());
-        // Linked only after its digest is checked: a corrupt cached blob is not
-        // handed on (the pull fetched and checked it just before).
-        let source = cache.verified_path(&digest)?;
         // A link to the checked cache file is done; anything else (a copy, a link to
         // a cache file since replaced) is placed again.
-        if is_same_file(&source, &target) {
+        if is_same_file(source, &target) {
             continue;
         }
-        link_atomic(&source, &target)?;
+        link_atomic(source, &target)?;
     }
     write_atomic(
         &destination.join("version"),
