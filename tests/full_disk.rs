@@ -4,8 +4,11 @@
 //! docker-save archive (the blobs fit, the archive does not).
 //!
 //! Each time the image that does not fit fails with the disk's error and exit status 1,
-//! the next image of the run is still pulled, nothing half-written or corrupt stays in the
-//! blob cache or the archive, and a rerun once the disk is bigger pulls everything.
+//! named as failed for lack of space, with the bytes it needs against the bytes free; an
+//! image before it is pulled, none starts after it (one at a time, so this is exact; run in
+//! parallel, every image is either pulled or named as lacking space); nothing
+//! half-written or corrupt stays in the blob cache or the archive, and a rerun once the
+//! disk is bigger pulls everything.
 
 mod common;
 
@@ -33,13 +36,39 @@ fn registry_image_of_size(sandbox: &Sandbox, prefix: &str, bytes: usize) -> Stri
 /// `bunker registry pull <images> --archive-dir <dir> --jobs 1`: one image after the
 /// other, so the one that fills the disk is done before the next starts.
 fn pull(home: &TestHome, archive_dir: &Path, images: &[&str]) -> Output {
+    pull_with(home, archive_dir, images, &["--jobs", "1"])
+}
+
+/// The same with the default number of jobs: images pulled at the same time.
+fn pull_parallel(home: &TestHome, archive_dir: &Path, images: &[&str]) -> Output {
+    pull_with(home, archive_dir, images, &[])
+}
+
+fn pull_with(home: &TestHome, archive_dir: &Path, images: &[&str], extra: &[&str]) -> Output {
     home.bunker()
         .args(["registry", "pull"])
         .args(images)
         .arg("--archive-dir")
         .arg(archive_dir)
-        .args(["--jobs", "1"])
+        .args(extra)
         .run()
+}
+
+/// Panics unless stdout says `images` image(s) failed for lack of space in `dir`, needing
+/// more bytes than are free.
+#[track_caller]
+fn assert_shortfall_reported(output: &Output, dir: &Path, images: usize) {
+    let line = regex::Regex::new(&format!(
+        r"(?m)^{images} image\(s\) failed for lack of space in {}: they need about [^(]+\(([0-9]+) bytes\), [^(]+\(([0-9]+) bytes\) are free; free space or use a bigger disk and run again$",
+        regex::escape(&dir.display().to_string())
+    ))
+    .unwrap();
+    let captures = line
+        .captures(&output.stdout)
+        .unwrap_or_else(|| panic!("no shortfall line for {images} image(s): {output}"));
+    let needed: u64 = captures[1].parse().unwrap();
+    let free: u64 = captures[2].parse().unwrap();
+    assert!(needed > free, "needed {needed} <= free {free}: {output}");
 }
 
 /// Every file below `dir`, recursively.
@@ -83,7 +112,9 @@ fn assert_nothing_half_written(archive_dir: &Path) {
                 .map(|byte| format!("{byte:02x}"))
                 .collect();
             assert_eq!(actual, names(path), "corrupt blob in the cache: {path:?}");
-        } else if path.starts_with(archive_dir.join(".bunker")) {
+        } else if path.starts_with(archive_dir.join(".bunker").join("diffids"))
+            || path.starts_with(archive_dir.join(".bunker").join("compressed"))
+        {
             let memo = read_text(path);
             assert!(
                 whole_memo.is_match(memo.trim()),
@@ -131,9 +162,11 @@ fn assert_archives_verify(home: &TestHome, archive_dir: &Path, count: usize) {
     verify.assert_stdout_contains(&format!("{count} archive(s) checked, 0 bad"));
 }
 
-/// Pulls `too_big` then the sandbox's small registry image onto `disk`: the first fails
-/// with `expected_error` and the disk's error, the second is pulled; after `disk.grow`
-/// a rerun pulls both.
+/// Pulls the sandbox's small registry image then `too_big` onto `disk`, one at a time:
+/// the small one is pulled, `too_big` fails for lack of space with `expected_error`.
+/// Then `too_big` first: it fails and the small one is not started. Then both in
+/// parallel: `too_big` fails, the small one is pulled or named as lacking space. After
+/// `disk.grow` a rerun pulls both.
 fn full_disk_fails_one_image_and_a_rerun_on_a_bigger_disk_pulls_it(
     home: &TestHome,
     sandbox: &Sandbox,
@@ -142,13 +175,14 @@ fn full_disk_fails_one_image_and_a_rerun_on_a_bigger_disk_pulls_it(
     expected_error: &str,
 ) {
     let small = sandbox.registry_image.as_str();
-    let output = pull(home, disk.path(), &[too_big, small]);
+    let output = pull(home, disk.path(), &[small, too_big]);
     output.assert_code(1);
-    output.assert_stderr_contains(&format!("FAILED {too_big}: "));
+    output.assert_stderr_contains(&format!("FAILED {too_big} (no space left): "));
     output.assert_stderr_contains(expected_error);
     output.assert_stderr_contains("No space left on device");
     output.assert_stdout_contains(&format!("pulled {small} "));
     output.assert_stdout_contains("2 image(s), 1 failed");
+    assert_shortfall_reported(&output, disk.path(), 1);
     assert!(
         !output.stdout.contains(&format!("pulled {too_big} ")),
         "{output}"
@@ -159,11 +193,46 @@ fn full_disk_fails_one_image_and_a_rerun_on_a_bigger_disk_pulls_it(
     assert_eq!(files.len(), 1, "only the small image's archive: {files:?}");
     assert_archives_verify(home, disk.path(), 1);
 
+    // Once a write hit ENOSPC nothing new starts.
+    let output = pull(home, disk.path(), &[too_big, small]);
+    println!("{output}");
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!("FAILED {too_big} (no space left): "));
+    output.assert_stderr_contains(&format!(
+        "FAILED {small} (no space left): not started for lack of space: an earlier write to {} failed",
+        disk.path().display()
+    ));
+    output.assert_stdout_contains("2 image(s), 2 failed");
+    assert_shortfall_reported(&output, disk.path(), 2);
+    assert_nothing_half_written(disk.path());
+    assert_eq!(archived_images(disk.path()), vec![small.to_string()]);
+    assert_archives_verify(home, disk.path(), 1);
+
+    // In parallel the small image may or may not start before the disk fills: either
+    // way it is pulled or named as lacking space, and nothing is left half-written.
+    let output = pull_parallel(home, disk.path(), &[too_big, small]);
+    output.assert_code(1);
+    output.assert_stderr_contains(&format!("FAILED {too_big} (no space left): "));
+    let small_pulled = output.stdout.contains(&format!("pulled {small} "));
+    let small_short = output
+        .stderr
+        .contains(&format!("FAILED {small} (no space left): "));
+    assert!(small_pulled != small_short, "{output}");
+    output.assert_stdout_contains(&format!(
+        "2 image(s), {} failed",
+        if small_pulled { 1 } else { 2 }
+    ));
+    assert_shortfall_reported(&output, disk.path(), if small_pulled { 1 } else { 2 });
+    assert_nothing_half_written(disk.path());
+    assert_eq!(archived_images(disk.path()), vec![small.to_string()]);
+    assert_archives_verify(home, disk.path(), 1);
+
     disk.grow("64m");
-    let rerun = pull(home, disk.path(), &[too_big, small]);
+    let rerun = pull_parallel(home, disk.path(), &[too_big, small]);
     rerun.assert_success();
     rerun.assert_stdout_contains(&format!("pulled {too_big} "));
     rerun.assert_stdout_contains("2 image(s), 0 failed");
+    assert!(!rerun.stdout.contains("lack of space"), "{rerun}");
     assert_nothing_half_written(disk.path());
     let mut archived = archived_images(disk.path());
     archived.sort();

@@ -350,6 +350,7 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
                 Err(error) => serde_json::json!({
                     "reference": outcome.reference,
                     "status": "failed",
+                    "lack_of_space": outcome.lacks_space(),
                     "error": format!("{error:#}"),
                 }),
             })
@@ -361,6 +362,11 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
             "failed": failed,
             "stopped": stopped,
             "platform": platform,
+            "lack_of_space": totals.lack_of_space.map(|short| serde_json::json!({
+                "images": short.images,
+                "needed_bytes": short.needed,
+                "free_bytes": short.free,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -382,6 +388,9 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
                         "STOPPED {}: not finished, rerun to complete it",
                         outcome.reference
                     )
+                }
+                Err(error) if outcome.lacks_space() => {
+                    eprintln!("FAILED {} (no space left): {error:#}", outcome.reference)
                 }
                 Err(error) => eprintln!("FAILED {}: {error:#}", outcome.reference),
             }
@@ -405,6 +414,17 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
             human_bytes(totals.reused_bytes),
             started.elapsed().as_secs_f64()
         );
+        if let Some(short) = totals.lack_of_space {
+            println!(
+                "{} image(s) failed for lack of space in {}: they need about {} ({} bytes), {} ({} bytes) are free; free space or use a bigger disk and run again",
+                short.images,
+                options.archive_dir.display(),
+                human_bytes(short.needed),
+                short.needed,
+                human_bytes(short.free),
+                short.free
+            );
+        }
     }
     if let Some(code) = interrupt.exit_code() {
         return Ok(code);

@@ -24,6 +24,8 @@ use tokio::io::AsyncWriteExt;
 use super::auth::Scope;
 use super::client::{RegistryClient, RegistryRequest, check_status};
 use super::reference::RepositoryName;
+use super::state_file::{FileLock, write_atomic};
+use crate::archive::durable::{PartialFile, sync_parent_dir};
 
 /// Bytes gathered before each write of a downloading blob to its file.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -80,6 +82,8 @@ pub fn hex(bytes: &[u8]) -> String {
 pub struct TransferCounter {
     pub downloaded: AtomicU64,
     pub reused: AtomicU64,
+    /// Cached blobs found corrupt (wrong size or digest) and removed.
+    pub discarded: AtomicU64,
 }
 
 /// The blob store under an archive directory.
@@ -92,6 +96,12 @@ pub struct BlobCache {
 
 /// Called with the bytes of each received chunk (progress bars).
 pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Both locks of one blob: this process's turn, then the inter-process `flock`.
+struct BlobLock {
+    _file: FileLock,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
 
 impl BlobCache {
     /// The cache at `<archive_dir>/blobs/sha256`.
@@ -111,12 +121,16 @@ impl BlobCache {
         self.root.join(format!("{}.partial", digest.hex()))
     }
 
-    pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+    /// `<archive>/.bunker/locks/<hex>.lock`: outside `blobs/`, which stays a clean
+    /// OCI layout.
+    fn lock_path(&self, digest: &Digest) -> PathBuf {
+        self.memo_dir()
+            .join("locks")
+            .join(format!("{}.lock", digest.hex()))
     }
 
-    fn lock_for(&self, digest: &Digest) -> Arc<tokio::sync::Mutex<()>> {
-        self.lock_for_key(digest.as_str().to_string())
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
     }
 
     fn lock_for_key(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
@@ -128,30 +142,136 @@ impl BlobCache {
             .clone()
     }
 
+    /// Waits until this blob is ours alone, in this process and against every
+    /// other process sharing the cache (a second pull never truncates our `.partial`).
+    async fn lock_blob(&self, digest: &Digest) -> anyhow::Result<BlobLock> {
+        let turn = self
+            .lock_for_key(digest.as_str().to_string())
+            .lock_owned()
+            .await;
+        let file = FileLock::acquire(self.lock_path(digest)).await?;
+        Ok(BlobLock {
+            _file: file,
+            _turn: turn,
+        })
+    }
+
     /// Stores small content (manifests, configs) after checking its digest.
     pub async fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+        let cache = self.clone();
+        let digest = digest.clone();
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || cache.put_blocking(&digest, &bytes))
+            .await
+            .context("the blob store task failed")?
+    }
+
+    /// Synchronous [`BlobCache::put_bytes`] for blocking contexts: the content is
+    /// checked, written under a temporary name, fsynced and renamed under the
+    /// blob's lock. A cached copy that differs from `bytes` is replaced.
+    pub fn put_blocking(&self, digest: &Digest, bytes: &[u8]) -> anyhow::Result<PathBuf> {
         let actual = sha256_digest(bytes);
         if &actual != digest {
             bail!("content for {digest} hashes to {actual}; refusing to store it");
         }
         let path = self.path(digest);
-        if path.is_file() {
-            return Ok(path);
+        let _lock = FileLock::acquire_blocking(&self.lock_path(digest))?;
+        match std::fs::read(&path) {
+            Ok(cached) if cached == bytes => return Ok(path),
+            Ok(_) => {
+                self.counter.discarded.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("cached blob {} was corrupt; it is replaced", path.display());
+            }
+            Err(_) => {}
         }
-        tokio::fs::create_dir_all(&self.root)
+        let write = || -> std::io::Result<()> {
+            let (partial, mut file) = PartialFile::create(&path)?;
+            std::io::Write::write_all(&mut file, bytes)?;
+            partial.commit(file)
+        };
+        write().with_context(|| format!("cannot store {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Whether the cached file of `digest` is there, has `size` bytes (when
+    /// known) and hashes to `digest`. A file that does not is removed (counted in
+    /// `discarded`), so it is fetched again. Blocking; the caller holds the
+    /// blob's lock.
+    fn check_cached(&self, digest: &Digest, size: Option<u64>) -> anyhow::Result<bool> {
+        let path = self.path(digest);
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => metadata,
+            _ => return Ok(false),
+        };
+        let problem = if size.is_some_and(|size| metadata.len() != size) {
+            Some(format!(
+                "has {} bytes, not {}",
+                metadata.len(),
+                size.unwrap_or_default()
+            ))
+        } else {
+            let actual = hash_file(&path)?;
+            (&actual != digest).then(|| format!("hashes to {actual}"))
+        };
+        match problem {
+            None => Ok(true),
+            Some(problem) => {
+                tracing::warn!(
+                    "cached blob {} {problem}: it is discarded and fetched again",
+                    path.display()
+                );
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove the corrupt {}", path.display()))?;
+                self.counter.discarded.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+        }
+    }
+
+    /// The path of a cached blob after checking its content, for callers about
+    /// to hand it on (link, copy, push) with no registry to fetch it from again.
+    /// A corrupt file is removed and the error says so.
+    pub fn verified_path(&self, digest: &Digest) -> anyhow::Result<PathBuf> {
+        let path = self.path(digest);
+        if !path.is_file() {
+            bail!(
+                "blob {digest} is not in the archive's blob cache ({}): the archive is incomplete",
+                path.display()
+            );
+        }
+        let _lock = FileLock::acquire_blocking(&self.lock_path(digest))?;
+        if !self.check_cached(digest, None)? {
+            bail!(
+                "blob {digest} in the archive's blob cache ({}) was corrupt and has been removed; pull the image again",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
+    /// [`BlobCache::verified_path`] for async callers: the wait for the lock does
+    /// not hold a runtime worker (the holder may be a download of this process).
+    pub async fn verified(&self, digest: &Digest) -> anyhow::Result<PathBuf> {
+        let _lock = self.lock_blob(digest).await?;
+        let cache = self.clone();
+        let checked = digest.clone();
+        let good = tokio::task::spawn_blocking(move || cache.check_cached(&checked, None))
             .await
-            .with_context(|| format!("cannot create {}", self.root.display()))?;
-        let temporary = self.root.join(unique_temporary_name(digest));
-        if let Err(error) = tokio::fs::write(&temporary, bytes).await {
-            let _ = tokio::fs::remove_file(&temporary).await;
-            return Err(error).with_context(|| format!("cannot write {}", temporary.display()));
+            .context("hashing task failed")??;
+        let path = self.path(digest);
+        if !good {
+            bail!(
+                "blob {digest} is missing from or was corrupt in the archive's blob cache ({}); pull the image again",
+                path.display()
+            );
         }
-        tokio::fs::rename(&temporary, &path).await?;
         Ok(path)
     }
 
     /// Makes sure the blob is in the cache, downloading (or resuming) it from
-    /// `repository` and verifying size and digest. Returns its path.
+    /// `repository`. A cached copy is checked (size and digest) before it is
+    /// trusted; a download is hashed as written to disk and fsynced before it
+    /// becomes `<hex>`. Returns its path.
     pub async fn fetch(
         &self,
         client: &RegistryClient,
@@ -160,10 +280,14 @@ impl BlobCache {
         size: u64,
         progress: Option<ProgressFn>,
     ) -> anyhow::Result<PathBuf> {
-        let lock = self.lock_for(digest);
-        let _guard = lock.lock().await;
+        let _lock = self.lock_blob(digest).await?;
         let path = self.path(digest);
-        if path.is_file() {
+        let cache = self.clone();
+        let checked = digest.clone();
+        let cached = tokio::task::spawn_blocking(move || cache.check_cached(&checked, Some(size)))
+            .await
+            .context("hashing task failed")??;
+        if cached {
             self.counter.reused.fetch_add(size, Ordering::Relaxed);
             if let Some(progress) = &progress {
                 progress(size);
@@ -205,6 +329,11 @@ impl BlobCache {
         tokio::fs::rename(&partial, path)
             .await
             .with_context(|| format!("cannot move {} into place", partial.display()))?;
+        let placed = path.to_path_buf();
+        tokio::task::spawn_blocking(move || sync_parent_dir(&placed))
+            .await
+            .context("the fsync task failed")?
+            .with_context(|| format!("cannot fsync the blob cache {}", self.root.display()))?;
         Ok(path.to_path_buf())
     }
 
@@ -220,7 +349,7 @@ impl BlobCache {
         progress: Option<&ProgressFn>,
     ) -> anyhow::Result<Result<(), String>> {
         let partial = self.partial_path(digest);
-        let (mut hasher, mut offset) = rehash_partial(&partial, size).await?;
+        let mut offset = partial_length(&partial, size).await;
         if offset > 0 {
             self.counter.reused.fetch_add(offset, Ordering::Relaxed);
             if let Some(progress) = &progress {
@@ -252,7 +381,6 @@ impl BlobCache {
                     .await?
             } else {
                 // No range support: start over.
-                hasher = Sha256::new();
                 offset = 0;
                 tokio::fs::File::create(&partial).await?
             };
@@ -274,7 +402,6 @@ impl BlobCache {
                         if let Err(error) = file.write_all(&chunk).await {
                             return Err(discard_partial(file, &partial, error).await);
                         }
-                        hasher.update(&chunk);
                         offset += chunk.len() as u64;
                         self.counter
                             .downloaded
@@ -290,6 +417,9 @@ impl BlobCache {
                 }
             }
             if let Err(error) = file.flush().await {
+                return Err(discard_partial(file, &partial, error).await);
+            }
+            if let Err(error) = file.get_ref().sync_all().await {
                 return Err(discard_partial(file, &partial, error).await);
             }
             drop(file);
@@ -315,7 +445,11 @@ impl BlobCache {
                 tokio::time::sleep(wait).await;
             }
         }
-        let actual = Digest::from_hasher(hasher);
+        // What counts is the file as it is on disk, not the bytes as they came in.
+        let written = partial.clone();
+        let actual = tokio::task::spawn_blocking(move || hash_file(&written))
+            .await
+            .context("hashing task failed")??;
         if &actual != digest {
             let _ = tokio::fs::remove_file(&partial).await;
             let how = match (resumed_from, ranged) {
@@ -326,27 +460,6 @@ impl BlobCache {
             return Ok(Err(format!("({how}, {size} bytes) hashed to {actual}")));
         }
         Ok(Ok(()))
-    }
-
-    /// Synchronous [`BlobCache::put_bytes`] for blocking contexts.
-    pub fn put_blocking(&self, digest: &Digest, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-        let actual = sha256_digest(bytes);
-        if &actual != digest {
-            bail!("content for {digest} hashes to {actual}; refusing to store it");
-        }
-        let path = self.path(digest);
-        if path.is_file() {
-            return Ok(path);
-        }
-        std::fs::create_dir_all(&self.root)
-            .with_context(|| format!("cannot create {}", self.root.display()))?;
-        let temporary = self.root.join(unique_temporary_name(digest));
-        if let Err(error) = std::fs::write(&temporary, bytes) {
-            let _ = std::fs::remove_file(&temporary);
-            return Err(error).with_context(|| format!("cannot write {}", temporary.display()));
-        }
-        std::fs::rename(&temporary, &path)?;
-        Ok(path)
     }
 
     /// The directory of the cache itself (`<archive>/blobs`).
@@ -363,6 +476,32 @@ impl BlobCache {
             .unwrap_or_else(|| PathBuf::from(".bunker"))
     }
 
+    /// Removes what dead processes left in the cache, its memo directory and at
+    /// the archive root (`index.json`): temporary files whose pid is gone. A `<hex>.partial` download whose lock
+    /// is free is kept (the next fetch resumes it); one whose lock is held
+    /// belongs to a live pull. Returns the removed paths.
+    pub fn remove_leftovers(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let memo = self.memo_dir();
+        let archive = self.blobs_dir().parent().unwrap_or(Path::new("."));
+        let mut removed = Vec::new();
+        for dir in [
+            archive.to_path_buf(),
+            self.root.clone(),
+            memo.clone(),
+            memo.join("diffids"),
+            memo.join("compressed"),
+        ] {
+            removed.extend(
+                crate::archive::remove_stale_partials(&dir)
+                    .with_context(|| format!("cannot clean up {}", dir.display()))?,
+            );
+            removed.extend(remove_dead_temporaries(&dir)?);
+        }
+        removed.sort();
+        removed.dedup();
+        Ok(removed)
+    }
+
     /// The compressed blob known to hold the layer with this diff ID, if any
     /// (so a pushed docker archive reuses the registry's original layer blobs).
     pub fn compressed_for(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
@@ -370,8 +509,9 @@ impl BlobCache {
             std::fs::read_to_string(self.memo_dir().join("compressed").join(diff_id.hex())).ok()?;
         let (digest, size) = text.trim().split_once(' ')?;
         let digest = Digest::parse(digest).ok()?;
-        self.contains(&digest)
-            .then_some((digest, size.parse().ok()?))
+        let size = size.parse().ok()?;
+        let cached = std::fs::metadata(self.path(&digest)).ok()?;
+        (cached.is_file() && cached.len() == size).then_some((digest, size))
     }
 
     /// Records that `compressed` (of `size` bytes) decompresses to `diff_id`.
@@ -381,14 +521,12 @@ impl BlobCache {
         compressed: &Digest,
         size: u64,
     ) -> anyhow::Result<()> {
-        let dir = self.memo_dir().join("compressed");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(diff_id.hex()), format!("{compressed} {size}"))?;
-        Ok(())
+        let memo = self.memo_dir().join("compressed").join(diff_id.hex());
+        write_atomic(&memo, format!("{compressed} {size}").as_bytes())
     }
 
     /// The DiffID (SHA-256 of the uncompressed tar) and uncompressed size of a
-    /// cached layer, computed once and remembered in `blobs/diffids/<hex>`.
+    /// cached layer, computed once and remembered in `.bunker/diffids/<hex>`.
     pub async fn diff_id(&self, digest: &Digest) -> anyhow::Result<(Digest, u64)> {
         // Images sharing a layer ask at the same time: one computes, the rest
         // wait for its memo.
@@ -406,17 +544,18 @@ impl BlobCache {
             .await
             .context("hashing task failed")??;
         // The memo only saves hashing again: failing to write it (a full disk) fails
-        // nothing, and no truncated memo stays behind.
-        let remembered = async {
-            if let Some(parent) = memo.parent() {
-                tokio::fs::create_dir_all(parent).await?;
-            }
-            tokio::fs::write(&memo, format!("{diff_id} {size}")).await
-        }
-        .await;
+        // nothing, and the atomic write leaves no truncated memo behind.
+        let text = format!("{diff_id} {size}");
+        let written = memo.clone();
+        let remembered =
+            tokio::task::spawn_blocking(move || write_atomic(&written, text.as_bytes()))
+                .await
+                .context("the memo task failed")?;
         if let Err(error) = remembered {
-            let _ = tokio::fs::remove_file(&memo).await;
-            tracing::warn!("cannot remember the DiffID in {}: {error}", memo.display());
+            tracing::warn!(
+                "cannot remember the DiffID in {}: {error:#}",
+                memo.display()
+            );
         }
         Ok((diff_id, size))
     }
@@ -437,16 +576,58 @@ async fn discard_partial(
     ))
 }
 
-/// `<hex>.tmp-<pid>-<n>`: unique per write, so concurrent stores of the same
-/// content never rename each other's file away.
-fn unique_temporary_name(digest: &Digest) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}.tmp-{}-{}",
-        digest.hex(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+/// SHA-256 of a file's content.
+pub fn hash_file(path: &Path) -> anyhow::Result<Digest> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(Digest::from_hasher(hasher))
+}
+
+/// The pid in a `<name>.tmp-<pid>` or `<name>.tmp-<pid>-<n>` file name (the
+/// temporary names of earlier versions).
+fn temporary_pid(name: &str) -> Option<i32> {
+    let (_, rest) = name.rsplit_once(".tmp-")?;
+    let pid = rest.split('-').next()?;
+    if pid.is_empty() || !pid.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes `*.tmp-<pid>[-<n>]` files of dead processes in `dir` (not below).
+fn remove_dead_temporaries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot list {}", dir.display()));
+        }
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = temporary_pid(&name)
+            && entry.file_type().is_ok_and(|kind| kind.is_file())
+            && !crate::archive::durable::process_alive(pid)
+        {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
 }
 
 /// SHA-256 and length of a layer after decompression (gzip, zstd or none).
@@ -489,37 +670,19 @@ pub fn open_uncompressed(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
     })
 }
 
-/// Hashes what a previous attempt left in `partial`; discards it when it is
-/// longer than the blob can be.
-async fn rehash_partial(partial: &Path, size: u64) -> anyhow::Result<(Sha256, u64)> {
+/// How much of the blob a previous attempt left in `partial` (the final hash of
+/// the whole file checks it); a partial longer than the blob can be, or complete
+/// but never renamed, is discarded.
+async fn partial_length(partial: &Path, size: u64) -> u64 {
     let length = match tokio::fs::metadata(partial).await {
         Ok(metadata) => metadata.len(),
-        Err(_) => return Ok((Sha256::new(), 0)),
+        Err(_) => return 0,
     };
     if length > size || (length == size && size > 0) {
-        // A complete-but-unrenamed or oversize partial is re-checked from scratch.
         let _ = tokio::fs::remove_file(partial).await;
-        return Ok((Sha256::new(), 0));
+        return 0;
     }
-    let path = partial.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut copied = 0u64;
-        loop {
-            let read = file.read(&mut buffer)?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buffer[..read]);
-            copied += read as u64;
-        }
-        Ok::<_, std::io::Error>((hasher, copied))
-    })
-    .await
-    .context("hashing task failed")?
-    .with_context(|| format!("cannot read {}", partial.display()))
+    length
 }
 
 #[cfg(test)]
@@ -549,6 +712,43 @@ mod tests {
             sha256_digest(b"").as_str(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_are_removed_and_resumable_or_live_files_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let hex = "a".repeat(64);
+        // Pid numbers are capped well below i32::MAX: these processes cannot be running.
+        let dead = i32::MAX - 3;
+        let mine = std::process::id();
+        let root = dir.path().join("blobs/sha256");
+        let memo = dir.path().join(".bunker/diffids");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&memo).unwrap();
+        let removed_paths = [
+            root.join(format!("{hex}.tmp-{dead}-0")),
+            root.join(format!("{hex}.partial-{dead}")),
+            memo.join(format!("{hex}.partial-{dead}")),
+            dir.path().join(format!("index.tmp-{dead}")),
+        ];
+        let kept_paths = [
+            root.join(format!("{hex}.partial")),
+            root.join(format!("{hex}.tmp-{mine}-0")),
+            memo.join(&hex),
+            dir.path().join("index.json"),
+        ];
+        for path in removed_paths.iter().chain(&kept_paths) {
+            std::fs::write(path, b"x").unwrap();
+        }
+        let mut removed = cache.remove_leftovers().unwrap();
+        removed.sort();
+        let mut expected = removed_paths.to_vec();
+        expected.sort();
+        assert_eq!(removed, expected);
+        for path in &kept_paths {
+            assert!(path.exists(), "{path:?} was kept");
+        }
     }
 
     #[tokio::test]

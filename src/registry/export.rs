@@ -10,15 +10,14 @@
 //! A link holds `sha256:<hex>` with no newline. The registry does not verify
 //! blobs on read, so blobs are only taken from the verified cache.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use sha2::{Digest as _, Sha256};
+use anyhow::Context;
 
 use super::archived::ArchivedImage;
-use super::blob_cache::{BlobCache, Digest};
+use super::blob_cache::{BlobCache, Digest, hash_file};
 use super::reference::ImageReference;
+use super::state_file::{is_same_file, link_atomic, write_atomic};
 
 /// Counts for the report.
 #[derive(Debug, Default, Clone, Copy)]
@@ -84,62 +83,24 @@ pub fn export_registry_storage(
     Ok(stats)
 }
 
-/// Puts a cached blob at `blobs/sha256/<hex[0:2]>/<hex>/data`; `Ok(false)` when
-/// it was already there with the right size.
+/// Puts a cached blob at `blobs/sha256/<hex[0:2]>/<hex>/data` after checking
+/// its digest (the registry does not verify on read); `Ok(false)` when it was
+/// already there and right.
 fn write_blob(cache: &BlobCache, base: &Path, digest: &Digest) -> anyhow::Result<bool> {
-    let source = cache.path(digest);
     let directory = base
         .join("blobs")
         .join("sha256")
         .join(&digest.hex()[..2])
         .join(digest.hex());
     let data = directory.join("data");
-    let expected = std::fs::metadata(&source)
-        .with_context(|| {
-            format!(
-                "blob {digest} is not in the archive's blob cache ({}): the archive is incomplete",
-                source.display()
-            )
-        })?
-        .len();
-    if std::fs::metadata(&data).is_ok_and(|metadata| metadata.len() == expected) {
+    let source = cache.verified_path(digest)?;
+    // Present: a link to the checked cache file, or a copy (another file system)
+    // whose content is right.
+    if is_same_file(&source, &data) || hash_file(&data).is_ok_and(|actual| &actual == digest) {
         return Ok(false);
     }
-    std::fs::create_dir_all(&directory)
-        .with_context(|| format!("cannot create {}", directory.display()))?;
-    let temporary = directory.join(format!("data.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
-    if std::fs::hard_link(&source, &temporary).is_err() {
-        copy_verified(&source, &temporary, digest)?;
-    }
-    std::fs::rename(&temporary, &data)
-        .with_context(|| format!("cannot move {} into place", data.display()))?;
+    link_atomic(&source, &data)?;
     Ok(true)
-}
-
-fn copy_verified(source: &Path, destination: &Path, digest: &Digest) -> anyhow::Result<()> {
-    let mut input = std::fs::File::open(source)?;
-    let mut output = std::io::BufWriter::new(std::fs::File::create(destination)?);
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = input.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        std::io::Write::write_all(&mut output, &buffer[..read])?;
-    }
-    std::io::Write::flush(&mut output)?;
-    let actual = Digest::from_hasher(hasher);
-    if &actual != digest {
-        let _ = std::fs::remove_file(destination);
-        bail!(
-            "{} is corrupt: it hashes to {actual}, not {digest}",
-            source.display()
-        );
-    }
-    Ok(())
 }
 
 fn write_link(directory: &Path, digest: &Digest) -> anyhow::Result<PathBuf> {
@@ -149,9 +110,6 @@ fn write_link(directory: &Path, digest: &Digest) -> anyhow::Result<PathBuf> {
     if std::fs::read(&link).is_ok_and(|content| content == digest.as_str().as_bytes()) {
         return Ok(link);
     }
-    let temporary = directory.join(format!("link.tmp-{}", std::process::id()));
-    std::fs::write(&temporary, digest.as_str())
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, &link)?;
+    write_atomic(&link, digest.as_str().as_bytes())?;
     Ok(link)
 }

@@ -16,6 +16,7 @@ use super::manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor,
     FetchedManifest, ManifestKind, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST,
 };
+use super::state_file::{FileLock, write_atomic};
 
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
@@ -94,27 +95,19 @@ pub struct LayoutEntry<'a> {
     pub platform: Option<super::manifest::Platform>,
 }
 
-/// Adds or replaces entries in `<dir>/index.json` and writes `<dir>/oci-layout`.
+/// Adds or replaces entries in `<dir>/index.json` and writes `<dir>/oci-layout`,
+/// under `.bunker/index.lock` so concurrent runs never lose each other's entries.
+/// Only a missing `index.json` counts as empty: one that cannot be read, is not
+/// JSON or has no `manifests` array is an error naming it, never overwritten.
 pub fn upsert_index(dir: &Path, entries: &[LayoutEntry<'_>]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _lock = FileLock::acquire_blocking(&dir.join(".bunker").join("index.lock"))?;
     let layout_file = dir.join("oci-layout");
     if !layout_file.exists() {
         write_atomic(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     }
     let index_path = dir.join("index.json");
-    let mut manifests: Vec<Value> = match std::fs::read(&index_path) {
-        Ok(bytes) => {
-            let index: Value = serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is not valid JSON; move it away", index_path.display())
-            })?;
-            index
-                .get("manifests")
-                .and_then(|m| m.as_array())
-                .cloned()
-                .unwrap_or_default()
-        }
-        Err(_) => Vec::new(),
-    };
+    let mut manifests = read_index_manifests(&index_path)?;
     for entry in entries {
         manifests.retain(|existing| {
             existing
@@ -143,11 +136,57 @@ pub fn upsert_index(dir: &Path, entries: &[LayoutEntry<'_>]) -> anyhow::Result<(
     write_atomic(&index_path, &serde_json::to_vec_pretty(&index)?)
 }
 
-/// Writes a small file via a temporary name and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&temporary, bytes)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))
+/// The `manifests` of an existing `index.json`; empty only when there is none.
+fn read_index_manifests(index_path: &Path) -> anyhow::Result<Vec<Value>> {
+    let bytes = match std::fs::read(index_path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "cannot read {}; nothing was written, fix its permissions or move it away",
+                    index_path.display()
+                )
+            });
+        }
+    };
+    let index: Value = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not valid JSON; nothing was written, move it away",
+            index_path.display()
+        )
+    })?;
+    match index.get("manifests").and_then(|m| m.as_array()) {
+        Some(manifests) => Ok(manifests.clone()),
+        None => anyhow::bail!(
+            "{} has no \"manifests\" array, so it is no OCI image index; nothing was written, move it away",
+            index_path.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_or_shapeless_index_is_an_error_and_stays_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index.json");
+        for content in [&b"{not json"[..], br#"{"schemaVersion":2}"#] {
+            std::fs::write(&index, content).unwrap();
+            let error = format!("{:#}", upsert_index(dir.path(), &[]).unwrap_err());
+            assert!(error.contains(&index.display().to_string()), "{error}");
+            assert!(error.contains("move it away"), "{error}");
+            assert_eq!(std::fs::read(&index).unwrap(), content);
+        }
+        std::fs::remove_file(&index).unwrap();
+        std::fs::create_dir(&index).unwrap();
+        let error = format!("{:#}", upsert_index(dir.path(), &[]).unwrap_err());
+        assert!(error.contains("cannot read"), "{error}");
+        std::fs::remove_dir(&index).unwrap();
+        upsert_index(dir.path(), &[]).unwrap();
+        let written: Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+        assert_eq!(written["manifests"], json!([]));
+    }
 }

@@ -27,12 +27,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::blob_cache::{BlobCache, Digest, ProgressFn};
 use super::client::{ClientOptions, RegistryClient};
+use super::disk_space::{DiskFull, SpaceShortfall, is_lack_of_space};
 use super::docker_save::docker_save_stream;
 use super::image::{ResolvedImage, fetch_layers, resolve, verify_diff_ids};
 use super::manifest::FetchedManifest;
 use super::manifest::{Platform, PlatformSelection};
 use super::oci_layout::{LayoutEntry, to_oci, upsert_index};
 use super::reference::ImageReference;
+use super::state_file::{is_same_file, link_atomic, write_atomic};
 use crate::archive::{
     ArchDir, ArchiveAction, ArchiveLayout, Compression, ExpectedImage, Manifest, ManifestEntry,
     ManifestLock, WriteOptions, write_archive,
@@ -76,6 +78,11 @@ impl PullOutcome {
     pub fn stopped(&self) -> bool {
         matches!(&self.result, Err(error) if error.is::<Stopped>())
     }
+
+    /// Whether the image failed only for lack of disk space.
+    pub fn lacks_space(&self) -> bool {
+        matches!(&self.result, Err(error) if is_lack_of_space(error))
+    }
 }
 
 /// `work`, or [`Stopped`] as soon as `stop` is cancelled (dropping `work`).
@@ -118,6 +125,10 @@ pub struct PullTotals {
     pub reused_bytes: u64,
     /// Pull allowances the registries reported (Docker Hub's `RateLimit-*`).
     pub rate_limits: Vec<(String, super::client::RateLimit)>,
+    /// Set when images failed for lack of disk space: how much they needed.
+    pub lack_of_space: Option<SpaceShortfall>,
+    /// Cached blobs found corrupt and fetched again.
+    pub discarded_blobs: u64,
 }
 
 /// Pulls every reference; one failing image does not stop the others.
@@ -126,6 +137,7 @@ pub async fn pull_images(
     options: &PullOptions,
 ) -> (Vec<PullOutcome>, PullTotals) {
     let cache = BlobCache::new(&options.archive_dir);
+    clean_leftovers(&cache);
     let clients = ClientPool::default();
     let resolved = futures_util::stream::iter(references.iter().map(|reference| {
         let cache = cache.clone();
@@ -164,18 +176,23 @@ pub async fn pull_images(
     // shared with other images are fetched once: the cache serialises them), so
     // downloads, decompression and archive writes of different images overlap.
     let slots = OutputSlots::new();
+    // Once a write hit ENOSPC no image starts: it would only fail the same way.
+    let disk_full = DiskFull::default();
     let mut outcomes =
         futures_util::stream::iter(resolved.into_iter().map(|(reference, result)| {
             let cache = cache.clone();
             let clients = clients.clone();
             let progress = progress.clone();
             let slots = &slots;
+            let disk_full = &disk_full;
             async move {
                 let result = match result {
                     Ok(images) => {
-                        async {
+                        let result = async {
+                            disk_full.check(&options.archive_dir)?;
                             let client = clients.get(&reference.name.registry, &options.client)?;
                             for image in &images {
+                                disk_full.check(&options.archive_dir)?;
                                 // Dropping a running download keeps its `.partial`.
                                 unless_stopped(
                                     &options.stop,
@@ -189,9 +206,26 @@ pub async fn pull_images(
                                 )
                                 .await?;
                             }
+                            disk_full.check(&options.archive_dir)?;
                             write_outputs(&cache, &images, options, slots).await
                         }
-                        .await
+                        .await;
+                        let blobs = images.iter().flat_map(|image| {
+                            image
+                                .blobs()
+                                .map(|blob| (blob.digest.clone(), blob.size))
+                                .collect::<Vec<_>>()
+                        });
+                        // A docker archive holds about as many bytes as the blobs again.
+                        let archives = match options.format {
+                            PullFormat::Docker => images
+                                .iter()
+                                .flat_map(|image| image.blobs().map(|blob| blob.size))
+                                .sum(),
+                            PullFormat::Oci | PullFormat::Dir => 0,
+                        };
+                        disk_full.note(&result, blobs, archives);
+                        result
                     }
                     Err(error) => Err(error),
                 };
@@ -210,8 +244,27 @@ pub async fn pull_images(
         downloaded_bytes: cache.counter.downloaded.load(Ordering::Relaxed),
         reused_bytes: cache.counter.reused.load(Ordering::Relaxed),
         rate_limits: clients.rate_limits(),
+        lack_of_space: disk_full.shortfall(&options.archive_dir, |digest, size| {
+            Digest::parse(digest).is_ok_and(|digest| {
+                std::fs::metadata(cache.path(&digest)).is_ok_and(|file| file.len() == size)
+            })
+        }),
+        discarded_blobs: cache.counter.discarded.load(Ordering::Relaxed),
     };
     (outcomes, totals)
+}
+
+/// Removes the temporary files of dead runs (never a live one's); a failure to
+/// clean up fails nothing.
+fn clean_leftovers(cache: &BlobCache) {
+    match cache.remove_leftovers() {
+        Ok(removed) => {
+            for path in removed {
+                tracing::info!("removed {} left by a run that died", path.display());
+            }
+        }
+        Err(error) => tracing::warn!("cannot clean up what earlier runs left: {error:#}"),
+    }
 }
 
 async fn write_outputs(
@@ -300,7 +353,17 @@ async fn write_outputs(
                     .join("dir")
                     .join(image.platform().slug())
                     .join(sanitize(&image.reference.to_string()));
-                write_dir(cache, image, &destination)?;
+                // Checked before they are linked: a corrupt cached blob is not handed on
+                // (the pull fetched and checked it just before).
+                let mut sources = Vec::new();
+                for descriptor in image.blobs() {
+                    let digest = Digest::parse(&descriptor.digest)?;
+                    sources.push((cache.verified(&digest).await?, digest));
+                }
+                let (owned, target) = (image.clone(), destination.clone());
+                tokio::task::spawn_blocking(move || write_dir(&owned, &sources, &target))
+                    .await
+                    .context("the directory output task failed")??;
                 pulled.push(pulled_image(image, destination, None)?);
             }
         }
@@ -436,6 +499,15 @@ impl OutputSlots {
             return Ok(locked.clone());
         }
         let lock = ManifestLock::acquire(&dir)?;
+        // Under the lock: no live run writes here, what is left is a dead run's.
+        match crate::archive::remove_stale_partials(dir.path()) {
+            Ok(removed) => {
+                for path in removed {
+                    tracing::info!("removed {} left by a run that died", path.display());
+                }
+            }
+            Err(error) => tracing::warn!("cannot clean up {}: {error}", dir.path().display()),
+        }
         let manifest_path = dir.manifest_path();
         let manifest = Manifest::load_or_new(&manifest_path, &dir.arch())?;
         let locked = Arc::new(LockedArchDir {
@@ -520,27 +592,26 @@ pub fn sanitize(text: &str) -> String {
 
 /// skopeo's `dir:` layout: `manifest.json`, `version`, one file per blob named
 /// by its hex digest (hard links into the cache where possible).
-fn write_dir(cache: &BlobCache, image: &ResolvedImage, destination: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(destination)
-        .with_context(|| format!("cannot create {}", destination.display()))?;
-    std::fs::write(destination.join("manifest.json"), &image.manifest.bytes)?;
-    std::fs::write(
-        destination.join("version"),
-        "Directory Transport Version: 1.1\n",
-    )?;
-    for descriptor in image.blobs() {
-        let digest = Digest::parse(&descriptor.digest)?;
+fn write_dir(
+    image: &ResolvedImage,
+    sources: &[(PathBuf, Digest)],
+    destination: &Path,
+) -> anyhow::Result<()> {
+    for (source, digest) in sources {
         let target = destination.join(digest.hex());
-        if target.exists() {
+        // A link to the checked cache file is done; anything else (a copy, a link to
+        // a cache file since replaced) is placed again.
+        if is_same_file(source, &target) {
             continue;
         }
-        let source = cache.path(&digest);
-        if std::fs::hard_link(&source, &target).is_err() {
-            std::fs::copy(&source, &target).with_context(|| {
-                format!("cannot copy {} to {}", source.display(), target.display())
-            })?;
-        }
+        link_atomic(source, &target)?;
     }
+    write_atomic(
+        &destination.join("version"),
+        b"Directory Transport Version: 1.1\n",
+    )?;
+    // The manifest last: a directory with it is complete.
+    write_atomic(&destination.join("manifest.json"), &image.manifest.bytes)?;
     Ok(())
 }
 

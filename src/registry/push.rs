@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 
@@ -288,13 +288,14 @@ async fn ensure_blob(
     if response.status().is_success() {
         return Ok(BlobOutcome::Present);
     }
-    let path = cache.path(&digest);
-    if !path.is_file() {
-        bail!(
-            "blob {digest} is not in the archive's blob cache ({}): the archive is incomplete",
-            path.display()
-        );
-    }
+    // Checked before it is sent: a corrupt cached blob is named, never uploaded.
+    let path = {
+        let cache = cache.clone();
+        let digest = digest.clone();
+        tokio::task::spawn_blocking(move || cache.verified_path(&digest))
+            .await
+            .context("the blob check task failed")??
+    };
     let mut start = format!("/v2/{}/blobs/uploads/", destination.repository);
     let mut mount_scope = scope.clone();
     if let Some(source) = mounts.get(&destination.registry, &blob.digest)

@@ -131,7 +131,7 @@ pub struct SyncRecord {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct SyncState {
     /// Archive reference → source manifest digest last archived.
     #[serde(default)]
@@ -147,7 +147,7 @@ struct SyncState {
 
 /// A push remembered: the source digest it came from and the manifest digest
 /// the destination tag got (they differ when one platform of an index is taken).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct PushedDigest {
     source: String,
     pushed: String,
@@ -176,10 +176,34 @@ fn load_state(archive_dir: &Path) -> SyncState {
         .unwrap_or_default()
 }
 
-fn save_state(archive_dir: &Path, state: &SyncState) -> anyhow::Result<()> {
+/// Saves what this run changed since `loaded` (the state it started from) over
+/// the state on disk now, under `.bunker/sync-state.lock`: two syncs on one
+/// archive keep each other's entries.
+fn save_state(archive_dir: &Path, loaded: &SyncState, state: &SyncState) -> anyhow::Result<()> {
     let path = state_path(archive_dir);
-    std::fs::create_dir_all(path.parent().expect("state dir"))?;
-    super::oci_layout::write_atomic(&path, &serde_json::to_vec_pretty(state)?)
+    let _lock = super::state_file::FileLock::acquire_blocking(&path.with_extension("lock"))?;
+    let mut current = load_state(archive_dir);
+    merge_changes(&mut current.archived, &loaded.archived, &state.archived);
+    merge_changes(
+        &mut current.archived_files,
+        &loaded.archived_files,
+        &state.archived_files,
+    );
+    merge_changes(&mut current.pushed, &loaded.pushed, &state.pushed);
+    super::state_file::write_atomic(&path, &serde_json::to_vec_pretty(&current)?)
+}
+
+/// Copies into `current` every entry of `ours` that differs from `loaded`.
+fn merge_changes<V: Clone + PartialEq>(
+    current: &mut BTreeMap<String, V>,
+    loaded: &BTreeMap<String, V>,
+    ours: &BTreeMap<String, V>,
+) {
+    for (key, value) in ours {
+        if loaded.get(key) != Some(value) {
+            current.insert(key.clone(), value.clone());
+        }
+    }
 }
 
 /// Options that apply to the whole run.
@@ -210,6 +234,7 @@ pub async fn run_sync(
     let clients = ClientPool::default();
     let mut records = Vec::new();
     let mut state = load_state(&options.archive_dir);
+    let loaded = state.clone();
     for entry in &config.repositories {
         if options.stop.is_cancelled() {
             records.push(SyncRecord {
@@ -236,7 +261,7 @@ pub async fn run_sync(
             });
         }
         if !options.dry_run {
-            save_state(&options.archive_dir, &state)?;
+            save_state(&options.archive_dir, &loaded, &state)?;
         }
         if !options.keep_going && records.iter().any(|r| r.action == "failed") {
             break;
@@ -856,6 +881,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn two_runs_saving_the_state_keep_each_others_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = load_state(dir.path());
+        let mut first = start.clone();
+        let mut second = start.clone();
+        first.archived.insert("r/a:1".into(), "sha256:01".into());
+        second.archived.insert("r/b:1".into(), "sha256:02".into());
+        save_state(dir.path(), &start, &first).unwrap();
+        save_state(dir.path(), &start, &second).unwrap();
+        let saved = load_state(dir.path());
+        assert_eq!(saved.archived.len(), 2, "{saved:?}");
+    }
+
+    #[test]
     fn state_files_of_earlier_versions_still_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(dir.path());
@@ -868,7 +907,7 @@ mod tests {
         let mut state = state;
         let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
         state.remember_push("r/b:1 linux/amd64", &digest, "sha256:bb");
-        save_state(dir.path(), &state).unwrap();
+        save_state(dir.path(), &SyncState::default(), &state).unwrap();
         let again = load_state(dir.path());
         let pushed = &again.pushed["r/b:1 linux/amd64"];
         assert_eq!(pushed.source, digest.to_string());
