@@ -232,7 +232,37 @@ struct Seen {
     switched: usize,
 }
 
-fn seen(archive: &Path, before: &BTreeSet<String>) -> Seen {
+/// The archive before a run: files with their inode numbers (a file renamed
+/// into place under a name that was there before shows as a new inode), and
+/// each listed file's recorded SHA-256.
+#[derive(Default)]
+struct Snapshot {
+    inodes: BTreeMap<String, u64>,
+    recorded: BTreeMap<String, Value>,
+}
+
+fn snapshot(archive: &Path) -> Snapshot {
+    use std::os::unix::fs::MetadataExt;
+    let Some(arch) = arch_dir(archive) else {
+        return Snapshot::default();
+    };
+    Snapshot {
+        inodes: files(&arch)
+            .into_iter()
+            .filter_map(|file| {
+                let inode = fs::metadata(arch.join(&file)).ok()?.ino();
+                Some((file, inode))
+            })
+            .collect(),
+        recorded: manifest_entries(&arch)
+            .iter()
+            .map(|entry| (text(&entry["file"]), entry["sha256"].clone()))
+            .collect(),
+    }
+}
+
+fn seen(archive: &Path, before: &Snapshot) -> Seen {
+    use std::os::unix::fs::MetadataExt;
     let Some(arch) = arch_dir(archive) else {
         return Seen::default();
     };
@@ -242,13 +272,18 @@ fn seen(archive: &Path, before: &BTreeSet<String>) -> Seen {
             state.partials += 1;
             let size = fs::metadata(arch.join(&file)).map_or(0, |meta| meta.len());
             state.partial_bytes = state.partial_bytes.max(size);
-        } else if !before.contains(&file) {
+        } else if before.inodes.get(&file)
+            != fs::metadata(arch.join(&file))
+                .ok()
+                .map(|meta| meta.ino())
+                .as_ref()
+        {
             state.new_files += 1;
         }
     }
     state.switched = manifest_entries(&arch)
         .iter()
-        .filter(|entry| !before.contains(&text(&entry["file"])))
+        .filter(|entry| before.recorded.get(&text(&entry["file"])) != Some(&entry["sha256"]))
         .count();
     state
 }
@@ -311,7 +346,7 @@ const POINTS: &[Point] = &[
 
 /// Polls (bounded: the run ends by itself long before) until `point` is
 /// reached or the run ended; SIGKILLs it. Returns whether it was still running.
-fn kill_at(child: &mut Child, archive: &Path, before: &BTreeSet<String>, point: &Point) -> bool {
+fn kill_at(child: &mut Child, archive: &Path, before: &Snapshot, point: &Point) -> bool {
     for _ in 0..2_000_000 {
         if child.try_wait().expect("poll image-archive").is_some() {
             return false;
@@ -342,9 +377,7 @@ fn kill_matrix(tree: &Tree, start: Option<&Path>, reference: &Path, label: &str)
         if let Some(start) = start {
             copy_dir(start, archive.path());
         }
-        let before = arch_dir(archive.path())
-            .map(|arch| files(&arch))
-            .unwrap_or_default();
+        let before = snapshot(archive.path());
         let mut child = tree
             .archive_command(archive.path(), &[])
             .stdout(Stdio::null())
