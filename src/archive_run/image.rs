@@ -441,6 +441,7 @@ async fn record(shared: &Shared<'_>, entry: ManifestEntry) -> Result<(), String>
 }
 
 /// Hard-links `from` to `to` (a copy when the file system refuses), replacing `to` atomically.
+/// Callers pass a `to` that no manifest entry lists.
 pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
     if from == to {
         return Ok(());
@@ -458,7 +459,10 @@ pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
         let _ = std::fs::remove_file(&partial);
         return Err(error);
     }
-    sync_parent_dir(to)
+    // `to` is a name no entry lists yet: a link that might not survive a crash goes.
+    sync_parent_dir(to).inspect_err(|_| {
+        let _ = std::fs::remove_file(to);
+    })
 }
 
 /// Removes `reference` from the engine unless a container uses the image.
