@@ -66,11 +66,11 @@ fn sound_archives_pass() {
     let (code, stdout, stderr) = verify(&[], &fixture.base);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
-        stdout.contains("ok   tools/example_tool_1.0.tar.gz  example/tool:1.0"),
+        stdout.contains("ok   tools/example_tool+1.0.tar.gz  example/tool:1.0"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("ok   nextcloud/postgres_16.tar.zst  postgres:16"),
+        stdout.contains("ok   nextcloud/postgres+16.tar.zst  postgres:16"),
         "{stdout}"
     );
     assert!(stdout.contains("4 archive(s) checked, 0 bad"), "{stdout}");
@@ -82,7 +82,7 @@ fn sound_archives_pass() {
 #[test]
 fn a_flipped_byte_is_reported() {
     let fixture = fixture();
-    let path = fixture.arch.resolve("tools/example_tool_1.0.tar.gz");
+    let path = fixture.arch.resolve("tools/example_tool+1.0.tar.gz");
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x20;
@@ -91,7 +91,7 @@ fn a_flipped_byte_is_reported() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     let line = stdout
         .lines()
-        .find(|line| line.contains("BAD  tools/example_tool_1.0.tar.gz"))
+        .find(|line| line.contains("BAD  tools/example_tool+1.0.tar.gz"))
         .unwrap_or_else(|| panic!("no BAD line: {stdout}"));
     let recorded = &fixture
         .manifest
@@ -110,7 +110,7 @@ fn a_flipped_byte_is_reported() {
 #[test]
 fn a_flipped_byte_in_a_plain_tar_is_caught_by_the_hash_and_the_layer_digest() {
     let fixture = fixture();
-    let path = fixture.arch.resolve("kv/valkey_valkey_9.tar");
+    let path = fixture.arch.resolve("kv/valkey_valkey+9.tar");
     let mut bytes = std::fs::read(&path).unwrap();
     let position = bytes
         .windows(8)
@@ -132,14 +132,14 @@ fn a_flipped_byte_in_a_plain_tar_is_caught_by_the_hash_and_the_layer_digest() {
 #[test]
 fn a_truncated_file_is_reported() {
     let fixture = fixture();
-    let path = fixture.arch.resolve("nextcloud/postgres_16.tar.zst");
+    let path = fixture.arch.resolve("nextcloud/postgres+16.tar.zst");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 700]).unwrap();
     let (code, stdout, _) = verify(&[], &fixture.base);
     assert_eq!(code, 1, "{stdout}");
     let line = stdout
         .lines()
-        .find(|line| line.contains("BAD  nextcloud/postgres_16.tar.zst"))
+        .find(|line| line.contains("BAD  nextcloud/postgres+16.tar.zst"))
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(
         line.contains(&format!("size is {} bytes", bytes.len() - 700)),
@@ -147,17 +147,17 @@ fn a_truncated_file_is_reported() {
     );
     assert!(line.contains("zstd stream is broken"), "{line}");
     // The same image in the other project is untouched.
-    assert!(stdout.contains("ok   nginx/postgres_16.tar.gz"), "{stdout}");
+    assert!(stdout.contains("ok   nginx/postgres+16.tar.gz"), "{stdout}");
 }
 
 #[test]
 fn a_missing_file_is_reported() {
     let fixture = fixture();
-    std::fs::remove_file(fixture.arch.resolve("nginx/postgres_16.tar.gz")).unwrap();
+    std::fs::remove_file(fixture.arch.resolve("nginx/postgres+16.tar.gz")).unwrap();
     let (code, stdout, _) = verify(&[], &fixture.base);
     assert_eq!(code, 1);
     assert!(
-        stdout.contains("BAD  nginx/postgres_16.tar.gz  postgres:16: the file"),
+        stdout.contains("BAD  nginx/postgres+16.tar.gz  postgres:16: the file"),
         "{stdout}"
     );
     assert!(stdout.contains("is missing"), "{stdout}");
@@ -166,7 +166,7 @@ fn a_missing_file_is_reported() {
 #[test]
 fn json_output_lists_the_problems() {
     let fixture = fixture();
-    std::fs::write(fixture.arch.resolve("tools/example_tool_1.0.tar.gz"), b"").unwrap();
+    std::fs::write(fixture.arch.resolve("tools/example_tool+1.0.tar.gz"), b"").unwrap();
     let (code, stdout, _) = verify(&["--json"], &fixture.base);
     assert_eq!(code, 1, "{stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -179,7 +179,7 @@ fn json_output_lists_the_problems() {
         .filter(|file| !file["problems"].as_array().unwrap().is_empty())
         .collect();
     assert_eq!(bad.len(), 1);
-    assert_eq!(bad[0]["file"], "tools/example_tool_1.0.tar.gz");
+    assert_eq!(bad[0]["file"], "tools/example_tool+1.0.tar.gz");
 }
 
 #[test]
@@ -222,7 +222,7 @@ fn rebuilding_keeps_what_the_old_manifest_knew_and_adds_unlisted_files() {
     let (code, stdout, _) = verify(&[], &fixture.base);
     assert_eq!(code, 0, "{stdout}");
     assert!(
-        stdout.contains("note kv/valkey_valkey_9.tar is not listed"),
+        stdout.contains("note kv/valkey_valkey+9.tar is not listed"),
         "{stdout}"
     );
 

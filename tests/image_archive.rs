@@ -185,6 +185,14 @@ fn files_under(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The files of one project directory (`<project>/<name>`), sorted.
+fn project_files(arch_dir: &Path, project: &str) -> Vec<String> {
+    files_under(arch_dir)
+        .into_iter()
+        .filter(|file| file.starts_with(&format!("{project}/")))
+        .collect()
+}
+
 #[test]
 fn projects_archive_to_files_that_gzip_and_docker_load_accept_with_the_recorded_ids() {
     let mut tree = Tree::new();
@@ -361,16 +369,17 @@ fn a_killed_export_leaves_no_archive_file_or_manifest_entry_and_the_rerun_comple
     child.wait().expect("reap image-archive");
 
     let arch_dir = tree.arch_dir();
-    let final_file = arch_dir
-        .join("big")
-        .join(format!("{}.tar.gz", image.replace(['/', ':'], "_")));
     assert!(
         partial.exists(),
         "the killed run's partial file stays until the next run"
     );
+    let finished: Vec<String> = project_files(&arch_dir, "big")
+        .into_iter()
+        .filter(|file| !file.contains(".partial-"))
+        .collect();
     assert!(
-        !final_file.exists(),
-        "{final_file:?} must not exist after the kill"
+        finished.is_empty(),
+        "no finished archive may exist after the kill: {finished:?}"
     );
     let manifest_path = arch_dir.join("manifest.json");
     if manifest_path.exists() {
@@ -388,11 +397,12 @@ fn a_killed_export_leaves_no_archive_file_or_manifest_entry_and_the_rerun_comple
         !partial.exists(),
         "the rerun removes the dead run's partial file"
     );
-    assert!(final_file.exists());
     let manifest = tree.manifest();
     let recorded = entry(&entries(&manifest), "big", &image)
         .cloned()
         .expect("entry after the rerun");
+    let final_file = arch_dir.join(text(&recorded["file"]));
+    assert!(final_file.exists());
     assert_eq!(
         recorded["docker_id"].as_str(),
         image_id(&tree.sandbox, &image).as_deref()
@@ -440,8 +450,12 @@ fn a_tag_moved_to_other_content_is_archived_again_and_replaces_the_old_file() {
         .cloned()
         .expect("entry after the retag");
     assert_eq!(after["docker_id"].as_str(), Some(second_id.as_str()));
-    assert_eq!(after["file"], before["file"]);
+    // The new archive has its own name; the old file goes once the manifest
+    // names the new one.
+    assert_ne!(after["file"], before["file"]);
     assert_ne!(after["sha256"], before["sha256"]);
+    assert!(!tree.arch_dir().join(text(&before["file"])).exists());
+    assert_eq!(project_files(&tree.arch_dir(), "app").len(), 1);
 
     let file = tree.arch_dir().join(text(&after["file"]));
     docker_ok(&tree.sandbox, ["rmi", "-f", &image]);
@@ -452,6 +466,12 @@ fn a_tag_moved_to_other_content_is_archived_again_and_replaces_the_old_file() {
     let forced = tree.archive_present(&["--force"]);
     forced.assert_success();
     forced.assert_stdout_contains("1 archived, 0 linked, 0 skipped");
+    let forced_entry = entry(&entries(&tree.manifest()), "app", &image)
+        .cloned()
+        .expect("entry after --force");
+    assert_ne!(forced_entry["file"], after["file"]);
+    assert!(!tree.arch_dir().join(text(&after["file"])).exists());
+    assert_eq!(project_files(&tree.arch_dir(), "app").len(), 1);
 }
 
 #[test]
@@ -540,13 +560,14 @@ fn verify_catches_a_flipped_byte_and_a_truncated_file_and_the_run_repairs_them()
 fn dry_run_lists_the_exact_files_and_skips_and_writes_nothing() {
     let mut tree = Tree::new();
     let image = tree.image(format!("bunker-test/{}:1", unique_name("dry")));
-    build_unique_image(&tree.sandbox, &image);
+    let id = build_unique_image(&tree.sandbox, &image);
     tree.image_project("one", &image);
     tree.image_project("two", &image);
 
     let planned = tree.archive_present(&["--dry-run"]);
     planned.assert_success();
-    let file_name = format!("{}.tar.gz", image.replace(['/', ':'], "_"));
+    let file_name =
+        bunker::archive::versioned_file_name(&image, &id, bunker::archive::Compression::Gzip, None);
     let arch = run(Command::new("uname").arg("-m"))
         .stdout
         .trim()

@@ -1805,14 +1805,20 @@ fn a_resync_to_the_archive_rewrites_a_deleted_archive_file() {
     sync()
         .assert_success()
         .assert_stdout_contains("1 copied, 0 up to date");
-    assert!(files[0].is_file(), "the archive file is written again");
+    // Written again under a name the manifest did not list (then switched to).
+    let rewritten = archive_files(&archive);
+    assert_eq!(
+        rewritten.len(),
+        1,
+        "the archive file is written again: {rewritten:?}"
+    );
     assert_eq!(
         proxy.body_bytes("/blobs/"),
         0,
         "its blobs come from the archive's blob cache"
     );
     let loaded = format!("{}/{repository}:1", proxy.address);
-    docker_ok(&sandbox, ["load", "-i", files[0].to_str().unwrap()]);
+    docker_ok(&sandbox, ["load", "-i", rewritten[0].to_str().unwrap()]);
     assert_eq!(
         image_id(&sandbox, &loaded).as_deref(),
         Some(image_ids[0].as_str())

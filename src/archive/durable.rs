@@ -1,20 +1,39 @@
-//! Crash-safe file replacement: write to `<file>.partial-<pid>` in the same
-//! directory, fsync, rename over the final name, fsync the directory.
+//! Crash-safe file writes: write under a temporary name unique to this export
+//! (`<file>.partial-<pid>-<n>`) in the same directory, fsync, rename over the
+//! final name, fsync the directory.
 //!
 //! A reader therefore sees either the old complete file or the new complete
-//! one, never a torn write, and a crash leaves at most a `.partial-<pid>` file
-//! that [`remove_stale_partials`] cleans up on the next run.
+//! one, never a torn write. A crash leaves at most a temporary file whose name
+//! carries the writer's pid; [`remove_stale_partials`] removes those of dead
+//! processes (every temporary naming scheme bunker uses) and never one a live
+//! process is writing.
+//!
+//! When the rename succeeded but the directory fsync did not: the rename is
+//! the commit point. [`PartialFile::commit`] (a new archive under a name
+//! nothing refers to yet) removes the new file again and reports the failure,
+//! so nothing is recorded for a file that might not survive a power cut;
+//! [`write_atomic`] (manifest.json, replaced in place) cannot undo the rename,
+//! so it reports success (readers already see the new file) and warns.
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const PARTIAL_MARKER: &str = ".partial-";
+/// Other temporary names (`<hex>.tmp-<pid>-<n>`, `index.tmp-<pid>`) written in
+/// the blob cache and OCI layouts; the cleaner knows them too.
+const TMP_MARKER: &str = ".tmp-";
 
-/// `<dest>.partial-<pid>`: the temporary name a file is written under.
+/// Numbers the temporary files of this process, so two exports to one
+/// destination never share a temporary file.
+static NEXT_PARTIAL: AtomicU64 = AtomicU64::new(0);
+
+/// `<dest>.partial-<pid>-<n>`: a fresh temporary name for one write of `destination`.
 pub fn partial_path(destination: &Path) -> PathBuf {
     let mut name = destination.as_os_str().to_os_string();
-    name.push(format!("{PARTIAL_MARKER}{}", std::process::id()));
+    let number = NEXT_PARTIAL.fetch_add(1, Ordering::Relaxed);
+    name.push(format!("{PARTIAL_MARKER}{}-{number}", std::process::id()));
     PathBuf::from(name)
 }
 
@@ -26,7 +45,8 @@ pub struct PartialFile {
 }
 
 impl PartialFile {
-    /// Creates (or truncates) `<dest>.partial-<pid>`, creating the parent directory.
+    /// Creates `<dest>.partial-<pid>-<n>` (a name no other write uses), creating
+    /// the parent directory.
     pub fn create(destination: &Path) -> io::Result<(PartialFile, File)> {
         if let Some(parent) = destination
             .parent()
@@ -35,7 +55,10 @@ impl PartialFile {
             fs::create_dir_all(parent)?;
         }
         let partial = partial_path(destination);
-        let file = File::create(&partial)?;
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&partial)?;
         Ok((
             PartialFile {
                 partial,
@@ -50,14 +73,38 @@ impl PartialFile {
         &self.partial
     }
 
-    /// Makes the written file durable and moves it over the destination, which
-    /// is replaced atomically only now.
+    /// Makes the written file durable and moves it to the destination, which is
+    /// replaced atomically only now. When the directory cannot be fsynced after
+    /// the rename, the destination is removed again and the error returned: use
+    /// this for a destination nothing refers to yet.
     pub fn commit(mut self, file: File) -> io::Result<()> {
         file.sync_all()?;
         drop(file);
         fs::rename(&self.partial, &self.destination)?;
         self.committed = true;
-        sync_parent_dir(&self.destination)
+        if let Err(error) = sync_parent_dir(&self.destination) {
+            let _ = fs::remove_file(&self.destination);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Like [`commit`](Self::commit), for a file replaced in place: once the
+    /// rename succeeded the new file is what readers see, so a failing
+    /// directory fsync is only warned about.
+    pub fn commit_replacing(mut self, file: File) -> io::Result<()> {
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.partial, &self.destination)?;
+        self.committed = true;
+        if let Err(error) = sync_parent_dir(&self.destination) {
+            eprintln!(
+                "warning: {} was replaced, but its directory could not be fsynced ({error}): \
+                 a power cut may bring the previous version back",
+                self.destination.display()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -78,20 +125,34 @@ pub fn sync_parent_dir(path: &Path) -> io::Result<()> {
     File::open(parent)?.sync_all()
 }
 
-/// Writes a small file atomically (partial name, fsync, rename, fsync dir).
+/// Writes a small file atomically (partial name, fsync, rename, fsync dir),
+/// replacing the file in place (see [`PartialFile::commit_replacing`]).
 pub fn write_atomic(destination: &Path, bytes: &[u8]) -> io::Result<()> {
     let (partial, mut file) = PartialFile::create(destination)?;
     io::Write::write_all(&mut file, bytes)?;
-    partial.commit(file)
+    partial.commit_replacing(file)
 }
 
-/// The pid a `*.partial-<pid>` file name carries.
+/// The pid a temporary file name carries: `*.partial-<pid>`,
+/// `*.partial-<pid>-<n>`, `*.tmp-<pid>` or `*.tmp-<pid>-<n>`.
 fn partial_pid(name: &str) -> Option<i32> {
-    let (_, pid) = name.rsplit_once(PARTIAL_MARKER)?;
-    if pid.is_empty() || !pid.bytes().all(|byte| byte.is_ascii_digit()) {
-        return None;
-    }
-    pid.parse().ok()
+    [PARTIAL_MARKER, TMP_MARKER].into_iter().find_map(|marker| {
+        let (_, suffix) = name.rsplit_once(marker)?;
+        let pid = match suffix.split_once('-') {
+            Some((pid, number)) if all_digits(number) => pid,
+            Some(_) => return None,
+            None => suffix,
+        };
+        if all_digits(pid) {
+            pid.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 /// Whether a process with this pid exists (signal 0 probes without signalling).
@@ -104,12 +165,19 @@ pub fn process_alive(pid: i32) -> bool {
     result == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Removes `*.partial-<pid>` files left by runs that died (their pid no longer
-/// exists) in `dir` and its subdirectories (an arch dir and its project dirs).
-/// Returns the removed paths.
+/// Removes the temporary files (every naming scheme of [`partial_pid`]) left
+/// by processes that died (their pid no longer exists) in `dir` and its
+/// subdirectories (an arch dir and its project dirs). A file whose writer is
+/// alive is never touched. Returns the removed paths.
 pub fn remove_stale_partials(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    remove_stale_partials_to_depth(dir, 2)
+}
+
+/// [`remove_stale_partials`] looking `depth` directory levels deep (1: `dir`
+/// only), for trees such as a blob cache.
+pub fn remove_stale_partials_to_depth(dir: &Path, depth: usize) -> io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    remove_stale_partials_in(dir, 2, &mut removed)?;
+    remove_stale_partials_in(dir, depth.max(1), &mut removed)?;
     removed.sort();
     Ok(removed)
 }
@@ -138,8 +206,12 @@ fn remove_stale_partials_in(
             && file_type.is_file()
             && !process_alive(pid)
         {
-            fs::remove_file(entry.path())?;
-            removed.push(entry.path());
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed.push(entry.path()),
+                // Another cleaner was faster.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
         }
     }
     Ok(())
@@ -191,6 +263,15 @@ mod tests {
         assert_eq!(partial_pid("b.tar.gz"), None);
         assert_eq!(partial_pid("b.tar.gz.partial-"), None);
         assert_eq!(partial_pid("b.tar.gz.partial-12x"), None);
+        assert_eq!(partial_pid("b.tar.gz.partial-12-3"), Some(12));
+        assert_eq!(partial_pid("b.tar.gz.partial-12-"), None);
+        assert_eq!(partial_pid("ab12.tmp-77-0"), Some(77));
+        assert_eq!(partial_pid("index.tmp-77"), Some(77));
+        assert_eq!(partial_pid("ab12.partial"), None);
+        assert_ne!(
+            partial_path(Path::new("/a/b")),
+            partial_path(Path::new("/a/b"))
+        );
     }
 
     #[test]
@@ -222,11 +303,36 @@ mod tests {
         let manifest_dead = dir
             .path()
             .join(format!("manifest.json.partial-{}", i32::MAX - 2));
-        for path in [&mine, &dead, &manifest_dead] {
+        let numbered_dead = dir
+            .path()
+            .join(format!("project/c.tar.gz.partial-{}-7", i32::MAX - 1));
+        let blob_dead = dir
+            .path()
+            .join(format!("project/ab.tmp-{}-0", i32::MAX - 3));
+        let numbered_mine = dir
+            .path()
+            .join(format!("project/d.tar.gz.partial-{}-7", std::process::id()));
+        for path in [
+            &mine,
+            &dead,
+            &manifest_dead,
+            &numbered_dead,
+            &blob_dead,
+            &numbered_mine,
+        ] {
             fs::write(path, b"x").unwrap();
         }
         let removed = remove_stale_partials(dir.path()).unwrap();
-        assert_eq!(removed, vec![manifest_dead.clone(), dead.clone()]);
+        assert_eq!(
+            removed,
+            vec![
+                manifest_dead.clone(),
+                blob_dead.clone(),
+                dead.clone(),
+                numbered_dead.clone()
+            ]
+        );
         assert!(mine.exists());
+        assert!(numbered_mine.exists());
     }
 }

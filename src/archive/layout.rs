@@ -3,8 +3,8 @@
 //! The layout is the one existing archives of this kind already use, so old
 //! archive directories keep working: `<base>/<arch>/<project>/<file>` plus one
 //! `<base>/<arch>/manifest.json` per architecture. File names come from the
-//! image reference with the old tool's sanitising rule and an extension that
-//! names the compression.
+//! image reference by a one-to-one escaping rule, the image ID, and an
+//! extension that names the compression; the manifest records each name.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -98,23 +98,71 @@ impl fmt::Display for Compression {
     }
 }
 
-/// The old tool's file name rule: `/`, `:` and `@` become `_`, and so does any
-/// other character outside `[A-Za-z0-9_.-]`; then the compression's extension.
+/// The file name of an image's archive, a one-to-one function of the image
+/// reference: letters, digits, `.`, `-` and `@` stay, `/` becomes `_`, `:`
+/// becomes `+`, and every other byte (`_`, `+` and `%` included) becomes `%XX`
+/// (its hex value); then the compression's extension. No two references share
+/// a name (`acc/col/x:1` → `acc_col_x+1`, `acc/col_x:1` → `acc_col%5Fx+1`).
 ///
-/// `traefik/whoami:v1.11.0` → `traefik_whoami_v1.11.0.tar.gz`.
+/// `traefik/whoami:v1.11.0` → `traefik_whoami+v1.11.0.tar.gz`. Files the old
+/// tool named (`traefik_whoami_v1.11.0.tar.gz`) are found through the
+/// manifest's `file` field, which records each file's name as it is.
 pub fn archive_file_name(image: &str, compression: Compression) -> String {
-    let mut name: String = image
-        .chars()
-        .map(|character| {
-            if character.is_ascii_alphanumeric() || matches!(character, '_' | '.' | '-') {
-                character
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut name = escape_reference(image);
     name.push_str(compression.extension());
     name
+}
+
+fn escape_reference(image: &str) -> String {
+    let mut name = String::with_capacity(image.len());
+    for byte in image.bytes() {
+        match byte {
+            b'/' => name.push('_'),
+            b':' => name.push('+'),
+            byte if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'@') => {
+                name.push(char::from(byte))
+            }
+            byte => name.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    name
+}
+
+/// The name a new archive of `image` (engine image ID `image_id`) is written
+/// under: [`archive_file_name`] with `~<first 12 hex digits of the ID>` before
+/// the extension, or `~<id>~2` when `in_use` (the file the manifest lists for
+/// this image now) already has the first name. A new archive therefore never
+/// overwrites the file the manifest describes; the manifest switches to it in
+/// one atomic save, and only then is the old file removed.
+pub fn versioned_file_name(
+    image: &str,
+    image_id: &str,
+    compression: Compression,
+    in_use: Option<&str>,
+) -> String {
+    let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+    let short: String = hex
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    let stem = format!("{}~{short}", escape_reference(image));
+    let first = format!("{stem}{}", compression.extension());
+    if in_use == Some(first.as_str()) {
+        format!("{stem}~2{}", compression.extension())
+    } else {
+        first
+    }
+}
+
+/// The escaped-reference part of a name [`versioned_file_name`] makes
+/// (`a_b+1` of `a_b+1~0123456789ab~2.tar.gz`), or `None` for any other name.
+pub fn versioned_file_stem(name: &str) -> Option<&str> {
+    let compression = Compression::from_file_name(name)?;
+    let base = name.strip_suffix(compression.extension())?;
+    let (stem, version) = base.split_once('~')?;
+    let id = version.strip_suffix("~2").unwrap_or(version);
+    (id.len() == 12 && id.bytes().all(|byte| byte.is_ascii_alphanumeric())).then_some(stem)
 }
 
 /// Whether a file name is a finished archive file (not a temporary `.partial-<pid>`).
@@ -204,6 +252,22 @@ impl ArchDir {
             .fold(self.path.clone(), |path, part| path.join(part))
     }
 
+    /// The manifest's `file` value for a new archive of an image of a project
+    /// (see [`versioned_file_name`]); `in_use` is the project's current entry's `file`.
+    pub fn new_relative_file(
+        project: &str,
+        image: &str,
+        image_id: &str,
+        compression: Compression,
+        in_use: Option<&str>,
+    ) -> String {
+        let in_use = in_use.and_then(|file| file.strip_prefix(&format!("{project}/")));
+        format!(
+            "{project}/{}",
+            versioned_file_name(image, image_id, compression, in_use)
+        )
+    }
+
     /// The archive file for an image of a project.
     pub fn archive_path(&self, project: &str, image: &str, compression: Compression) -> PathBuf {
         self.resolve(&ArchDir::relative_file(project, image, compression))
@@ -236,27 +300,80 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_names_follow_the_old_tools_rule() {
+    fn file_names_are_one_to_one_functions_of_the_reference() {
         assert_eq!(
             archive_file_name("traefik/whoami:v1.11.0", Compression::Gzip),
-            "traefik_whoami_v1.11.0.tar.gz"
+            "traefik_whoami+v1.11.0.tar.gz"
         );
         assert_eq!(
-            archive_file_name(
-                "lscr.io/linuxserver/wireguard:1.0.20250521",
-                Compression::Gzip
+            archive_file_name("acc/col/x:1", Compression::Gzip),
+            "acc_col_x+1.tar.gz"
+        );
+        assert_eq!(
+            archive_file_name("acc/col_x:1", Compression::Gzip),
+            "acc_col%5Fx+1.tar.gz"
+        );
+        assert_eq!(
+            archive_file_name("localhost:5000/a:b", Compression::Zstd),
+            "localhost+5000_a+b.tar.zst"
+        );
+        assert_eq!(
+            archive_file_name("busybox@sha256:ab+c d%", Compression::None),
+            "busybox@sha256+ab%2Bc%20d%25.tar"
+        );
+        assert_eq!(
+            archive_file_name("ünï", Compression::Gzip),
+            "%C3%BCn%C3%AF.tar.gz"
+        );
+        // Every pair of distinct references differs in name.
+        let references = [
+            "a/b:c", "a:b/c", "a_b:c", "a/b_c", "a+b:c", "a%2Bb:c", "a%5Fb:c", "a/b", "a:b", "a_b",
+            "a@b", "a.b", "a-b",
+        ];
+        let names: std::collections::HashSet<_> = references
+            .iter()
+            .map(|reference| archive_file_name(reference, Compression::Gzip))
+            .collect();
+        assert_eq!(names.len(), references.len());
+    }
+
+    #[test]
+    fn versioned_names_carry_the_image_id_and_never_reuse_the_current_file() {
+        let id = "sha256:0123456789abcdef0123";
+        assert_eq!(
+            versioned_file_name("a/b:1", id, Compression::Gzip, None),
+            "a_b+1~0123456789ab.tar.gz"
+        );
+        assert_eq!(
+            versioned_file_name("a/b:1", id, Compression::Gzip, Some("a_b+1.tar.gz")),
+            "a_b+1~0123456789ab.tar.gz"
+        );
+        assert_eq!(
+            versioned_file_name(
+                "a/b:1",
+                id,
+                Compression::Gzip,
+                Some("a_b+1~0123456789ab.tar.gz")
             ),
-            "lscr.io_linuxserver_wireguard_1.0.20250521.tar.gz"
+            "a_b+1~0123456789ab~2.tar.gz"
         );
         assert_eq!(
-            archive_file_name("traefik-traefik:d-rymcg-tech-20261122", Compression::Zstd),
-            "traefik-traefik_d-rymcg-tech-20261122.tar.zst"
+            ArchDir::new_relative_file(
+                "p",
+                "a/b:1",
+                id,
+                Compression::Gzip,
+                Some("p/a_b+1~0123456789ab~2.tar.gz")
+            ),
+            "p/a_b+1~0123456789ab.tar.gz"
         );
         assert_eq!(
-            archive_file_name("busybox@sha256:ab+c d", Compression::None),
-            "busybox_sha256_ab_c_d.tar"
+            versioned_file_stem("a_b+1~0123456789ab~2.tar.gz"),
+            Some("a_b+1")
         );
-        assert_eq!(archive_file_name("ünï", Compression::Gzip), "_n_.tar.gz");
+        assert_eq!(versioned_file_stem("a_b+1~0123456789ab.tar"), Some("a_b+1"));
+        assert_eq!(versioned_file_stem("a_b_1.tar.gz"), None);
+        assert_eq!(versioned_file_stem("a_b+1~0123.tar.gz"), None);
     }
 
     #[test]
@@ -293,11 +410,11 @@ mod tests {
         );
         assert_eq!(
             arch.archive_path("whoami", "traefik/whoami:v1.11.0", Compression::Gzip),
-            Path::new("/srv/images/x86_64/whoami/traefik_whoami_v1.11.0.tar.gz")
+            Path::new("/srv/images/x86_64/whoami/traefik_whoami+v1.11.0.tar.gz")
         );
         assert_eq!(
             ArchDir::relative_file("whoami", "traefik/whoami:v1.11.0", Compression::Gzip),
-            "whoami/traefik_whoami_v1.11.0.tar.gz"
+            "whoami/traefik_whoami+v1.11.0.tar.gz"
         );
         assert_eq!(
             arch.resolve("../../etc/./passwd"),

@@ -6,6 +6,7 @@
 //! fields) load fine; a manifest from a newer bunker is refused with a clear
 //! error instead of being silently rewritten.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::durable::write_atomic;
-use super::layout::{ArchDir, Compression};
+use super::layout::{ArchDir, Compression, archive_file_name, versioned_file_stem};
 use super::writer::WrittenArchive;
 
 /// The schema this bunker writes. Manifests without the field are the old
@@ -267,6 +268,54 @@ impl Manifest {
         replaced
     }
 
+    /// A copy of the manifest with `entry` upserted and `archived_at` set, and
+    /// the file the replaced entry listed when no entry lists it any more (to
+    /// be removed once the copy is saved). The manifest itself is unchanged, so
+    /// a failed save leaves nothing of the entry behind in memory either.
+    pub fn with_entry(&self, entry: ManifestEntry) -> (Manifest, Option<String>) {
+        let mut next = self.clone();
+        let new_file = entry.file.clone();
+        let replaced = next.upsert(entry);
+        next.archived_at = Some(now_rfc3339());
+        let unlisted = replaced.map(|previous| previous.file).filter(|file| {
+            *file != new_file && !next.images.iter().any(|other| other.file == *file)
+        });
+        (next, unlisted)
+    }
+
+    /// Archive files under `arch_dir` that an older run wrote for an image the
+    /// manifest lists, under a versioned name ([`versioned_file_stem`]) the
+    /// manifest no longer (or not yet) names: what a crash between writing a
+    /// file and switching the entry, or between the switch and removing the old
+    /// file, leaves behind. Files with other names are never included.
+    pub fn superseded_files(&self, arch_dir: &ArchDir) -> io::Result<Vec<String>> {
+        let listed: HashSet<&str> = self
+            .images
+            .iter()
+            .map(|entry| entry.file.as_str())
+            .collect();
+        let mut superseded = Vec::new();
+        for file in arch_dir.archive_files()? {
+            if listed.contains(file.as_str()) {
+                continue;
+            }
+            let Some((project, name)) = file.split_once('/') else {
+                continue;
+            };
+            let Some(stem) = versioned_file_stem(name) else {
+                continue;
+            };
+            if self.project_entries(project).any(|entry| {
+                archive_file_name(&entry.image, entry.compression)
+                    .strip_suffix(entry.compression.extension())
+                    == Some(stem)
+            }) {
+                superseded.push(file);
+            }
+        }
+        Ok(superseded)
+    }
+
     /// Removes the entry for (project, image).
     pub fn remove(&mut self, project: &str, image: &str) -> Option<ManifestEntry> {
         let index = self
@@ -411,15 +460,80 @@ mod tests {
         manifest.upsert(entry("alpha", "busybox:1"));
         manifest.save_atomic(&path).unwrap();
         let before = std::fs::read(&path).unwrap();
-        // A directory where the temporary file must go makes the write fail.
-        std::fs::create_dir(crate::archive::durable::partial_path(&path)).unwrap();
-        manifest.upsert(entry("beta", "busybox:1"));
-        let message = format!("{:#}", manifest.save_atomic(&path).unwrap_err());
+        // An immutable directory refuses the temporary file (even to root).
+        let chattr = |flag: &str| {
+            let status = std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(dir.path())
+                .status()
+                .expect("chattr (e2fsprogs) must be installed for this test");
+            assert!(status.success(), "chattr {flag} {}", dir.path().display());
+        };
+        chattr("+i");
+        let (next, unlisted) = manifest.with_entry(entry("beta", "busybox:1"));
+        let result = next.save_atomic(&path);
+        chattr("-i");
+        let message = format!("{:#}", result.unwrap_err());
         assert!(
             message.contains(&format!("cannot write archive manifest {}", path.display())),
             "{message}"
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(unlisted, None);
+        assert!(manifest.find("beta", "busybox:1").is_none());
+    }
+
+    #[test]
+    fn with_entry_leaves_the_manifest_alone_and_names_the_file_it_unlists() {
+        let mut manifest = Manifest::new("x86_64");
+        manifest.upsert(entry("alpha", "busybox:1"));
+        let mut newer = entry("alpha", "busybox:1");
+        newer.file = "alpha/y.tar.gz".into();
+        let (next, unlisted) = manifest.with_entry(newer);
+        assert_eq!(
+            manifest.find("alpha", "busybox:1").unwrap().file,
+            "alpha/x.tar.gz"
+        );
+        assert_eq!(
+            next.find("alpha", "busybox:1").unwrap().file,
+            "alpha/y.tar.gz"
+        );
+        assert_eq!(unlisted.as_deref(), Some("alpha/x.tar.gz"));
+        // A file another entry still lists is not unlisted.
+        let mut shared = manifest.clone();
+        let mut other = entry("alpha", "busybox:2");
+        other.file = "alpha/x.tar.gz".into();
+        shared.upsert(other);
+        let mut newer = entry("alpha", "busybox:1");
+        newer.file = "alpha/y.tar.gz".into();
+        assert_eq!(shared.with_entry(newer).1, None);
+    }
+
+    #[test]
+    fn superseded_files_are_older_versions_of_listed_images_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = ArchDir::new(dir.path());
+        std::fs::create_dir(dir.path().join("p")).unwrap();
+        let mut manifest = Manifest::new("x86_64");
+        let mut listed = entry("p", "a/b:1");
+        listed.file = "p/a_b+1~0123456789ab.tar.gz".into();
+        manifest.upsert(listed);
+        for name in [
+            "a_b+1~0123456789ab.tar.gz",
+            "a_b+1~ffffffffffff.tar.gz",
+            "a_b+1~0123456789ab~2.tar.gz",
+            "a_b_1.tar.gz",
+            "c+1~0123456789ab.tar.gz",
+        ] {
+            std::fs::write(dir.path().join("p").join(name), b"x").unwrap();
+        }
+        assert_eq!(
+            manifest.superseded_files(&arch).unwrap(),
+            [
+                "p/a_b+1~0123456789ab~2.tar.gz",
+                "p/a_b+1~ffffffffffff.tar.gz"
+            ]
+        );
     }
 
     #[test]

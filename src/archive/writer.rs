@@ -4,10 +4,11 @@
 //! into a bounded channel, so the SSH transport and the engine keep flowing.
 //! A blocking thread hashes the tar, feeds the [`DockerTarInspector`],
 //! compresses (gzp parallel gzip, multi-threaded zstd, or nothing) and hashes
-//! the compressed bytes on their way into `<dest>.partial-<pid>`. Only when
+//! the compressed bytes on their way into `<dest>.partial-<pid>-<n>`. Only when
 //! the stream ended cleanly and the tar proved to be a complete docker-archive
-//! of the expected image is the file fsynced and renamed over the destination,
-//! replacing an older archive at that moment and not before. Memory stays
+//! of the expected image is the file fsynced and renamed to the destination
+//! (callers pass a name the manifest does not list yet, and switch the
+//! manifest to it afterwards: see `archive_run::image`). Memory stays
 //! bounded by the channel and the compressor's block queue, whatever the image
 //! size.
 
@@ -200,8 +201,8 @@ fn write_from_channel(
 ) -> anyhow::Result<WrittenArchive> {
     let (partial, file) = PartialFile::create(destination).with_context(|| {
         format!(
-            "cannot create {}",
-            super::durable::partial_path(destination).display()
+            "cannot create a temporary file next to {}",
+            destination.display()
         )
     })?;
     let buffered = BufWriter::with_capacity(FILE_BUFFER_BYTES, file);

@@ -134,12 +134,44 @@ fn plan_target(
             project: image_use.project.clone(),
             image: image_use.image.clone(),
             action: image_use.action,
-            file: arch_dir
-                .archive_path(&image_use.project, &image_use.image, settings.compression)
-                .display()
-                .to_string(),
+            file: planned_path(
+                arch_dir, manifest, image_use, current_id, reusable, settings,
+            )
+            .display()
+            .to_string(),
             state,
         });
     }
     files
+}
+
+/// The file a run would leave for this use: the listed file when it is kept,
+/// else the new versioned name (the plain reference name when the image is
+/// not on the engine yet, so its ID is unknown).
+fn planned_path(
+    arch_dir: &ArchDir,
+    manifest: &Manifest,
+    image_use: &super::ImageUse,
+    current_id: Option<&str>,
+    reusable: Option<&crate::archive::ManifestEntry>,
+    settings: ArchiveSettings,
+) -> std::path::PathBuf {
+    if let Some(entry) = reusable {
+        return arch_dir.resolve(&entry.file);
+    }
+    match current_id {
+        Some(id) => {
+            let in_use = manifest
+                .find(&image_use.project, &image_use.image)
+                .map(|entry| entry.file.as_str());
+            arch_dir.resolve(&ArchDir::new_relative_file(
+                &image_use.project,
+                &image_use.image,
+                id,
+                settings.compression,
+                in_use,
+            ))
+        }
+        None => arch_dir.archive_path(&image_use.project, &image_use.image, settings.compression),
+    }
 }

@@ -72,7 +72,12 @@ pub struct Shared<'run> {
     pub docker: &'run Docker,
     pub engine: &'run str,
     pub arch_dir: &'run ArchDir,
+    /// The in-memory manifest: what manifest.json on disk says. Held only for
+    /// moments, never across file work.
     pub manifest: &'run Mutex<Manifest>,
+    /// Taken by each manifest save (the file work runs on a blocking thread),
+    /// so saves happen one at a time and none is lost.
+    pub save_turn: tokio::sync::Mutex<()>,
     pub settings: ArchiveSettings,
     pub progress: &'run Progress,
     /// Cancelled by Ctrl-C or SIGTERM: no export starts, running ones abort.
@@ -280,9 +285,10 @@ async fn export(
     engine_image: &EngineImage,
     task: &Task,
 ) -> Result<(ManifestEntry, (u64, u64)), String> {
-    let relative = ArchDir::relative_file(
-        &image_use.project,
-        &image_use.image,
+    let relative = new_file(
+        shared,
+        image_use,
+        &engine_image.id,
         shared.settings.compression,
     );
     let destination = shared.arch_dir.resolve(&relative);
@@ -327,7 +333,7 @@ async fn export(
     let mut entry =
         ManifestEntry::from_written(&image_use.project, &image_use.image, &relative, &written);
     complete_entry(&mut entry, image_use, engine_image);
-    record(shared, entry.clone())?;
+    record(shared, entry.clone()).await?;
     Ok((entry, (written.uncompressed_size, written.size)))
 }
 
@@ -338,7 +344,7 @@ async fn link_from(
     image_use: &ImageUse,
     engine_image: &EngineImage,
 ) -> Result<ManifestEntry, String> {
-    let relative = ArchDir::relative_file(&image_use.project, &image_use.image, source.compression);
+    let relative = new_file(shared, image_use, &engine_image.id, source.compression);
     let from = shared.arch_dir.resolve(&source.file);
     let to = shared.arch_dir.resolve(&relative);
     let (from_task, to_task) = (from.clone(), to.clone());
@@ -358,8 +364,29 @@ async fn link_from(
     entry.file = relative;
     entry.archived_at = Some(now_rfc3339());
     complete_entry(&mut entry, image_use, engine_image);
-    record(shared, entry.clone())?;
+    record(shared, entry.clone()).await?;
     Ok(entry)
+}
+
+/// The manifest `file` for a new archive of this project's image: a name the
+/// manifest does not list (see [`ArchDir::new_relative_file`]).
+fn new_file(
+    shared: &Shared<'_>,
+    image_use: &ImageUse,
+    docker_id: &str,
+    compression: Compression,
+) -> String {
+    let in_use = shared
+        .manifest()
+        .find(&image_use.project, &image_use.image)
+        .map(|entry| entry.file.clone());
+    ArchDir::new_relative_file(
+        &image_use.project,
+        &image_use.image,
+        docker_id,
+        compression,
+        in_use.as_deref(),
+    )
 }
 
 fn complete_entry(entry: &mut ManifestEntry, image_use: &ImageUse, engine_image: &EngineImage) {
@@ -369,26 +396,39 @@ fn complete_entry(entry: &mut ManifestEntry, image_use: &ImageUse, engine_image:
     entry.repo_digests = engine_image.repo_digests.clone();
 }
 
-/// Upserts the entry and saves manifest.json atomically; then removes the
-/// entry's previous file when its name changed and nothing else lists it.
-fn record(shared: &Shared<'_>, entry: ManifestEntry) -> Result<(), String> {
+/// Switches the manifest to the entry's new file: saves manifest.json with the
+/// entry atomically (on a blocking thread, one save at a time), and only when
+/// that succeeded updates the in-memory manifest and removes the file the
+/// entry listed before. When the save fails, the new file (which nothing
+/// lists) is removed and the previous file and entry stay as they were.
+async fn record(shared: &Shared<'_>, entry: ManifestEntry) -> Result<(), String> {
+    let _turn = shared.save_turn.lock().await;
+    let new_file = shared.arch_dir.resolve(&entry.file);
+    let (next, unlisted) = shared.manifest().with_entry(entry);
     let manifest_path = shared.arch_dir.manifest_path();
-    let new_file = entry.file.clone();
-    let mut manifest = shared.manifest();
-    let previous = manifest.upsert(entry);
-    manifest.archived_at = Some(now_rfc3339());
-    manifest
-        .save_atomic(&manifest_path)
-        .map_err(|error| format!("{error:#}"))?;
-    if let Some(previous) = previous
-        && previous.file != new_file
-        && !manifest
-            .images
-            .iter()
-            .any(|other| other.file == previous.file)
-    {
-        let old = shared.arch_dir.resolve(&previous.file);
-        if let Err(error) = std::fs::remove_file(&old)
+    let arch_dir = shared.arch_dir.clone();
+    let saved = tokio::task::spawn_blocking(move || match next.save_atomic(&manifest_path) {
+        Ok(()) => Ok(next),
+        Err(error) => {
+            let _ = std::fs::remove_file(&new_file);
+            Err(format!(
+                "{error:#}; the previous archive and its manifest entry are unchanged: \
+                     make {} writable or free space on it, then run image-archive again",
+                arch_dir.path().display()
+            ))
+        }
+    })
+    .await
+    .map_err(|error| format!("the manifest save thread failed: {error}"))??;
+    *shared.manifest() = saved;
+    if let Some(unlisted) = unlisted {
+        let old = shared.arch_dir.resolve(&unlisted);
+        let removed = tokio::task::spawn_blocking({
+            let old = old.clone();
+            move || std::fs::remove_file(old)
+        })
+        .await;
+        if let Ok(Err(error)) = removed
             && error.kind() != io::ErrorKind::NotFound
         {
             shared.progress.println(format!(
@@ -401,6 +441,7 @@ fn record(shared: &Shared<'_>, entry: ManifestEntry) -> Result<(), String> {
 }
 
 /// Hard-links `from` to `to` (a copy when the file system refuses), replacing `to` atomically.
+/// Callers pass a `to` that no manifest entry lists.
 pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
     if from == to {
         return Ok(());
@@ -418,7 +459,10 @@ pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
         let _ = std::fs::remove_file(&partial);
         return Err(error);
     }
-    sync_parent_dir(to)
+    // `to` is a name no entry lists yet: a link that might not survive a crash goes.
+    sync_parent_dir(to).inspect_err(|_| {
+        let _ = std::fs::remove_file(to);
+    })
 }
 
 /// Removes `reference` from the engine unless a container uses the image.

@@ -92,6 +92,7 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
     );
     manifest.ssh_host = engine.ssh_host.clone();
     manifest.engine_version = Some(engine.facts.version.clone());
+    remove_superseded(&manifest, &arch_dir, progress)?;
 
     let targets = targets_of(run.archive_plan);
     let base_jobs = base_jobs_to_check(run.build_plan, run.archive_plan);
@@ -115,6 +116,7 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
         engine: &engine.target,
         arch_dir: &arch_dir,
         manifest: &manifest,
+        save_turn: tokio::sync::Mutex::new(()),
         settings: run.settings,
         progress,
         interrupt: run.interrupt.clone(),
@@ -314,6 +316,39 @@ async fn ensure_base_images(
         };
         on_checked(key, failure);
     }
+}
+
+/// Removes older versions of listed images that a crash left behind (see
+/// [`Manifest::superseded_files`]); the run holds the lock, so no writer is
+/// between writing such a file and switching the manifest to it.
+fn remove_superseded(
+    manifest: &Manifest,
+    arch_dir: &crate::archive::ArchDir,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    if !arch_dir.path().is_dir() {
+        return Ok(());
+    }
+    let superseded = manifest.superseded_files(arch_dir).with_context(|| {
+        format!(
+            "cannot list the archive files in {}",
+            arch_dir.path().display()
+        )
+    })?;
+    for file in superseded {
+        let path = arch_dir.resolve(&file);
+        std::fs::remove_file(&path).with_context(|| {
+            format!(
+                "cannot remove {} (left by an interrupted run)",
+                path.display()
+            )
+        })?;
+        progress.println(format!(
+            "removed {} (left by an interrupted run)",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The manifest action of a plan job.

@@ -412,23 +412,47 @@ async fn write_docker_archive(
     let arch = slots.arch_dir(layout.arch_dir(&arch_dir_name(&image.platform())))?;
     let name = image.reference.to_string();
     let compression = options.compression;
-    let relative = ArchDir::relative_file(&options.project, &name, compression);
-    let destination = arch.dir.resolve(&relative);
-    // Two references may name the same file: their writes take turns.
-    let _file_turn = slots.destination_turn(&destination).lock_owned().await;
+    // Two references may name the same image file: their writes take turns.
+    let turn_key = arch.dir.resolve(&ArchDir::relative_file(
+        &options.project,
+        &name,
+        compression,
+    ));
+    let _file_turn = slots.destination_turn(&turn_key).lock_owned().await;
     let config_digest = image.config_digest()?;
-    let reused = arch
-        .manifest()
-        .reusable_entry(&arch.dir, &options.project, &name, config_digest.as_str())
-        .map(|entry| ArchiveFile {
-            sha256: entry.sha256.clone(),
-            size: entry.size,
-            reused: true,
-        });
-    if let Some(file) = reused {
+    let (reused, in_use) = {
+        let manifest = arch.manifest();
+        let reused = manifest
+            .reusable_entry(&arch.dir, &options.project, &name, config_digest.as_str())
+            .map(|entry| {
+                (
+                    arch.dir.resolve(&entry.file),
+                    ArchiveFile {
+                        sha256: entry.sha256.clone(),
+                        size: entry.size,
+                        reused: true,
+                    },
+                )
+            });
+        let in_use = manifest
+            .find(&options.project, &name)
+            .map(|entry| entry.file.clone());
+        (reused, in_use)
+    };
+    if let Some(reused) = reused {
         // Same image already archived and intact: nothing to write.
-        return Ok((destination, file));
+        return Ok(reused);
     }
+    // A name the manifest does not list: the entry switches to it only once
+    // the file is complete (see LockedArchDir::record).
+    let relative = ArchDir::new_relative_file(
+        &options.project,
+        &name,
+        config_digest.as_str(),
+        compression,
+        in_use.as_deref(),
+    );
+    let destination = arch.dir.resolve(&relative);
     let write_options = WriteOptions {
         compression,
         level: options.compression_level,
@@ -514,6 +538,7 @@ impl OutputSlots {
             dir: dir.clone(),
             manifest_path,
             manifest: std::sync::Mutex::new(manifest),
+            save_turn: std::sync::Mutex::new(()),
             _lock: lock,
         });
         arch_dirs.insert(dir.path().to_path_buf(), locked.clone());
@@ -542,6 +567,8 @@ struct LockedArchDir {
     dir: ArchDir,
     manifest_path: PathBuf,
     manifest: std::sync::Mutex<Manifest>,
+    /// Held (on a blocking thread) across each manifest save.
+    save_turn: std::sync::Mutex<()>,
     _lock: ManifestLock,
 }
 
@@ -550,11 +577,36 @@ impl LockedArchDir {
         self.manifest.lock().expect("archive manifest")
     }
 
-    /// Adds the entry and saves manifest.json (blocking: it is fsynced).
+    /// Switches the manifest to the entry's new file (blocking: it is
+    /// fsynced; run it off the async workers). The save works on a copy, one
+    /// save at a time; only once it succeeded does the in-memory manifest
+    /// change and the file the entry listed before go. When it fails, the new
+    /// file (which nothing lists) is removed and the previous state stays.
     fn record(&self, entry: ManifestEntry) -> anyhow::Result<()> {
-        let mut manifest = self.manifest();
-        manifest.upsert(entry);
-        manifest.save_atomic(&self.manifest_path)
+        let _turn = self.save_turn.lock().expect("archive manifest save");
+        let new_file = self.dir.resolve(&entry.file);
+        let (next, unlisted) = self.manifest().with_entry(entry);
+        if let Err(error) = next.save_atomic(&self.manifest_path) {
+            let _ = std::fs::remove_file(&new_file);
+            return Err(error.context(format!(
+                "the previous archive and its manifest entry are unchanged: make {} writable \
+                 or free space on it, then pull again",
+                self.dir.path().display()
+            )));
+        }
+        *self.manifest() = next;
+        if let Some(unlisted) = unlisted {
+            let old = self.dir.resolve(&unlisted);
+            if let Err(error) = std::fs::remove_file(&old)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                eprintln!(
+                    "warning: cannot remove the replaced archive {}: {error}",
+                    old.display()
+                );
+            }
+        }
+        Ok(())
     }
 }
 
