@@ -55,6 +55,25 @@ impl Background {
         }
     }
 
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
+    /// Cuts bunker's SSH session while bunker is stopped (SIGSTOP), so the transfer
+    /// cannot finish between the moment chosen and the cut; resumes it afterwards.
+    fn cut_ssh(&self, sandbox: &Sandbox) -> usize {
+        self.signal(libc::SIGSTOP);
+        let killed = cut_ssh(sandbox, self.pid());
+        self.signal(libc::SIGCONT);
+        killed
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -310,7 +329,7 @@ fn an_ssh_cut_during_an_export_records_nothing_and_the_rerun_completes() {
             .and_then(|path| fs::metadata(path).ok())
             .is_some_and(|meta| meta.len() > (8 << 20))
     });
-    let killed = cut_ssh(&sandbox, running.pid());
+    let killed = running.cut_ssh(&sandbox);
     let (status, stdout, stderr) = running.finish();
 
     assert_eq!(
@@ -318,7 +337,10 @@ fn an_ssh_cut_during_an_export_records_nothing_and_the_rerun_completes() {
         Some(1),
         "exit status after the SSH cut:\n{stdout}\n{stderr}"
     );
-    assert!(stderr.contains(&image), "the error names the image:\n{stderr}");
+    assert!(
+        stderr.contains(&image),
+        "the error names the image:\n{stderr}"
+    );
     assert!(
         stderr.contains("not archived"),
         "the error says the image is not archived:\n{stderr}"
@@ -396,7 +418,7 @@ fn an_ssh_cut_during_a_load_leaves_no_image_and_the_rerun_completes() {
     wait_while_running(&mut running, "its load was seen in progress", |pid| {
         read_offset(pid, &file).unwrap_or(0) >= (8 << 20) && bytes_read(pid) > size + (8 << 20)
     });
-    let killed = cut_ssh(&sandbox, running.pid());
+    let killed = running.cut_ssh(&sandbox);
     let (status, stdout, stderr) = running.finish();
 
     assert_eq!(
@@ -405,7 +427,7 @@ fn an_ssh_cut_during_a_load_leaves_no_image_and_the_rerun_completes() {
         "exit status after the SSH cut:\n{stdout}\n{stderr}"
     );
     assert!(
-        stderr.contains(&format!("{image}: not restored")),
+        stderr.contains(&format!("error: {image}: the engine did not load")),
         "the error names the image:\n{stderr}"
     );
     assert!(
@@ -414,6 +436,11 @@ fn an_ssh_cut_during_a_load_leaves_no_image_and_the_rerun_completes() {
     );
     let left = usize::from(image_id(&sandbox, &image).is_some());
     assert_eq!(left, 0, "the cut load left {image} on the engine");
+    assert_eq!(
+        image_id(&sandbox, &id),
+        None,
+        "the cut load left {id} on the engine"
+    );
 
     let rerun = restore_command(&home, &sandbox, arch_dir.path()).run();
     rerun.assert_success();
@@ -476,6 +503,9 @@ fn image_restore_killed_at_eight_points_never_leaves_a_half_loaded_image() {
     );
     assert_eq!(half_loaded, 0);
     assert_eq!(rerun_equal, points);
-    assert!(killed_running >= 1, "no kill landed while the run was going");
+    assert!(
+        killed_running >= 1,
+        "no kill landed while the run was going"
+    );
     remove_if_present(&sandbox, &image);
 }
