@@ -327,7 +327,10 @@ async fn export(
         if shared.interrupt.is_cancelled() {
             format!("{INTERRUPTED} during its export (the partial file was removed)")
         } else {
-            format!("{error:#}")
+            format!(
+                "{error:#}; it is not archived and nothing was recorded for it: fix the cause \
+                 (the engine, the connection to it, the disk), then run bunker image-archive again"
+            )
         }
     })?;
     let mut entry =

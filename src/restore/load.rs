@@ -157,7 +157,8 @@ pub async fn load_verified(
     }
     if let Some(error) = engine_error {
         return Err(LoadFailure::Engine(format!(
-            "the engine did not load {}: {error}",
+            "the engine did not load {}: {error}; check the engine and the connection to it, \
+             then run bunker image-restore again",
             path.display()
         )));
     }
