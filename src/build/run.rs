@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::build::{BuildFlags, build_image};
 use super::hook::{HOOK_TARGET, has_hook, run_hook};
 use super::plan::{BuildPlan, ImageAction, ImageJob, ProjectPlan};
-use super::pull::pull_image;
+use super::pull::{pull_image, registry_of};
 use crate::progress::{Progress, format_duration, render_table};
 
 /// How to run a plan.
@@ -67,6 +67,9 @@ pub enum Outcome {
     Done,
     Failed(String),
     Skipped(String),
+    /// The refresh pull failed but the engine has the image: its copy is used,
+    /// with this warning ([`StepResult::stale`] says more).
+    Stale(String),
 }
 
 /// One row of the final report.
@@ -80,6 +83,9 @@ pub struct StepResult {
     pub outcome: Outcome,
     #[serde(serialize_with = "seconds", rename = "seconds")]
     pub duration: Duration,
+    /// For [`Outcome::Stale`]: the registry, its error and the engine's copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<StaleImage>,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -95,6 +101,7 @@ impl StepResult {
             (Outcome::Done, _) => "ok",
             (Outcome::Failed(_), _) => "FAILED",
             (Outcome::Skipped(_), _) => "skipped",
+            (Outcome::Stale(_), _) => "stale",
         }
     }
 }
@@ -108,13 +115,22 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// True when anything failed or was skipped because of a failure.
+    /// True when anything failed or was skipped because of a failure (a stale
+    /// image is not a failure; see [`RunReport::stale`]).
     pub fn failed(&self) -> bool {
         !self.problems.is_empty()
             || self
                 .steps
                 .iter()
-                .any(|step| !matches!(step.outcome, Outcome::Done))
+                .any(|step| !matches!(step.outcome, Outcome::Done | Outcome::Stale(_)))
+    }
+
+    /// Images whose refresh pull failed, so the engine's older copy was used.
+    pub fn stale(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|step| matches!(step.outcome, Outcome::Stale(_)))
+            .count()
     }
 
     /// The summary table: one row per step with its duration.
@@ -150,6 +166,7 @@ impl RunReport {
             match &step.outcome {
                 Outcome::Failed(message) => messages.push(format!("FAILED {message}")),
                 Outcome::Skipped(message) => messages.push(format!("skipped {message}")),
+                Outcome::Stale(message) => messages.push(format!("warning: {message}")),
                 Outcome::Done => {}
             }
         }
@@ -182,7 +199,7 @@ impl RunReport {
         format!("{cut}; {not_started} step(s) not started")
     }
 
-    /// `3 built, 2 pulled, 1 failed, 1 skipped`.
+    /// `3 built, 2 pulled, 1 failed, 1 skipped, 0 stale`.
     pub fn summary(&self) -> String {
         let count = |word: &str| {
             self.steps
@@ -191,11 +208,12 @@ impl RunReport {
                 .count()
         };
         format!(
-            "{} built, {} pulled, {} failed, {} skipped",
+            "{} built, {} pulled, {} failed, {} skipped, {} stale",
             count("built"),
             count("pulled"),
             count("FAILED") + self.problems.len(),
-            count("skipped")
+            count("skipped"),
+            count("stale")
         )
     }
 }
@@ -325,6 +343,7 @@ async fn run_project(
                 services: Vec::new(),
                 outcome: Outcome::Failed(problem.clone()),
                 duration: Duration::ZERO,
+                stale: None,
             },
         );
         note_failure(stop);
@@ -383,10 +402,11 @@ async fn run_project(
                 services: job.services.clone(),
                 outcome: Outcome::Skipped(reason),
                 duration: Duration::ZERO,
+                stale: None,
             },
             None => execute_job_until(docker, job, options.flags, progress, interrupt).await,
         };
-        if !matches!(step.outcome, Outcome::Done) {
+        if !matches!(step.outcome, Outcome::Done | Outcome::Stale(_)) {
             failed_images.push(job.image.clone());
             if matches!(step.outcome, Outcome::Failed(_)) {
                 note_failure(stop);
@@ -411,6 +431,7 @@ async fn run_project_hook(
         services: Vec::new(),
         outcome,
         duration: started.elapsed(),
+        stale: None,
     };
     match has_hook(&project.project, &project.directory).await {
         Ok(false) => None,
@@ -486,6 +507,7 @@ async fn execute_job_until(
         result = work => Some(result),
         () = interrupt.cancelled() => None,
     };
+    let mut stale = None;
     let outcome = match result {
         None => {
             let message = format!(
@@ -505,10 +527,24 @@ async fn execute_job_until(
             });
             Outcome::Done
         }
-        Some(Err(message)) => {
+        Some(Err(message)) if job.action == ImageAction::Build => {
             task.finish_failed(&message);
             Outcome::Failed(message)
         }
+        Some(Err(message)) => match engine_copy(docker, job, &message).await {
+            Some(found) => {
+                task.finish_skipped("stale: the registry failed, the engine's copy is used");
+                stale = Some(found);
+                Outcome::Stale(format!(
+                    "{message}; using the engine's copy ({})",
+                    stale.as_ref().map_or_else(String::new, StaleImage::created_text)
+                ))
+            }
+            None => {
+                task.finish_failed(&message);
+                Outcome::Failed(message)
+            }
+        },
     };
     StepResult {
         project: job.project.clone(),
@@ -517,7 +553,39 @@ async fn execute_job_until(
         services: job.services.clone(),
         outcome,
         duration: task.elapsed(),
+        stale,
     }
+}
+
+/// An image whose refresh pull failed while the engine had a copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StaleImage {
+    /// The registry that could not be pulled from.
+    pub registry: String,
+    /// The pull's error, naming the image and the registry.
+    pub error: String,
+    /// When the engine's copy was created (RFC 3339, as the engine reports it).
+    pub created: Option<String>,
+}
+
+impl StaleImage {
+    /// `created 2026-12-01T21:40:00Z` (or that the time is unknown).
+    pub fn created_text(&self) -> String {
+        match &self.created {
+            Some(created) => format!("created {created}"),
+            None => "creation time unknown".to_string(),
+        }
+    }
+}
+
+/// After a failed pull of `job`: the engine's copy, when it has one.
+async fn engine_copy(docker: &Docker, job: &ImageJob, error: &str) -> Option<StaleImage> {
+    let inspect = docker.inspect_image(&job.image).await.ok()?;
+    Some(StaleImage {
+        registry: registry_of(&job.image),
+        error: error.to_string(),
+        created: inspect.created,
+    })
 }
 
 #[cfg(test)]
@@ -532,6 +600,7 @@ mod tests {
             services: vec!["s".into()],
             outcome,
             duration: Duration::from_millis(1500),
+            stale: None,
         }
     }
 
@@ -554,7 +623,7 @@ mod tests {
             problems: vec![],
         };
         assert!(report.failed());
-        assert_eq!(report.summary(), "1 built, 1 pulled, 1 failed, 1 skipped");
+        assert_eq!(report.summary(), "1 built, 1 pulled, 1 failed, 1 skipped, 0 stale");
         let table = report.table();
         assert!(table.starts_with("PROJECT  ACTION  IMAGE"), "{table}");
         assert!(
@@ -590,7 +659,7 @@ mod tests {
             report.interrupted_summary(),
             "cut 1 running step(s): p build img:1; 1 step(s) not started"
         );
-        assert_eq!(report.summary(), "1 built, 0 pulled, 0 failed, 2 skipped");
+        assert_eq!(report.summary(), "1 built, 0 pulled, 0 failed, 2 skipped, 0 stale");
         let nothing_cut = RunReport {
             steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
             problems: vec![],

@@ -52,6 +52,10 @@ pub struct ArchiveArgs {
     /// Stop starting new work after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Exit 1 when an image is stale (its registry could not be pulled from, so
+    /// the engine's older copy was used); without it a stale image is a warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Print the files a real run would write and which it would skip; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -182,9 +186,11 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     )
     .await?;
     progress.finish();
+    let stale = report.totals().stale;
+    let strict_failure = args.strict && stale > 0;
     if args.json {
         let value = serde_json::json!({
-            "ok": !report.failed(),
+            "ok": !report.failed() && !strict_failure,
             "totals": report.totals(),
             "report": report,
         });
@@ -196,10 +202,13 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     for message in report.messages() {
         eprintln!("{message}");
     }
+    if strict_failure {
+        eprintln!("--strict: {stale} image(s) archived from a stale engine copy; exit status 1");
+    }
     if let Some(code) = interrupt.exit_code() {
         return Ok(code);
     }
-    Ok(if report.failed() {
+    Ok(if report.failed() || strict_failure {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -39,6 +39,10 @@ pub struct BuildArgs {
     /// Stop starting new work after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Exit 1 when an image is stale (its registry could not be pulled from, so
+    /// the engine's older copy was used); without it a stale image is a warning.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub jobs: JobsArgs,
     #[command(flatten)]
@@ -110,6 +114,11 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
             report.interrupted_summary()
         );
         return Ok(ExitCode::from(signal.exit_status()));
+    }
+    let stale = report.stale();
+    if args.strict && stale > 0 {
+        eprintln!("--strict: {stale} image(s) are stale engine copies; exit status 1");
+        return Ok(exit_status(false));
     }
     Ok(exit_status(!report.failed()))
 }
