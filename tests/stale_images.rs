@@ -117,7 +117,9 @@ fn assert_stale(value: &Value, registry: &str, created: &str, context: &Output) 
     let stale = &value["stale"];
     assert_eq!(stale["registry"], registry, "{context}");
     assert!(
-        stale["error"].as_str().is_some_and(|error| !error.is_empty()),
+        stale["error"]
+            .as_str()
+            .is_some_and(|error| !error.is_empty()),
         "{context}"
     );
     let recorded = stale["created"].as_str().unwrap_or_default();
@@ -194,7 +196,9 @@ fn a_refused_connection_to_localhost_builds_from_the_engines_copy_as_stale() {
     fs::create_dir_all(&dir).expect("create the project");
     fs::write(
         dir.join("docker-compose.yaml"),
-        format!("services:\n  base:\n    image: {base}\n  app:\n    image: {built}\n    build: .\n"),
+        format!(
+            "services:\n  base:\n    image: {base}\n  app:\n    image: {built}\n    build: .\n"
+        ),
     )
     .expect("write docker-compose.yaml");
     fs::write(

@@ -20,6 +20,6 @@ pub use plan::{
 };
 pub use presence::{NeededImage, PresenceReport, check_presence};
 pub use run::{
-    Outcome, RunOptions, RunReport, RunWatch, StaleImage, StepKind, StepResult, execute_job, run_plan,
-    run_plan_interruptible, run_plan_watched,
+    Outcome, RunOptions, RunReport, RunWatch, StaleImage, StepKind, StepResult, execute_job,
+    run_plan, run_plan_interruptible, run_plan_watched,
 };

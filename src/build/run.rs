@@ -537,7 +537,9 @@ async fn execute_job_until(
                 stale = Some(found);
                 Outcome::Stale(format!(
                     "{message}; using the engine's copy ({})",
-                    stale.as_ref().map_or_else(String::new, StaleImage::created_text)
+                    stale
+                        .as_ref()
+                        .map_or_else(String::new, StaleImage::created_text)
                 ))
             }
             None => {
@@ -623,7 +625,10 @@ mod tests {
             problems: vec![],
         };
         assert!(report.failed());
-        assert_eq!(report.summary(), "1 built, 1 pulled, 1 failed, 1 skipped, 0 stale");
+        assert_eq!(
+            report.summary(),
+            "1 built, 1 pulled, 1 failed, 1 skipped, 0 stale"
+        );
         let table = report.table();
         assert!(table.starts_with("PROJECT  ACTION  IMAGE"), "{table}");
         assert!(
@@ -659,7 +664,10 @@ mod tests {
             report.interrupted_summary(),
             "cut 1 running step(s): p build img:1; 1 step(s) not started"
         );
-        assert_eq!(report.summary(), "1 built, 0 pulled, 0 failed, 2 skipped, 0 stale");
+        assert_eq!(
+            report.summary(),
+            "1 built, 0 pulled, 0 failed, 2 skipped, 0 stale"
+        );
         let nothing_cut = RunReport {
             steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
             problems: vec![],
