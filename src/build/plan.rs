@@ -463,6 +463,7 @@ mod tests {
             pinned: true,
             registry: Some("docker.io".into()),
             platform: None,
+            pull_policy: None,
         }
     }
 
