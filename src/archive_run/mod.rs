@@ -217,7 +217,8 @@ fn build_problems(report: &RunReport) -> Vec<String> {
     let mut problems = report.problems.clone();
     for step in &report.steps {
         match (&step.outcome, step.kind) {
-            (Outcome::Done | Outcome::Stale(_), _) | (_, StepKind::Image(_)) => {}
+            (Outcome::Done | Outcome::Stale(_) | Outcome::Kept(_), _) | (_, StepKind::Image(_)) => {
+            }
             (Outcome::Failed(message), StepKind::Catalog) => problems.push(message.clone()),
             (Outcome::Failed(message) | Outcome::Skipped(message), _) => {
                 problems.push(format!("{}: {message}", step.project));
@@ -398,6 +399,7 @@ mod tests {
             platform: None,
             build: None,
             depends_on: vec![],
+            pull_policy: None,
         }
     }
 

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::build::{BuildFlags, build_image};
 use super::hook::{HOOK_TARGET, has_hook, run_hook};
 use super::plan::{BuildPlan, ImageAction, ImageJob, ProjectPlan};
+use super::policy::{PullDecision, PullMode, decide, needs_presence};
 use super::pull::{pull_image, registry_of};
 use crate::progress::{Progress, format_duration, render_table};
 
@@ -31,6 +32,8 @@ pub struct RunOptions {
     pub jobs: usize,
     pub fail_fast: bool,
     pub flags: BuildFlags,
+    /// Whose pull rules the services' `pull_policy` follows.
+    pub pull_mode: PullMode,
 }
 
 /// What one report row is about; serialized as `hook`, `catalog`, `pull`, `base` or `build`.
@@ -70,6 +73,8 @@ pub enum Outcome {
     /// The refresh pull failed but the engine has the image: its copy is used,
     /// with this warning ([`StepResult::stale`] says more).
     Stale(String),
+    /// Not pulled: the service's `pull_policy` says to use the engine's image.
+    Kept(String),
 }
 
 /// One row of the final report.
@@ -102,6 +107,7 @@ impl StepResult {
             (Outcome::Failed(_), _) => "FAILED",
             (Outcome::Skipped(_), _) => "skipped",
             (Outcome::Stale(_), _) => "stale",
+            (Outcome::Kept(_), _) => "kept",
         }
     }
 }
@@ -118,11 +124,7 @@ impl RunReport {
     /// True when anything failed or was skipped because of a failure (a stale
     /// image is not a failure; see [`RunReport::stale`]).
     pub fn failed(&self) -> bool {
-        !self.problems.is_empty()
-            || self
-                .steps
-                .iter()
-                .any(|step| !matches!(step.outcome, Outcome::Done | Outcome::Stale(_)))
+        !self.problems.is_empty() || self.steps.iter().any(|step| !step.outcome.succeeded())
     }
 
     /// Images whose refresh pull failed, so the engine's older copy was used.
@@ -167,7 +169,7 @@ impl RunReport {
                 Outcome::Failed(message) => messages.push(format!("FAILED {message}")),
                 Outcome::Skipped(message) => messages.push(format!("skipped {message}")),
                 Outcome::Stale(message) => messages.push(format!("warning: {message}")),
-                Outcome::Done => {}
+                Outcome::Done | Outcome::Kept(_) => {}
             }
         }
         messages
@@ -199,7 +201,7 @@ impl RunReport {
         format!("{cut}; {not_started} step(s) not started")
     }
 
-    /// `3 built, 2 pulled, 1 failed, 1 skipped, 0 stale`.
+    /// `3 built, 2 pulled, 1 failed, 1 skipped, 0 stale, 0 kept`.
     pub fn summary(&self) -> String {
         let count = |word: &str| {
             self.steps
@@ -208,12 +210,13 @@ impl RunReport {
                 .count()
         };
         format!(
-            "{} built, {} pulled, {} failed, {} skipped, {} stale",
+            "{} built, {} pulled, {} failed, {} skipped, {} stale, {} kept",
             count("built"),
             count("pulled"),
             count("FAILED") + self.problems.len(),
             count("skipped"),
-            count("stale")
+            count("stale"),
+            count("kept")
         )
     }
 }
@@ -404,9 +407,9 @@ async fn run_project(
                 duration: Duration::ZERO,
                 stale: None,
             },
-            None => execute_job_until(docker, job, options.flags, progress, interrupt).await,
+            None => execute_job_until(docker, job, options, progress, interrupt).await,
         };
-        if !matches!(step.outcome, Outcome::Done | Outcome::Stale(_)) {
+        if !step.outcome.succeeded() {
             failed_images.push(job.image.clone());
             if matches!(step.outcome, Outcome::Failed(_)) {
                 note_failure(stop);
@@ -476,7 +479,13 @@ pub async fn execute_job(
     flags: BuildFlags,
     progress: &Progress,
 ) -> StepResult {
-    execute_job_until(docker, job, flags, progress, &CancellationToken::new()).await
+    let options = RunOptions {
+        jobs: 1,
+        fail_fast: false,
+        flags,
+        pull_mode: PullMode::Refresh,
+    };
+    execute_job_until(docker, job, options, progress, &CancellationToken::new()).await
 }
 
 /// [`execute_job`], cut (its request dropped, so the engine abandons it) when
@@ -484,10 +493,11 @@ pub async fn execute_job(
 async fn execute_job_until(
     docker: &Docker,
     job: &ImageJob,
-    flags: BuildFlags,
+    options: RunOptions,
     progress: &Progress,
     interrupt: &CancellationToken,
 ) -> StepResult {
+    let flags = options.flags;
     let task = progress.task(format!(
         "[{}] {} {}",
         job.action.as_str(),
@@ -495,6 +505,9 @@ async fn execute_job_until(
         job.image
     ));
     let who = job.display_name();
+    if let Some(step) = apply_pull_policy(docker, job, options.pull_mode, &task).await {
+        return step;
+    }
     let work = async {
         match job.action {
             ImageAction::Build => build_image(docker, job, flags, &task).await,
@@ -557,6 +570,64 @@ async fn execute_job_until(
         duration: task.elapsed(),
         stale,
     }
+}
+
+impl Outcome {
+    /// True when the image is on the engine as the step wanted.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Outcome::Done | Outcome::Stale(_) | Outcome::Kept(_))
+    }
+}
+
+/// A pull job whose `pull_policy` says not to pull: the ended step (kept, or
+/// failed when the engine lacks the image); `None` when the job pulls.
+async fn apply_pull_policy(
+    docker: &Docker,
+    job: &ImageJob,
+    mode: PullMode,
+    task: &crate::progress::Task,
+) -> Option<StepResult> {
+    let policy = job.pull_policy.as_deref();
+    if job.action != ImageAction::Pull || !needs_presence(mode, policy) {
+        return None;
+    }
+    let present = match docker.inspect_image(&job.image).await {
+        Ok(_) => true,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => false,
+        // Let the pull report what is wrong with the engine.
+        Err(_) => return None,
+    };
+    let PullDecision::UseEngineCopy(reason) = decide(mode, policy, &job.image, present) else {
+        return None;
+    };
+    let outcome = if present {
+        task.finish_ok(format!("not pulled: {reason}"));
+        Outcome::Kept(format!(
+            "{}: {} not pulled: {reason}",
+            job.display_name(),
+            job.image
+        ))
+    } else {
+        let message = format!(
+            "{}: {} is not on the engine and its {reason} forbids pulling it; build, load or \
+             restore it (bunker image-restore), or change the service's pull_policy",
+            job.display_name(),
+            job.image
+        );
+        task.finish_failed(&message);
+        Outcome::Failed(message)
+    };
+    Some(StepResult {
+        project: job.project.clone(),
+        kind: StepKind::Image(job.action),
+        image: job.image.clone(),
+        services: job.services.clone(),
+        outcome,
+        duration: task.elapsed(),
+        stale: None,
+    })
 }
 
 /// An image whose refresh pull failed while the engine had a copy of it.

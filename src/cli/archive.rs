@@ -20,7 +20,7 @@ use crate::archive::{
     ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
 };
 use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
-use crate::build::{PlanOptions, RunOptions, plan};
+use crate::build::{PlanOptions, PullMode, RunOptions, plan};
 use crate::engine::{EngineArgs, connect};
 
 #[derive(Debug, Args)]
@@ -177,6 +177,7 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
                 jobs: args.jobs.get(),
                 fail_fast: args.fail_fast,
                 flags: args.build_flags.build_flags(),
+                pull_mode: PullMode::Refresh,
             },
             settings,
             docker_context: root.context,

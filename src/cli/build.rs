@@ -13,7 +13,7 @@ use super::common::{
     BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, listen_for_stop, load_build_plan,
 };
 use crate::build::{
-    BuildPlan, ImageAction, RunOptions, check_presence,
+    BuildPlan, ImageAction, PullMode, RunOptions, check_presence,
     hook::{HOOK_TARGET, has_hook},
     run_plan_interruptible,
 };
@@ -92,6 +92,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
             jobs: args.jobs.get(),
             fail_fast: args.fail_fast,
             flags: args.build_flags.build_flags(),
+            pull_mode: PullMode::Refresh,
         },
         &progress,
         &interrupt.token(),

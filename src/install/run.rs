@@ -20,7 +20,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::build::{
-    BuildFlags, BuildPlan, RunOptions, StaleImage, check_presence, run_plan_interruptible,
+    BuildFlags, BuildPlan, PullMode, RunOptions, StaleImage, check_presence, run_plan_interruptible,
 };
 use crate::catalog::Catalog;
 use crate::engine::Engine;
@@ -179,7 +179,7 @@ pub async fn install(
             continue;
         };
         let task = progress.task(format!("[install] {name}"));
-        let arguments = up_arguments(info, options.offline, options.wait);
+        let arguments = up_arguments(info, options.wait);
         let compose_name = info.compose_name.clone().unwrap_or_else(|| name.clone());
         let ran = run_compose(
             compose,
@@ -283,6 +283,7 @@ async fn images_ready(
             jobs: options.jobs,
             fail_fast: false,
             flags: BuildFlags::default(),
+            pull_mode: PullMode::Up,
         },
         progress,
         &options.interrupt,
