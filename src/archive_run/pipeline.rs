@@ -283,6 +283,7 @@ mod tests {
             services: vec!["s".into()],
             outcome,
             duration: Duration::ZERO,
+            stale: None,
         })
     }
 

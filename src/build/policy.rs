@@ -48,11 +48,10 @@ pub fn decide(mode: PullMode, policy: Option<&str>, image: &str, present: bool) 
 
 /// True unless the policy could skip the pull, so the engine need not be asked.
 pub fn needs_presence(mode: PullMode, policy: Option<&str>) -> bool {
-    match (mode, policy) {
-        (_, Some("never" | "build" | "missing")) => true,
-        (PullMode::Up, None) => true,
-        _ => false,
-    }
+    matches!(
+        (mode, policy),
+        (_, Some("never" | "build" | "missing")) | (PullMode::Up, None)
+    )
 }
 
 /// Compose's `imageAlreadyPresent` counts an image without a tag (or a
