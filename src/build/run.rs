@@ -698,7 +698,7 @@ mod tests {
         assert!(report.failed());
         assert_eq!(
             report.summary(),
-            "1 built, 1 pulled, 1 failed, 1 skipped, 0 stale"
+            "1 built, 1 pulled, 1 failed, 1 skipped, 0 stale, 0 kept"
         );
         let table = report.table();
         assert!(table.starts_with("PROJECT  ACTION  IMAGE"), "{table}");
@@ -737,7 +737,7 @@ mod tests {
         );
         assert_eq!(
             report.summary(),
-            "1 built, 0 pulled, 0 failed, 2 skipped, 0 stale"
+            "1 built, 0 pulled, 0 failed, 2 skipped, 0 stale, 0 kept"
         );
         let nothing_cut = RunReport {
             steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
