@@ -22,7 +22,7 @@ use super::build::{BuildFlags, build_image};
 use super::hook::{HOOK_TARGET, has_hook, run_hook};
 use super::plan::{BuildPlan, ImageAction, ImageJob, ProjectPlan};
 use super::policy::{PullDecision, PullMode, decide, needs_presence};
-use super::pull::{pull_image, registry_of};
+use super::pull::{PullFailure, pull_image, registry_of};
 use crate::progress::{Progress, format_duration, render_table};
 
 /// How to run a plan.
@@ -508,11 +508,20 @@ async fn execute_job_until(
     if let Some(step) = apply_pull_policy(docker, job, options.pull_mode, &task).await {
         return step;
     }
+    // A failed build, or a pull that failed before reaching the registry, fails
+    // the step; a failed registry pull may fall back to the engine's copy.
     let work = async {
         match job.action {
-            ImageAction::Build => build_image(docker, job, flags, &task).await,
+            ImageAction::Build => build_image(docker, job, flags, &task)
+                .await
+                .map_err(|message| (message, false)),
             ImageAction::Pull | ImageAction::Base => {
-                pull_image(docker, &who, &job.image, job.platform.as_deref(), &task).await
+                pull_image(docker, &who, &job.image, job.platform.as_deref(), &task)
+                    .await
+                    .map_err(|failure| {
+                        let fallback = matches!(failure, PullFailure::Registry(_));
+                        (failure.message().to_string(), fallback)
+                    })
             }
         }
     };
@@ -540,11 +549,11 @@ async fn execute_job_until(
             });
             Outcome::Done
         }
-        Some(Err(message)) if job.action == ImageAction::Build => {
+        Some(Err((message, false))) => {
             task.finish_failed(&message);
             Outcome::Failed(message)
         }
-        Some(Err(message)) => match engine_copy(docker, job, &message).await {
+        Some(Err((message, true))) => match engine_copy(docker, job, &message).await {
             Some(found) => {
                 task.finish_skipped("stale: the registry failed, the engine's copy is used");
                 stale = Some(found);

@@ -289,7 +289,12 @@ async fn images_ready(
         &options.interrupt,
     )
     .await;
-    for message in built.messages() {
+    // Stale images are warned about once, with the report (`report.stale`).
+    for message in built
+        .messages()
+        .into_iter()
+        .filter(|message| !message.starts_with("warning: "))
+    {
         progress.println(message);
     }
     for step in &built.steps {
