@@ -54,7 +54,9 @@ fn table_and_summary_fit_80_and_120_columns() {
             );
         }
         let header = text.lines().next().unwrap();
-        for column in ["PROJECT", "SERVICE", "SOURCE", "IMAGE", "VAR", "PINNED"] {
+        for column in [
+            "PROJECT", "SERVICE", "SOURCE", "IMAGE", "VAR", "PINNED", "PULL",
+        ] {
             assert!(header.contains(column), "{header}");
         }
         assert!(text.contains("whoami"), "{text}");
@@ -387,4 +389,22 @@ fn projects_dir_from_environment_and_default() {
         "traefik/whoami:v1.11.0",
         "the default is ./projects"
     );
+}
+
+#[test]
+fn the_pull_column_shows_each_services_pull_policy() {
+    let text = stdout_of(&bunker(120, &["--project", "pull-policy"]));
+    let policy_of = |service: &str| -> String {
+        let line = text
+            .lines()
+            .find(|line| line.split_whitespace().nth(1) == Some(service))
+            .unwrap_or_else(|| panic!("no row for {service}:\n{text}"));
+        line.split_whitespace().last().unwrap().to_string()
+    };
+    assert!(text.lines().next().unwrap().ends_with("PULL"), "{text}");
+    assert_eq!(policy_of("unset"), "-", "{text}");
+    assert_eq!(policy_of("always"), "always", "{text}");
+    assert_eq!(policy_of("missing"), "missing", "{text}");
+    assert_eq!(policy_of("built"), "build", "{text}");
+    assert_eq!(policy_of("every"), "every_1h30m", "{text}");
 }

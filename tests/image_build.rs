@@ -1069,3 +1069,61 @@ fn sigterm_during_the_build_hook_kills_its_commands_and_builds_nothing() {
     );
     assert_eq!(image_id(&sandbox, &image), None);
 }
+
+/// `pull_policy` decides the refresh pull as `docker compose pull` does. The
+/// images are named after a registry that never resolves, so any pull bunker
+/// tries shows up as a stale warning.
+#[test]
+fn pull_policy_skips_the_pulls_compose_pull_skips() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let mut tree = Tree::new();
+    let project = unique_name("policy");
+    let name = |what: &str| format!("registry.invalid/acc/{project}-{what}:1");
+    let never = tree.image(name("never"));
+    let missing = tree.image(name("missing"));
+    let always = tree.image(name("always"));
+    let absent = name("absent");
+    for image in [&never, &missing, &always] {
+        docker_ok(&sandbox, ["tag", &sandbox.seed_image, image.as_str()]);
+    }
+    tree.project(
+        &project,
+        &[(
+            "docker-compose.yaml",
+            format!(
+                "services:\n  never:\n    image: {never}\n    pull_policy: never\n  \
+                 missing:\n    image: {missing}\n    pull_policy: if_not_present\n  \
+                 always:\n    image: {always}\n    pull_policy: always\n  \
+                 absent:\n    image: {absent}\n    pull_policy: never\n"
+            ),
+        )],
+    );
+    let output = tree.build(&home, &["--json"]);
+    output.assert_code(1);
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON report");
+    let result_of = |image: &str| -> String {
+        report["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|step| step["image"] == image)
+            .unwrap_or_else(|| panic!("no step for {image}: {output}"))["outcome"]["result"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(result_of(&never), "kept", "{output}");
+    assert_eq!(result_of(&missing), "kept", "{output}");
+    assert_eq!(result_of(&always), "stale", "{output}");
+    assert_eq!(result_of(&absent), "failed", "{output}");
+    output.assert_stderr_contains(&format!(
+        "{project}/absent: {absent} is not on the engine and its pull_policy: never forbids pulling it"
+    ));
+    assert!(
+        !output.stderr.contains(&format!("pull {never} from")),
+        "{output}"
+    );
+    let table = tree.build(&home, &[]);
+    table.assert_stdout_contains("0 built, 0 pulled, 1 failed, 0 skipped, 1 stale, 2 kept");
+}

@@ -339,3 +339,73 @@ fn ctrl_c_during_compose_up_stops_it_reports_so_far_and_a_rerun_completes() {
         compose_down(&sandbox, project);
     }
 }
+
+#[test]
+fn an_image_whose_registry_is_down_is_installed_from_the_engines_copy_as_stale() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let project = unique_name("stale");
+    let image = format!("registry.invalid/acc/{project}:1");
+    docker_ok(&sandbox, ["tag", &sandbox.seed_image, &image]);
+    // `always`: `docker compose up` pulls it, so bunker does too.
+    let compose = format!("{}    pull_policy: always\n", long_running(&image));
+    let tree = tree_with(&project, &compose, &[]);
+
+    let output = install(
+        &home,
+        &sandbox,
+        tree.path(),
+        &["--project", &project, "--json"],
+    );
+    let strict = install(
+        &home,
+        &sandbox,
+        tree.path(),
+        &["--project", &project, "--strict"],
+    );
+    compose_down(&sandbox, &project);
+    docker_ok(&sandbox, ["rmi", &image]);
+
+    output.assert_success();
+    output.assert_stderr_contains(&format!(
+        "warning: {project}/app: pull {image} from registry.invalid failed"
+    ));
+    output.assert_stderr_contains("installed from the engine's copy (created ");
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON report");
+    assert_eq!(report["ok"], true, "{output}");
+    assert_eq!(report["stale"][0]["image"], image.as_str(), "{output}");
+    assert_eq!(
+        report["stale"][0]["registry"], "registry.invalid",
+        "{output}"
+    );
+    assert!(report["stale"][0]["created"].is_string(), "{output}");
+    assert_eq!(report["projects"][0]["installed"], true, "{output}");
+    strict.assert_code(1);
+    strict.assert_stderr_contains("--strict: 1 image(s) are stale");
+}
+
+#[test]
+fn install_pulls_only_missing_images_by_default_as_compose_up_does() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let project = unique_name("uppolicy");
+    // Its registry never resolves: a pull attempt would show as a stale warning.
+    let image = format!("registry.invalid/acc/{project}:1");
+    docker_ok(&sandbox, ["tag", &sandbox.seed_image, &image]);
+    let tree = tree_with(&project, &long_running(&image), &[]);
+
+    let output = install(
+        &home,
+        &sandbox,
+        tree.path(),
+        &["--project", &project, "--json"],
+    );
+    compose_down(&sandbox, &project);
+    docker_ok(&sandbox, ["rmi", &image]);
+
+    output.assert_success();
+    assert!(!output.stderr.contains("warning:"), "{output}");
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON report");
+    assert!(report.get("stale").is_none(), "{output}");
+    assert_eq!(report["projects"][0]["installed"], true, "{output}");
+}

@@ -521,6 +521,7 @@ fn row(
         deleted: false,
         kept: None,
         duration: Duration::ZERO,
+        stale: None,
     }
 }
 
@@ -542,6 +543,7 @@ pub fn failed_rows(target: &ImageTarget, message: &str, duration: Duration) -> V
             deleted: false,
             kept: None,
             duration,
+            stale: None,
         })
         .collect()
 }

@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::archive::{ArchiveAction, ArchiveLayout, Manifest, ManifestLock, remove_stale_partials};
 use crate::build::{
-    BuildPlan, ImageAction, ImageJob, Outcome, RunOptions, RunReport, RunWatch, StepKind,
-    StepResult, check_presence, execute_job, run_plan_watched,
+    BuildPlan, ImageAction, ImageJob, Outcome, RunOptions, RunReport, RunWatch, StaleImage,
+    StepKind, StepResult, check_presence, execute_job, run_plan_watched,
 };
 use crate::engine::Engine;
 use crate::image::reference::canonical_name;
@@ -176,6 +176,9 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
         problems.extend(build_problems(report));
     }
     let mut images = pipelined.rows;
+    if let Some(report) = &build_report {
+        mark_stale(report, &mut images);
+    }
     let order = plan_order(run.archive_plan);
     images.sort_by_key(|row| {
         order
@@ -216,7 +219,8 @@ fn build_problems(report: &RunReport) -> Vec<String> {
     let mut problems = report.problems.clone();
     for step in &report.steps {
         match (&step.outcome, step.kind) {
-            (Outcome::Done, _) | (_, StepKind::Image(_)) => {}
+            (Outcome::Done | Outcome::Stale(_) | Outcome::Kept(_), _) | (_, StepKind::Image(_)) => {
+            }
             (Outcome::Failed(message), StepKind::Catalog) => problems.push(message.clone()),
             (Outcome::Failed(message) | Outcome::Skipped(message), _) => {
                 problems.push(format!("{}: {message}", step.project));
@@ -224,6 +228,23 @@ fn build_problems(report: &RunReport) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Marks the rows of images whose refresh pull failed while the engine had
+/// them: archived all the same, from the engine's copy.
+fn mark_stale(report: &RunReport, rows: &mut [ImageRow]) {
+    let stale: HashMap<String, &StaleImage> = report
+        .steps
+        .iter()
+        .filter_map(|step| Some((canonical_name(&step.image), step.stale.as_ref()?)))
+        .collect();
+    for row in rows {
+        if !matches!(row.result, ImageResult::Failed(_))
+            && let Some(found) = stale.get(&canonical_name(&row.image))
+        {
+            row.stale = Some((*found).clone());
+        }
+    }
 }
 
 /// BUILD=false: builds and pulls nothing; the images not on the engine cannot be archived.
@@ -413,6 +434,7 @@ mod tests {
             platform: None,
             build: None,
             depends_on: vec![],
+            pull_policy: None,
         }
     }
 

@@ -78,7 +78,7 @@ impl Readiness {
             Prepared::Step(step) => {
                 if let StepKind::Image(_) = step.kind {
                     let failure = match &step.outcome {
-                        Outcome::Done => None,
+                        Outcome::Done | Outcome::Stale(_) | Outcome::Kept(_) => None,
                         Outcome::Failed(message) | Outcome::Skipped(message) => {
                             Some(format!("not archived: {message}"))
                         }
@@ -283,6 +283,7 @@ mod tests {
             services: vec!["s".into()],
             outcome,
             duration: Duration::ZERO,
+            stale: None,
         })
     }
 

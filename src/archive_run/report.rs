@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::archive::ArchiveAction;
-use crate::build::RunReport;
+use crate::build::{RunReport, StaleImage};
 use crate::progress::{format_duration, render_table};
 
 /// How one project's image ended.
@@ -56,6 +56,9 @@ pub struct ImageRow {
     pub kept: Option<String>,
     #[serde(serialize_with = "seconds", rename = "seconds")]
     pub duration: Duration,
+    /// The refresh pull failed and the engine's older copy was archived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<StaleImage>,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -88,6 +91,8 @@ pub struct Totals {
     pub linked: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// Rows archived from the engine's copy because their registry failed.
+    pub stale: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -105,6 +110,7 @@ impl ArchiveReport {
             linked: count("linked"),
             skipped: count("skipped"),
             failed: count("FAILED") + self.problems.len(),
+            stale: self.images.iter().filter(|row| row.stale.is_some()).count(),
             bytes_in: self.images.iter().map(|row| row.bytes_in).sum(),
             bytes_out: self.images.iter().map(|row| row.bytes_out).sum(),
         }
@@ -156,15 +162,16 @@ impl ArchiveReport {
         )
     }
 
-    /// `3 archived, 1 linked, 5 skipped, 0 failed; 12.0 MiB in, 4.1 MiB out (ratio 2.93) in 4.2s`.
+    /// `3 archived, 1 linked, 5 skipped, 0 failed, 0 stale; 12.0 MiB in, 4.1 MiB out (ratio 2.93) in 4.2s`.
     pub fn summary(&self) -> String {
         let totals = self.totals();
         format!(
-            "{} archived, {} linked, {} skipped, {} failed; {} in, {} out (ratio {}) in {}",
+            "{} archived, {} linked, {} skipped, {} failed, {} stale; {} in, {} out (ratio {}) in {}",
             totals.archived,
             totals.linked,
             totals.skipped,
             totals.failed,
+            totals.stale,
             human_bytes(totals.bytes_in),
             human_bytes(totals.bytes_out),
             ratio(totals.bytes_in, totals.bytes_out),
@@ -182,6 +189,13 @@ impl ArchiveReport {
         for row in &self.images {
             if let ImageResult::Failed(message) = &row.result {
                 messages.push(format!("FAILED {}: {}: {message}", row.project, row.image));
+            }
+            if let Some(stale) = &row.stale {
+                messages.push(format!(
+                    "warning: {}; archiving the engine's copy ({})",
+                    stale.error,
+                    stale.created_text()
+                ));
             }
             if let Some(kept) = &row.kept {
                 messages.push(format!("kept {} on the engine: {kept}", row.image));
@@ -232,6 +246,7 @@ mod tests {
             deleted: false,
             kept: None,
             duration: Duration::from_millis(1500),
+            stale: None,
         }
     }
 
@@ -254,7 +269,7 @@ mod tests {
         assert!(report.failed());
         assert_eq!(
             report.summary(),
-            "1 archived, 0 linked, 1 skipped, 1 failed; 4.0 KiB in, 1.0 KiB out (ratio 4.00) in 2.0s"
+            "1 archived, 0 linked, 1 skipped, 1 failed, 0 stale; 4.0 KiB in, 1.0 KiB out (ratio 4.00) in 2.0s"
         );
         let table = report.table();
         assert!(table.starts_with("PROJECT  IMAGE    RESULT"), "{table}");

@@ -10,6 +10,7 @@ pub mod build;
 pub mod context;
 pub mod hook;
 pub mod plan;
+pub mod policy;
 pub mod presence;
 pub mod pull;
 pub mod run;
@@ -18,8 +19,9 @@ pub use build::BuildFlags;
 pub use plan::{
     BuildPlan, BuildSpec, ImageAction, ImageJob, PlanOptions, ProjectPlan, Selection, plan,
 };
+pub use policy::PullMode;
 pub use presence::{NeededImage, PresenceReport, check_presence};
 pub use run::{
-    Outcome, RunOptions, RunReport, RunWatch, StepKind, StepResult, execute_job, run_plan,
-    run_plan_interruptible, run_plan_watched,
+    Outcome, RunOptions, RunReport, RunWatch, StaleImage, StepKind, StepResult, execute_job,
+    run_plan, run_plan_interruptible, run_plan_watched,
 };

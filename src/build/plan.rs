@@ -78,6 +78,10 @@ pub struct ImageJob {
     pub build: Option<BuildSpec>,
     /// Images built earlier in the same project that this build starts from.
     pub depends_on: Vec<String>,
+    /// The Compose `pull_policy` of a pull job's services (the one that pulls
+    /// most when they differ; see [`super::policy`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<String>,
 }
 
 impl ImageJob {
@@ -310,6 +314,7 @@ fn add_build(
         platform: entry.platform.clone(),
         build: Some(spec),
         depends_on: Vec::new(),
+        pull_policy: None,
     });
 }
 
@@ -323,6 +328,11 @@ fn add_pull(jobs: &mut Vec<ImageJob>, entry: &CatalogEntry, image: String, actio
         .find(|job| image_key(&job.image) == image_key(&image))
     {
         merge_services(&mut existing.services, &services);
+        existing.pull_policy = super::policy::stronger(
+            existing.pull_policy.as_deref(),
+            entry.pull_policy.as_deref(),
+        )
+        .map(str::to_string);
         return;
     }
     jobs.push(ImageJob {
@@ -334,6 +344,7 @@ fn add_pull(jobs: &mut Vec<ImageJob>, entry: &CatalogEntry, image: String, actio
         platform: entry.platform.clone(),
         build: None,
         depends_on: Vec::new(),
+        pull_policy: entry.pull_policy.clone(),
     });
 }
 
@@ -463,6 +474,7 @@ mod tests {
             pinned: true,
             registry: Some("docker.io".into()),
             platform: None,
+            pull_policy: None,
         }
     }
 

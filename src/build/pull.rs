@@ -115,6 +115,24 @@ pub async fn credentials_for_images(
     Ok(credentials)
 }
 
+/// Why a pull failed: the workstation's own configuration, or the engine's
+/// pull from the registry (which an older copy on the engine may stand in for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullFailure {
+    /// The Docker config or a credential helper is broken: fix it first.
+    Configuration(String),
+    /// The engine could not pull from the registry.
+    Registry(String),
+}
+
+impl PullFailure {
+    pub fn message(&self) -> &str {
+        match self {
+            PullFailure::Configuration(message) | PullFailure::Registry(message) => message,
+        }
+    }
+}
+
 /// Pulls `image` (for `who`, e.g. `web/app`) on the engine, showing layer progress on `task`.
 pub async fn pull_image(
     docker: &Docker,
@@ -122,11 +140,11 @@ pub async fn pull_image(
     image: &str,
     platform: Option<&str>,
     task: &Task,
-) -> Result<(), String> {
+) -> Result<(), PullFailure> {
     let registry = registry_of(image);
     let credentials = registry_credentials(&registry)
         .await
-        .map_err(|error| format!("{who}: pull {image}: {error}"))?;
+        .map_err(|error| PullFailure::Configuration(format!("{who}: pull {image}: {error}")))?;
     let had_credentials = credentials.is_some();
     let reference = pull_reference(image);
     let mut options = CreateImageOptionsBuilder::default().from_image(&reference);
@@ -154,13 +172,13 @@ pub async fn pull_image(
                 }
             }
             Err(error) => {
-                return Err(describe_pull_error(
+                return Err(PullFailure::Registry(describe_pull_error(
                     who,
                     image,
                     &registry,
                     had_credentials,
                     &error,
-                ));
+                )));
             }
         }
     }

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::build::{BuildFlags, build_image};
 use super::hook::{HOOK_TARGET, has_hook, run_hook};
 use super::plan::{BuildPlan, ImageAction, ImageJob, ProjectPlan};
-use super::pull::pull_image;
+use super::policy::{PullDecision, PullMode, decide, needs_presence};
+use super::pull::{PullFailure, pull_image, registry_of};
 use crate::progress::{Progress, format_duration, render_table};
 
 /// How to run a plan.
@@ -31,6 +32,8 @@ pub struct RunOptions {
     pub jobs: usize,
     pub fail_fast: bool,
     pub flags: BuildFlags,
+    /// Whose pull rules the services' `pull_policy` follows.
+    pub pull_mode: PullMode,
 }
 
 /// What one report row is about; serialized as `hook`, `catalog`, `pull`, `base` or `build`.
@@ -67,6 +70,11 @@ pub enum Outcome {
     Done,
     Failed(String),
     Skipped(String),
+    /// The refresh pull failed but the engine has the image: its copy is used,
+    /// with this warning ([`StepResult::stale`] says more).
+    Stale(String),
+    /// Not pulled: the service's `pull_policy` says to use the engine's image.
+    Kept(String),
 }
 
 /// One row of the final report.
@@ -80,6 +88,9 @@ pub struct StepResult {
     pub outcome: Outcome,
     #[serde(serialize_with = "seconds", rename = "seconds")]
     pub duration: Duration,
+    /// For [`Outcome::Stale`]: the registry, its error and the engine's copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<StaleImage>,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -95,6 +106,8 @@ impl StepResult {
             (Outcome::Done, _) => "ok",
             (Outcome::Failed(_), _) => "FAILED",
             (Outcome::Skipped(_), _) => "skipped",
+            (Outcome::Stale(_), _) => "stale",
+            (Outcome::Kept(_), _) => "kept",
         }
     }
 }
@@ -108,13 +121,18 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// True when anything failed or was skipped because of a failure.
+    /// True when anything failed or was skipped because of a failure (a stale
+    /// image is not a failure; see [`RunReport::stale`]).
     pub fn failed(&self) -> bool {
-        !self.problems.is_empty()
-            || self
-                .steps
-                .iter()
-                .any(|step| !matches!(step.outcome, Outcome::Done))
+        !self.problems.is_empty() || self.steps.iter().any(|step| !step.outcome.succeeded())
+    }
+
+    /// Images whose refresh pull failed, so the engine's older copy was used.
+    pub fn stale(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|step| matches!(step.outcome, Outcome::Stale(_)))
+            .count()
     }
 
     /// The summary table: one row per step with its duration.
@@ -150,7 +168,8 @@ impl RunReport {
             match &step.outcome {
                 Outcome::Failed(message) => messages.push(format!("FAILED {message}")),
                 Outcome::Skipped(message) => messages.push(format!("skipped {message}")),
-                Outcome::Done => {}
+                Outcome::Stale(message) => messages.push(format!("warning: {message}")),
+                Outcome::Done | Outcome::Kept(_) => {}
             }
         }
         messages
@@ -182,7 +201,7 @@ impl RunReport {
         format!("{cut}; {not_started} step(s) not started")
     }
 
-    /// `3 built, 2 pulled, 1 failed, 1 skipped`.
+    /// `3 built, 2 pulled, 1 failed, 1 skipped, 0 stale, 0 kept`.
     pub fn summary(&self) -> String {
         let count = |word: &str| {
             self.steps
@@ -191,11 +210,13 @@ impl RunReport {
                 .count()
         };
         format!(
-            "{} built, {} pulled, {} failed, {} skipped",
+            "{} built, {} pulled, {} failed, {} skipped, {} stale, {} kept",
             count("built"),
             count("pulled"),
             count("FAILED") + self.problems.len(),
-            count("skipped")
+            count("skipped"),
+            count("stale"),
+            count("kept")
         )
     }
 }
@@ -325,6 +346,7 @@ async fn run_project(
                 services: Vec::new(),
                 outcome: Outcome::Failed(problem.clone()),
                 duration: Duration::ZERO,
+                stale: None,
             },
         );
         note_failure(stop);
@@ -383,10 +405,11 @@ async fn run_project(
                 services: job.services.clone(),
                 outcome: Outcome::Skipped(reason),
                 duration: Duration::ZERO,
+                stale: None,
             },
-            None => execute_job_until(docker, job, options.flags, progress, interrupt).await,
+            None => execute_job_until(docker, job, options, progress, interrupt).await,
         };
-        if !matches!(step.outcome, Outcome::Done) {
+        if !step.outcome.succeeded() {
             failed_images.push(job.image.clone());
             if matches!(step.outcome, Outcome::Failed(_)) {
                 note_failure(stop);
@@ -411,6 +434,7 @@ async fn run_project_hook(
         services: Vec::new(),
         outcome,
         duration: started.elapsed(),
+        stale: None,
     };
     match has_hook(&project.project, &project.directory).await {
         Ok(false) => None,
@@ -455,7 +479,13 @@ pub async fn execute_job(
     flags: BuildFlags,
     progress: &Progress,
 ) -> StepResult {
-    execute_job_until(docker, job, flags, progress, &CancellationToken::new()).await
+    let options = RunOptions {
+        jobs: 1,
+        fail_fast: false,
+        flags,
+        pull_mode: PullMode::Refresh,
+    };
+    execute_job_until(docker, job, options, progress, &CancellationToken::new()).await
 }
 
 /// [`execute_job`], cut (its request dropped, so the engine abandons it) when
@@ -463,10 +493,11 @@ pub async fn execute_job(
 async fn execute_job_until(
     docker: &Docker,
     job: &ImageJob,
-    flags: BuildFlags,
+    options: RunOptions,
     progress: &Progress,
     interrupt: &CancellationToken,
 ) -> StepResult {
+    let flags = options.flags;
     let task = progress.task(format!(
         "[{}] {} {}",
         job.action.as_str(),
@@ -474,11 +505,23 @@ async fn execute_job_until(
         job.image
     ));
     let who = job.display_name();
+    if let Some(step) = apply_pull_policy(docker, job, options.pull_mode, &task).await {
+        return step;
+    }
+    // A failed build, or a pull that failed before reaching the registry, fails
+    // the step; a failed registry pull may fall back to the engine's copy.
     let work = async {
         match job.action {
-            ImageAction::Build => build_image(docker, job, flags, &task).await,
+            ImageAction::Build => build_image(docker, job, flags, &task)
+                .await
+                .map_err(|message| (message, false)),
             ImageAction::Pull | ImageAction::Base => {
-                pull_image(docker, &who, &job.image, job.platform.as_deref(), &task).await
+                pull_image(docker, &who, &job.image, job.platform.as_deref(), &task)
+                    .await
+                    .map_err(|failure| {
+                        let fallback = matches!(failure, PullFailure::Registry(_));
+                        (failure.message().to_string(), fallback)
+                    })
             }
         }
     };
@@ -486,6 +529,7 @@ async fn execute_job_until(
         result = work => Some(result),
         () = interrupt.cancelled() => None,
     };
+    let mut stale = None;
     let outcome = match result {
         None => {
             let message = format!(
@@ -505,10 +549,26 @@ async fn execute_job_until(
             });
             Outcome::Done
         }
-        Some(Err(message)) => {
+        Some(Err((message, false))) => {
             task.finish_failed(&message);
             Outcome::Failed(message)
         }
+        Some(Err((message, true))) => match engine_copy(docker, job, &message).await {
+            Some(found) => {
+                task.finish_skipped("stale: the registry failed, the engine's copy is used");
+                stale = Some(found);
+                Outcome::Stale(format!(
+                    "{message}; using the engine's copy ({})",
+                    stale
+                        .as_ref()
+                        .map_or_else(String::new, StaleImage::created_text)
+                ))
+            }
+            None => {
+                task.finish_failed(&message);
+                Outcome::Failed(message)
+            }
+        },
     };
     StepResult {
         project: job.project.clone(),
@@ -517,7 +577,97 @@ async fn execute_job_until(
         services: job.services.clone(),
         outcome,
         duration: task.elapsed(),
+        stale,
     }
+}
+
+impl Outcome {
+    /// True when the image is on the engine as the step wanted.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Outcome::Done | Outcome::Stale(_) | Outcome::Kept(_))
+    }
+}
+
+/// A pull job whose `pull_policy` says not to pull: the ended step (kept, or
+/// failed when the engine lacks the image); `None` when the job pulls.
+async fn apply_pull_policy(
+    docker: &Docker,
+    job: &ImageJob,
+    mode: PullMode,
+    task: &crate::progress::Task,
+) -> Option<StepResult> {
+    let policy = job.pull_policy.as_deref();
+    if job.action != ImageAction::Pull || !needs_presence(mode, policy) {
+        return None;
+    }
+    let present = match docker.inspect_image(&job.image).await {
+        Ok(_) => true,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => false,
+        // Let the pull report what is wrong with the engine.
+        Err(_) => return None,
+    };
+    let PullDecision::UseEngineCopy(reason) = decide(mode, policy, &job.image, present) else {
+        return None;
+    };
+    let outcome = if present {
+        task.finish_ok(format!("not pulled: {reason}"));
+        Outcome::Kept(format!(
+            "{}: {} not pulled: {reason}",
+            job.display_name(),
+            job.image
+        ))
+    } else {
+        let message = format!(
+            "{}: {} is not on the engine and its {reason} forbids pulling it; build, load or \
+             restore it (bunker image-restore), or change the service's pull_policy",
+            job.display_name(),
+            job.image
+        );
+        task.finish_failed(&message);
+        Outcome::Failed(message)
+    };
+    Some(StepResult {
+        project: job.project.clone(),
+        kind: StepKind::Image(job.action),
+        image: job.image.clone(),
+        services: job.services.clone(),
+        outcome,
+        duration: task.elapsed(),
+        stale: None,
+    })
+}
+
+/// An image whose refresh pull failed while the engine had a copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StaleImage {
+    /// The registry that could not be pulled from.
+    pub registry: String,
+    /// The pull's error, naming the image and the registry.
+    pub error: String,
+    /// When the engine's copy was created (RFC 3339, as the engine reports it).
+    pub created: Option<String>,
+}
+
+impl StaleImage {
+    /// `created 2026-12-01T21:40:00Z` (or that the time is unknown).
+    pub fn created_text(&self) -> String {
+        match &self.created {
+            Some(created) => format!("created {created}"),
+            None => "creation time unknown".to_string(),
+        }
+    }
+}
+
+/// After a failed pull of `job`: the engine's copy, when it has one.
+async fn engine_copy(docker: &Docker, job: &ImageJob, error: &str) -> Option<StaleImage> {
+    let inspect = docker.inspect_image(&job.image).await.ok()?;
+    Some(StaleImage {
+        registry: registry_of(&job.image),
+        error: error.to_string(),
+        created: inspect.created,
+    })
 }
 
 #[cfg(test)]
@@ -532,6 +682,7 @@ mod tests {
             services: vec!["s".into()],
             outcome,
             duration: Duration::from_millis(1500),
+            stale: None,
         }
     }
 
@@ -554,7 +705,10 @@ mod tests {
             problems: vec![],
         };
         assert!(report.failed());
-        assert_eq!(report.summary(), "1 built, 1 pulled, 1 failed, 1 skipped");
+        assert_eq!(
+            report.summary(),
+            "1 built, 1 pulled, 1 failed, 1 skipped, 0 stale, 0 kept"
+        );
         let table = report.table();
         assert!(table.starts_with("PROJECT  ACTION  IMAGE"), "{table}");
         assert!(
@@ -590,7 +744,10 @@ mod tests {
             report.interrupted_summary(),
             "cut 1 running step(s): p build img:1; 1 step(s) not started"
         );
-        assert_eq!(report.summary(), "1 built, 0 pulled, 0 failed, 2 skipped");
+        assert_eq!(
+            report.summary(),
+            "1 built, 0 pulled, 0 failed, 2 skipped, 0 stale, 0 kept"
+        );
         let nothing_cut = RunReport {
             steps: vec![step(StepKind::Image(ImageAction::Pull), Outcome::Done)],
             problems: vec![],

@@ -148,6 +148,8 @@ pub struct ServiceSpec {
     pub build: Option<BuildSpec>,
     pub profiles: Vec<String>,
     pub platform: Option<String>,
+    /// `pull_policy:` as `docker compose config` prints it (checked as Compose does).
+    pub pull_policy: Option<String>,
     /// True when `image`/`build` could not be determined (the reason is in the issues).
     pub unresolved: bool,
 }
@@ -317,6 +319,7 @@ fn unresolved_service(name: &str) -> ServiceSpec {
         build: None,
         profiles: Vec::new(),
         platform: None,
+        pull_policy: None,
         unresolved: true,
     }
 }
@@ -664,6 +667,22 @@ fn read_service(
         _ => Vec::new(),
     };
     let platform = definition.get("platform").and_then(scalar_text);
+    let pull_policy = match definition.get("pull_policy") {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            let text = scalar_text(value).unwrap_or_default();
+            match super::pull_policy::normalize(name, &text) {
+                Ok(policy) => Some(policy),
+                Err(message) => {
+                    let line = document
+                        .line_of_key(name)
+                        .and_then(|line| find_key_after(&document.text, line, "pull_policy"));
+                    report(line, message);
+                    None
+                }
+            }
+        }
+    };
 
     ServiceSpec {
         name: name.to_string(),
@@ -673,6 +692,7 @@ fn read_service(
         build,
         profiles,
         platform,
+        pull_policy,
         unresolved,
     }
 }

@@ -12,6 +12,7 @@ pub mod document;
 pub mod envfile;
 pub mod interpolate;
 pub mod model;
+pub mod pull_policy;
 pub mod scan;
 pub mod summary;
 pub mod table;

@@ -78,6 +78,11 @@ pub struct CatalogEntry {
     pub registry: Option<String>,
     /// `platform:` of the service or `--platform` of the FROM line.
     pub platform: Option<String>,
+    /// The service's Compose `pull_policy` as `docker compose config` prints it
+    /// (`if_not_present` as `missing`); `None` when unset (Compose's default,
+    /// `missing`) and for base-image entries.
+    #[serde(default)]
+    pub pull_policy: Option<String>,
 }
 
 /// A project found under the projects directory.

@@ -409,6 +409,7 @@ fn service_entry(
         pinned: false,
         registry: None,
         platform: service.platform.clone(),
+        pull_policy: service.pull_policy.clone(),
     };
     if service.unresolved {
         return (entry, None);
@@ -610,6 +611,7 @@ fn base_entries(
                     pinned: reference.as_ref().is_some_and(ImageReference::is_pinned),
                     registry: reference.map(|reference| reference.registry().to_string()),
                     platform: base.platform.clone(),
+                    pull_policy: None,
                 }
             });
             if !base_entry.base_for.contains(&service_name) {

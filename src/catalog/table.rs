@@ -3,15 +3,18 @@
 
 use super::model::{Catalog, CatalogEntry, ImageSource};
 
-const HEADERS: [&str; 6] = ["PROJECT", "SERVICE", "SOURCE", "IMAGE", "VAR", "PINNED"];
+const COLUMNS: usize = 7;
+const HEADERS: [&str; COLUMNS] = [
+    "PROJECT", "SERVICE", "SOURCE", "IMAGE", "VAR", "PINNED", "PULL",
+];
 /// Narrowest width each column may be squeezed to.
-const MINIMUM_WIDTHS: [usize; 6] = [7, 7, 6, 16, 3, 6];
+const MINIMUM_WIDTHS: [usize; COLUMNS] = [7, 7, 6, 16, 3, 6, 4];
 /// Widths the other columns give up first, so the image keeps its full name.
-const COMFORTABLE_WIDTHS: [usize; 6] = [14, 16, 6, usize::MAX, 14, 6];
+const COMFORTABLE_WIDTHS: [usize; COLUMNS] = [14, 16, 6, usize::MAX, 14, 6, 6];
 /// Then the image shrinks down to this before the others go below comfortable.
-const IMAGE_FIRST_WIDTHS: [usize; 6] = [14, 16, 6, 28, 14, 6];
+const IMAGE_FIRST_WIDTHS: [usize; COLUMNS] = [14, 16, 6, 28, 14, 6, 6];
 /// Then the other columns go down to their minimum while the image keeps that width.
-const OTHERS_TO_MINIMUM_WIDTHS: [usize; 6] = [0, 0, 0, 28, 0, 0];
+const OTHERS_TO_MINIMUM_WIDTHS: [usize; COLUMNS] = [0, 0, 0, 28, 0, 0, 0];
 const GAP: &str = "  ";
 
 /// The terminal width: `COLUMNS`, else the size of the terminal on stdout, else 100.
@@ -44,8 +47,8 @@ fn stdout_terminal_width() -> Option<usize> {
 /// The table rows of `catalog` as lines no wider than `width` (at least 60 is assumed).
 pub fn render(catalog: &Catalog, width: usize) -> Vec<String> {
     let width = width.max(60);
-    let rows: Vec<[String; 6]> = catalog.entries.iter().map(row).collect();
-    let mut widths: Vec<usize> = (0..6)
+    let rows: Vec<[String; COLUMNS]> = catalog.entries.iter().map(row).collect();
+    let mut widths: Vec<usize> = (0..COLUMNS)
         .map(|column| {
             rows.iter()
                 .map(|row| row[column].chars().count())
@@ -54,7 +57,7 @@ pub fn render(catalog: &Catalog, width: usize) -> Vec<String> {
                 .unwrap_or(0)
         })
         .collect();
-    let available = width - GAP.len() * 5;
+    let available = width - GAP.len() * (COLUMNS - 1);
     // Squeeze the other columns to a comfortable width first, then the image, then everything.
     for floors in [
         COMFORTABLE_WIDTHS,
@@ -63,7 +66,7 @@ pub fn render(catalog: &Catalog, width: usize) -> Vec<String> {
         MINIMUM_WIDTHS,
     ] {
         while widths.iter().sum::<usize>() > available {
-            let widest = (0..6)
+            let widest = (0..COLUMNS)
                 .filter(|&column| widths[column] > floors[column].max(MINIMUM_WIDTHS[column]))
                 .max_by_key(|&column| widths[column]);
             match widest {
@@ -109,7 +112,8 @@ pub fn legend(catalog: &Catalog) -> Vec<String> {
     lines
 }
 
-fn row(entry: &CatalogEntry) -> [String; 6] {
+/// The PULL column: the service's `pull_policy`, `-` when unset or for base images.
+fn row(entry: &CatalogEntry) -> [String; COLUMNS] {
     let mut service = match (&entry.service, entry.source) {
         (Some(service), _) => service.clone(),
         (None, _) => format!("<{}", entry.base_for.join(",")),
@@ -140,15 +144,16 @@ fn row(entry: &CatalogEntry) -> [String; 6] {
         image,
         entry.env_var.clone().unwrap_or_else(|| "-".to_string()),
         pinned.to_string(),
+        entry.pull_policy.clone().unwrap_or_else(|| "-".to_string()),
     ]
 }
 
-fn format_row(cells: &[String; 6], widths: &[usize]) -> String {
+fn format_row(cells: &[String; COLUMNS], widths: &[usize]) -> String {
     let mut line = String::new();
     for (column, cell) in cells.iter().enumerate() {
         let text = elide(cell, widths[column], column == 3);
         line.push_str(&text);
-        if column < 5 {
+        if column < COLUMNS - 1 {
             let padding = widths[column].saturating_sub(text.chars().count());
             line.push_str(&" ".repeat(padding));
             line.push_str(GAP);

@@ -20,7 +20,7 @@ use crate::archive::{
     ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
 };
 use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
-use crate::build::{PlanOptions, RunOptions, plan};
+use crate::build::{PlanOptions, PullMode, RunOptions, plan};
 use crate::engine::{EngineArgs, connect};
 
 #[derive(Debug, Args)]
@@ -52,6 +52,10 @@ pub struct ArchiveArgs {
     /// Stop starting new work after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Exit 1 when an image is stale (its registry could not be pulled from, so
+    /// the engine's older copy was used); without it a stale image is a warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Print the files a real run would write and which it would skip; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -173,6 +177,7 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
                 jobs: args.jobs.get(),
                 fail_fast: args.fail_fast,
                 flags: args.build_flags.build_flags(),
+                pull_mode: PullMode::Refresh,
             },
             settings,
             docker_context: root.context,
@@ -182,9 +187,11 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     )
     .await?;
     progress.finish();
+    let stale = report.totals().stale;
+    let strict_failure = args.strict && stale > 0;
     if args.json {
         let value = serde_json::json!({
-            "ok": !report.failed(),
+            "ok": !report.failed() && !strict_failure,
             "totals": report.totals(),
             "report": report,
         });
@@ -196,10 +203,13 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     for message in report.messages() {
         eprintln!("{message}");
     }
+    if strict_failure {
+        eprintln!("--strict: {stale} image(s) archived from a stale engine copy; exit status 1");
+    }
     if let Some(code) = interrupt.exit_code() {
         return Ok(code);
     }
-    Ok(if report.failed() {
+    Ok(if report.failed() || strict_failure {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

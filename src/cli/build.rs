@@ -13,7 +13,7 @@ use super::common::{
     BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, listen_for_stop, load_build_plan,
 };
 use crate::build::{
-    BuildPlan, ImageAction, RunOptions, check_presence,
+    BuildPlan, ImageAction, PullMode, RunOptions, check_presence,
     hook::{HOOK_TARGET, has_hook},
     run_plan_interruptible,
 };
@@ -39,6 +39,10 @@ pub struct BuildArgs {
     /// Stop starting new work after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Exit 1 when an image is stale (its registry could not be pulled from, so
+    /// the engine's older copy was used); without it a stale image is a warning.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub jobs: JobsArgs,
     #[command(flatten)]
@@ -88,6 +92,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
             jobs: args.jobs.get(),
             fail_fast: args.fail_fast,
             flags: args.build_flags.build_flags(),
+            pull_mode: PullMode::Refresh,
         },
         &progress,
         &interrupt.token(),
@@ -110,6 +115,11 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
             report.interrupted_summary()
         );
         return Ok(ExitCode::from(signal.exit_status()));
+    }
+    let stale = report.stale();
+    if args.strict && stale > 0 {
+        eprintln!("--strict: {stale} image(s) are stale engine copies; exit status 1");
+        return Ok(exit_status(false));
     }
     Ok(exit_status(!report.failed()))
 }

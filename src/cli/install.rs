@@ -37,6 +37,10 @@ pub struct InstallArgs {
     /// Print the report as JSON on stdout; progress and errors stay on stderr.
     #[arg(long)]
     pub json: bool,
+    /// Exit 1 when an image is stale (its registry could not be pulled from, so
+    /// the engine's older copy was used); without it a stale image is a warning.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -112,11 +116,12 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
         &progress,
     )
     .await;
+    let strict_failure = args.strict && !report.stale.is_empty();
     if args.json {
         let json = JsonReport {
             engine: engine.target.to_string(),
             offline,
-            ok: !report.failed(),
+            ok: !report.failed() && !strict_failure,
             report: &report,
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -125,6 +130,19 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
     }
     for problem in &report.problems {
         eprintln!("error: {problem}");
+    }
+    for stale in &report.stale {
+        eprintln!(
+            "warning: {}; installed from the engine's copy ({})",
+            stale.stale.error,
+            stale.stale.created_text()
+        );
+    }
+    if strict_failure {
+        eprintln!(
+            "--strict: {} image(s) are stale engine copies; exit status 1",
+            report.stale.len()
+        );
     }
     for project in report.projects.iter().filter(|project| !project.installed) {
         let kind = if project.interrupted {
@@ -149,7 +167,7 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
     if let Some(code) = interrupt.exit_code() {
         return Ok(code);
     }
-    Ok(if report.failed() {
+    Ok(if report.failed() || strict_failure {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

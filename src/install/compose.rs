@@ -74,8 +74,11 @@ pub async fn find_compose() -> anyhow::Result<ComposeCommand> {
 
 /// The arguments for `up -d` of one project: its compose file, its env files (the
 /// same layering the catalog used, so Compose resolves the same image names), its
-/// Compose project name, and no build and no pull when `offline`.
-pub fn up_arguments(project: &ProjectInfo, offline: bool, wait: bool) -> Vec<String> {
+/// Compose project name, and no build and no pull: bunker has already pulled
+/// what `docker compose up` would pull (each service's `pull_policy`, with the
+/// workstation's credentials), and an image whose registry was down is used
+/// as the engine has it instead of failing Compose.
+pub fn up_arguments(project: &ProjectInfo, wait: bool) -> Vec<String> {
     let directory = project
         .compose_file
         .parent()
@@ -99,9 +102,7 @@ pub fn up_arguments(project: &ProjectInfo, offline: bool, wait: bool) -> Vec<Str
     arguments.extend(["up", "--detach"].map(String::from));
     // Images are already on the engine: built or pulled by bunker, or restored.
     arguments.push("--no-build".to_string());
-    if offline {
-        arguments.extend(["--pull", "never"].map(String::from));
-    }
+    arguments.extend(["--pull", "never"].map(String::from));
     if wait {
         arguments.push("--wait".to_string());
     }
@@ -114,7 +115,7 @@ mod tests {
     use std::path::PathBuf;
 
     #[test]
-    fn offline_installs_neither_build_nor_pull() {
+    fn compose_neither_builds_nor_pulls() {
         let project = ProjectInfo {
             name: "web".into(),
             compose_name: Some("web".into()),
@@ -125,17 +126,17 @@ mod tests {
             ],
             ok: true,
         };
-        let arguments = up_arguments(&project, true, false).join(" ");
+        let arguments = up_arguments(&project, false).join(" ");
         assert_eq!(
             arguments,
             "--project-directory /p/web --file /p/web/docker-compose.yaml \
              --env-file /p/web/.env-dist --env-file /p/.env_x --project-name web \
              up --detach --no-build --pull never"
         );
-        let online = up_arguments(&project, false, true).join(" ");
+        let waiting = up_arguments(&project, true).join(" ");
         assert!(
-            online.ends_with("up --detach --no-build --wait"),
-            "{online}"
+            waiting.ends_with("up --detach --no-build --pull never --wait"),
+            "{waiting}"
         );
     }
 }

@@ -19,7 +19,9 @@ use std::process::Stdio;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::build::{BuildFlags, BuildPlan, RunOptions, check_presence, run_plan_interruptible};
+use crate::build::{
+    BuildFlags, BuildPlan, PullMode, RunOptions, StaleImage, check_presence, run_plan_interruptible,
+};
 use crate::catalog::Catalog;
 use crate::engine::Engine;
 use crate::progress::{Progress, render_table};
@@ -72,6 +74,19 @@ pub struct InstallReport {
     pub projects: Vec<ProjectResult>,
     /// Problems outside any project.
     pub problems: Vec<String>,
+    /// Images whose refresh pull failed while the engine had them: installed
+    /// from the engine's copy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<StaleUse>,
+}
+
+/// A stale image of one project (see [`crate::build::StaleImage`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StaleUse {
+    pub project: String,
+    pub image: String,
+    #[serde(flatten)]
+    pub stale: StaleImage,
 }
 
 impl InstallReport {
@@ -108,7 +123,8 @@ pub async fn install(
         problems: build_plan.problems.clone(),
         ..InstallReport::default()
     };
-    let blocked = match images_ready(engine, build_plan, options, progress).await {
+    let blocked = match images_ready(engine, build_plan, options, progress, &mut report.stale).await
+    {
         Ok(blocked) => blocked,
         Err(problem) => {
             report.problems.push(problem);
@@ -163,7 +179,7 @@ pub async fn install(
             continue;
         };
         let task = progress.task(format!("[install] {name}"));
-        let arguments = up_arguments(info, options.offline, options.wait);
+        let arguments = up_arguments(info, options.wait);
         let compose_name = info.compose_name.clone().unwrap_or_else(|| name.clone());
         let ran = run_compose(
             compose,
@@ -235,6 +251,7 @@ async fn images_ready(
     build_plan: &BuildPlan,
     options: &InstallOptions,
     progress: &Progress,
+    stale: &mut Vec<StaleUse>,
 ) -> Result<BTreeMap<String, Blocker>, String> {
     let mut blocked: BTreeMap<String, Blocker> = BTreeMap::new();
     if options.offline {
@@ -266,15 +283,28 @@ async fn images_ready(
             jobs: options.jobs,
             fail_fast: false,
             flags: BuildFlags::default(),
+            pull_mode: PullMode::Up,
         },
         progress,
         &options.interrupt,
     )
     .await;
-    for message in built.messages() {
+    // Stale images are warned about once, with the report (`report.stale`).
+    for message in built
+        .messages()
+        .into_iter()
+        .filter(|message| !message.starts_with("warning: "))
+    {
         progress.println(message);
     }
     for step in &built.steps {
+        if let Some(found) = &step.stale {
+            stale.push(StaleUse {
+                project: step.project.clone(),
+                image: step.image.clone(),
+                stale: found.clone(),
+            });
+        }
         if let crate::build::Outcome::Failed(message) | crate::build::Outcome::Skipped(message) =
             &step.outcome
         {
