@@ -10,6 +10,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[allow(dead_code)]
+mod compose_oracle;
+
 const CONTEXT: &str = "parity";
 
 fn fixtures() -> PathBuf {
@@ -388,4 +391,98 @@ fn pull_policy_values_are_accepted_and_printed_as_docker_compose_does() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// A compose file without services (d.rymcg.tech's `gradio` keeps them in a template):
+/// Compose accepts it with no services and exits 0; bunker warns "empty compose file"
+/// naming the file, exits 0 and lists the project as having no images.
+#[test]
+fn a_compose_file_without_services_is_a_warning_not_an_error() {
+    let tree = tempfile::tempdir().expect("create a projects tree");
+    let gradio = tree.path().join("gradio");
+    let good = tree.path().join("good");
+    std::fs::create_dir_all(&gradio).expect("create gradio");
+    std::fs::create_dir_all(&good).expect("create good");
+    let empty_compose = gradio.join("docker-compose.yaml");
+    std::fs::write(
+        &empty_compose,
+        "# the services live in docker-compose.instance.yaml\nx-template:\n  image: x\n",
+    )
+    .expect("write gradio compose");
+    std::fs::write(
+        good.join("docker-compose.yaml"),
+        "services:\n  app:\n    image: busybox:1.36\n",
+    )
+    .expect("write good compose");
+
+    let compose = Command::new(compose_oracle::docker_compose())
+        .current_dir(&gradio)
+        .env_clear()
+        .envs(environment())
+        .args(["config", "--format", "json"])
+        .output()
+        .expect("run docker-compose");
+    let compose_model = compose_oracle::judge(&compose).expect("Compose accepts the file");
+    assert_eq!(compose_model["services"], serde_json::json!({}));
+
+    let run = |json: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bunker"));
+        command
+            .env_clear()
+            .envs(environment())
+            .arg("--projects-dir")
+            .arg(tree.path())
+            .args(["--context", "none", "image-catalog"]);
+        if json {
+            command.arg("--json");
+        }
+        command.output().expect("run bunker")
+    };
+    for json in [false, true] {
+        let output = run(json);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "json={json}: exit 0 expected, as Compose; stderr:\n{stderr}"
+        );
+        let warning = format!(
+            "warning: gradio: {}: empty compose file",
+            empty_compose.display()
+        );
+        assert!(
+            stderr.contains(&warning),
+            "json={json}: {warning:?} missing from stderr:\n{stderr}"
+        );
+        assert!(!stderr.contains("error"), "json={json}: {stderr}");
+        if json {
+            let document: Value = serde_json::from_str(&stdout).expect("JSON");
+            let gradio = document["projects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|project| project["name"] == "gradio")
+                .expect("gradio is listed");
+            assert_eq!(gradio["ok"], true, "{gradio}");
+            let entries = document["entries"].as_array().unwrap();
+            assert!(entries.iter().all(|entry| entry["project"] != "gradio"));
+            assert!(entries.iter().any(|entry| entry["project"] == "good"));
+            assert_eq!(document["errors"], serde_json::json!([]));
+            assert!(
+                document["warnings"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("empty compose file"),
+                "{}",
+                document["warnings"]
+            );
+        } else {
+            assert!(
+                stdout.contains("No images in: gradio."),
+                "the table must list gradio as having no images:\n{stdout}"
+            );
+            assert!(stdout.contains("busybox:1.36"), "{stdout}");
+        }
+    }
 }

@@ -519,6 +519,7 @@ mod tests {
             projects,
             entries,
             errors: vec![],
+            warnings: vec![],
         }
     }
 

@@ -160,12 +160,18 @@ pub struct ComposeModel {
     pub name: Option<String>,
     pub services: Vec<ServiceSpec>,
     pub issues: Vec<ComposeIssue>,
+    /// Not errors: a compose file without a `services` key (Compose accepts it).
+    pub warnings: Vec<ComposeIssue>,
 }
 
 /// Reads the services of `document` (and of the files it `include`s) with variables from `lookup`.
 pub fn read_model(document: &ComposeDocument, lookup: Lookup) -> ComposeModel {
     read_model_nested(document, lookup, 0)
 }
+
+/// The warning for a compose file without services, in Docker Compose's words.
+pub const EMPTY_COMPOSE_FILE: &str =
+    "empty compose file: it defines no services, so this project has no images";
 
 const MAX_INCLUDE_DEPTH: usize = 16;
 
@@ -203,7 +209,16 @@ fn read_model_nested(document: &ComposeDocument, lookup: Lookup, depth: usize) -
     let no_services = Map::new();
     let services = match document.root.get("services") {
         None | Some(Value::Null) if !includes.is_empty() => &no_services,
-        None | Some(Value::Null) => {
+        None => {
+            model.warnings.push(ComposeIssue {
+                file: document.path.clone(),
+                line: None,
+                service: None,
+                message: EMPTY_COMPOSE_FILE.into(),
+            });
+            return model;
+        }
+        Some(Value::Null) => {
             report(None, None, "the compose file defines no services".into());
             return model;
         }
@@ -269,6 +284,7 @@ fn read_model_nested(document: &ComposeDocument, lookup: Lookup, depth: usize) -
         };
         let nested = read_model_nested(&included, lookup, depth + 1);
         model.issues.extend(nested.issues);
+        model.warnings.extend(nested.warnings);
         for service in nested.services {
             if model
                 .services

@@ -123,4 +123,7 @@ pub struct Catalog {
     pub projects: Vec<ProjectInfo>,
     pub entries: Vec<CatalogEntry>,
     pub errors: Vec<CatalogError>,
+    /// Not errors (the exit status stays 0): for example a compose file without services.
+    #[serde(default)]
+    pub warnings: Vec<CatalogError>,
 }

@@ -213,6 +213,13 @@ fn catalog_project(
         }
     };
     let model = read_model(&document, &lookup);
+    catalog.warnings.extend(
+        model
+            .warnings
+            .iter()
+            .cloned()
+            .map(|issue| issue_to_error(&project.name, issue)),
+    );
     errors.extend(
         model
             .issues

@@ -32,6 +32,7 @@ pub fn run(global: &GlobalArgs, args: CatalogArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(&options);
     let failed = !catalog.errors.is_empty();
     print_errors(&catalog.errors);
+    print_warnings(&catalog.warnings);
 
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -75,12 +76,35 @@ pub fn write_text(
                 writeln!(out, "{}", table::elide(&line, width, false))?;
             }
         }
+        let empty = projects_without_images(catalog);
+        if !empty.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "No images in: {}.", empty.join(", "))?;
+        }
         writeln!(out)?;
     }
     for line in Summary::of(catalog).render(width) {
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// Projects read without errors that need no image (a compose file without services).
+fn projects_without_images(catalog: &Catalog) -> Vec<&str> {
+    catalog
+        .projects
+        .iter()
+        .filter(|project| project.ok)
+        .filter(|project| !catalog.entries.iter().any(|e| e.project == project.name))
+        .map(|project| project.name.as_str())
+        .collect()
+}
+
+fn print_warnings(warnings: &[CatalogError]) {
+    let mut stderr = std::io::stderr().lock();
+    for warning in warnings {
+        let _ = writeln!(stderr, "warning: {}", describe(warning));
+    }
 }
 
 fn print_errors(errors: &[CatalogError]) {
