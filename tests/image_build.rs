@@ -1127,3 +1127,47 @@ fn pull_policy_skips_the_pulls_compose_pull_skips() {
     let table = tree.build(&home, &[]);
     table.assert_stdout_contains("0 built, 0 pulled, 1 failed, 0 skipped, 1 stale, 2 kept");
 }
+
+/// A dry run executes nothing, not even the parts of a hook `make -n` runs
+/// (`$(shell …)` and `+` lines): it prints the hook's target and recipe as written.
+#[test]
+fn a_dry_run_prints_the_build_hook_without_running_any_of_it() {
+    let home = TestHome::new(&sandbox());
+    let mut tree = Tree::new();
+    let project = unique_name("hook-dry");
+    let image = tree.image(format!("{}:1", unique_name("bunker-test/hook-dry")));
+    let directory = tree.project(
+        &project,
+        &[
+            (
+                "docker-compose.yaml",
+                format!("services:\n  app:\n    build: .\n    image: {image}\n"),
+            ),
+            ("Dockerfile", "FROM scratch\nCOPY Makefile /\n".to_string()),
+            (
+                "Makefile",
+                "TOP := $(shell touch top-level-shell-ran)\n\n.PHONY: build-hook-pre\nbuild-hook-pre:\n\techo $(shell touch recipe-shell-ran)\n\t+touch plus-line-ran\n"
+                    .to_string(),
+            ),
+        ],
+    );
+
+    let output = tree.build(&home, &["--project", &project, "--dry-run"]);
+    output.assert_success();
+    for file in ["top-level-shell-ran", "recipe-shell-ran", "plus-line-ran"] {
+        assert!(
+            !directory.join(file).exists(),
+            "--dry-run executed part of the hook: {file} was created; stdout:\n{}",
+            output.stdout
+        );
+    }
+    output.assert_stdout_contains(&format!("{project}: build-hook-pre in "));
+    output.assert_stdout_contains("build-hook-pre:\n");
+    output.assert_stdout_contains("\techo $(shell touch recipe-shell-ran)\n");
+    output.assert_stdout_contains("\t+touch plus-line-ran\n");
+    assert_eq!(
+        image_id(&tree.sandbox, &image),
+        None,
+        "--dry-run built {image}"
+    );
+}

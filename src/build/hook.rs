@@ -35,6 +35,55 @@ pub fn makefile(directory: &Path) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// The `build-hook-pre` rule as written in a Makefile, for a dry run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRule {
+    pub makefile: PathBuf,
+    /// The rule line and its recipe lines, unexpanded (recipe lines keep their tab).
+    pub lines: Vec<String>,
+}
+
+/// Finds the `build-hook-pre` rule in the project's Makefile by reading it, never
+/// by running `make`: `make -n` still runs `$(shell …)` and `+` lines, and a dry
+/// run must execute nothing. A rule that only exists through `include` or a
+/// variable is not seen here.
+pub fn read_hook_rule(directory: &Path) -> Option<HookRule> {
+    let makefile = makefile(directory)?;
+    let text = std::fs::read_to_string(&makefile).ok()?;
+    let lines = hook_rule_lines(&text)?;
+    Some(HookRule { makefile, lines })
+}
+
+fn hook_rule_lines(text: &str) -> Option<Vec<String>> {
+    let mut lines = text.lines();
+    lines.by_ref().find(|line| defines_hook(line)).map(|rule| {
+        let mut rule_lines = vec![rule.to_string()];
+        for line in lines {
+            if line.starts_with('\t') {
+                rule_lines.push(line.to_string());
+            } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+                break;
+            }
+        }
+        rule_lines
+    })
+}
+
+/// A rule line (not a recipe, comment, assignment or special `.TARGET`) naming the hook.
+fn defines_hook(line: &str) -> bool {
+    if line.starts_with('\t') || line.trim_start().starts_with('#') {
+        return false;
+    }
+    let Some((targets, rest)) = line.split_once(':') else {
+        return false;
+    };
+    !rest.starts_with('=')
+        && !targets.contains('=')
+        && targets
+            .split_whitespace()
+            .any(|target| target == HOOK_TARGET)
+}
+
 /// Whether the project in `directory` has a `build-hook-pre` target.
 /// `Err` when the Makefile is broken or `make` is needed but missing.
 pub async fn has_hook(project: &str, directory: &Path) -> Result<bool, String> {
@@ -253,5 +302,23 @@ mod tests {
     fn tail_keeps_the_last_lines() {
         assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
         assert_eq!(tail("a", 5), "a");
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    #[test]
+    fn the_hook_rule_is_read_as_written() {
+        let text = "X := $(shell date)\n.PHONY: build-hook-pre\nall build-hook-pre: deps\n\t+touch a\n\n# note\n\techo $(X)\nother:\n\techo no\n";
+        assert_eq!(
+            hook_rule_lines(text).unwrap(),
+            ["all build-hook-pre: deps", "\t+touch a", "\techo $(X)"]
+        );
+        assert_eq!(
+            hook_rule_lines("build-hook-pre-x:\n\ttrue\nX := build-hook-pre\n"),
+            None
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::common::{
 };
 use crate::build::{
     BuildPlan, ImageAction, PullMode, RunOptions, check_presence,
-    hook::{HOOK_TARGET, has_hook},
+    hook::{HOOK_TARGET, read_hook_rule},
     run_plan_interruptible,
 };
 use crate::engine::{EngineArgs, connect};
@@ -148,20 +148,21 @@ fn plan_problems(build_plan: &BuildPlan) -> Vec<String> {
 /// so the names can be compared line for line with a real run.
 async fn print_dry_run(build_plan: &BuildPlan, build_enabled: bool) -> ExitCode {
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut problems = plan_problems(build_plan);
+    let problems = plan_problems(build_plan);
+    let mut hooks = Vec::new();
     for project in &build_plan.projects {
-        if build_enabled && project.has_builds() {
-            match has_hook(&project.project, &project.directory).await {
-                Ok(true) => rows.push(vec![
-                    project.project.clone(),
-                    "hook".into(),
-                    format!("make {HOOK_TARGET}"),
-                    "-".into(),
-                    project.directory.display().to_string(),
-                ]),
-                Ok(false) => {}
-                Err(message) => problems.push(message),
-            }
+        if build_enabled
+            && project.has_builds()
+            && let Some(rule) = read_hook_rule(&project.directory)
+        {
+            rows.push(vec![
+                project.project.clone(),
+                "hook".into(),
+                format!("make {HOOK_TARGET}"),
+                "-".into(),
+                project.directory.display().to_string(),
+            ]);
+            hooks.push((project.project.clone(), rule));
         }
         for job in &project.jobs {
             if !build_enabled && job.action == ImageAction::Base {
@@ -192,6 +193,15 @@ async fn print_dry_run(build_plan: &BuildPlan, build_enabled: bool) -> ExitCode 
             &rows
         )
     );
+    for (project, rule) in &hooks {
+        println!(
+            "\n{project}: {HOOK_TARGET} in {} (a real run runs it; --dry-run runs nothing):",
+            rule.makefile.display()
+        );
+        for line in &rule.lines {
+            println!("{line}");
+        }
+    }
     for problem in &problems {
         eprintln!("problem: {problem}");
     }
