@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bunker::engine::{self, EngineArgs, known_hosts, target};
+use bunker::engine::{self, EngineSettings, known_hosts, target};
 use common::{Output, Sandbox, TestHome, sandbox};
 
 fn host_key_fingerprint(sandbox: &Sandbox) -> String {
@@ -578,7 +578,7 @@ async fn connect_in(home: &Home, url: &str, remote_socket: &str) -> engine::Engi
         ..Default::default()
     })
     .unwrap();
-    let args = EngineArgs {
+    let args = EngineSettings {
         remote_socket: Some(remote_socket.to_owned()),
         ..Default::default()
     };

@@ -15,9 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST_FILE_NAME: &str = "manifest.json";
 
 /// How an archive file is compressed.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+/// (Its command-line spelling is in `cli::value_enums`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Standard single-member gzip (readable by `gunzip` and every `docker load`).

@@ -15,13 +15,14 @@ use super::common::{
     BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, command_progress, listen_for_stop,
     load_build_plan,
 };
+use super::engine_args::EngineArgs;
 use crate::archive::verify::{ArchReport, VerifyReport, arch_dirs_of};
 use crate::archive::{
     ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
 };
 use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
 use crate::build::{PlanOptions, PullMode, RunOptions, plan};
-use crate::engine::{EngineArgs, connect};
+use crate::engine::connect;
 
 #[derive(Debug, Args)]
 #[command(mut_arg("jobs", |arg| arg.help(
@@ -141,7 +142,7 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
         verify: args.verify,
         delete: args.delete,
     };
-    let engine = connect(global, &args.engine).await?;
+    let engine = connect(&args.engine.settings(global)).await?;
     if args.dry_run {
         let planned = dry_run(&engine, &layout, &archive_plan, settings, build_enabled).await?;
         if args.json {

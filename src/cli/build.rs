@@ -12,12 +12,13 @@ use super::GlobalArgs;
 use super::common::{
     BuildFlagArgs, JobsArgs, ProjectSelectionArgs, RootSettings, listen_for_stop, load_build_plan,
 };
+use super::engine_args::EngineArgs;
 use crate::build::{
     BuildPlan, ImageAction, PullMode, RunOptions, check_presence,
     hook::{HOOK_TARGET, read_hook_rule},
     run_plan_interruptible,
 };
-use crate::engine::{EngineArgs, connect};
+use crate::engine::connect;
 use crate::progress::{Progress, render_table};
 
 #[derive(Debug, Args)]
@@ -76,7 +77,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
         return Ok(print_dry_run(&build_plan, build_enabled).await);
     }
 
-    let engine = connect(global, &args.engine).await?;
+    let engine = connect(&args.engine.settings(global)).await?;
     if !build_enabled {
         return check_images_present(&engine.docker, &build_plan, &engine.target, args.json).await;
     }

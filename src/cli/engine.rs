@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::GlobalArgs;
-use crate::engine::{self, Engine, EngineArgs};
+use super::engine_args::EngineArgs;
+use crate::engine::{self, Engine};
 
 #[derive(Debug, Subcommand)]
 pub enum EngineCommand {
@@ -24,7 +25,7 @@ pub enum EngineCommand {
 pub async fn run(global: &GlobalArgs, command: EngineCommand) -> anyhow::Result<ExitCode> {
     match command {
         EngineCommand::Info { json, engine } => {
-            let engine = engine::connect(global, &engine).await?;
+            let engine = engine::connect(&engine.settings(global)).await?;
             let report = info_report(&engine);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -14,8 +14,9 @@ use super::common::{
     JobsArgs, ProjectSelectionArgs, RootSettings, command_progress, listen_for_stop,
     load_build_plan,
 };
+use super::engine_args::EngineArgs;
 use crate::build::PlanOptions;
-use crate::engine::{EngineArgs, connect};
+use crate::engine::connect;
 use crate::install::{InstallOptions, InstallReport, find_compose, install};
 
 #[derive(Debug, Args)]
@@ -88,7 +89,7 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<ExitC
         }
     }
 
-    let engine = connect(global, &args.engine).await?;
+    let engine = connect(&args.engine.settings(global)).await?;
     if offline {
         eprintln!(
             "BUILD=false: nothing is built or pulled; every image must already be on {}",

@@ -9,9 +9,11 @@ pub mod build;
 pub mod catalog;
 pub mod common;
 pub mod engine;
+pub mod engine_args;
 pub mod install;
 pub mod registry;
 pub mod restore;
+mod value_enums;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -132,7 +132,7 @@ pub struct PullArgs {
     #[arg(long, short, default_value_t = 8)]
     pub jobs: usize,
     #[command(flatten)]
-    pub engine: crate::engine::EngineArgs,
+    pub engine: super::engine_args::EngineArgs,
     /// Compression of docker archives (`none` writes a plain .tar, like `docker save`).
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: crate::archive::Compression,
@@ -274,9 +274,9 @@ pub fn collect_references(
 async fn announce_platform(
     global: &GlobalArgs,
     flag: Option<&str>,
-    engine: &crate::engine::EngineArgs,
+    engine: &super::engine_args::EngineArgs,
 ) -> anyhow::Result<PlatformChoice> {
-    let inputs = PlatformInputs::from_environment(flag, global.context.as_deref(), engine)?;
+    let inputs = PlatformInputs::from_environment(flag, &engine.settings(global))?;
     let choice = choose_platform(&inputs).await?;
     eprintln!("platform {}: {}", choice.platform, choice.reason);
     Ok(choice)
@@ -770,7 +770,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub platform: Option<String>,
     #[command(flatten)]
-    pub engine: crate::engine::EngineArgs,
+    pub engine: super::engine_args::EngineArgs,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,

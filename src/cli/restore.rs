@@ -14,8 +14,9 @@ use super::common::{
     JobsArgs, ProjectSelectionArgs, RootSettings, command_progress, listen_for_stop,
     load_build_plan,
 };
+use super::engine_args::EngineArgs;
 use crate::build::{PlanOptions, Selection};
-use crate::engine::{EngineArgs, connect};
+use crate::engine::connect;
 use crate::restore::plan::ProjectSelection;
 use crate::restore::source::ArchiveLocation;
 use crate::restore::{RestoreOptions, choose_archive, plan_restore, restore};
@@ -64,7 +65,7 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
         arch_override: args.arch.clone(),
     };
 
-    let engine = connect(global, &args.engine).await?;
+    let engine = connect(&args.engine.settings(global)).await?;
     let choice = choose_archive(&location, &engine.facts.arch, &engine.target)?;
     let selection = ProjectSelection {
         only: args.selection.projects.clone(),

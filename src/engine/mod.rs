@@ -24,9 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
-
-use crate::cli::GlobalArgs;
 use forward::LocalSocketForward;
 use ssh::{SshDestination, SshSession};
 use target::{Endpoint, SshAddress, Target, TargetInputs};
@@ -39,23 +36,22 @@ pub const DEFAULT_REMOTE_SOCKET: &str = "/var/run/docker.sock";
 /// which has its own `ConnectTimeout`).
 const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Flags that select and reach the engine; flattened into every engine command.
-#[derive(Debug, Clone, Default, Args)]
-pub struct EngineArgs {
-    /// Engine to use: `ssh://[user@]host[:port]` or `unix:///path/to/docker.sock`
-    /// (default: DOCKER_HOST, then the current Docker context).
-    #[arg(long = "host", short = 'H', value_name = "URL")]
+/// How to select and reach the engine: plain settings, filled by the command line
+/// (`--host`, `--context`, `--remote-socket`, ...) or by a library caller.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSettings {
+    /// Engine URL: `ssh://[user@]host[:port]` or `unix:///path/to/docker.sock`
+    /// (`None`: DOCKER_HOST, then the current Docker context).
     pub host: Option<String>,
-    /// Path of the engine socket on the SSH server (default /var/run/docker.sock, with a
-    /// fallback to `docker system dial-stdio` on the server).
-    #[arg(long, env = "BUNKER_REMOTE_SOCKET", value_name = "PATH")]
+    /// Docker context to take the engine from (`--context`/`DOCKER_CONTEXT`).
+    pub context: Option<String>,
+    /// Path of the engine socket on the SSH server (`None`: the URL's, else
+    /// [`DEFAULT_REMOTE_SOCKET`], with the `dial-stdio` fallback).
     pub remote_socket: Option<String>,
     /// Trust and record an SSH host key that is not yet in ~/.ssh/known_hosts.
-    #[arg(long)]
     pub accept_new_host_key: bool,
-    /// The docker CLI on the SSH server, for the `docker system dial-stdio` fallback
-    /// (default `docker`; e.g. `sudo -n docker` or `/usr/local/bin/docker`).
-    #[arg(long, env = "BUNKER_REMOTE_DOCKER", value_name = "COMMAND")]
+    /// The docker CLI on the SSH server for the `docker system dial-stdio` fallback
+    /// (`None`: `docker`).
     pub remote_docker: Option<String>,
 }
 
@@ -123,16 +119,23 @@ impl Engine {
 }
 
 /// Resolves the target and connects.
-pub async fn connect(global: &GlobalArgs, args: &EngineArgs) -> anyhow::Result<Engine> {
+pub async fn connect(settings: &EngineSettings) -> anyhow::Result<Engine> {
     let home = home_dir()?;
-    let inputs =
-        TargetInputs::from_environment(args.host.as_deref(), global.context.as_deref(), &home);
+    let inputs = TargetInputs::from_environment(
+        settings.host.as_deref(),
+        settings.context.as_deref(),
+        &home,
+    );
     let target = target::resolve(&inputs)?;
-    connect_to(&target, args, &home).await
+    connect_to(&target, settings, &home).await
 }
 
 /// Connects to an already resolved target.
-pub async fn connect_to(target: &Target, args: &EngineArgs, home: &Path) -> anyhow::Result<Engine> {
+pub async fn connect_to(
+    target: &Target,
+    args: &EngineSettings,
+    home: &Path,
+) -> anyhow::Result<Engine> {
     match &target.endpoint {
         Endpoint::Unix(path) => {
             let dialer = Dialer::Local(path.clone());
@@ -153,7 +156,7 @@ pub async fn connect_to(target: &Target, args: &EngineArgs, home: &Path) -> anyh
 async fn connect_ssh(
     target: &Target,
     address: &SshAddress,
-    args: &EngineArgs,
+    args: &EngineSettings,
     home: &Path,
 ) -> anyhow::Result<Engine> {
     let destination = SshDestination::resolve(address, home)?;

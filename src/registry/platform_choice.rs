@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::manifest::Platform;
-use crate::engine::EngineArgs;
+use crate::engine::EngineSettings;
 use crate::engine::target::{self, TargetInputs};
 
 /// What decided the platform.
@@ -47,24 +47,24 @@ pub struct PlatformInputs {
     /// `DOCKER_DEFAULT_PLATFORM`.
     pub docker_default_platform: Option<String>,
     pub target: TargetInputs,
-    pub engine: EngineArgs,
+    pub engine: EngineSettings,
     pub home: PathBuf,
 }
 
 impl PlatformInputs {
-    /// From the flags and the process environment.
-    pub fn from_environment(
-        flag: Option<&str>,
-        context: Option<&str>,
-        engine: &EngineArgs,
-    ) -> anyhow::Result<Self> {
+    /// From the flags, the engine settings and the process environment.
+    pub fn from_environment(flag: Option<&str>, engine: &EngineSettings) -> anyhow::Result<Self> {
         let home = crate::engine::home_dir()?;
         Ok(Self {
             flag: flag.map(str::to_string),
             docker_default_platform: std::env::var("DOCKER_DEFAULT_PLATFORM")
                 .ok()
                 .filter(|value| !value.trim().is_empty()),
-            target: TargetInputs::from_environment(engine.host.as_deref(), context, &home),
+            target: TargetInputs::from_environment(
+                engine.host.as_deref(),
+                engine.context.as_deref(),
+                &home,
+            ),
             engine: engine.clone(),
             home,
         })
@@ -147,7 +147,7 @@ mod tests {
                 docker_config_dir: home.join(".docker"),
                 ..TargetInputs::default()
             },
-            engine: EngineArgs::default(),
+            engine: EngineSettings::default(),
             home,
         }
     }

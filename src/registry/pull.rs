@@ -42,7 +42,8 @@ use crate::archive::{
 use crate::interrupt::abort_on_cancel;
 
 /// The output format of a pull.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// (Its command-line spelling is in `cli::value_enums`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullFormat {
     /// docker-save `.tar.gz` files, `docker load`-able, listed in manifest.json.
     Docker,

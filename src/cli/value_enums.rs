@@ -1,0 +1,53 @@
+//! Command-line spellings of library enums (`--compression`, `registry pull --format`),
+//! kept here so the archive and registry code never depend on clap. Names and help
+//! are what `#[derive(clap::ValueEnum)]` produced on the enums themselves.
+
+use clap::ValueEnum;
+use clap::builder::PossibleValue;
+
+use crate::archive::Compression;
+use crate::registry::pull::PullFormat;
+
+impl ValueEnum for Compression {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Compression::Gzip, Compression::Zstd, Compression::None]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            Compression::Gzip => {
+                "Standard single-member gzip (readable by `gunzip` and every `docker load`)"
+            }
+            Compression::Zstd => {
+                "Zstandard (smaller and faster; Docker Engine 20.10 cannot load it directly, \
+                 bunker decompresses on the workstation when restoring)"
+            }
+            Compression::None => "The plain `docker save` tar",
+        };
+        Some(PossibleValue::new(self.name()).help(help))
+    }
+}
+
+impl ValueEnum for PullFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[PullFormat::Docker, PullFormat::Oci, PullFormat::Dir]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let (name, help) = match self {
+            PullFormat::Docker => (
+                "docker",
+                "docker-save `.tar.gz` files, `docker load`-able, listed in manifest.json",
+            ),
+            PullFormat::Oci => (
+                "oci",
+                "An OCI image layout at the archive root (`index.json`, `blobs/`)",
+            ),
+            PullFormat::Dir => (
+                "dir",
+                "One directory per image: manifest.json, config and layer blobs as files",
+            ),
+        };
+        Some(PossibleValue::new(name).help(help))
+    }
+}
