@@ -681,10 +681,14 @@ fn a_second_run_on_a_locked_archive_directory_is_refused() {
     tree.archive_present(&[]).assert_success();
     let lock_path = tree.arch_dir().join("manifest.lock");
     // Hold the lock with flock(1) the way a running bunker holds it.
+    // --no-fork: the holder is one process, so killing it releases the lock and leaves
+    // no `sleep` behind holding the test's output pipes.
     let mut holder = Command::new("flock")
-        .arg("--exclusive")
+        .args(["--exclusive", "--no-fork"])
         .arg(&lock_path)
         .args(["sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start flock");
     while run(Command::new("flock")
