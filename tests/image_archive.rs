@@ -9,6 +9,7 @@
 //! images it changes or removes uniquely, since the engine is shared.
 
 mod common;
+use common::read_offset;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -1192,23 +1193,4 @@ fn a_second_ctrl_c_quits_at_once_and_leaves_the_archive_intact() {
     let rerun = tree.archive_present(&["--level", "1"]);
     rerun.assert_success();
     rerun.assert_stdout_contains("0 archived, 0 linked, 1 skipped, 0 failed");
-}
-
-/// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
-fn read_offset(pid: u32, file: &Path) -> Option<u64> {
-    let file = fs::canonicalize(file).ok()?;
-    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        if fs::read_link(fd.path()).ok().as_deref() == Some(file.as_path()) {
-            let info = fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                fd.file_name().to_string_lossy()
-            ))
-            .ok()?;
-            return info
-                .lines()
-                .find_map(|line| line.strip_prefix("pos:"))
-                .and_then(|pos| pos.trim().parse().ok());
-        }
-    }
-    None
 }

@@ -6,6 +6,7 @@
 //! running upload the same way: status 143, the summary so far, and a rerun pushes.
 
 mod common;
+use common::read_offset;
 
 use std::fs;
 use std::io::Read;
@@ -194,24 +195,6 @@ fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_r
         "the blob is complete now"
     );
     assert_eq!(archived_images(&archive).len(), 2);
-}
-
-/// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
-fn read_offset(pid: u32, file: &Path) -> Option<u64> {
-    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        if fs::read_link(fd.path()).ok().as_deref() == Some(file) {
-            let info = fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                fd.file_name().to_string_lossy()
-            ))
-            .ok()?;
-            return info
-                .lines()
-                .find_map(|line| line.strip_prefix("pos:"))
-                .and_then(|pos| pos.trim().parse().ok());
-        }
-    }
-    None
 }
 
 /// `bunker login` to the sandbox's auth registry, password on stdin.

@@ -2,6 +2,7 @@
 //! from `docker save` with bunker's writer, loaded back through the SSH session.
 
 mod common;
+use common::{bytes_read, read_offset};
 mod restore_support;
 
 use std::path::{Path, PathBuf};
@@ -543,37 +544,6 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
     rerun.assert_success();
     assert_eq!(image_id(sandbox, &big).as_deref(), Some(big_id.as_str()));
     remove_images(sandbox, &[&big]);
-}
-
-/// Bytes process `pid` has read so far by any read call (`rchar` in /proc/<pid>/io).
-fn bytes_read(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|io| {
-            io.lines()
-                .find_map(|line| line.strip_prefix("rchar:"))
-                .and_then(|value| value.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// How far process `pid` has read into `file`, from /proc (None when it has not opened it).
-fn read_offset(pid: u32, file: &Path) -> Option<u64> {
-    let file = std::fs::canonicalize(file).ok()?;
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        if std::fs::read_link(fd.path()).ok().as_deref() == Some(file.as_path()) {
-            let info = std::fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                fd.file_name().to_string_lossy()
-            ))
-            .ok()?;
-            return info
-                .lines()
-                .find_map(|line| line.strip_prefix("pos:"))
-                .and_then(|pos| pos.trim().parse().ok());
-        }
-    }
-    None
 }
 
 /// The image events (`action id name`) that bring an image in (load, tag, import) the

@@ -9,6 +9,7 @@
 //! socket has that peer port; only that process and its children are killed.
 
 mod common;
+use common::{bytes_read, read_offset};
 mod restore_support;
 
 use std::fs;
@@ -208,37 +209,6 @@ fn cut_ssh(sandbox: &Sandbox, pid: u32) -> usize {
         unsafe { libc::kill(victim, libc::SIGKILL) };
     }
     victims.len()
-}
-
-/// Bytes process `pid` has read so far by any read call (`rchar` in /proc/<pid>/io).
-fn bytes_read(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|io| {
-            io.lines()
-                .find_map(|line| line.strip_prefix("rchar:"))
-                .and_then(|value| value.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// How far process `pid` has read into `file` (None when it has not opened it).
-fn read_offset(pid: u32, file: &Path) -> Option<u64> {
-    let file = fs::canonicalize(file).ok()?;
-    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        if fs::read_link(fd.path()).ok().as_deref() == Some(file.as_path()) {
-            let info = fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                fd.file_name().to_string_lossy()
-            ))
-            .ok()?;
-            return info
-                .lines()
-                .find_map(|line| line.strip_prefix("pos:"))
-                .and_then(|pos| pos.trim().parse().ok());
-        }
-    }
-    None
 }
 
 /// A partial archive file (`*.partial-*`) anywhere under `dir`.
