@@ -8,6 +8,7 @@ pub mod archive_run;
 pub mod build;
 pub mod catalog;
 pub mod cli;
+pub mod deployed;
 pub mod engine;
 pub mod image;
 pub mod install;

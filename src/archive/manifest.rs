@@ -93,6 +93,11 @@ pub struct ManifestEntry {
     /// When the file was written (RFC 3339).
     #[serde(default)]
     pub archived_at: Option<String>,
+    /// The name the running containers use, when `image` is the name bunker gave the
+    /// running image because that name now points to another image (`image-archive
+    /// --deployed`); `image-restore` puts this name back on the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_as: Option<String>,
 }
 
 impl ManifestEntry {
@@ -120,6 +125,7 @@ impl ManifestEntry {
             compression: written.compression,
             platform: written.image.platform.clone(),
             archived_at: Some(now_rfc3339()),
+            deployed_as: None,
         }
     }
 
@@ -368,6 +374,7 @@ mod tests {
             compression: Compression::Gzip,
             platform: None,
             archived_at: None,
+            deployed_as: None,
         }
     }
 

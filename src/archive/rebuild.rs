@@ -149,6 +149,7 @@ fn entry_for_file(
             old.and_then(|old| old.archived_at.clone())
                 .unwrap_or(archived_at),
         ),
+        deployed_as: old.and_then(|old| old.deployed_as.clone()),
     };
     Ok((entry, modified))
 }

@@ -57,6 +57,9 @@ pub struct ImageUse {
     pub image: String,
     pub services: Vec<String>,
     pub action: ArchiveAction,
+    /// The name the running containers use, when `image` is the name bunker gave a
+    /// running image whose tag moved (`image-archive --deployed`).
+    pub deployed_as: Option<String>,
 }
 
 /// One image on the engine and every project that needs it.
@@ -397,6 +400,7 @@ fn complete_entry(entry: &mut ManifestEntry, image_use: &ImageUse, engine_image:
     entry.action = Some(image_use.action);
     entry.docker_id = Some(engine_image.id.clone());
     entry.repo_digests = engine_image.repo_digests.clone();
+    entry.deployed_as = image_use.deployed_as.clone();
 }
 
 /// Switches the manifest to the entry's new file: saves manifest.json with the
@@ -522,6 +526,7 @@ fn row(
         kept: None,
         duration: Duration::ZERO,
         stale: None,
+        deployed_as: image_use.deployed_as.clone(),
     }
 }
 
@@ -544,6 +549,7 @@ pub fn failed_rows(target: &ImageTarget, message: &str, duration: Duration) -> V
             kept: None,
             duration,
             stale: None,
+            deployed_as: image_use.deployed_as.clone(),
         })
         .collect()
 }

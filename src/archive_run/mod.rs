@@ -52,6 +52,9 @@ pub struct ArchiveRun<'run> {
     pub docker_context: String,
     /// Cancelled by Ctrl-C or SIGTERM ([`crate::interrupt`]).
     pub interrupt: CancellationToken,
+    /// Images to archive besides the plan's, each as it is on the engine now
+    /// (`image-archive --deployed`: running images the catalog does not cover).
+    pub extra_targets: Vec<ImageTarget>,
 }
 
 /// Runs the build plan and archives every image of the archive plan, each as
@@ -94,7 +97,8 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
     manifest.engine_version = Some(engine.facts.version.clone());
     remove_superseded(&manifest, &arch_dir, progress)?;
 
-    let targets = targets_of(run.archive_plan);
+    let mut targets = targets_of(run.archive_plan);
+    targets.extend(run.extra_targets.iter().cloned());
     let base_jobs = base_jobs_to_check(run.build_plan, run.archive_plan);
     let mut readiness = Readiness::default();
     let mut problems: Vec<String> = Vec::new();
@@ -391,6 +395,7 @@ pub fn targets_of(plan: &BuildPlan) -> Vec<ImageTarget> {
             image: job.image.clone(),
             services: job.services.clone(),
             action: archive_action(job.action),
+            deployed_as: None,
         };
         let key = canonical_name(&job.image);
         match index_of.get(&key) {

@@ -59,6 +59,10 @@ pub struct ImageRow {
     /// The refresh pull failed and the engine's older copy was archived.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale: Option<StaleImage>,
+    /// The name the running containers use, when `image` is the name bunker gave
+    /// the running image (`--deployed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_as: Option<String>,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -129,7 +133,10 @@ impl ArchiveReport {
                 let exported = row.bytes_in > 0;
                 vec![
                     row.project.clone(),
-                    row.image.clone(),
+                    match &row.deployed_as {
+                        Some(name) => format!("{} (running as {name})", row.image),
+                        None => row.image.clone(),
+                    },
                     match (row.result.word(), row.deleted) {
                         (word, true) => format!("{word}+deleted"),
                         (word, false) => word.to_string(),
@@ -247,6 +254,7 @@ mod tests {
             kept: None,
             duration: Duration::from_millis(1500),
             stale: None,
+            deployed_as: None,
         }
     }
 

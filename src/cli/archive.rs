@@ -4,6 +4,10 @@
 //! the archive plan (plus base images) → dry run, or connect, run
 //! [`crate::archive_run`] and print the report. Ctrl-C or SIGTERM during the
 //! run stops it cleanly ([`crate::interrupt`]): the report so far, exit 130 or 143.
+//!
+//! `--deployed` then asks the engine what its containers run and archives, in a
+//! second pass after every pull and build of the first, the running images the
+//! catalog's archive does not cover ([`crate::deployed::archive`]).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,11 +22,17 @@ use super::common::{
 use super::engine_args::EngineArgs;
 use crate::archive::verify::{ArchReport, VerifyReport, arch_dirs_of};
 use crate::archive::{
-    ArchDir, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest, verify_arch_dir,
+    ArchDir, ArchiveAction, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest,
+    verify_arch_dir,
 };
-use crate::archive_run::{ArchiveRun, ArchiveSettings, dry_run::dry_run};
-use crate::build::{PlanOptions, PullMode, RunOptions, plan};
-use crate::engine::connect;
+use crate::archive_run::{
+    ArchiveReport, ArchiveRun, ArchiveSettings, ImageTarget, ImageUse, dry_run::dry_run,
+};
+use crate::build::{BuildPlan, PlanOptions, PullMode, RunOptions, plan};
+use crate::catalog::Catalog;
+use crate::deployed::archive::{DeployedImage, images_to_archive, name_on_engine};
+use crate::deployed::compare::{ContainerScope, compare};
+use crate::engine::{Engine, connect};
 
 #[derive(Debug, Args)]
 #[command(mut_arg("jobs", |arg| arg.help(
@@ -60,6 +70,11 @@ pub struct ArchiveArgs {
     /// Print the files a real run would write and which it would skip; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also archive what runs: the exact images of the running containers (of the
+    /// selected projects) the catalog's archive does not cover; a running image whose
+    /// tag moved is archived as `<repo>:<tag>-deployed-<12hex>`.
+    #[arg(long)]
+    pub deployed: bool,
     #[command(flatten)]
     pub jobs: JobsArgs,
     /// Compression of the archive files.
@@ -145,8 +160,18 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     let engine = connect(&args.engine.settings(global)).await?;
     if args.dry_run {
         let planned = dry_run(&engine, &layout, &archive_plan, settings, build_enabled).await?;
+        let deployed = if args.deployed {
+            Some(deployed_images(&engine, &catalog, &args).await?)
+        } else {
+            None
+        };
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&planned)?);
+            let mut value = serde_json::to_value(&planned)?;
+            if let (Some((images, notes)), Some(object)) = (&deployed, value.as_object_mut()) {
+                object.insert("deployed".into(), serde_json::to_value(images)?);
+                object.insert("deployed_notes".into(), serde_json::to_value(notes)?);
+            }
+            println!("{}", serde_json::to_string_pretty(&value)?);
         } else {
             if !build_enabled {
                 println!("BUILD=false: nothing is built or pulled; images not on the engine fail");
@@ -159,6 +184,9 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
                 planned.manifest
             );
         }
+        if let (Some((images, notes)), false) = (&deployed, args.json) {
+            print_deployed_plan(images, notes);
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -167,26 +195,57 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
         &progress,
         "finished archives are kept in manifest.json and unfinished files are removed",
     )?;
-    let report = crate::archive_run::run(
+    let run_options = RunOptions {
+        jobs: args.jobs.get(),
+        fail_fast: args.fail_fast,
+        flags: args.build_flags.build_flags(),
+        pull_mode: PullMode::Refresh,
+    };
+    let mut report = crate::archive_run::run(
         ArchiveRun {
             engine: &engine,
-            layout,
+            layout: layout.clone(),
             build_plan: &build_plan,
             archive_plan: &archive_plan,
             build_enabled,
-            run_options: RunOptions {
-                jobs: args.jobs.get(),
-                fail_fast: args.fail_fast,
-                flags: args.build_flags.build_flags(),
-                pull_mode: PullMode::Refresh,
-            },
+            run_options,
             settings,
-            docker_context: root.context,
+            docker_context: root.context.clone(),
             interrupt: interrupt.token(),
+            extra_targets: Vec::new(),
         },
         &progress,
     )
     .await?;
+    if args.deployed && !report.interrupted && !(args.fail_fast && report.failed()) {
+        let (images, notes) = deployed_images(&engine, &catalog, &args).await?;
+        for note in notes {
+            progress.println(format!("note: {note}"));
+        }
+        if !images.is_empty() {
+            name_on_engine(&engine.docker, &images)
+                .await
+                .map_err(|error| anyhow::anyhow!("{} ({error})", engine.target))?;
+            let empty = BuildPlan::default();
+            let running = crate::archive_run::run(
+                ArchiveRun {
+                    engine: &engine,
+                    layout,
+                    build_plan: &empty,
+                    archive_plan: &empty,
+                    build_enabled: true,
+                    run_options,
+                    settings,
+                    docker_context: root.context,
+                    interrupt: interrupt.token(),
+                    extra_targets: deployed_targets(&images),
+                },
+                &progress,
+            )
+            .await?;
+            merge_reports(&mut report, running);
+        }
+    }
     progress.finish();
     let stale = report.totals().stale;
     let strict_failure = args.strict && stale > 0;
@@ -215,6 +274,80 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The running images of the selected projects (all running containers without
+/// `--project`/`--exclude`) the catalog's archive does not cover.
+async fn deployed_images(
+    engine: &Engine,
+    catalog: &Catalog,
+    args: &ArchiveArgs,
+) -> anyhow::Result<(Vec<DeployedImage>, Vec<String>)> {
+    let containers = crate::engine::containers::running_containers(&engine.docker)
+        .await
+        .map_err(|error| anyhow::anyhow!("{} ({error})", engine.target))?;
+    let scope = if args.selection.projects.is_empty() && args.selection.excludes.is_empty() {
+        ContainerScope::All
+    } else {
+        ContainerScope::CatalogProjects
+    };
+    let comparison = compare(&engine.target, catalog, containers, scope);
+    Ok(images_to_archive(&comparison, catalog))
+}
+
+/// One archive target per running image, for its project.
+fn deployed_targets(images: &[DeployedImage]) -> Vec<ImageTarget> {
+    images
+        .iter()
+        .map(|image| ImageTarget {
+            reference: image.reference.clone(),
+            uses: vec![ImageUse {
+                project: image.project.clone(),
+                image: image.reference.clone(),
+                services: image.services.clone(),
+                action: if image.built {
+                    ArchiveAction::BuildSave
+                } else {
+                    ArchiveAction::PullSave
+                },
+                deployed_as: image.deployed_as.clone(),
+            }],
+        })
+        .collect()
+}
+
+/// The second pass's rows and problems added to the first's report.
+fn merge_reports(report: &mut ArchiveReport, running: ArchiveReport) {
+    report.images.extend(running.images);
+    report.problems.extend(running.problems);
+    report.duration += running.duration;
+    report.interrupted |= running.interrupted;
+}
+
+/// `--dry-run --deployed`: what the second pass would archive.
+fn print_deployed_plan(images: &[DeployedImage], notes: &[String]) {
+    for image in images {
+        match &image.deployed_as {
+            Some(original) => println!(
+                "deployed: {}: {} runs {}, which {original} no longer names; would tag it \
+                 {} and archive it",
+                image.project,
+                image.services.join(","),
+                image.image_id,
+                image.reference
+            ),
+            None => println!(
+                "deployed: {}: {} runs {} (not cataloged); would archive it",
+                image.project,
+                image.services.join(","),
+                image.reference
+            ),
+        }
+    }
+    for note in notes {
+        println!("note: {note}");
+    }
+    println!("{} running image(s) beyond the catalog", images.len());
 }
 
 /// Why `--level` does not fit `--compression`, if it does not.

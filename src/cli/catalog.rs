@@ -1,6 +1,10 @@
 //! `bunker image-catalog`: list every image the projects need, as a table
 //! (default), a summary (`--summary`) or JSON (`--json`). Errors go to stderr
 //! with file and line; the exit status is 1 when there were any.
+//!
+//! `--deployed` asks the engine which containers run and prints the differences
+//! with the catalog instead ([`crate::deployed`]); like `git diff`, a difference is
+//! information (exit 0) unless `--exit-code` (or `--strict`) asks for status 1.
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -8,9 +12,12 @@ use clap::Args;
 
 use super::GlobalArgs;
 use super::common::ProjectSelectionArgs;
+use super::engine_args::EngineArgs;
 use crate::catalog::document::CatalogDocument;
 use crate::catalog::summary::Summary;
 use crate::catalog::{Catalog, CatalogError, CatalogOptions, load_catalog, table};
+use crate::deployed::compare::ContainerScope;
+use crate::deployed::{compare, render};
 
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
@@ -22,17 +29,29 @@ pub struct CatalogArgs {
     pub summary: bool,
     #[command(flatten)]
     pub selection: ProjectSelectionArgs,
+    /// Compare with what the engine runs: list running images that are not cataloged,
+    /// cataloged services that do not run, and containers whose image tag has moved.
+    #[arg(long, conflicts_with = "summary")]
+    pub deployed: bool,
+    /// With --deployed: exit 1 when there is any difference (as `git diff --exit-code`).
+    #[arg(long = "exit-code", alias = "strict", requires = "deployed")]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
-pub fn run(global: &GlobalArgs, args: CatalogArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &GlobalArgs, args: CatalogArgs) -> anyhow::Result<ExitCode> {
     let mut options = CatalogOptions::new(&global.projects_dir);
     options.context = Some(crate::settings::context_name(global.context.as_deref()));
-    options.only = args.selection.projects;
-    options.exclude = args.selection.excludes;
+    options.only = args.selection.projects.clone();
+    options.exclude = args.selection.excludes.clone();
     let catalog = load_catalog(&options);
     let failed = !catalog.errors.is_empty();
     print_errors(&catalog.errors);
     print_warnings(&catalog.warnings);
+    if args.deployed {
+        return run_deployed(global, &args, &catalog, failed).await;
+    }
 
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -44,6 +63,61 @@ pub fn run(global: &GlobalArgs, args: CatalogArgs) -> anyhow::Result<ExitCode> {
     }
     stdout.flush()?;
     Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--deployed`: the catalog against the engine's running containers.
+async fn run_deployed(
+    global: &GlobalArgs,
+    args: &CatalogArgs,
+    catalog: &Catalog,
+    catalog_failed: bool,
+) -> anyhow::Result<ExitCode> {
+    let engine = crate::engine::connect(&args.engine.settings(global)).await?;
+    let containers = crate::engine::containers::running_containers(&engine.docker)
+        .await
+        .map_err(|error| anyhow::anyhow!("{} ({error})", engine.target))?;
+    let scope = if args.selection.projects.is_empty() && args.selection.excludes.is_empty() {
+        ContainerScope::All
+    } else {
+        ContainerScope::CatalogProjects
+    };
+    let comparison = compare::compare(&engine.target, catalog, containers, scope);
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let value = serde_json::json!({
+            "schema_version": 1,
+            "projects_dir": catalog.projects_dir,
+            "context": catalog.context,
+            "engine": comparison.engine,
+            "containers": comparison.containers,
+            "differences": comparison.differences,
+            "totals": {
+                "containers": comparison.containers.len(),
+                "not_cataloged": comparison.count(compare::DifferenceKind::NotCataloged),
+                "not_deployed": comparison.count(compare::DifferenceKind::NotDeployed),
+                "tag_moved": comparison.count(compare::DifferenceKind::TagMoved),
+            },
+            "errors": catalog.errors,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &value)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", render::render(&comparison))?;
+    }
+    stdout.flush()?;
+    let differ = !comparison.differences.is_empty();
+    if args.exit_code && differ {
+        eprintln!(
+            "--exit-code: {} difference(s) between the catalog and {}; exit status 1",
+            comparison.differences.len(),
+            engine.target
+        );
+    }
+    Ok(if catalog_failed || (args.exit_code && differ) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -107,7 +107,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli.command {
-        Command::ImageCatalog(args) => catalog::run(&global, args),
+        Command::ImageCatalog(args) => catalog::run(&global, args).await,
         Command::ImageBuild(args) => build::run(&global, args).await,
         Command::ImageArchive(args) => archive::run(&global, args).await,
         Command::ImageRestore(args) => restore::run(&global, args).await,

@@ -9,6 +9,7 @@
 //! request, and every connection through [`Engine::forward_to_local_socket`], reuses
 //! that session.
 
+pub mod containers;
 pub mod facts;
 pub mod forward;
 mod host_key;

@@ -43,6 +43,10 @@ pub struct RestoreItem {
     /// Manifest entries whose files hold the image, tried in order.
     #[serde(skip)]
     pub sources: Vec<ManifestEntry>,
+    /// The name the running containers used when the image was archived under a
+    /// name of its own (`image-archive --deployed`): given back after the restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_as: Option<String>,
 }
 
 /// Everything a restore will look at.
@@ -150,8 +154,10 @@ pub fn plan_restore(
             docker_id: chosen.docker_id.clone(),
             projects,
             sources,
+            deployed_as: chosen.deployed_as.clone(),
         });
     }
+    leave_out_claimed_names(&mut plan);
     for project in &selection.only {
         if selection.exclude.contains(project) {
             continue;
@@ -169,6 +175,48 @@ pub fn plan_restore(
         }
     }
     plan
+}
+
+/// A running image archived under a name of its own claims the name its containers
+/// used: an item that would restore another image under that name (the newer image
+/// the tag moved to) is left out with a note, so the name ends on the image that
+/// ran and a second restore changes nothing.
+fn leave_out_claimed_names(plan: &mut RestorePlan) {
+    let claims: Vec<(String, String, Option<String>)> = plan
+        .items
+        .iter()
+        .filter_map(|item| {
+            let name = item.deployed_as.as_deref()?;
+            Some((
+                canonical_name(name),
+                item.image.clone(),
+                item.docker_id.clone(),
+            ))
+        })
+        .collect();
+    let mut notes = Vec::new();
+    plan.items.retain(|item| {
+        let canonical = canonical_name(&item.image);
+        match claims.iter().find(|(name, _, _)| *name == canonical) {
+            Some((_, deployed, id)) if item.docker_id != *id => {
+                notes.push(format!(
+                    "{}: its containers ran {} (archived as {deployed}); that image gets the \
+                     name, not the newer {} of {} (it stays in the archive)",
+                    item.image,
+                    id.as_deref().map_or("an unknown image", short),
+                    item.docker_id.as_deref().map_or("image", short),
+                    item.projects.join(", ")
+                ));
+                false
+            }
+            _ => true,
+        }
+    });
+    plan.notes.extend(notes);
+}
+
+fn short(id: &str) -> &str {
+    super::engine_state::short_id(id)
 }
 
 /// The entry archived last (entries without a time count as oldest).
@@ -216,6 +264,7 @@ mod tests {
             compression: Compression::Gzip,
             platform: None,
             archived_at: Some(at.into()),
+            deployed_as: None,
         }
     }
 
@@ -291,6 +340,26 @@ mod tests {
         assert_eq!(plan.items[0].docker_id.as_deref(), Some("sha256:new"));
         assert_eq!(plan.items[0].sources.len(), 1);
         assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn a_running_image_takes_the_name_its_containers_used() {
+        let mut running = entry("web", "app:1-deployed-0123456789ab", "sha256:old", "t");
+        running.deployed_as = Some("app:1".into());
+        let manifest = manifest(vec![
+            entry("web", "app:1", "sha256:new", "t"),
+            running,
+            entry("web", "db:1", "sha256:db", "t"),
+        ]);
+        let plan = plan_restore(&manifest, &ProjectSelection::default(), &[], "m");
+        let images: Vec<_> = plan.items.iter().map(|item| item.image.as_str()).collect();
+        assert_eq!(images, ["app:1-deployed-0123456789ab", "db:1"]);
+        assert_eq!(plan.items[0].deployed_as.as_deref(), Some("app:1"));
+        assert!(
+            plan.notes[0].contains("app:1: its containers ran old"),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]

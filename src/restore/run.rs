@@ -172,7 +172,46 @@ fn decide(item: &RestoreItem, before: &Before, force: bool) -> Decision {
     Decision::Load
 }
 
+/// Restores the image, then gives it back the name its containers used, if it
+/// was archived under a name of its own (`image-archive --deployed`).
 async fn restore_item(
+    docker: &Docker,
+    arch_dir: &ArchDir,
+    item: &RestoreItem,
+    options: &RestoreOptions,
+    progress: &Progress,
+) -> ItemResult {
+    let mut done = restore_image(docker, arch_dir, item, options, progress).await;
+    let (Some(name), Some(id)) = (&item.deployed_as, &item.docker_id) else {
+        return done;
+    };
+    if done.outcome == Outcome::Failed {
+        return done;
+    }
+    match image_id(docker, name).await {
+        Ok(now) if now.as_deref() == Some(id.as_str()) => {}
+        Ok(_) => match tag(docker, id, name).await {
+            Ok(()) => {
+                if done.outcome == Outcome::Skipped {
+                    done.outcome = Outcome::Retagged;
+                }
+                done.detail
+                    .push_str(&format!("; tagged {name} (the name its containers used)"));
+            }
+            Err(problem) => {
+                done.outcome = Outcome::Failed;
+                done.problems.push(problem);
+            }
+        },
+        Err(problem) => {
+            done.outcome = Outcome::Failed;
+            done.problems.push(problem);
+        }
+    }
+    done
+}
+
+async fn restore_image(
     docker: &Docker,
     arch_dir: &ArchDir,
     item: &RestoreItem,
@@ -385,8 +424,29 @@ async fn clean_up(docker: &Docker, item: &RestoreItem, before: &Before) -> Optio
 }
 
 /// Dry run: the same decision as a real run, from the engine and the files' sizes
-/// (or, with `verify`, their hashes).
+/// (or, with `verify`, their hashes), and the name its containers used.
 async fn preview_item(
+    docker: &Docker,
+    arch_dir: &ArchDir,
+    item: &RestoreItem,
+    options: &RestoreOptions,
+) -> ItemResult {
+    let mut preview = preview_image(docker, arch_dir, item, options).await;
+    if let (Some(name), Some(id)) = (&item.deployed_as, &item.docker_id)
+        && preview.outcome != Outcome::Failed
+        && image_id(docker, name).await.ok().flatten().as_deref() != Some(id.as_str())
+    {
+        if preview.outcome == Outcome::WouldSkip {
+            preview.outcome = Outcome::WouldRetag;
+        }
+        preview.detail.push_str(&format!(
+            "; would tag {name} (the name its containers used)"
+        ));
+    }
+    preview
+}
+
+async fn preview_image(
     docker: &Docker,
     arch_dir: &ArchDir,
     item: &RestoreItem,
@@ -469,6 +529,7 @@ mod tests {
             docker_id: id.map(str::to_string),
             projects: vec!["p".into()],
             sources: vec![],
+            deployed_as: None,
         }
     }
 
