@@ -185,7 +185,7 @@ fn the_static_executable_catalogs_and_pulls_in_an_empty_scratch_container() {
         .assert_success()
         .assert_stderr_contains("no CA certificates found on this system")
         .assert_stderr_contains("bundled Mozilla root store");
-    assert_eq!(pulled_images(archive.path()), [by_localhost.clone()]);
+    assert_eq!(pulled_images(archive.path()), [by_localhost]);
 
     // By a name only /etc/hosts knows (docker writes --add-host there; with host
     // networking it replaces the image's file by the host's plus these lines).
