@@ -3,8 +3,10 @@
 #
 # 1. installs what is missing and starts the sandbox (scripts/sandbox.sh up), unless the
 #    sandbox in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox} already runs;
-# 2. builds everything once, then runs cargo fmt --check, cargo clippy -D warnings and
-#    cargo test (all tests, with the sandbox environment exported);
+# 2. builds everything once, then runs cargo fmt --check, cargo clippy -D warnings,
+#    builds the static release executable once (scripts/release.sh, exported as
+#    BUNKER_STATIC_BINARY for tests/static_binary.rs) and cargo test (all tests, with the
+#    sandbox environment exported);
 # 3. stops the sandbox again if this script started it.
 # Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -68,6 +70,12 @@ step() { # NAME COMMAND...
 step build cargo build --locked --all-targets
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --locked --all-targets -- -D warnings
+# Once per run, not per test; unset if it fails, and tests/static_binary.rs then says so.
+release() {
+    local binary
+    binary="$(bash scripts/release.sh)" && export BUNKER_STATIC_BINARY="$binary"
+}
+step release release
 step test cargo test --locked --no-fail-fast
 
 if ((${#failed[@]} > 0)); then

@@ -20,9 +20,17 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+/// `bunker --version`: the package version and the git commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUNKER_GIT_COMMIT"),
+    ")"
+);
+
 /// Disaster recovery for self-hosted container infrastructure.
 #[derive(Debug, Parser)]
-#[command(name = "bunker", version, about, long_about = None)]
+#[command(name = "bunker", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

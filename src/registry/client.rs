@@ -1,7 +1,8 @@
 //! The OCI distribution API client: one per registry host, shared by every job.
 //!
 //! HTTP goes through `reqwest` (rustls with the `ring` provider, so no C
-//! toolchain or cmake is needed, the same crypto russh already links). reqwest
+//! toolchain or cmake is needed, the same crypto russh already links; trust roots from
+//! [`super::trust_roots`]: the system's, else bundled). reqwest
 //! brings connection pooling, redirects to blob storage (dropping the
 //! `Authorization` header across hosts, as registries behind S3 need), HTTP/1.1
 //! and streaming bodies; writing the same on hyper-util would mean redoing TLS,
@@ -27,6 +28,7 @@ use super::auth::{self, Challenge, Credential, Scope, TokenResponse};
 use super::credential_scope::CredentialScope;
 use super::reference::{DOCKER_HUB, DOCKER_HUB_API_HOST};
 use super::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
+use super::trust_roots::TrustRoots;
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
@@ -160,7 +162,10 @@ impl RegistryClient {
         } else {
             "https"
         };
-        let http = reqwest::Client::builder()
+        // Without system CA certificates the bundled roots: a plain-HTTP registry must
+        // never fail for lack of them, and HTTPS still works on a bare host.
+        let http = TrustRoots::for_process()
+            .apply(reqwest::Client::builder())
             .user_agent(concat!("bunker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))

@@ -2,7 +2,8 @@
 //!
 //! The client core: [`reference`] (image names), [`auth`] (docker config, cred
 //! helpers, Basic/Bearer challenges), [`retry`] (backoff, `Retry-After`),
-//! [`client`] (one HTTP client per registry, rate limits), [`manifest`] (the four
+//! [`client`] (one HTTP client per registry, rate limits; TLS roots from
+//! [`trust_roots`]), [`manifest`] (the four
 //! manifest media types, platform selection), [`platform_choice`] (the default
 //! platform: the target engine's) and [`blob_cache`] (resumable,
 //! verified, content-addressed downloads under `<archive>/blobs/sha256`).
@@ -34,3 +35,4 @@ pub mod retry;
 pub mod state_file;
 pub mod sync;
 pub mod tags;
+pub mod trust_roots;
