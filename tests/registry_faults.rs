@@ -767,7 +767,7 @@ fn registry_push_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the
     let total = uninterrupted_requests(&proxy, push_command("uninterrupted"));
     let expected = complete_tags(&sandbox.registry, &repository("uninterrupted"));
     assert_eq!(expected.len(), 3, "both tags pushed: {expected:?}");
-    let (points, killed) = kill_matrix(&proxy, total, &push_command, |name, point| {
+    let (points, killed) = kill_matrix(&proxy, total, push_command, |name, point| {
         complete_tags(&sandbox.registry, &repository(name));
         common::run(&mut push_command(name)).assert_success();
         assert_eq!(
@@ -812,7 +812,7 @@ fn sync_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end
     let total = uninterrupted_requests(&proxy, sync_command("uninterrupted"));
     let expected = complete_tags(&sandbox.registry, &format!("{prefix}-uninterrupted"));
     assert_eq!(expected.len(), 3, "both tags synced: {expected:?}");
-    let (points, killed) = kill_matrix(&proxy, total, &sync_command, |name, point| {
+    let (points, killed) = kill_matrix(&proxy, total, sync_command, |name, point| {
         complete_tags(&sandbox.registry, &format!("{prefix}-{name}"));
         common::run(&mut sync_command(name)).assert_success();
         assert_eq!(
