@@ -9,8 +9,9 @@
 #
 # It needs root, as scripts/sandbox.sh does (private dockerd; `engine-reset` deletes its
 # data directory), and it WIPES that sandbox's engine: never point it at a sandbox other
-# people use. projects/ pulls from localhost:5999, so the sandbox registry must listen
-# on 5999 (the default). BUNKER_BIN=/absolute/path uses that binary instead of `cargo build`.
+# people use. projects/ pulls from ${BUNKER_REGISTRY:-localhost:5999}; the demo sets it to
+# the sandbox registry, whatever its port. BUNKER_BIN=/absolute/path uses that binary
+# instead of `cargo build`.
 #
 # The engine is reached over real SSH (russh, ~/.ssh/config-style alias `sandbox`) from a
 # demo HOME inside the sandbox state, so your own ~/.ssh is never read or changed. The
@@ -34,8 +35,8 @@ step "sandbox: private engine, sshd and registries on 127.0.0.1"
 bash scripts/sandbox.sh up
 # shellcheck disable=SC1091
 source "$BUNKER_SANDBOX_DIR/env.sh"
-[[ "$SANDBOX_REGISTRY_PORT" == 5999 ]] ||
-    die "the sandbox registry listens on $SANDBOX_REGISTRY_PORT, but projects/ pulls from localhost:5999"
+# projects/ names its registry ${BUNKER_REGISTRY:-localhost:5999}: the sandbox's, on any port.
+export BUNKER_REGISTRY="localhost:$SANDBOX_REGISTRY_PORT"
 
 if [[ -n "${BUNKER_BIN:-}" ]]; then
     bunker_bin="$BUNKER_BIN"

@@ -33,9 +33,18 @@ fn bunker_catalog() -> Value {
 }
 
 fn bunker_catalog_of(projects_dir: &Path, context: &str) -> Value {
+    bunker_catalog_in(projects_dir, context, &environment())
+}
+
+/// The catalog with `environment` as the whole process environment.
+fn bunker_catalog_in(
+    projects_dir: &Path,
+    context: &str,
+    environment: &[(&'static str, String)],
+) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_bunker"))
         .env_clear()
-        .envs(environment())
+        .envs(environment.iter().cloned())
         .arg("--projects-dir")
         .arg(projects_dir)
         .args(["--context", context, "image-catalog", "--json"])
@@ -49,12 +58,18 @@ fn bunker_catalog_of(projects_dir: &Path, context: &str) -> Value {
     serde_json::from_slice(&output.stdout).expect("bunker --json prints JSON")
 }
 
-fn docker_compose(project_dir: &Path, compose_file: &str, context: &str, args: &[&str]) -> String {
+fn docker_compose(
+    project_dir: &Path,
+    compose_file: &str,
+    context: &str,
+    environment: &[(&'static str, String)],
+    args: &[&str],
+) -> String {
     let mut command = Command::new("docker-compose");
     command
         .current_dir(project_dir)
         .env_clear()
-        .envs(environment())
+        .envs(environment.iter().cloned())
         .args(["-f", compose_file]);
     if project_dir.join(".env-dist").exists() {
         command.args(["--env-file", ".env-dist"]);
@@ -109,8 +124,53 @@ fn example_projects_match_docker_compose() {
     assert_matches_compose(&catalog, "no-root-env");
 }
 
+/// `BUNKER_REGISTRY` moves every image of `projects/` that comes from the sandbox
+/// registry, base images included, and bunker still agrees with Docker Compose.
+#[test]
+fn example_projects_follow_the_registry_variable() {
+    let projects_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects");
+    let mut moved = environment();
+    moved.push(("BUNKER_REGISTRY", "localhost:6123".to_string()));
+    let catalog = bunker_catalog_in(&projects_dir, "no-root-env", &moved);
+    assert_matches_compose_in(&catalog, "no-root-env", &moved);
+    let entries = catalog["entries"].as_array().expect("entries");
+    let images: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| text(&entry["image"]))
+        .collect();
+    let stale: Vec<&String> = images
+        .iter()
+        .filter(|image| image.contains(":5999"))
+        .collect();
+    assert!(stale.is_empty(), "still on localhost:5999: {stale:?}");
+    // web, kv backup, tools ×3 pull; kv, hooked and pipeline ×2 build on a base.
+    for (source, count) in [("pull", 5), ("base", 4)] {
+        let of_source: Vec<String> = entries
+            .iter()
+            .filter(|entry| entry["source"] == source)
+            .filter_map(|entry| text(&entry["image"]))
+            .collect();
+        assert_eq!(of_source.len(), count, "{source} images: {of_source:?}");
+        assert!(
+            of_source
+                .iter()
+                .all(|image| image.starts_with("localhost:6123/bunker/")),
+            "every {source} image must come from BUNKER_REGISTRY=localhost:6123: {of_source:?}"
+        );
+    }
+}
+
 /// Compares every project of `catalog` with Docker Compose's view of it.
 fn assert_matches_compose(catalog: &Value, context: &str) {
+    assert_matches_compose_in(catalog, context, &environment());
+}
+
+/// The same, with `environment` as Compose's whole process environment.
+fn assert_matches_compose_in(
+    catalog: &Value,
+    context: &str,
+    environment: &[(&'static str, String)],
+) {
     let projects = catalog["projects"].as_array().expect("projects");
     let entries = catalog["entries"].as_array().expect("entries");
     let mut mismatches = Vec::new();
@@ -124,15 +184,21 @@ fn assert_matches_compose(catalog: &Value, context: &str) {
             directory,
             file_name,
             context,
+            environment,
             &["config", "--format", "json"],
         ))
         .expect("compose config json");
-        let mut compose_images: Vec<String> =
-            docker_compose(directory, file_name, context, &["config", "--images"])
-                .lines()
-                .filter(|line| !line.trim().is_empty())
-                .map(str::to_string)
-                .collect();
+        let mut compose_images: Vec<String> = docker_compose(
+            directory,
+            file_name,
+            context,
+            environment,
+            &["config", "--images"],
+        )
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect();
         compose_images.sort();
 
         let compose_name = config["name"].as_str().unwrap();

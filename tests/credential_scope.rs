@@ -1,17 +1,19 @@
 //! Registry credentials go only where they should, through the binary against the
-//! sandbox's auth registry (htpasswd, 127.0.0.1:5998) behind a small rewriting proxy:
-//! the proxy points the registry's `WWW-Authenticate` realm, or its upload `Location`,
+//! sandbox's auth registry (htpasswd, 127.0.0.1:5998) behind the rewriting proxy of
+//! `registry_support` (passing `Authorization` on): the proxy points the registry's `WWW-Authenticate` realm, or its upload `Location`,
 //! or a blob download (redirect) at a foreign plain-HTTP listener on another loopback
 //! address (127.0.0.2). The foreign listener must never see an `Authorization` header.
 
 mod common;
+mod registry_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use common::{Sandbox, TestHome, sandbox, unique_name};
+use registry_support::{FaultAction, FaultProxy, FaultRule, header, read_head};
 
 /// One request a listener received: request line and headers.
 #[derive(Debug, Clone)]
@@ -97,7 +99,6 @@ fn answer_foreign(stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> std::io::Result
 }
 
 /// What the proxy changes in the registry's answers.
-#[derive(Clone)]
 enum Rewrite {
     /// Every `WWW-Authenticate` becomes a Bearer challenge naming this realm.
     Realm(String),
@@ -108,130 +109,41 @@ enum Rewrite {
     RedirectBlobs(String),
 }
 
-/// A one-request-per-connection HTTP proxy in front of `upstream` on 127.0.0.1.
-struct Proxy {
-    address: String,
-}
-
-impl Proxy {
-    fn start(upstream: &str, rewrite: Rewrite) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let address = listener.local_addr().unwrap().to_string();
-        let upstream = upstream.to_string();
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let upstream = upstream.clone();
-                let rewrite = rewrite.clone();
-                thread::spawn(move || {
-                    let _ = forward(stream, &upstream, &rewrite);
-                });
-            }
+/// The proxy of `registry_support` in front of `upstream`, passing the client's
+/// `Authorization` on, with `rewrite` applied to every matching request.
+fn rewriting_proxy(upstream: &str, rewrite: Rewrite) -> FaultProxy {
+    let proxy = FaultProxy::start(upstream);
+    proxy.keep_authorization();
+    let rules = match rewrite {
+        Rewrite::Realm(realm) => vec![
+            ("GET", "/v2/", FaultAction::Realm(realm.clone())),
+            ("HEAD", "/v2/", FaultAction::Realm(realm)),
+        ],
+        Rewrite::UploadOrigin(origin) => vec![
+            (
+                "POST",
+                "/blobs/uploads/",
+                FaultAction::MoveLocation(origin.clone()),
+            ),
+            (
+                "PATCH",
+                "/blobs/uploads/",
+                FaultAction::MoveLocation(origin),
+            ),
+        ],
+        Rewrite::RedirectBlobs(origin) => {
+            vec![("GET", "/blobs/sha256:", FaultAction::Redirect(origin))]
+        }
+    };
+    for (method, path, action) in rules {
+        proxy.add_rule(FaultRule {
+            method: method.to_string(),
+            path_contains: path.to_string(),
+            action,
+            times: usize::MAX,
         });
-        Proxy { address }
     }
-}
-
-fn forward(client: TcpStream, upstream: &str, rewrite: &Rewrite) -> std::io::Result<()> {
-    let mut reader = BufReader::new(client.try_clone()?);
-    let mut client = client;
-    let Some((line, headers)) = read_head(&mut reader)? else {
-        return Ok(());
-    };
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    if let Rewrite::RedirectBlobs(origin) = rewrite
-        && method == "GET"
-        && path.contains("/blobs/sha256:")
-    {
-        return write!(
-            client,
-            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {origin}{path}\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-    }
-    let length: usize = header(&headers, "content-length")
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
-    let mut upstream_stream = TcpStream::connect(upstream)?;
-    let mut request = format!("{line}\r\n");
-    for (name, value) in &headers {
-        if !name.eq_ignore_ascii_case("connection") {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    request.push_str("Connection: close\r\n\r\n");
-    upstream_stream.write_all(request.as_bytes())?;
-    upstream_stream.write_all(&body)?;
-    let mut upstream_reader = BufReader::new(upstream_stream);
-    let Some((status_line, response_headers)) = read_head(&mut upstream_reader)? else {
-        return Ok(());
-    };
-    let mut head = format!("{status_line}\r\n");
-    for (name, value) in &response_headers {
-        let value = match rewrite {
-            _ if name.eq_ignore_ascii_case("connection") => continue,
-            Rewrite::Realm(realm) if name.eq_ignore_ascii_case("www-authenticate") => {
-                format!("Bearer realm=\"{realm}\",service=\"bunker-test\"")
-            }
-            Rewrite::UploadOrigin(origin)
-                if name.eq_ignore_ascii_case("location")
-                    && (method == "POST" || method == "PATCH")
-                    && path.contains("/blobs/uploads/") =>
-            {
-                format!("{origin}{}", path_of(value))
-            }
-            _ => value.clone(),
-        };
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    client.write_all(head.as_bytes())?;
-    std::io::copy(&mut upstream_reader, &mut client)?;
-    client.flush()?;
-    let _ = client.shutdown(Shutdown::Both);
-    Ok(())
-}
-
-/// The path and query of an absolute or relative URL.
-fn path_of(url: &str) -> &str {
-    match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map(|index| &rest[index..]).unwrap_or("/"),
-        None => url,
-    }
-}
-
-type Head = (String, Vec<(String, String)>);
-
-fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
-    let mut first = String::new();
-    if reader.read_line(&mut first)? == 0 {
-        return Ok(None);
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_string(), value.trim().to_string()));
-        }
-    }
-    Ok(Some((first.trim_end().to_string(), headers)))
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
+    proxy
 }
 
 /// A HOME whose Docker config holds the sandbox auth registry's credentials for `registry`.
@@ -267,7 +179,7 @@ fn credentials_never_go_to_a_foreign_plain_http_token_realm() {
     let sandbox = sandbox();
     let foreign = Foreign::start();
     let realm = format!("{}/token", foreign.url());
-    let proxy = Proxy::start(&sandbox.auth_registry, Rewrite::Realm(realm.clone()));
+    let proxy = rewriting_proxy(&sandbox.auth_registry, Rewrite::Realm(realm.clone()));
     let home = home_with_credentials(&sandbox, &proxy.address);
     let output = home
         .bunker()
@@ -297,7 +209,7 @@ fn upload_location_on_another_host_gets_no_authorization() {
     let archive = tempfile::tempdir().unwrap();
     archived_unique_image(&sandbox, &home_plain, archive.path());
     let foreign = Foreign::start();
-    let proxy = Proxy::start(&sandbox.auth_registry, Rewrite::UploadOrigin(foreign.url()));
+    let proxy = rewriting_proxy(&sandbox.auth_registry, Rewrite::UploadOrigin(foreign.url()));
     let home = home_with_credentials(&sandbox, &proxy.address);
     let output = home
         .bunker()
@@ -354,7 +266,7 @@ fn blob_redirect_to_another_host_drops_authorization() {
         .run()
         .assert_success();
     let foreign = Foreign::start();
-    let proxy = Proxy::start(
+    let proxy = rewriting_proxy(
         &sandbox.auth_registry,
         Rewrite::RedirectBlobs(foreign.url()),
     );

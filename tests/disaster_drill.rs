@@ -89,7 +89,9 @@ impl PrivateSandbox {
     }
 }
 
-/// Copies `from` to `to`, pointing every `localhost:5999` image at the private registry.
+/// Copies `from` to `to`, pointing every `localhost:5999` image at the private registry
+/// (`${BUNKER_REGISTRY:-localhost:5999}` included, so the caller's environment cannot
+/// move it back to the shared one).
 fn copy_projects(from: &Path, to: &Path, registry_port: u16) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -103,7 +105,8 @@ fn copy_projects(from: &Path, to: &Path, registry_port: u16) {
         match String::from_utf8(bytes) {
             Ok(text) => std::fs::write(
                 &target,
-                text.replace("localhost:5999", &format!("localhost:{registry_port}")),
+                text.replace("${BUNKER_REGISTRY:-localhost:5999}", "localhost:5999")
+                    .replace("localhost:5999", &format!("localhost:{registry_port}")),
             )
             .unwrap(),
             Err(error) => std::fs::write(&target, error.into_bytes()).unwrap(),

@@ -10,6 +10,8 @@
 
 mod common;
 use common::read_offset;
+mod signal_support;
+use signal_support::Running;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -17,113 +19,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{
-    Output, Sandbox, SmallDisk, TestHome, build_random_image, build_unique_image, docker,
-    docker_ok, image_id, projects_dir, read_text, run, sandbox, unique_name,
+    Sandbox, SmallDisk, build_random_image, build_unique_image, docker, docker_ok, image_id,
+    projects_dir, read_text, run, unique_name,
 };
 use serde_json::Value;
 
-/// A temporary projects tree plus an archive directory; removes the images it
-/// names from the engine when dropped.
-struct Tree {
-    sandbox: Sandbox,
-    home: TestHome,
-    root: tempfile::TempDir,
-    archive: tempfile::TempDir,
-    images: Vec<String>,
-}
+/// The tree every test here works on (projects, archive directory, images to remove).
+type Tree = common::archive_tree::ArchiveTree;
 
-impl Tree {
-    fn new() -> Tree {
-        let sandbox = sandbox();
-        Tree {
-            home: TestHome::new(&sandbox),
-            sandbox,
-            root: tempfile::Builder::new()
-                .prefix("bunker-archive-tree-")
-                .tempdir()
-                .expect("create a projects tree"),
-            archive: tempfile::Builder::new()
-                .prefix("bunker-archive-out-")
-                .tempdir()
-                .expect("create an archive directory"),
-            images: Vec::new(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.root.path()
-    }
-
-    /// A project whose only service runs `image` (pulled, or present with BUILD=false).
-    fn image_project(&self, project: &str, image: &str) {
-        let dir = self.path().join(project);
-        fs::create_dir_all(&dir).expect("create the project");
-        fs::write(
-            dir.join("docker-compose.yaml"),
-            format!("services:\n  app:\n    image: {image}\n"),
-        )
-        .expect("write docker-compose.yaml");
-    }
-
-    /// Records an image to remove afterwards and returns it.
-    fn image(&mut self, name: String) -> String {
-        self.images.push(name.clone());
-        name
-    }
-
-    /// `<archive>/x86_64`-style directory of the engine's architecture.
-    fn arch_dir(&self) -> PathBuf {
-        let entries: Vec<PathBuf> = fs::read_dir(self.archive.path())
-            .expect("read the archive directory")
-            .map(|entry| entry.expect("read an entry").path())
-            .filter(|path| path.is_dir())
-            .collect();
-        assert_eq!(
-            entries.len(),
-            1,
-            "expected one architecture directory: {entries:?}"
-        );
-        entries[0].clone()
-    }
-
-    fn manifest(&self) -> Value {
-        let path = self.arch_dir().join("manifest.json");
-        serde_json::from_str(&read_text(&path)).expect("manifest.json is JSON")
-    }
-
-    fn bunker(&self) -> common::BunkerCommand {
-        self.home
-            .bunker()
-            .remote(&self.sandbox)
-            .arg("--projects-dir")
-            .arg(self.path())
-    }
-
-    /// `bunker image-archive --output-dir <archive> <args>` over SSH.
-    fn archive(&self, args: &[&str]) -> Output {
-        self.archive_command(args).run()
-    }
-
-    fn archive_command(&self, args: &[&str]) -> common::BunkerCommand {
-        self.bunker()
-            .arg("image-archive")
-            .arg("--output-dir")
-            .arg(self.archive.path())
-            .args(args)
-    }
-
-    /// The same, with BUILD=false: archive what is on the engine.
-    fn archive_present(&self, args: &[&str]) -> Output {
-        self.archive_command(args).env("BUILD", "false").run()
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        for image in &self.images {
-            let _ = docker(&self.sandbox, ["rmi", "-f", image.as_str()]);
-        }
-    }
+/// A tree named for this file's temporary directories.
+fn tree() -> Tree {
+    Tree::new("archive")
 }
 
 fn entries(manifest: &Value) -> Vec<Value> {
@@ -196,7 +102,7 @@ fn project_files(arch_dir: &Path, project: &str) -> Vec<String> {
 
 #[test]
 fn projects_archive_to_files_that_gzip_and_docker_load_accept_with_the_recorded_ids() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let suffix = unique_name("arch");
     // The example tree, with the built images and the Compose-named pipeline project
     // renamed so this test may remove and reload them on the shared engine.
@@ -243,13 +149,18 @@ fn projects_archive_to_files_that_gzip_and_docker_load_accept_with_the_recorded_
     let entries = entries(&manifest);
 
     // Every image the tree needs, base images included, under every project that needs it.
-    let httpd = "localhost:5999/bunker/httpd:1.36";
-    let busybox = "localhost:5999/bunker/busybox:1.36";
+    let registry = tree.sandbox.projects_registry();
+    let (httpd, busybox, latest) = (
+        format!("{registry}/bunker/httpd:1.36"),
+        format!("{registry}/bunker/busybox:1.36"),
+        format!("{registry}/bunker/busybox:latest"),
+    );
+    let (httpd, busybox, latest) = (httpd.as_str(), busybox.as_str(), latest.as_str());
     for (project, image, action) in [
         ("web", httpd, "pull+save"),
         ("tools", httpd, "pull+save"),
         ("tools", busybox, "pull+save"),
-        ("tools", "localhost:5999/bunker/busybox:latest", "pull+save"),
+        ("tools", latest, "pull+save"),
         ("kv", busybox, "pull+save"),
         ("kv", kv.as_str(), "build+save"),
         ("hooked", hooked.as_str(), "build+save"),
@@ -315,7 +226,7 @@ fn projects_archive_to_files_that_gzip_and_docker_load_accept_with_the_recorded_
 
 #[test]
 fn a_killed_export_leaves_no_archive_file_or_manifest_entry_and_the_rerun_completes() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let image = tree.image(format!("bunker-test/{}:big", unique_name("kill")));
     // ~200 MB of random bytes in a FROM-scratch image: slow to export, incompressible.
     let context = tempfile::tempdir().expect("build context");
@@ -344,30 +255,18 @@ fn a_killed_export_leaves_no_archive_file_or_manifest_entry_and_the_rerun_comple
     drop(context);
     tree.image_project("big", &image);
 
-    let mut child = tree
-        .archive_command(&["--level", "1"])
-        .env("BUILD", "false")
-        .into_command();
-    let mut child = child
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bunker image-archive");
-    let project_dir = tree.archive.path();
-    let partial = loop {
-        let found = find_partial(project_dir);
-        if let Some(path) = &found
-            && fs::metadata(path).map(|meta| meta.len()).unwrap_or(0) > (8 << 20)
-        {
-            break path.clone();
-        }
-        if let Some(status) = child.try_wait().expect("poll the child") {
-            panic!("image-archive ended ({status}) before its export was seen in progress");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    child.kill().expect("SIGKILL image-archive");
-    child.wait().expect("reap image-archive");
+    let mut running = Running::start(
+        tree.archive_command(&["--level", "1"])
+            .env("BUILD", "false"),
+    );
+    let mut partial = None;
+    running.wait_until("its export was seen in progress", |_| {
+        partial = find_partial(tree.archive.path())
+            .filter(|path| fs::metadata(path).map(|meta| meta.len()).unwrap_or(0) > (8 << 20));
+        partial.is_some()
+    });
+    let partial = partial.expect("the partial file");
+    running.kill();
 
     let arch_dir = tree.arch_dir();
     assert!(
@@ -426,7 +325,7 @@ fn find_partial(dir: &Path) -> Option<PathBuf> {
 
 #[test]
 fn a_tag_moved_to_other_content_is_archived_again_and_replaces_the_old_file() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let name = unique_name("retag");
     let image = tree.image(format!("bunker-test/{name}:1"));
     let first_id = build_unique_image(&tree.sandbox, &image);
@@ -477,7 +376,7 @@ fn a_tag_moved_to_other_content_is_archived_again_and_replaces_the_old_file() {
 
 #[test]
 fn an_image_that_does_not_exist_fails_clearly_and_writes_no_file() {
-    let tree = Tree::new();
+    let tree = tree();
     let missing = format!("bunker-test/{}:1", unique_name("missing"));
     tree.image_project("ghost", &missing);
 
@@ -508,7 +407,7 @@ fn an_image_that_does_not_exist_fails_clearly_and_writes_no_file() {
 
 #[test]
 fn verify_catches_a_flipped_byte_and_a_truncated_file_and_the_run_repairs_them() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let first = tree.image(format!("bunker-test/{}:1", unique_name("verify-a")));
     let second = tree.image(format!("bunker-test/{}:1", unique_name("verify-b")));
     build_unique_image(&tree.sandbox, &first);
@@ -559,7 +458,7 @@ fn verify_catches_a_flipped_byte_and_a_truncated_file_and_the_run_repairs_them()
 
 #[test]
 fn dry_run_lists_the_exact_files_and_skips_and_writes_nothing() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let image = tree.image(format!("bunker-test/{}:1", unique_name("dry")));
     let id = build_unique_image(&tree.sandbox, &image);
     tree.image_project("one", &image);
@@ -602,7 +501,7 @@ fn dry_run_lists_the_exact_files_and_skips_and_writes_nothing() {
 
 #[test]
 fn switching_compression_replaces_the_file_and_zstd_archives_decompress() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let image = tree.image(format!("bunker-test/{}:1", unique_name("zstd")));
     let id = build_unique_image(&tree.sandbox, &image);
     tree.image_project("app", &image);
@@ -628,7 +527,7 @@ fn switching_compression_replaces_the_file_and_zstd_archives_decompress() {
 
 #[test]
 fn delete_removes_archived_images_but_never_one_a_container_uses() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let free = tree.image(format!("bunker-test/{}:1", unique_name("delete-free")));
     let used = tree.image(format!("bunker-test/{}:1", unique_name("delete-used")));
     build_unique_image(&tree.sandbox, &free);
@@ -660,7 +559,7 @@ fn delete_removes_archived_images_but_never_one_a_container_uses() {
 
 #[test]
 fn bad_compression_levels_are_usage_errors() {
-    let tree = Tree::new();
+    let tree = tree();
     let gzip = tree.archive(&["--level", "12"]);
     gzip.assert_code(2);
     gzip.assert_stderr_contains("--level 12 is out of range for gzip: use 0 to 9");
@@ -675,7 +574,7 @@ fn bad_compression_levels_are_usage_errors() {
 
 #[test]
 fn a_second_run_on_a_locked_archive_directory_is_refused() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let image = tree.image(format!("bunker-test/{}:1", unique_name("lock")));
     build_unique_image(&tree.sandbox, &image);
     tree.image_project("app", &image);
@@ -688,8 +587,8 @@ fn a_second_run_on_a_locked_archive_directory_is_refused() {
         .args(["--exclusive", "--no-fork"])
         .arg(&lock_path)
         .args(["sleep", "600"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start flock");
     while run(Command::new("flock")
@@ -710,7 +609,7 @@ fn a_second_run_on_a_locked_archive_directory_is_refused() {
 
 #[test]
 fn pull_only_and_no_base_images_leave_out_builds_and_base_images() {
-    let tree = Tree::new();
+    let tree = tree();
     let dry_run = |args: &[&str]| {
         let output = tree
             .home
@@ -743,7 +642,7 @@ fn pull_only_and_no_base_images_leave_out_builds_and_base_images() {
 
 #[test]
 fn a_failed_build_is_not_archived_and_fail_fast_stops_the_rest() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let broken = tree.image(format!("bunker-test/{}:1", unique_name("broken")));
     let fine = tree.image(format!("bunker-test/{}:1", unique_name("fine")));
     for (project, image, step) in [
@@ -784,7 +683,7 @@ fn a_failed_build_is_not_archived_and_fail_fast_stops_the_rest() {
 
 #[test]
 fn the_archive_directory_comes_from_the_flag_the_environment_the_root_env_file_or_the_default() {
-    let tree = Tree::new();
+    let tree = tree();
     tree.image_project("app", &tree.sandbox.seed_image);
     let from_file = tempfile::tempdir().unwrap();
     let from_env = tempfile::tempdir().unwrap();
@@ -829,7 +728,7 @@ fn the_archive_directory_comes_from_the_flag_the_environment_the_root_env_file_o
 
 #[test]
 fn unusable_archive_directories_and_unknown_projects_are_named_in_the_error() {
-    let tree = Tree::new();
+    let tree = tree();
     tree.image_project("app", &tree.sandbox.seed_image);
     let not_a_dir = tree.archive.path().join("file");
     fs::write(&not_a_dir, b"x").unwrap();
@@ -853,7 +752,7 @@ fn unusable_archive_directories_and_unknown_projects_are_named_in_the_error() {
 
 #[test]
 fn a_full_disk_fails_that_image_clearly_leaves_no_partial_file_and_the_rest_is_archived() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     // An image that cannot fit on a 3 MiB disk once compressed: 6 MiB of random bytes.
     let big = tree.image(format!("bunker-test/{}:1", unique_name("too-big")));
     build_random_image(&tree.sandbox, &big, 6 * 1024 * 1024);
@@ -899,64 +798,6 @@ fn a_full_disk_fails_that_image_clearly_leaves_no_partial_file_and_the_rest_is_a
     assert!(entry(&entries, "b-small", &small).is_some(), "{manifest}");
 }
 
-/// A running bunker whose stderr lines arrive as they are printed.
-struct Running {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-    stdout: std::thread::JoinHandle<String>,
-}
-
-impl Running {
-    fn start(command: common::BunkerCommand) -> Running {
-        let mut child = command
-            .into_command()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start bunker");
-        let mut out = child.stdout.take().expect("stdout");
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut out, &mut text).expect("read stdout");
-            text
-        });
-        let err = child.stderr.take().expect("stderr");
-        let (sender, lines) = std::sync::mpsc::channel();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let all = stderr.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(err)) {
-                let line = line.expect("read stderr");
-                all.lock().unwrap().push_str(&format!("{line}\n"));
-                let _ = sender.send(line);
-            }
-        });
-        Running {
-            child,
-            lines,
-            stderr,
-            stdout,
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the pid of our own child; no memory is involved.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid})");
-    }
-
-    /// Waits for the end; (exit code, stdout, stderr).
-    fn finish(mut self) -> (Option<i32>, String, String) {
-        let status = self.child.wait().expect("wait for bunker");
-        let stdout = self.stdout.join().expect("stdout thread");
-        // The stderr thread ends at EOF; drain the channel to wait for it.
-        while self.lines.recv().is_ok() {}
-        let stderr = self.stderr.lock().unwrap().clone();
-        (status.code(), stdout, stderr)
-    }
-}
-
 fn line_index(stderr: &str, wanted: impl Fn(&str) -> bool, what: &str) -> usize {
     stderr
         .lines()
@@ -966,7 +807,7 @@ fn line_index(stderr: &str, wanted: impl Fn(&str) -> bool, what: &str) -> usize 
 
 #[test]
 fn an_image_is_archived_while_a_slow_build_of_the_same_run_still_runs() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let unique = unique_name("pipe");
     let pulled = tree.sandbox.registry_image.clone();
     let slow = tree.image(format!("bunker-test/{unique}-slow:1"));
@@ -1051,7 +892,7 @@ fn an_image_is_archived_while_a_slow_build_of_the_same_run_still_runs() {
 
 #[test]
 fn ctrl_c_during_an_export_stops_cleanly_keeps_finished_images_and_a_rerun_completes() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let small = tree.image(format!("bunker-test/{}:1", unique_name("int-small")));
     build_unique_image(&tree.sandbox, &small);
     // ~200 MB of random bytes: slow to export, incompressible.
@@ -1065,30 +906,11 @@ fn ctrl_c_during_an_export_stops_cleanly_keeps_finished_images_and_a_rerun_compl
         tree.archive_command(&["--level", "1", "--jobs", "1"])
             .env("BUILD", "false"),
     );
-    loop {
-        let found = find_partial(tree.archive.path());
-        if let Some(path) = &found
-            && fs::metadata(path).map(|meta| meta.len()).unwrap_or(0) > (8 << 20)
-        {
-            break;
-        }
-        if let Some(status) = running.child.try_wait().expect("poll bunker") {
-            panic!("image-archive ended ({status}) before its export was seen in progress");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    running.signal(libc::SIGINT);
-    let (code, stdout, stderr) = running.finish();
-
-    assert_eq!(
-        code,
-        Some(130),
-        "exit status after Ctrl-C:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stderr.contains("Ctrl-C: bunker is stopping"),
-        "the stop line:\n{stderr}"
-    );
+    running.wait_until("its export was seen in progress", |_| {
+        find_partial(tree.archive.path())
+            .is_some_and(|path| fs::metadata(path).map(|meta| meta.len()).unwrap_or(0) > (8 << 20))
+    });
+    let (stdout, stderr) = running.interrupt(libc::SIGINT);
     assert!(
         stderr.contains("finished archives are kept in manifest.json"),
         "{stderr}"
@@ -1145,7 +967,7 @@ fn ctrl_c_during_an_export_stops_cleanly_keeps_finished_images_and_a_rerun_compl
 
 #[test]
 fn a_second_ctrl_c_quits_at_once_and_leaves_the_archive_intact() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let big = tree.image(format!("bunker-test/{}:big", unique_name("int-twice")));
     build_random_image(&tree.sandbox, &big, 200 << 20);
     tree.image_project("big", &big);
@@ -1161,20 +983,15 @@ fn a_second_ctrl_c_quits_at_once_and_leaves_the_archive_intact() {
         tree.archive_command(&["--level", "1", "--verify"])
             .env("BUILD", "false"),
     );
-    while read_offset(running.child.id(), &file).unwrap_or(0) < (16 << 20) {
-        if let Some(status) = running.child.try_wait().expect("poll bunker") {
-            panic!("image-archive ended ({status}) before its verification was seen in progress");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    running.wait_until("its verification was seen in progress", |pid| {
+        read_offset(pid, &file).unwrap_or(0) >= (16 << 20)
+    });
     running.signal(libc::SIGINT);
     // Two signals sent back to back merge into one; the second goes once the
     // first has been handled.
-    while let Ok(line) = running.lines.recv() {
-        if line.contains("bunker is stopping") {
-            break;
-        }
-    }
+    running.wait_for_line("the first Ctrl-C was handled", |line| {
+        line.contains("bunker is stopping")
+    });
     running.signal(libc::SIGINT);
     let (code, stdout, stderr) = running.finish();
 

@@ -923,21 +923,14 @@ fn ctrl_c_during_a_build_cuts_it_reports_so_far_and_a_rerun_completes() {
             .args(["--verbose", "image-build", "--jobs", "1"])
     };
 
-    let running = signal_support::Running::start(command("30").into_command());
+    let running = signal_support::Running::start(command("30"));
     running.wait_for_line("the slow build's RUN step", |line| {
         line.contains(&format!("{slow}/app: Step 3/3 : RUN sleep"))
     });
-    running.signal(libc::SIGINT);
-    let (code, stdout, stderr) = running.finish();
+    let (stdout, stderr) = running.interrupt(libc::SIGINT);
 
-    assert_eq!(
-        code,
-        Some(130),
-        "exit status after Ctrl-C:\n{stdout}\n{stderr}"
-    );
     assert!(
-        stderr.contains("Ctrl-C: bunker is stopping")
-            && stderr.contains("images already built or pulled stay on the engine"),
+        stderr.contains("images already built or pulled stay on the engine"),
         "the stop line:\n{stderr}"
     );
     assert!(
@@ -1028,24 +1021,15 @@ fn sigterm_during_the_build_hook_kills_its_commands_and_builds_nothing() {
             .remote(&sandbox)
             .arg("--projects-dir")
             .arg(tree.path())
-            .arg("image-build")
-            .into_command(),
+            .arg("image-build"),
     );
-    while signal_support::processes_mentioning(&marker).is_empty() {
-        if let Some(status) = running.child.try_wait().expect("poll bunker") {
-            panic!("image-build ended ({status}) before its hook was seen running");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    running.signal(libc::SIGTERM);
-    let (code, stdout, stderr) = running.finish();
+    running.wait_until_every(
+        std::time::Duration::from_millis(20),
+        "its hook was seen running",
+        |_| !signal_support::processes_mentioning(&marker).is_empty(),
+    );
+    let (stdout, stderr) = running.interrupt(libc::SIGTERM);
 
-    assert_eq!(
-        code,
-        Some(143),
-        "exit status after SIGTERM:\n{stdout}\n{stderr}"
-    );
-    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "skipped {project}: `make build-hook-pre` cut: bunker was interrupted after"

@@ -61,6 +61,7 @@ impl ComposeProject {
             .env("DOCKER_HOST", &self.sandbox.docker_host)
             .env("DOCKER_CONFIG", self.sandbox.dir.join("docker-client"))
             .env("DOCKER_BUILDKIT", "0")
+            .env("BUNKER_REGISTRY", self.sandbox.projects_registry())
             .env_remove("DOCKER_CONTEXT")
             .env_remove("COMPOSE_PROFILES")
             .env_remove("COMPOSE_PROJECT_NAME");
@@ -131,7 +132,10 @@ fn names(services: &[&str]) -> BTreeSet<String> {
 fn web_serves_its_page_from_the_shared_httpd_image() {
     let project = ComposeProject::new("web");
     let images = project.compose_ok(&["config", "--images"]);
-    assert_eq!(images.trim(), "localhost:5999/bunker/httpd:1.36");
+    assert_eq!(
+        images.trim(),
+        format!("{}/bunker/httpd:1.36", project.sandbox.projects_registry())
+    );
     project.up(&[]);
     assert_eq!(project.running_services(&[]), names(&["web"]));
     let page = project.exec("web", &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
@@ -181,7 +185,10 @@ fn pipeline_builds_two_targets_with_build_args() {
 fn tools_starts_profiled_services_only_on_request() {
     let project = ComposeProject::new("tools");
     let default_images = project.compose_ok(&["config", "--images"]);
-    assert_eq!(default_images.trim(), "localhost:5999/bunker/httpd:1.36");
+    assert_eq!(
+        default_images.trim(),
+        format!("{}/bunker/httpd:1.36", project.sandbox.projects_registry())
+    );
     project.up(&[]);
     assert_eq!(project.running_services(&[]), names(&["status"]));
     project.up(&["debug", "tools"]);

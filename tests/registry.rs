@@ -225,32 +225,7 @@ fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
         .assert_success();
 
     // Login through bunker (password on stdin), then push with flattening.
-    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
-    login
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", home.path().join(".docker"))
-        .args([
-            "login",
-            &sandbox.auth_registry,
-            "-u",
-            &sandbox.auth_user,
-            "--password-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        format!("{}\n", sandbox.auth_password).as_bytes(),
-    )
-    .unwrap();
-    let status = child.wait_with_output().unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    common::login_to_auth_registry(&home, &sandbox);
 
     let to = format!("{}/mirror", sandbox.auth_registry);
     let expected = format!("{}/mirror/group-{name}-app:v2", sandbox.auth_registry);
@@ -1269,35 +1244,16 @@ fn credential_helpers_supply_and_store_credentials() {
 
     // credsStore: `bunker login` hands the credentials to the helper.
     std::fs::write(&config, r#"{"credsStore":"bunkertest"}"#).unwrap();
-    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
-    login
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", home.path().join(".docker"))
-        .env("PATH", &path)
-        .args([
-            "login",
-            &sandbox.auth_registry,
-            "-u",
-            &sandbox.auth_user,
-            "--password-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
+    let output = common::run_with_stdin(
+        &mut common::login_command(&home, &sandbox)
+            .env("PATH", &path)
+            .into_command(),
         format!("{}\n", sandbox.auth_password).as_bytes(),
-    )
-    .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
     );
+    output.assert_success();
     assert!(
-        String::from_utf8_lossy(&output.stdout)
+        output
+            .stdout
             .contains("credential helper docker-credential-bunkertest")
     );
     let saved: serde_json::Value = serde_json::from_str(&common::read_text(&stored)).unwrap();
@@ -1310,26 +1266,14 @@ fn credential_helpers_supply_and_store_credentials() {
 
     // A wrong password is refused and not stored.
     std::fs::remove_file(&stored).unwrap();
-    let mut login = Command::new(env!("CARGO_BIN_EXE_bunker"));
-    login
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", home.path().join(".docker"))
-        .env("PATH", &path)
-        .args([
-            "login",
-            &sandbox.auth_registry,
-            "-u",
-            &sandbox.auth_user,
-            "--password-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"wrong\n").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("refused the credentials"));
+    let output = common::run_with_stdin(
+        &mut common::login_command(&home, &sandbox)
+            .env("PATH", &path)
+            .into_command(),
+        b"wrong\n",
+    );
+    assert_eq!(output.code, Some(1));
+    assert!(output.stderr.contains("refused the credentials"));
     assert!(!stored.exists());
 }
 

@@ -10,6 +10,7 @@
 
 mod common;
 mod registry_support;
+mod signal_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +18,7 @@ use std::process::Command;
 use common::{Output, Sandbox, TestHome, run, sandbox, unique_name};
 use registry_support::{FaultAction, FaultProxy, FaultRule, Seen, docker_save_tar, noise};
 use sha2::{Digest, Sha256};
+use signal_support::Running;
 
 /// Incompressible bytes in the big layer: big enough that 40 % is a real cut.
 const BIG_BYTES: usize = 1 << 20;
@@ -507,26 +509,34 @@ fn kill_points(total: usize, count: usize) -> Vec<usize> {
     points
 }
 
-/// Runs `command` and SIGKILLs it once the proxy has seen `requests` requests;
-/// returns whether it was still running then (false: it finished first).
-fn kill_after_requests(mut command: Command, proxy: &FaultProxy, requests: usize) -> bool {
+/// Runs `command` to the end through `proxy`; the number of requests it made.
+fn uninterrupted_requests(proxy: &FaultProxy, mut command: Command) -> usize {
     proxy.clear_seen();
-    let mut child = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start bunker");
-    let mut finished = false;
-    proxy.wait_until(&format!("{requests} request(s)"), |seen| {
-        finished = finished || child.try_wait().expect("poll bunker").is_some();
-        finished || seen.len() >= requests
-    });
-    if finished {
-        return false;
+    run(&mut command).assert_success();
+    proxy.seen().len()
+}
+
+/// One command's SIGKILL matrix: for each of [`KILL_POINTS`] points spread over the
+/// `total` requests of an uninterrupted run, `command("k<point>")` is SIGKILLed once the
+/// proxy has seen that many requests, then `check(name, point)` checks what the kill
+/// left, reruns and compares. Returns the points and how many kills landed on a
+/// running bunker.
+fn kill_matrix(
+    proxy: &FaultProxy,
+    total: usize,
+    command: impl Fn(&str) -> Command,
+    mut check: impl FnMut(&str, usize),
+) -> (Vec<usize>, usize) {
+    let points = kill_points(total, KILL_POINTS);
+    let mut killed = 0;
+    for &point in &points {
+        let name = format!("k{point}");
+        proxy.clear_seen();
+        let running = Running::start(command(&name));
+        killed += usize::from(running.kill_when(|_| proxy.seen().len() >= point));
+        check(&name, point);
     }
-    child.kill().expect("SIGKILL bunker");
-    child.wait().expect("reap bunker");
-    true
+    (points, killed)
 }
 
 /// `bunker archive verify`: 0 bad entries (a kill before the archive directory or
@@ -645,7 +655,9 @@ fn archive_state(archive: &Path) -> (Vec<String>, Vec<String>) {
     (entries, blobs)
 }
 
-/// The figures line of one command's kill matrix (reached only when every check held).
+/// The figures line of one command's kill matrix (reached only when every check held),
+/// then the check that most kills landed on a running bunker (the last point can come
+/// after the run's last request: that run may finish first).
 fn print_kill_figures(command: &str, points: &[usize], killed: usize, total: usize, checks: &str) {
     println!(
         "FAULTS registry-kill: command={command} points={} killed_running={killed} \
@@ -653,6 +665,10 @@ fn print_kill_figures(command: &str, points: &[usize], killed: usize, total: usi
         points.len(),
         points.len(),
         points.len()
+    );
+    assert!(
+        killed >= KILL_POINTS / 2,
+        "{command}: only {killed} of the runs were still running when killed"
     );
 }
 
@@ -678,43 +694,37 @@ fn registry_pull_killed_at_any_point_leaves_a_verifiable_archive_and_reruns_to_t
         command.env("BUNKER_RETRY_INITIAL_MS", "20");
         command
     };
-    let reference_archive = work.path().join("uninterrupted");
-    proxy.clear_seen();
-    common::run(&mut pull_command(&reference_archive)).assert_success();
-    let total = proxy.seen().len();
-    let expected = archive_state(&reference_archive);
-    let points = kill_points(total, KILL_POINTS);
-    let mut killed = 0;
+    let total = uninterrupted_requests(&proxy, pull_command(&work.path().join("uninterrupted")));
+    let expected = archive_state(&work.path().join("uninterrupted"));
     let mut left_over = 0;
-    for &point in &points {
-        let archive = work.path().join(format!("killed-{point}"));
-        killed += usize::from(kill_after_requests(pull_command(&archive), &proxy, point));
-        assert_archive_verifies(&home, &archive, point);
-        let corrupt: Vec<PathBuf> = corrupt_in_cache(&archive)
-            .into_iter()
-            .filter(|path| is_blob_name(path))
-            .collect();
-        assert_eq!(
-            corrupt,
-            Vec::<PathBuf>::new(),
-            "kill point {point}: a blob is visible under its digest with other content"
-        );
-        common::run(&mut pull_command(&archive)).assert_success();
-        left_over += leftovers(&archive);
-        assert_archive_verifies(&home, &archive, point);
-        assert_eq!(archive_state(&archive), expected, "kill point {point}");
-    }
+    let (points, killed) = kill_matrix(
+        &proxy,
+        total,
+        |name| pull_command(&work.path().join(name)),
+        |name, point| {
+            let archive = work.path().join(name);
+            assert_archive_verifies(&home, &archive, point);
+            let corrupt: Vec<PathBuf> = corrupt_in_cache(&archive)
+                .into_iter()
+                .filter(|path| is_blob_name(path))
+                .collect();
+            assert_eq!(
+                corrupt,
+                Vec::<PathBuf>::new(),
+                "kill point {point}: a blob is visible under its digest with other content"
+            );
+            common::run(&mut pull_command(&archive)).assert_success();
+            left_over += leftovers(&archive);
+            assert_archive_verifies(&home, &archive, point);
+            assert_eq!(archive_state(&archive), expected, "kill point {point}");
+        },
+    );
     print_kill_figures(
         "pull",
         &points,
         killed,
         total,
         &format!("verify_bad=0,corrupt_in_cache=0,temp_files_left_after_rerun={left_over}"),
-    );
-    // The last point can come after the run's last request: it may finish first.
-    assert!(
-        killed >= KILL_POINTS / 2,
-        "only {killed} of the runs were still running when killed"
     );
 }
 
@@ -754,30 +764,19 @@ fn registry_push_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the
             .replacen('_', "/", 1);
         format!("{prefix}-{name}/{source}")
     };
-    proxy.clear_seen();
-    common::run(&mut push_command("uninterrupted")).assert_success();
-    let total = proxy.seen().len();
+    let total = uninterrupted_requests(&proxy, push_command("uninterrupted"));
     let expected = complete_tags(&sandbox.registry, &repository("uninterrupted"));
     assert_eq!(expected.len(), 3, "both tags pushed: {expected:?}");
-    let points = kill_points(total, KILL_POINTS);
-    let mut killed = 0;
-    for &point in &points {
-        let name = format!("k{point}");
-        killed += usize::from(kill_after_requests(push_command(&name), &proxy, point));
-        complete_tags(&sandbox.registry, &repository(&name));
-        common::run(&mut push_command(&name)).assert_success();
+    let (points, killed) = kill_matrix(&proxy, total, push_command, |name, point| {
+        complete_tags(&sandbox.registry, &repository(name));
+        common::run(&mut push_command(name)).assert_success();
         assert_eq!(
-            complete_tags(&sandbox.registry, &repository(&name)),
+            complete_tags(&sandbox.registry, &repository(name)),
             expected,
             "kill point {point}"
         );
-    }
+    });
     print_kill_figures("push", &points, killed, total, "half_pushed=0");
-    // The last point can come after the run's last request: it may finish first.
-    assert!(
-        killed >= KILL_POINTS / 2,
-        "only {killed} of the runs were still running when killed"
-    );
 }
 
 #[test]
@@ -810,30 +809,19 @@ fn sync_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end
         command.env("BUNKER_RETRY_INITIAL_MS", "20");
         command
     };
-    proxy.clear_seen();
-    common::run(&mut sync_command("uninterrupted")).assert_success();
-    let total = proxy.seen().len();
+    let total = uninterrupted_requests(&proxy, sync_command("uninterrupted"));
     let expected = complete_tags(&sandbox.registry, &format!("{prefix}-uninterrupted"));
     assert_eq!(expected.len(), 3, "both tags synced: {expected:?}");
-    let points = kill_points(total, KILL_POINTS);
-    let mut killed = 0;
-    for &point in &points {
-        let name = format!("k{point}");
-        killed += usize::from(kill_after_requests(sync_command(&name), &proxy, point));
+    let (points, killed) = kill_matrix(&proxy, total, sync_command, |name, point| {
         complete_tags(&sandbox.registry, &format!("{prefix}-{name}"));
-        common::run(&mut sync_command(&name)).assert_success();
+        common::run(&mut sync_command(name)).assert_success();
         assert_eq!(
             complete_tags(&sandbox.registry, &format!("{prefix}-{name}")),
             expected,
             "kill point {point}"
         );
-    }
+    });
     print_kill_figures("sync", &points, killed, total, "half_pushed=0");
-    // The last point can come after the run's last request: it may finish first.
-    assert!(
-        killed >= KILL_POINTS / 2,
-        "only {killed} of the runs were still running when killed"
-    );
 }
 
 #[test]

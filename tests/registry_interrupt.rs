@@ -7,13 +7,16 @@
 
 mod common;
 use common::read_offset;
+mod signal_support;
+use signal_support::Running;
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use common::{TestHome, build_random_image, docker_ok, push_to_registry, sandbox, unique_name};
+use common::{
+    TestHome, build_random_image, docker_ok, login_to_auth_registry, push_to_registry, sandbox,
+    unique_name,
+};
 use serde_json::Value;
 
 /// Bytes of random content in the big image: a download that takes a while.
@@ -66,15 +69,6 @@ fn archived_images(archive: &Path) -> Vec<String> {
         .collect()
 }
 
-fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        pipe.read_to_string(&mut text)
-            .expect("read bunker's output");
-        text
-    })
-}
-
 #[test]
 fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_resumes() {
     let sandbox = sandbox();
@@ -90,43 +84,27 @@ fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_r
     let small = sandbox.registry_image.clone();
 
     // One image at a time, in the given order: the small one is finished first.
-    let mut child = home
-        .bunker()
-        .args([
-            "registry",
-            "pull",
-            &small,
-            &big,
-            "--jobs",
-            "1",
-            "--archive-dir",
-        ])
-        .arg(&archive)
-        .into_command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bunker registry pull");
-    let stdout = read_all(child.stdout.take().expect("stdout pipe"));
-    let stderr = read_all(child.stderr.take().expect("stderr pipe"));
-    while !partial_blobs(&archive)
-        .iter()
-        .any(|(_, size)| *size >= SEEN_IN_PROGRESS)
-    {
-        if let Some(status) = child.try_wait().expect("poll bunker") {
-            panic!("registry pull ended ({status}) before the big blob was seen downloading");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let status = child.wait().expect("wait for bunker");
-    let stdout = stdout.join().expect("stdout reader");
-    let stderr = stderr.join().expect("stderr reader");
+    let pull = || {
+        home.bunker()
+            .args([
+                "registry",
+                "pull",
+                &small,
+                &big,
+                "--jobs",
+                "1",
+                "--archive-dir",
+            ])
+            .arg(&archive)
+    };
+    let mut running = Running::start(pull());
+    running.wait_until("the big blob was seen downloading", |_| {
+        partial_blobs(&archive)
+            .iter()
+            .any(|(_, size)| *size >= SEEN_IN_PROGRESS)
+    });
+    let (stdout, stderr) = running.interrupt(libc::SIGINT);
 
-    assert_eq!(status.code(), Some(130), "exit status:\n{stdout}\n{stderr}");
-    assert!(stderr.contains("Ctrl-C: bunker is stopping"), "{stderr}");
     assert!(
         stderr.contains(&format!("STOPPED {big}: not finished")),
         "{stderr}"
@@ -163,20 +141,7 @@ fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_r
         "only the finished image"
     );
 
-    let rerun = home
-        .bunker()
-        .args([
-            "registry",
-            "pull",
-            &small,
-            &big,
-            "--jobs",
-            "1",
-            "--json",
-            "--archive-dir",
-        ])
-        .arg(&archive)
-        .run();
+    let rerun = pull().arg("--json").run();
     rerun.assert_success();
     let report: Value = serde_json::from_str(&rerun.stdout).expect("--json report");
     let downloaded = report["downloaded_bytes"]
@@ -195,36 +160,6 @@ fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_r
         "the blob is complete now"
     );
     assert_eq!(archived_images(&archive).len(), 2);
-}
-
-/// `bunker login` to the sandbox's auth registry, password on stdin.
-fn login_to_the_auth_registry(home: &TestHome, sandbox: &common::Sandbox) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bunker"))
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", home.path().join(".docker"))
-        .args([
-            "login",
-            &sandbox.auth_registry,
-            "-u",
-            &sandbox.auth_user,
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bunker login");
-    std::io::Write::write_all(
-        child.stdin.as_mut().expect("stdin pipe"),
-        format!("{}\n", sandbox.auth_password).as_bytes(),
-    )
-    .expect("write the password");
-    let login = child.wait_with_output().expect("wait for bunker login");
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
 }
 
 #[test]
@@ -248,7 +183,7 @@ fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
         .max_by_key(|path| fs::metadata(path).map_or(0, |meta| meta.len()))
         .expect("blobs in the cache");
     let big_blob = fs::canonicalize(&big_blob).expect("canonical blob path");
-    login_to_the_auth_registry(&home, &sandbox);
+    login_to_auth_registry(&home, &sandbox);
 
     let to = format!("{}/{}", sandbox.auth_registry, unique_name("stopped"));
     let push = || {
@@ -264,28 +199,13 @@ fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
             ])
             .arg(&archive)
     };
-    let mut child = push()
-        .into_command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bunker registry push");
-    let stdout = read_all(child.stdout.take().expect("stdout pipe"));
-    let stderr = read_all(child.stderr.take().expect("stderr pipe"));
-    while read_offset(child.id(), &big_blob).unwrap_or(0) == 0 {
-        if let Some(status) = child.try_wait().expect("poll bunker") {
-            panic!("registry push ended ({status}) before the big blob was seen uploading");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = child.wait().expect("wait for bunker");
-    let stdout = stdout.join().expect("stdout reader");
-    let stderr = stderr.join().expect("stderr reader");
-    assert_eq!(status.code(), Some(143), "exit status:\n{stdout}\n{stderr}");
-    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
+    let mut running = Running::start(push());
+    running.wait_until_every(
+        std::time::Duration::from_millis(2),
+        "the big blob was seen uploading",
+        |pid| read_offset(pid, &big_blob).unwrap_or(0) > 0,
+    );
+    let (stdout, stderr) = running.interrupt(libc::SIGTERM);
     assert!(
         stderr.contains("upload aborted, rerun to push it"),
         "{stderr}"

@@ -4,6 +4,8 @@
 mod common;
 use common::{bytes_read, read_offset};
 mod restore_support;
+mod signal_support;
+use signal_support::Running;
 
 use std::path::{Path, PathBuf};
 
@@ -471,54 +473,24 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
     remove_images(sandbox, &[&big]);
 
     // One image at a time, in manifest order: the small one is restored first.
-    let mut child = fixture
-        .home
-        .bunker()
-        .remote(sandbox)
-        .args(["image-restore", "--jobs", "1", "--archive-dir"])
-        .arg(arch_dir.path())
-        .into_command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start image-restore");
-    let mut stdout_pipe = child.stdout.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout_pipe, &mut text).unwrap();
-        text
-    });
-    let mut stderr_pipe = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr_pipe, &mut text).unwrap();
-        text
-    });
+    let mut running = Running::start(
+        fixture
+            .home
+            .bunker()
+            .remote(sandbox)
+            .args(["image-restore", "--jobs", "1", "--archive-dir"])
+            .arg(arch_dir.path()),
+    );
     // The load is under way once bunker has hashed the whole big file (the check before
     // the load reads it once, start to end) and read 16 MiB more of it for the load:
     // its total bytes read pass size + 16 MiB while the file is open at 16 MiB or more.
     let big_file = archived_file(&arch_dir, "big", &big);
     let big_size = std::fs::metadata(&big_file).unwrap().len();
-    while read_offset(child.id(), &big_file).unwrap_or(0) < (16 << 20)
-        || bytes_read(child.id()) < big_size + (16 << 20)
-    {
-        if let Some(status) = child.try_wait().expect("poll image-restore") {
-            panic!("image-restore ended ({status}) before the load of {big} was seen in progress");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = child.wait().expect("wait for image-restore");
-    let stdout = stdout.join().unwrap();
-    let stderr = stderr.join().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(143),
-        "exit status after SIGTERM:\n{stdout}\n{stderr}"
-    );
-    assert!(stderr.contains("SIGTERM: bunker is stopping"), "{stderr}");
+    running.wait_until(&format!("the load of {big} was seen in progress"), |pid| {
+        read_offset(pid, &big_file).unwrap_or(0) >= (16 << 20)
+            && bytes_read(pid) >= big_size + (16 << 20)
+    });
+    let (stdout, stderr) = running.interrupt(libc::SIGTERM);
     assert!(
         stderr.contains("images already restored stay on the engine"),
         "{stderr}"

@@ -11,98 +11,25 @@
 mod common;
 use common::{bytes_read, read_offset};
 mod restore_support;
+mod signal_support;
 
 use std::fs;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use bunker::archive::{ArchDir, Compression, Manifest};
 use common::*;
 use restore_support::*;
 use serde_json::Value;
+use signal_support::Running;
 
-/// A bunker run started in the background with its output collected by threads.
-struct Background {
-    child: Child,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Background {
-    fn start(command: BunkerCommand) -> Background {
-        let mut child = command
-            .into_command()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start bunker");
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut out, &mut text).unwrap();
-            text
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut err, &mut text).unwrap();
-            text
-        });
-        Background {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        assert_eq!(
-            unsafe { libc::kill(pid, signal) },
-            0,
-            "kill({pid}, {signal})"
-        );
-    }
-
-    /// Cuts bunker's SSH session while bunker is stopped (SIGSTOP), so the transfer
-    /// cannot finish between the moment chosen and the cut; resumes it afterwards.
-    fn cut_ssh(&self, sandbox: &Sandbox) -> usize {
-        self.signal(libc::SIGSTOP);
-        let killed = cut_ssh(sandbox, self.pid());
-        self.signal(libc::SIGCONT);
-        killed
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Panics with `what` when bunker has already ended.
-    fn assert_running(&mut self, what: &str) {
-        if let Some(status) = self.child.try_wait().expect("poll bunker") {
-            panic!("bunker ended ({status}) before {what}");
-        }
-    }
-
-    /// Waits for the end: (status, stdout, stderr).
-    fn finish(mut self) -> (std::process::ExitStatus, String, String) {
-        let status = self.child.wait().expect("wait for bunker");
-        (
-            status,
-            self.stdout.join().unwrap(),
-            self.stderr.join().unwrap(),
-        )
-    }
-}
-
-/// Polls `condition` every few milliseconds while `running` is alive.
-fn wait_while_running(running: &mut Background, what: &str, condition: impl Fn(u32) -> bool) {
-    while !condition(running.pid()) {
-        running.assert_running(what);
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+/// Cuts bunker's SSH session while bunker is stopped (SIGSTOP), so the transfer cannot
+/// finish between the moment chosen and the cut; resumes it afterwards.
+fn cut_ssh_of(running: &Running, sandbox: &Sandbox) -> usize {
+    running.signal(libc::SIGSTOP);
+    let killed = cut_ssh(sandbox, running.pid());
+    running.signal(libc::SIGCONT);
+    killed
 }
 
 /// `ss -tnpH <filter>` lines.
@@ -293,17 +220,17 @@ fn an_ssh_cut_during_an_export_records_nothing_and_the_rerun_completes() {
             .arg(output_dir.path())
     };
 
-    let mut running = Background::start(archive());
-    wait_while_running(&mut running, "its export was seen in progress", |_| {
+    let mut running = Running::start(archive());
+    running.wait_until("its export was seen in progress", |_| {
         find_partial(output_dir.path())
             .and_then(|path| fs::metadata(path).ok())
             .is_some_and(|meta| meta.len() > (8 << 20))
     });
-    let killed = running.cut_ssh(&sandbox);
-    let (status, stdout, stderr) = running.finish();
+    let killed = cut_ssh_of(&running, &sandbox);
+    let (code, stdout, stderr) = running.finish();
 
     assert_eq!(
-        status.code(),
+        code,
         Some(1),
         "exit status after the SSH cut:\n{stdout}\n{stderr}"
     );
@@ -383,16 +310,16 @@ fn an_ssh_cut_during_a_load_leaves_no_image_and_the_rerun_completes() {
         archived_and_removed(&sandbox, base.path(), "sshcut-load", 64 << 20);
     let size = fs::metadata(&file).unwrap().len();
 
-    let mut running = Background::start(restore_command(&home, &sandbox, arch_dir.path()));
+    let mut running = Running::start(restore_command(&home, &sandbox, arch_dir.path()));
     // The load is under way once bunker has hashed the whole file and read 8 MiB more.
-    wait_while_running(&mut running, "its load was seen in progress", |pid| {
+    running.wait_until("its load was seen in progress", |pid| {
         read_offset(pid, &file).unwrap_or(0) >= (8 << 20) && bytes_read(pid) > size + (8 << 20)
     });
-    let killed = running.cut_ssh(&sandbox);
-    let (status, stdout, stderr) = running.finish();
+    let killed = cut_ssh_of(&running, &sandbox);
+    let (code, stdout, stderr) = running.finish();
 
     assert_eq!(
-        status.code(),
+        code,
         Some(1),
         "exit status after the SSH cut:\n{stdout}\n{stderr}"
     );
@@ -434,23 +361,9 @@ fn image_restore_killed_at_eight_points_never_leaves_a_half_loaded_image() {
     let (mut killed_running, mut half_loaded, mut rerun_equal) = (0, 0, 0);
     for point in 1..=points {
         remove_if_present(&sandbox, &image);
-        let mut child = restore_command(&home, &sandbox, arch_dir.path())
-            .into_command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start image-restore");
+        let running = Running::start(restore_command(&home, &sandbox, arch_dir.path()));
         let threshold = total * point / (points + 1);
-        while bytes_read(child.id()) < threshold {
-            if child.try_wait().expect("poll image-restore").is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        // Kills the run, or reaps it when it ended first.
-        let _ = child.kill();
-        let status = child.wait().expect("wait for image-restore");
-        if status.signal() == Some(libc::SIGKILL) {
+        if running.kill_when(|pid| bytes_read(pid) >= threshold) {
             killed_running += 1;
         }
         match image_id(&sandbox, &image) {

@@ -14,88 +14,13 @@ mod common;
 
 use std::fs;
 
-use common::{Output, Sandbox, TestHome, docker, docker_ok, sandbox, unique_name};
+use common::archive_tree::ArchiveTree;
+use common::{Output, Sandbox, docker_ok, unique_name};
 use serde_json::Value;
 
 /// A temporary projects tree and archive directory; untags its images when dropped.
-struct Tree {
-    sandbox: Sandbox,
-    home: TestHome,
-    root: tempfile::TempDir,
-    archive: tempfile::TempDir,
-    tags: Vec<String>,
-}
-
-impl Tree {
-    fn new() -> Tree {
-        let sandbox = sandbox();
-        Tree {
-            home: TestHome::new(&sandbox),
-            sandbox,
-            root: tempfile::Builder::new()
-                .prefix("bunker-stale-tree-")
-                .tempdir()
-                .expect("create a projects tree"),
-            archive: tempfile::Builder::new()
-                .prefix("bunker-stale-out-")
-                .tempdir()
-                .expect("create an archive directory"),
-            tags: Vec::new(),
-        }
-    }
-
-    /// Tags the seed image as `image` on the engine (removed on drop).
-    fn tag_seed(&mut self, image: &str) {
-        docker_ok(&self.sandbox, ["tag", &self.sandbox.seed_image, image]);
-        self.tags.push(image.to_string());
-    }
-
-    /// A project whose only service runs `image`.
-    fn project(&self, project: &str, image: &str) {
-        let dir = self.root.path().join(project);
-        fs::create_dir_all(&dir).expect("create the project");
-        fs::write(
-            dir.join("docker-compose.yaml"),
-            format!("services:\n  app:\n    image: {image}\n"),
-        )
-        .expect("write docker-compose.yaml");
-    }
-
-    fn bunker(&self, command: &str, args: &[&str]) -> Output {
-        let mut bunker = self
-            .home
-            .bunker()
-            .remote(&self.sandbox)
-            .arg("--projects-dir")
-            .arg(self.root.path())
-            .arg(command);
-        if command == "image-archive" {
-            bunker = bunker.arg("--output-dir").arg(self.archive.path());
-        }
-        bunker.args(args).run()
-    }
-
-    /// The files under `<archive>/<arch>/<project>/`.
-    fn archived_files(&self, project: &str) -> Vec<String> {
-        let mut found = Vec::new();
-        for arch in fs::read_dir(self.archive.path()).expect("read the archive directory") {
-            let dir = arch.expect("entry").path().join(project);
-            if dir.is_dir() {
-                for file in fs::read_dir(&dir).expect("read the project directory") {
-                    found.push(file.expect("entry").file_name().to_string_lossy().into());
-                }
-            }
-        }
-        found
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        for tag in &self.tags {
-            let _ = docker(&self.sandbox, ["rmi", tag.as_str()]);
-        }
-    }
+fn tree() -> ArchiveTree {
+    ArchiveTree::new("stale")
 }
 
 fn json(output: &Output) -> Value {
@@ -131,13 +56,13 @@ fn assert_stale(value: &Value, registry: &str, created: &str, context: &Output) 
 
 #[test]
 fn an_image_on_the_engine_whose_registry_is_down_is_archived_as_stale() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let image = format!("registry.invalid/acc/{}:1", unique_name("offline"));
     tree.tag_seed(&image);
-    tree.project("offline", &image);
+    tree.image_project("offline", &image);
     let engine_created = created(&tree.sandbox, &image);
 
-    let output = tree.bunker("image-archive", &["--json"]);
+    let output = tree.archive(&["--json"]);
     output.assert_success();
     output.assert_stderr_contains(&format!(
         "warning: offline/app: pull {image} from registry.invalid failed"
@@ -152,11 +77,11 @@ fn an_image_on_the_engine_whose_registry_is_down_is_archived_as_stale() {
     assert_stale(row, "registry.invalid", &engine_created, &output);
     assert_eq!(tree.archived_files("offline").len(), 1, "{output}");
 
-    let table = tree.bunker("image-archive", &[]);
+    let table = tree.archive(&[]);
     table.assert_success();
     table.assert_stdout_contains("0 failed, 1 stale;");
 
-    let strict = tree.bunker("image-archive", &["--strict", "--json"]);
+    let strict = tree.archive(&["--strict", "--json"]);
     strict.assert_code(1);
     assert_eq!(json(&strict)["totals"]["stale"], 1, "{strict}");
     assert_eq!(json(&strict)["ok"], false, "{strict}");
@@ -165,11 +90,11 @@ fn an_image_on_the_engine_whose_registry_is_down_is_archived_as_stale() {
 
 #[test]
 fn an_image_the_engine_lacks_fails_naming_the_image_and_the_registry() {
-    let tree = Tree::new();
+    let tree = tree();
     let image = format!("registry.invalid/acc/{}:1", unique_name("absent"));
-    tree.project("absent", &image);
+    tree.image_project("absent", &image);
 
-    let output = tree.bunker("image-archive", &["--json"]);
+    let output = tree.archive(&["--json"]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!(
         "absent/app: pull {image} from registry.invalid failed"
@@ -180,19 +105,19 @@ fn an_image_the_engine_lacks_fails_naming_the_image_and_the_registry() {
     assert_eq!(report["totals"]["failed"], 1, "{output}");
     assert!(tree.archived_files("absent").is_empty(), "{output}");
 
-    let build = tree.bunker("image-build", &[]);
+    let build = tree.run("image-build", &[]);
     build.assert_code(1);
     build.assert_stdout_contains("0 built, 0 pulled, 1 failed, 0 skipped, 0 stale");
 }
 
 #[test]
 fn a_refused_connection_to_localhost_builds_from_the_engines_copy_as_stale() {
-    let mut tree = Tree::new();
+    let mut tree = tree();
     let base = format!("localhost:1/acc/{}:1", unique_name("local"));
     tree.tag_seed(&base);
     let built = format!("bunker-test/{}:1", unique_name("from-local"));
-    tree.tags.push(built.clone());
-    let dir = tree.root.path().join("local");
+    tree.images.push(built.clone());
+    let dir = tree.path().join("local");
     fs::create_dir_all(&dir).expect("create the project");
     fs::write(
         dir.join("docker-compose.yaml"),
@@ -208,7 +133,7 @@ fn a_refused_connection_to_localhost_builds_from_the_engines_copy_as_stale() {
     .expect("write Dockerfile");
     let engine_created = created(&tree.sandbox, &base);
 
-    let output = tree.bunker("image-build", &["--json"]);
+    let output = tree.run("image-build", &["--json"]);
     output.assert_success();
     output.assert_stderr_contains(&format!(
         "warning: local/base: pull {base} from localhost:1 failed"
@@ -231,14 +156,14 @@ fn a_refused_connection_to_localhost_builds_from_the_engines_copy_as_stale() {
         "{built} was not built: {output}"
     );
 
-    let table = tree.bunker("image-build", &[]);
+    let table = tree.run("image-build", &[]);
     table.assert_success();
     table.assert_stdout_contains("1 built, 0 pulled, 0 failed, 0 skipped, 1 stale");
-    let strict = tree.bunker("image-build", &["--strict"]);
+    let strict = tree.run("image-build", &["--strict"]);
     strict.assert_code(1);
     strict.assert_stderr_contains("--strict");
 
-    let archived = tree.bunker("image-archive", &["--json", "--no-base-images"]);
+    let archived = tree.archive(&["--json", "--no-base-images"]);
     archived.assert_success();
     assert_eq!(json(&archived)["totals"]["stale"], 1, "{archived}");
     assert_eq!(tree.archived_files("local").len(), 2, "{archived}");

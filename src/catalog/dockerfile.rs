@@ -132,7 +132,7 @@ pub fn base_images(
             ImageReference::parse(&image).map_err(|error| {
                 fail(format!(
                     "FROM {:?} expands to {image:?}, which is not an image reference ({}); set the build arg or the ARG default",
-                    from.image.value, error.reason
+                    from.image.value, error.reason()
                 ))
             })?;
             add(BaseImage {
@@ -167,7 +167,7 @@ pub fn base_images(
                     line: Some(line),
                     message: format!(
                         "COPY --from={source:?} names neither an earlier stage nor a valid image ({})",
-                        error.reason
+                        error.reason()
                     ),
                 })?;
                 add(BaseImage {

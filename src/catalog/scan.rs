@@ -448,7 +448,7 @@ fn service_entry(
                             "services.{}.image {:?} resolves to {image:?}: {}{hint}",
                             service.name,
                             service.image_ref.as_deref().unwrap_or_default(),
-                            error.reason
+                            error.reason()
                         ),
                     );
                 }

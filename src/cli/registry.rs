@@ -251,7 +251,7 @@ pub fn collect_references(
             if line.is_empty() {
                 continue;
             }
-            ImageReference::parse(line)
+            ImageReference::parse_input(line)
                 .with_context(|| format!("{}:{}", path.display(), number + 1))?;
             texts.push(line.to_string());
         }
@@ -261,7 +261,7 @@ pub fn collect_references(
     }
     let mut references = Vec::new();
     for text in texts {
-        let reference = ImageReference::parse(&text)?;
+        let reference = ImageReference::parse_input(&text)?;
         if !references.contains(&reference) {
             references.push(reference);
         }

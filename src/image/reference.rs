@@ -1,26 +1,38 @@
-//! Docker image references (`nginx`, `ghcr.io/org/app:1.2`, `x@sha256:…`):
-//! parsing, validation and normalisation the way the Docker CLI and engine do it
-//! (`docker.io` and `library/` defaults, `index.docker.io` alias, familiar names).
+//! Docker image references (`nginx`, `ghcr.io/org/app:1.2`, `x@sha256:…`): the one
+//! reference type of bunker. Parsing, validation and normalisation follow the Docker CLI
+//! and engine (`docker.io` and `library/` defaults, `index.docker.io` alias, familiar
+//! names).
 //!
 //! The catalog, the build and restore jobs and the registry client all compare and
-//! address images through this one parser, so "is this the same image" has one
-//! answer; the registry client views the result as registry + repository
-//! ([`crate::registry::reference`]).
+//! address images through this type, so "is this the same image" has one answer. A
+//! reference is a [`RepositoryName`] (registry host + repository path, the way the
+//! distribution API addresses it) plus tag and digest. [`ImageReference::parse`] reads
+//! a name from a compose file or Dockerfile exactly as Docker does;
+//! [`ImageReference::parse_input`] reads one a user typed for the registry client
+//! (blanks trimmed, `registry-1.docker.io`, Docker Hub's API host, taken as Docker Hub).
 
 use std::fmt;
 
 /// The registry Docker Hub names live in.
 pub const DOCKER_HUB: &str = "docker.io";
+/// The host Docker Hub's registry API actually lives on.
+pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 const LEGACY_DOCKER_HUB: &str = "index.docker.io";
 const OFFICIAL_NAMESPACE: &str = "library";
+
+/// A repository on a registry, without tag or digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepositoryName {
+    /// Registry host (and port), `docker.io` when the name has none.
+    pub registry: String,
+    /// Repository path inside the registry, e.g. `library/nginx` or `group/sub/app`.
+    pub repository: String,
+}
 
 /// A parsed, normalised image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageReference {
-    /// Registry host (and port), `docker.io` when the name has none.
-    pub domain: String,
-    /// Repository path inside the registry, e.g. `library/nginx`.
-    pub path: String,
+    pub name: RepositoryName,
     /// Tag as written; `None` when the name has no tag.
     pub tag: Option<String>,
     /// Digest (`sha256:<hex>`) as written.
@@ -29,19 +41,84 @@ pub struct ImageReference {
 
 /// Why a string is not a valid image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid image reference {text:?}: {reason}")]
-pub struct ReferenceError {
-    pub text: String,
-    pub reason: String,
+pub enum ReferenceError {
+    #[error("empty image reference")]
+    Empty,
+    #[error("invalid image reference {reference:?}: {reason}")]
+    Invalid { reference: String, reason: String },
+}
+
+impl ReferenceError {
+    /// What is wrong, without the reference.
+    pub fn reason(&self) -> &str {
+        match self {
+            ReferenceError::Empty => "the name is empty",
+            ReferenceError::Invalid { reason, .. } => reason,
+        }
+    }
+}
+
+fn invalid(reference: &str, reason: &str) -> ReferenceError {
+    ReferenceError::Invalid {
+        reference: reference.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+impl RepositoryName {
+    /// Parses `[registry/]repository` typed by a user (a tag or digest is refused).
+    pub fn parse(text: &str) -> Result<Self, ReferenceError> {
+        let reference = ImageReference::parse_input(text)?;
+        if reference.tag.is_some() || reference.digest.is_some() {
+            return Err(invalid(text, "expected a repository without tag or digest"));
+        }
+        Ok(reference.name)
+    }
+
+    /// Builds a name from a registry and a repository path, validating the path.
+    pub fn new(registry: &str, repository: &str) -> Result<Self, ReferenceError> {
+        validate_repository_path(repository)
+            .map_err(|reason| invalid(&format!("{registry}/{repository}"), &reason))?;
+        Ok(Self {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+        })
+    }
+
+    /// The name Docker shows: Docker Hub names without `docker.io/`, and without
+    /// `library/` when nothing else is left of the path (`nginx`, `user/app`, `ghcr.io/org/app`).
+    pub fn familiar(&self) -> String {
+        if self.registry == DOCKER_HUB {
+            self.repository
+                .strip_prefix("library/")
+                .filter(|rest| !rest.contains('/'))
+                .unwrap_or(&self.repository)
+                .to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// The same repository with a tag.
+    pub fn with_tag(&self, tag: &str) -> ImageReference {
+        ImageReference {
+            name: self.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        }
+    }
+}
+
+impl fmt::Display for RepositoryName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)
+    }
 }
 
 impl ImageReference {
     /// Parses `text` as Docker does (`docker pull`, compose `image:`).
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
-        let fail = |reason: &str| ReferenceError {
-            text: text.to_string(),
-            reason: reason.to_string(),
-        };
+        let fail = |reason: &str| invalid(text, reason);
         if text.is_empty() {
             return Err(fail("the name is empty"));
         }
@@ -75,30 +152,44 @@ impl ImageReference {
         if domain == LEGACY_DOCKER_HUB {
             domain = DOCKER_HUB.to_string();
         }
-        let path = if domain == DOCKER_HUB && !path.contains('/') {
-            format!("{OFFICIAL_NAMESPACE}/{path}")
-        } else {
-            path.to_string()
-        };
         Ok(Self {
-            domain,
-            path,
+            name: RepositoryName {
+                repository: official_path(&domain, path),
+                registry: domain,
+            },
             tag: tag.map(str::to_string),
             digest,
         })
     }
 
+    /// Parses `[registry/]repository[:tag][@digest]` typed by a user for the registry
+    /// client: surrounding blanks are trimmed and Docker Hub's API host counts as
+    /// Docker Hub. Without tag or digest the tag is left empty (see
+    /// [`ImageReference::tag_or_latest`]).
+    pub fn parse_input(text: &str) -> Result<Self, ReferenceError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        let mut reference = Self::parse(text)?;
+        if reference.name.registry == DOCKER_HUB_API_HOST {
+            reference.name.repository = official_path(DOCKER_HUB, &reference.name.repository);
+            reference.name.registry = DOCKER_HUB.to_string();
+        }
+        Ok(reference)
+    }
+
     /// The registry host the image is pulled from (`docker.io` for Docker Hub).
     pub fn registry(&self) -> &str {
-        &self.domain
+        &self.name.registry
     }
 
     /// The host that serves the registry API (`registry-1.docker.io` for Docker Hub).
     pub fn registry_api_host(&self) -> &str {
-        if self.domain == DOCKER_HUB {
-            "registry-1.docker.io"
+        if self.name.registry == DOCKER_HUB {
+            DOCKER_HUB_API_HOST
         } else {
-            &self.domain
+            &self.name.registry
         }
     }
 
@@ -116,22 +207,27 @@ impl ImageReference {
         }
     }
 
+    /// The tag, `latest` when the reference names none (even with a digest).
+    pub fn tag_or_latest(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
+
+    /// What to ask the registry for: the digest when pinned, else the tag.
+    pub fn manifest_reference(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
+    }
+
     /// Full repository name: `docker.io/library/nginx`.
     pub fn repository(&self) -> String {
-        format!("{}/{}", self.domain, self.path)
+        self.name.to_string()
     }
 
     /// Repository as `docker images` shows it: `nginx`, `user/app`, `ghcr.io/org/app`.
     pub fn familiar_repository(&self) -> String {
-        if self.domain == DOCKER_HUB {
-            self.path
-                .strip_prefix("library/")
-                .filter(|rest| !rest.contains('/'))
-                .unwrap_or(&self.path)
-                .to_string()
-        } else {
-            self.repository()
-        }
+        self.name.familiar()
     }
 
     /// Fully qualified name with the default tag made explicit:
@@ -144,6 +240,11 @@ impl ImageReference {
     /// The short name Docker prints, with the default tag made explicit: `nginx:latest`.
     pub fn familiar(&self) -> String {
         self.render(self.familiar_repository(), self.effective_tag())
+    }
+
+    /// `name:tag` as Docker shows it, for `RepoTags` in a docker-save archive.
+    pub fn familiar_tagged(&self) -> String {
+        format!("{}:{}", self.familiar_repository(), self.tag_or_latest())
     }
 
     fn render(&self, repository: String, tag: Option<&str>) -> String {
@@ -160,9 +261,20 @@ impl ImageReference {
     }
 }
 
+/// `registry/repository[:tag][@digest]` as parsed: no tag is added (see
+/// [`ImageReference::canonical`] for the name with Docker's default tag).
 impl fmt::Display for ImageReference {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.canonical())
+        formatter.write_str(&self.render(self.repository(), self.tag.as_deref()))
+    }
+}
+
+/// Docker Hub's one-component names live in `library/`.
+fn official_path(domain: &str, path: &str) -> String {
+    if domain == DOCKER_HUB && !path.contains('/') {
+        format!("{OFFICIAL_NAMESPACE}/{path}")
+    } else {
+        path.to_string()
     }
 }
 
@@ -333,7 +445,7 @@ mod tests {
     fn registries_and_ports() {
         let reference = parse("ghcr.io/org/team/app:v1.2");
         assert_eq!(reference.registry(), "ghcr.io");
-        assert_eq!(reference.path, "org/team/app");
+        assert_eq!(reference.name.repository, "org/team/app");
         assert_eq!(reference.tag.as_deref(), Some("v1.2"));
         let local = parse("localhost:5000/app");
         assert_eq!(local.registry(), "localhost:5000");

@@ -182,7 +182,7 @@ pub fn read_oci_layout(dir: &Path) -> anyhow::Result<Vec<ArchivedImage>> {
                     descriptor.digest
                 )
             })?;
-        let source = ImageReference::parse(&name)
+        let source = ImageReference::parse_input(&name)
             .with_context(|| format!("{}: entry {}", index_path.display(), descriptor.digest))?;
         let manifest = read_cached_manifest(&cache, &descriptor.digest)?;
         let mut children = Vec::new();
@@ -419,7 +419,7 @@ pub fn read_docker_archive(path: &Path, cache: &BlobCache) -> anyhow::Result<Vec
             );
         }
         for tag in tags {
-            let source = ImageReference::parse(&tag)
+            let source = ImageReference::parse_input(&tag)
                 .with_context(|| format!("{}: RepoTags entry {tag:?}", path.display()))?;
             images.push(ArchivedImage {
                 origin: path.display().to_string(),

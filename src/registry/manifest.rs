@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn selects_matching_platform_and_skips_attestations() {
-        let reference = ImageReference::parse("localhost/app:1").unwrap();
+        let reference = ImageReference::parse_input("localhost/app:1").unwrap();
         let index = index();
         let chosen = select_platforms(
             &reference,

@@ -847,7 +847,7 @@ fn read_archived_repository(
         .collect();
     let mut by_tag: BTreeMap<String, Vec<(PathBuf, Option<String>)>> = BTreeMap::new();
     for (file, entry) in archive_manifest_entries(archive_dir)? {
-        let Ok(reference) = ImageReference::parse(&entry.image) else {
+        let Ok(reference) = ImageReference::parse_input(&entry.image) else {
             continue;
         };
         let tag = reference.tag_or_latest().to_string();

@@ -22,6 +22,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod archive_tree;
+
 /// Everything a test needs to reach the sandbox, read from the `SANDBOX_*` variables that
 /// `scripts/sandbox.sh env` prints (or from `env.sh` in the sandbox state directory).
 #[derive(Debug, Clone)]
@@ -206,6 +208,17 @@ impl Sandbox {
             "ssh://{}@{}:{}",
             self.ssh_user, self.ssh_host, self.ssh_port
         )
+    }
+
+    /// `localhost:<port>` of the plain registry: the `BUNKER_REGISTRY` that `projects/`
+    /// pulls from (its default, `localhost:5999`, is right only on the default port).
+    pub fn projects_registry(&self) -> String {
+        let port = self
+            .registry
+            .rsplit_once(':')
+            .map(|(_, port)| port)
+            .unwrap_or_else(|| panic!("sandbox registry {} has no port", self.registry));
+        format!("localhost:{port}")
     }
 
     /// `http://127.0.0.1:port` of the plain registry.
@@ -478,10 +491,12 @@ impl BunkerCommand {
     }
 
     /// Points bunker at the sandbox engine through sshd: `DOCKER_HOST=ssh://user@127.0.0.1:port`
-    /// and `BUNKER_REMOTE_SOCKET` set to the engine socket on the remote side.
+    /// and `BUNKER_REMOTE_SOCKET` set to the engine socket on the remote side; `projects/`
+    /// pulls from the sandbox registry (`BUNKER_REGISTRY`).
     pub fn remote(self, sandbox: &Sandbox) -> Self {
         self.env("DOCKER_HOST", sandbox.ssh_url())
             .env("BUNKER_REMOTE_SOCKET", &sandbox.remote_socket)
+            .env("BUNKER_REGISTRY", sandbox.projects_registry())
     }
 
     pub fn run(mut self) -> Output {
@@ -491,6 +506,32 @@ impl BunkerCommand {
     /// The prepared command, for tests that spawn bunker and signal it.
     pub fn into_command(self) -> Command {
         self.command
+    }
+}
+
+/// `bunker login` to the sandbox's auth registry as its user, the password read from stdin.
+pub fn login_command(home: &TestHome, sandbox: &Sandbox) -> BunkerCommand {
+    home.bunker().args([
+        "login",
+        &sandbox.auth_registry,
+        "-u",
+        &sandbox.auth_user,
+        "--password-stdin",
+    ])
+}
+
+/// Logs in to the sandbox's auth registry with its password; panics when refused.
+pub fn login_to_auth_registry(home: &TestHome, sandbox: &Sandbox) {
+    run_with_stdin(
+        &mut login_command(home, sandbox).into_command(),
+        format!("{}\n", sandbox.auth_password).as_bytes(),
+    )
+    .assert_success();
+}
+
+impl From<BunkerCommand> for Command {
+    fn from(command: BunkerCommand) -> Command {
+        command.into_command()
     }
 }
 

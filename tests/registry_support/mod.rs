@@ -1,7 +1,9 @@
 //! Test doubles that sit *in front of* the real sandbox registry: a loopback
 //! HTTP proxy that injects faults (429 with Retry-After, 503, a connection cut
 //! mid-blob, corrupted bytes) and counts what it forwards, and a bearer-token
-//! gate with its own token endpoint. The registry behind them is the real
+//! gate with its own token endpoint. It can also play a registry that points
+//! elsewhere (a foreign token realm, upload host or blob redirect) and pass the
+//! client's `Authorization` on. The registry behind them is the real
 //! docker-registry; only the network misbehaves.
 #![allow(dead_code)]
 
@@ -28,6 +30,13 @@ pub enum FaultAction {
     WrongLength(i64),
     /// Forward the body `chunk` bytes at a time with `pause_ms` between chunks.
     Drip { chunk: usize, pause_ms: u64 },
+    /// Forward, with every `WWW-Authenticate` of the answer replaced by a Bearer
+    /// challenge naming this realm.
+    Realm(String),
+    /// Forward, with the answer's `Location` moved to this origin (path and query kept).
+    MoveLocation(String),
+    /// Answer 307 with a `Location` of this origin and the request's path.
+    Redirect(String),
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +71,8 @@ struct ProxyState {
     /// Bearer-token mode: the token endpoint URL and the tokens issued (token → scopes).
     token_realm: Option<String>,
     tokens: Vec<(String, String)>,
+    /// Pass the client's `Authorization` on to the registry (dropped otherwise).
+    keep_authorization: bool,
 }
 
 /// A fault-injecting proxy to `upstream` (`127.0.0.1:port`) on a free loopback port.
@@ -92,6 +103,12 @@ impl FaultProxy {
 
     pub fn add_rule(&self, rule: FaultRule) {
         self.state.lock().unwrap().rules.push(rule);
+    }
+
+    /// Passes the client's `Authorization` header on to the registry (by default the
+    /// proxy drops it: the sandbox's plain registry needs none).
+    pub fn keep_authorization(&self) {
+        self.state.lock().unwrap().keep_authorization = true;
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -142,9 +159,17 @@ impl FaultProxy {
 }
 
 /// A request or status line and its headers.
-type Head = (String, Vec<(String, String)>);
+pub type Head = (String, Vec<(String, String)>);
 
-fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
+/// The path and query of an absolute or relative URL.
+fn path_of(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map(|index| &rest[index..]).unwrap_or("/"),
+        None => url,
+    }
+}
+
+pub fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
     let mut request_line = String::new();
     if reader.read_line(&mut request_line)? == 0 {
         return Ok(None);
@@ -164,7 +189,7 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>>
     Ok(Some((request_line.trim_end().to_string(), headers)))
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
@@ -269,12 +294,20 @@ fn handle(
         record(state, &method, &path, range, *status, 0, action.clone());
         return respond(&mut client, *status, headers, b"");
     }
+    if let Some(FaultAction::Redirect(origin)) = &action {
+        record(state, &method, &path, range, 307, 0, action.clone());
+        let location = format!("{origin}{path}");
+        return respond(&mut client, 307, &[("Location".into(), location)], b"");
+    }
+    let keep_authorization = state.lock().unwrap().keep_authorization;
 
     let position = start_record(state, &method, &path, range, action.clone());
     let mut upstream_stream = TcpStream::connect(upstream)?;
     let mut request = format!("{request_line}\r\n");
     for (name, value) in &headers {
-        if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("authorization") {
+        if name.eq_ignore_ascii_case("connection")
+            || (name.eq_ignore_ascii_case("authorization") && !keep_authorization)
+        {
             continue;
         }
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -303,6 +336,12 @@ fn handle(
                 (value.parse::<i64>().unwrap_or(0) + delta)
                     .max(0)
                     .to_string()
+            }
+            Some(FaultAction::Realm(realm)) if name.eq_ignore_ascii_case("www-authenticate") => {
+                format!("Bearer realm=\"{realm}\",service=\"bunker-test\"")
+            }
+            Some(FaultAction::MoveLocation(origin)) if name.eq_ignore_ascii_case("location") => {
+                format!("{origin}{}", path_of(value))
             }
             _ => value.clone(),
         };
