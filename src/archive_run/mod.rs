@@ -443,6 +443,8 @@ mod tests {
         let plan = BuildPlan {
             projects: vec![
                 ProjectPlan {
+                    instance: None,
+                    compose_project: None,
                     project: "tools".into(),
                     directory: "tools".into(),
                     env_files: vec![],
@@ -453,6 +455,8 @@ mod tests {
                     problems: vec![],
                 },
                 ProjectPlan {
+                    instance: None,
+                    compose_project: None,
                     project: "web".into(),
                     directory: "web".into(),
                     env_files: vec![],
