@@ -137,6 +137,22 @@ fn example_projects_match_docker_compose() {
     assert_matches_compose(&catalog, "no-root-env");
 }
 
+/// The example tree in the context `default`: `duo`'s two instances each as Compose
+/// sees them with their env file, override file and project name.
+#[test]
+fn example_instances_match_docker_compose() {
+    let projects_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects");
+    let catalog = bunker_catalog_of(&projects_dir, "default");
+    let duo: Vec<&Value> = catalog["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|project| project["name"] == "duo")
+        .collect();
+    assert_eq!(duo.len(), 2, "duo has two instances: {duo:?}");
+    assert_matches_compose(&catalog, "default");
+}
+
 /// Compares every project of `catalog` with Docker Compose's view of it.
 fn assert_matches_compose(catalog: &Value, context: &str) {
     assert_matches_compose_with(catalog, context, Instances::Found { drt_env_dir: None });

@@ -571,7 +571,72 @@ mod tests {
             entries,
             errors: vec![],
             warnings: vec![],
+            ..Catalog::default()
         }
+    }
+
+    #[test]
+    fn each_configured_instance_is_a_plan_of_its_own() {
+        let instance = |name: &str, entry: CatalogEntry| CatalogEntry {
+            instance: Some(name.into()),
+            compose_project: Some(format!("app_{name}")),
+            ..entry
+        };
+        let mut catalog = catalog(vec![
+            instance("default", pull("app", "db", "postgres:16")),
+            instance("blue", pull("app", "db", "postgres:15")),
+            instance("blue", pull("app", "cache", "redis:7")),
+        ]);
+        catalog.projects = ["default", "blue"]
+            .into_iter()
+            .map(|name| ProjectInfo {
+                instance: Some(name.into()),
+                compose_name: Some(format!("app_{name}")),
+                ..project("app")
+            })
+            .collect();
+        catalog.errors.push(CatalogError {
+            instance: Some("blue".into()),
+            project: "app".into(),
+            service: Some("cache".into()),
+            file: PathBuf::from("/p/app/.env_c_blue"),
+            line: None,
+            message: "bad".into(),
+        });
+        let plan = plan(&catalog, &Selection::default(), PlanOptions::default());
+        let units: Vec<(String, Option<String>, Option<String>, usize, usize)> = plan
+            .projects
+            .iter()
+            .map(|p| {
+                (
+                    p.label(),
+                    p.instance.clone(),
+                    p.compose_project.clone(),
+                    p.jobs.len(),
+                    p.problems.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            units,
+            [
+                (
+                    "app@default".to_string(),
+                    Some("default".to_string()),
+                    Some("app_default".to_string()),
+                    1,
+                    0
+                ),
+                (
+                    "app@blue".to_string(),
+                    Some("blue".to_string()),
+                    Some("app_blue".to_string()),
+                    2,
+                    1
+                ),
+            ]
+        );
+        assert!(plan.projects[1].problems[0].starts_with("app@blue/cache: "));
     }
 
     fn names(plan: &BuildPlan) -> Vec<(String, &'static str, String)> {
