@@ -266,12 +266,17 @@ fn assert_matches_compose_with(catalog: &Value, context: &str, mode: Instances) 
             &["config", "--format", "json"],
         ))
         .expect("compose config json");
-        let mut compose_images: Vec<String> =
-            docker_compose(directory, file_name, context, instance, &["config", "--images"])
-                .lines()
-                .filter(|line| !line.trim().is_empty())
-                .map(str::to_string)
-                .collect();
+        let mut compose_images: Vec<String> = docker_compose(
+            directory,
+            file_name,
+            context,
+            instance,
+            &["config", "--images"],
+        )
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect();
         compose_images.sort();
 
         let name = label.as_str();
@@ -501,7 +506,13 @@ fn defaults_ignores_instances_and_matches_docker_compose() {
         .envs(environment())
         .arg("--projects-dir")
         .arg(instance_fixtures())
-        .args(["--context", CONTEXT, "image-catalog", "--json", "--defaults"])
+        .args([
+            "--context",
+            CONTEXT,
+            "image-catalog",
+            "--json",
+            "--defaults",
+        ])
         .output()
         .expect("run bunker");
     assert!(output.status.success(), "{output:?}");

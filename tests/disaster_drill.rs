@@ -245,7 +245,9 @@ fn archive_destroy_restore_install_brings_every_project_back() {
         "duo_second-sidecar",
     ] {
         assert!(
-            needed.iter().any(|(project, needed)| project == "duo" && needed == image),
+            needed
+                .iter()
+                .any(|(project, needed)| project == "duo" && needed == image),
             "{image} is not planned for duo: {needed:?}"
         );
     }
@@ -348,9 +350,6 @@ fn archive_destroy_restore_install_brings_every_project_back() {
     );
     assert_eq!(
         running_images(sandbox, "duo_second"),
-        [
-            "greeter=bunker-local/duo:1.0",
-            "sidecar=duo_second-sidecar"
-        ]
+        ["greeter=bunker-local/duo:1.0", "sidecar=duo_second-sidecar"]
     );
 }

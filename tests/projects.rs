@@ -63,7 +63,12 @@ impl ComposeProject {
 
     /// Gives a built image a unique repository through `variable` (the tag stays the
     /// project's own, `tag` here), so it is removed afterwards.
-    fn with_built_repository(mut self, variable: &str, repository: &str, tag: &str) -> ComposeProject {
+    fn with_built_repository(
+        mut self,
+        variable: &str,
+        repository: &str,
+        tag: &str,
+    ) -> ComposeProject {
         self.overrides
             .push((variable.to_string(), repository.to_string()));
         self.built_images.push(format!("{repository}:{tag}"));
@@ -256,7 +261,7 @@ fn duo_runs_each_instance_with_its_own_version_and_services() {
     let second = ComposeProject::new("duo")
         .with_built_repository("DUO_IMAGE", &image, "1.0")
         .instance("second")
-    .with_compose_named_image("sidecar");
+        .with_compose_named_image("sidecar");
     let mut images: Vec<String> = second
         .compose_ok(&["config", "--images"])
         .lines()
@@ -268,13 +273,13 @@ fn duo_runs_each_instance_with_its_own_version_and_services() {
         [format!("{image}:1.0"), format!("{}-sidecar", second.name)]
     );
     second.up(&[]);
-    assert_eq!(
-        second.running_services(&[]),
-        names(&["greeter", "sidecar"])
-    );
+    assert_eq!(second.running_services(&[]), names(&["greeter", "sidecar"]));
     let version = second.exec("greeter", &["cat", "/version"]);
     assert_eq!(version.assert_success().stdout.trim(), "1.0");
-    let sidecar = second.exec("sidecar", &["sh", "-c", "cat /version; echo $DUO_SIDECAR_MESSAGE"]);
+    let sidecar = second.exec(
+        "sidecar",
+        &["sh", "-c", "cat /version; echo $DUO_SIDECAR_MESSAGE"],
+    );
     assert_eq!(
         sidecar.assert_success().stdout.lines().collect::<Vec<_>>(),
         ["sidecar", "second instance"]

@@ -109,7 +109,11 @@ mod tests {
         assert_eq!(found[0].override_file, None);
         assert_eq!(
             found[1].override_file.as_deref(),
-            Some(dir.path().join("docker-compose.override_prod_second.yaml").as_path())
+            Some(
+                dir.path()
+                    .join("docker-compose.override_prod_second.yaml")
+                    .as_path()
+            )
         );
         assert!(
             find_instances(dir.path(), &dir.path().join("missing"), "prod")
