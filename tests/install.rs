@@ -418,16 +418,14 @@ fn configured_instances_come_up_with_their_env_file_override_and_project_name() 
     let sandbox = sandbox();
     let home = TestHome::new(&sandbox);
     let project = unique_name("instances");
-    let compose = format!(
-        "services:\n  app:\n    image: ${{APP_IMAGE}}\n    command: [\"sleep\", \"3600\"]\n    environment:\n      MARK: ${{MARK}}\n"
-    );
+    let compose = "services:\n  app:\n    image: ${APP_IMAGE}\n    command: [\"sleep\", \"3600\"]\n    environment:\n      MARK: ${MARK}\n";
     let override_blue = format!(
         "services:\n  extra:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n",
         sandbox.seed_image
     );
     let tree = tree_with(
         &project,
-        &compose,
+        compose,
         &[
             (
                 ".env-dist",

@@ -604,36 +604,25 @@ mod tests {
             message: "bad".into(),
         });
         let plan = plan(&catalog, &Selection::default(), PlanOptions::default());
-        let units: Vec<(String, Option<String>, Option<String>, usize, usize)> = plan
+        let units: Vec<String> = plan
             .projects
             .iter()
             .map(|p| {
-                (
+                format!(
+                    "{} {:?} {:?} jobs={} problems={}",
                     p.label(),
-                    p.instance.clone(),
-                    p.compose_project.clone(),
+                    p.instance,
+                    p.compose_project,
                     p.jobs.len(),
-                    p.problems.len(),
+                    p.problems.len()
                 )
             })
             .collect();
         assert_eq!(
             units,
             [
-                (
-                    "app@default".to_string(),
-                    Some("default".to_string()),
-                    Some("app_default".to_string()),
-                    1,
-                    0
-                ),
-                (
-                    "app@blue".to_string(),
-                    Some("blue".to_string()),
-                    Some("app_blue".to_string()),
-                    2,
-                    1
-                ),
+                "app@default Some(\"default\") Some(\"app_default\") jobs=1 problems=0",
+                "app@blue Some(\"blue\") Some(\"app_blue\") jobs=2 problems=1",
             ]
         );
         assert!(plan.projects[1].problems[0].starts_with("app@blue/cache: "));
