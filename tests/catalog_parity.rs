@@ -33,18 +33,21 @@ fn bunker_catalog() -> Value {
 }
 
 fn bunker_catalog_of(projects_dir: &Path, context: &str) -> Value {
-    bunker_catalog_in(projects_dir, context, &environment())
+    bunker_catalog_with(projects_dir, context, None, &environment())
 }
 
-/// The catalog with `environment` as the whole process environment.
-fn bunker_catalog_in(
+/// `image-catalog --json` with `DRT_ENV_DIR` set when `drt_env_dir` is given.
+/// `environment` is the whole process environment.
+fn bunker_catalog_with(
     projects_dir: &Path,
     context: &str,
+    drt_env_dir: Option<&Path>,
     environment: &[(&'static str, String)],
 ) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_bunker"))
         .env_clear()
         .envs(environment.iter().cloned())
+        .envs(drt_env_dir.map(|directory| ("DRT_ENV_DIR", directory)))
         .arg("--projects-dir")
         .arg(projects_dir)
         .args(["--context", context, "image-catalog", "--json"])
@@ -58,25 +61,42 @@ fn bunker_catalog_in(
     serde_json::from_slice(&output.stdout).expect("bunker --json prints JSON")
 }
 
+/// How one configured instance is brought up: written out here from the file
+/// conventions, independently of bunker.
+struct InstanceCall {
+    env_file: PathBuf,
+    override_file: Option<PathBuf>,
+    project_name: String,
+}
+
 fn docker_compose(
     project_dir: &Path,
     compose_file: &str,
     context: &str,
+    instance: Option<&InstanceCall>,
     environment: &[(&'static str, String)],
     args: &[&str],
 ) -> String {
-    let mut command = Command::new("docker-compose");
+    // The real Compose binary: the pip wrapper exits 0 even when Compose fails.
+    let mut command = Command::new(compose_oracle::docker_compose());
     command
         .current_dir(project_dir)
         .env_clear()
         .envs(environment.iter().cloned())
         .args(["-f", compose_file]);
+    if let Some(override_file) = instance.and_then(|instance| instance.override_file.as_ref()) {
+        command.arg("-f").arg(override_file);
+    }
     if project_dir.join(".env-dist").exists() {
         command.args(["--env-file", ".env-dist"]);
     }
     let root_env = format!("../.env_{context}");
     if project_dir.join(&root_env).exists() {
         command.args(["--env-file", &root_env]);
+    }
+    if let Some(instance) = instance {
+        command.arg("--env-file").arg(&instance.env_file);
+        command.args(["--project-name", &instance.project_name]);
     }
     command.args(["--profile", "*"]);
     let output = command.args(args).output().unwrap_or_else(|error| {
@@ -124,6 +144,7 @@ fn example_projects_match_docker_compose() {
     assert_matches_compose(&catalog, "no-root-env");
 }
 
+
 /// `BUNKER_REGISTRY` moves every image of `projects/` that comes from the sandbox
 /// registry, base images included, and bunker still agrees with Docker Compose.
 #[test]
@@ -131,8 +152,13 @@ fn example_projects_follow_the_registry_variable() {
     let projects_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects");
     let mut moved = environment();
     moved.push(("BUNKER_REGISTRY", "localhost:6123".to_string()));
-    let catalog = bunker_catalog_in(&projects_dir, "no-root-env", &moved);
-    assert_matches_compose_in(&catalog, "no-root-env", &moved);
+    let catalog = bunker_catalog_with(&projects_dir, "no-root-env", None, &moved);
+    assert_matches_compose_with(
+        &catalog,
+        "no-root-env",
+        Instances::Found { drt_env_dir: None },
+        &moved,
+    );
     let entries = catalog["entries"].as_array().expect("entries");
     let images: Vec<String> = entries
         .iter()
@@ -160,30 +186,142 @@ fn example_projects_follow_the_registry_variable() {
     }
 }
 
-/// Compares every project of `catalog` with Docker Compose's view of it.
-fn assert_matches_compose(catalog: &Value, context: &str) {
-    assert_matches_compose_in(catalog, context, &environment());
+/// The example tree in the context `default`: `duo`'s two instances each as Compose
+/// sees them with their env file, override file and project name.
+#[test]
+fn example_instances_match_docker_compose() {
+    let projects_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects");
+    let catalog = bunker_catalog_of(&projects_dir, "default");
+    let duo: Vec<&Value> = catalog["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|project| project["name"] == "duo")
+        .collect();
+    assert_eq!(duo.len(), 2, "duo has two instances: {duo:?}");
+    assert_matches_compose(&catalog, "default");
 }
 
-/// The same, with `environment` as Compose's whole process environment.
-fn assert_matches_compose_in(
+/// Compares every project of `catalog` with Docker Compose's view of it.
+fn assert_matches_compose(catalog: &Value, context: &str) {
+    assert_matches_compose_with(
+        catalog,
+        context,
+        Instances::Found { drt_env_dir: None },
+        &environment(),
+    );
+}
+
+/// Whether the catalog was asked to use configured instances.
+#[derive(Clone, Copy)]
+enum Instances<'a> {
+    /// `--defaults`: none expected.
+    Ignored,
+    /// Every `.env_<context>_<instance>` (next to the compose file, or under the
+    /// DRT_ENV_DIR) must be an instance.
+    Found { drt_env_dir: Option<&'a Path> },
+}
+
+/// The instances of the project in `directory` for `context`, from the env files there
+/// (or under `drt_env_dir/<project>`), with their override files and project names.
+fn expected_instances(
+    directory: &Path,
+    name: &str,
+    context: &str,
+    drt_env_dir: Option<&Path>,
+) -> BTreeMap<String, InstanceCall> {
+    let env_dir = drt_env_dir.map_or_else(|| directory.to_path_buf(), |dir| dir.join(name));
+    let prefix = format!(".env_{context}_");
+    let mut instances = BTreeMap::new();
+    for entry in std::fs::read_dir(&env_dir).into_iter().flatten() {
+        let file_name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(instance) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let override_file =
+            directory.join(format!("docker-compose.override_{context}_{instance}.yaml"));
+        let project_name = if instance == "default" {
+            name.to_lowercase()
+        } else {
+            format!("{name}_{instance}").to_lowercase()
+        };
+        instances.insert(
+            instance.to_string(),
+            InstanceCall {
+                env_file: env_dir.join(&file_name),
+                override_file: override_file.is_file().then_some(override_file),
+                project_name,
+            },
+        );
+    }
+    instances
+}
+
+/// `assert_matches_compose` for a tree with configured instances: each instance
+/// bunker lists is compared with Compose run with that instance's env file, override
+/// file and project name, and bunker must list exactly the instances the files give.
+fn assert_matches_compose_with(
     catalog: &Value,
     context: &str,
+    mode: Instances,
     environment: &[(&'static str, String)],
 ) {
+    let drt_env_dir = match mode {
+        Instances::Found { drt_env_dir } => drt_env_dir,
+        Instances::Ignored => None,
+    };
     let projects = catalog["projects"].as_array().expect("projects");
     let entries = catalog["entries"].as_array().expect("entries");
     let mut mismatches = Vec::new();
 
+    let mut seen_directories = Vec::new();
+    for project in projects {
+        let compose_file = Path::new(project["compose_file"].as_str().unwrap());
+        let directory = compose_file.parent().unwrap();
+        if seen_directories.contains(&directory) {
+            continue;
+        }
+        seen_directories.push(directory);
+        let name = project["name"].as_str().unwrap();
+        let expected: Vec<String> = match mode {
+            Instances::Ignored => Vec::new(),
+            Instances::Found { .. } => expected_instances(directory, name, context, drt_env_dir)
+                .into_keys()
+                .collect(),
+        };
+        let mut listed: Vec<String> = projects
+            .iter()
+            .filter(|other| other["name"] == name)
+            .filter_map(|other| other["instance"].as_str().map(str::to_string))
+            .collect();
+        listed.sort();
+        if listed != expected {
+            mismatches.push(format!(
+                "{name}: instances {listed:?} != files {expected:?}"
+            ));
+        }
+    }
+
     for project in projects {
         let name = project["name"].as_str().unwrap();
+        let instance_name = project["instance"].as_str();
+        let label = match instance_name {
+            Some(instance) => format!("{name}@{instance}"),
+            None => name.to_string(),
+        };
         let compose_file = Path::new(project["compose_file"].as_str().unwrap());
         let directory = compose_file.parent().unwrap();
         let file_name = compose_file.file_name().unwrap().to_str().unwrap();
+        let instances = expected_instances(directory, name, context, drt_env_dir);
+        let instance = instance_name.and_then(|instance| instances.get(instance));
+        if instance_name.is_some() && instance.is_none() {
+            continue; // reported above
+        }
         let config: Value = serde_json::from_str(&docker_compose(
             directory,
             file_name,
             context,
+            instance,
             environment,
             &["config", "--format", "json"],
         ))
@@ -192,6 +330,7 @@ fn assert_matches_compose_in(
             directory,
             file_name,
             context,
+            instance,
             environment,
             &["config", "--images"],
         )
@@ -201,6 +340,7 @@ fn assert_matches_compose_in(
         .collect();
         compose_images.sort();
 
+        let name = label.as_str();
         let compose_name = config["name"].as_str().unwrap();
         if project["compose_name"].as_str() != Some(compose_name) {
             mismatches.push(format!(
@@ -210,8 +350,20 @@ fn assert_matches_compose_in(
         }
         let services: Vec<&Value> = entries
             .iter()
-            .filter(|entry| entry["project"] == name && !entry["service"].is_null())
+            .filter(|entry| {
+                entry["project"] == project["name"]
+                    && entry["instance"] == project["instance"]
+                    && !entry["service"].is_null()
+            })
             .collect();
+        for entry in &services {
+            if entry["compose_project"].as_str() != Some(compose_name) {
+                mismatches.push(format!(
+                    "{name}/{}: compose_project {} != compose {compose_name}",
+                    entry["service"], entry["compose_project"]
+                ));
+            }
+        }
         let mut bunker_images: Vec<String> = services
             .iter()
             .filter_map(|entry| text(&entry["image"]))
@@ -337,6 +489,112 @@ fn compare_build(
             args(&compose["args"])
         ));
     }
+}
+
+fn instance_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/instances")
+}
+
+/// Every configured instance (`.env_parity_<instance>` next to the compose file, the
+/// instance's override file, project name `<project>` or `<project>_<instance>`) is
+/// resolved as `docker compose --env-file … -f docker-compose.yaml -f override
+/// --project-name … config` resolves it; a project without instances as today.
+#[test]
+fn configured_instances_match_docker_compose() {
+    let catalog = bunker_catalog_of(&instance_fixtures(), CONTEXT);
+    let instances: Vec<String> = catalog["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|project| format!("{}@{}", project["name"], project["instance"]))
+        .collect();
+    assert_eq!(
+        instances,
+        [
+            "\"app\"@\"default\"",
+            "\"app\"@\"blue\"",
+            "\"app\"@\"green\"",
+            "\"named\"@\"default\"",
+            "\"named\"@\"Two\"",
+            "\"plain\"@null",
+        ]
+    );
+    assert_eq!(catalog["without_instances"], serde_json::json!(["plain"]));
+    assert_eq!(
+        catalog["summary"]["without_instances"],
+        serde_json::json!(["plain"])
+    );
+    assert_matches_compose_with(
+        &catalog,
+        CONTEXT,
+        Instances::Found { drt_env_dir: None },
+        &environment(),
+    );
+}
+
+/// With `DRT_ENV_DIR` the instance env files come from `DRT_ENV_DIR/<project>/`
+/// (those next to the compose files are then not instances), override files still
+/// from the project directory.
+#[test]
+fn drt_env_dir_instances_match_docker_compose() {
+    let drt = instance_fixtures().join("drt");
+    let catalog = bunker_catalog_with(&instance_fixtures(), CONTEXT, Some(&drt), &environment());
+    let instances: Vec<String> = catalog["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|project| format!("{}@{}", project["name"], project["instance"]))
+        .collect();
+    assert_eq!(
+        instances,
+        [
+            "\"app\"@\"default\"",
+            "\"app\"@\"blue\"",
+            "\"named\"@\"solo\"",
+            "\"plain\"@null",
+        ]
+    );
+    assert_matches_compose_with(
+        &catalog,
+        CONTEXT,
+        Instances::Found {
+            drt_env_dir: Some(&drt),
+        },
+    );
+}
+
+/// `--defaults` ignores configured instances: every project as today, from
+/// `.env-dist`, the root env file and the environment.
+#[test]
+fn defaults_ignores_instances_and_matches_docker_compose() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bunker"))
+        .env_clear()
+        .envs(environment())
+        .arg("--projects-dir")
+        .arg(instance_fixtures())
+        .args([
+            "--context",
+            CONTEXT,
+            "image-catalog",
+            "--json",
+            "--defaults",
+        ])
+        .output()
+        .expect("run bunker");
+    assert!(output.status.success(), "{output:?}");
+    let catalog: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        catalog["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|project| project["instance"].is_null()),
+        "{}",
+        catalog["projects"]
+    );
+    assert_eq!(catalog["defaults_only"], true);
+    assert_eq!(catalog["without_instances"], serde_json::json!([]));
+    assert_matches_compose_with(&catalog, CONTEXT, Instances::Ignored, &environment());
 }
 
 #[test]

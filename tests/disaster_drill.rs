@@ -2,7 +2,9 @@
 //! image-archive` (and checked with `bunker archive verify`), the engine is destroyed
 //! (data directory deleted) and replaced by a fresh one with no images while the
 //! registry is down, then `image-restore` and `BUILD=false bunker install --all` bring
-//! every project back up, over real SSH.
+//! every project back up, over real SSH. `projects/duo` has two configured instances
+//! (context `default`): each is archived with its own images and comes back up as its
+//! own Compose project.
 //!
 //! It runs on its own private sandbox (another state directory, other ports), never on
 //! the shared one that other tests use, and tears it down at the end, also on failure.
@@ -15,7 +17,7 @@ use std::process::Command;
 
 use bunker::archive::Manifest;
 use bunker::build::{ImageAction, PlanOptions, Selection, plan};
-use bunker::catalog::{CatalogOptions, load_catalog};
+use bunker::catalog::{CatalogOptions, ProjectInfo, load_catalog};
 use common::*;
 
 /// A sandbox of our own, torn down (`down --purge`) when dropped.
@@ -116,13 +118,43 @@ fn copy_projects(from: &Path, to: &Path, registry_port: u16) {
     }
 }
 
-/// Services Compose starts by default (no profile) in a project.
-fn default_services(project_dir: &Path) -> Vec<String> {
-    let output = run(Command::new("docker-compose")
-        .current_dir(project_dir)
-        .args(["--env-file", ".env-dist", "config", "--services"]));
+/// Services Compose starts by default (no profile) in a project or configured
+/// instance: its compose and override files, its env files.
+fn default_services(project: &ProjectInfo) -> Vec<String> {
+    let mut command = Command::new("docker-compose");
+    command
+        .current_dir(project.compose_file.parent().unwrap())
+        .env_remove("COMPOSE_PROFILES")
+        .arg("-f")
+        .arg(&project.compose_file);
+    if let Some(override_file) = &project.override_file {
+        command.arg("-f").arg(override_file);
+    }
+    for env_file in &project.env_files {
+        command.arg("--env-file").arg(env_file);
+    }
+    let output = run(command.args(["config", "--services"]));
     output.assert_success();
     output.stdout.lines().map(str::to_string).collect()
+}
+
+/// The image each running container of a Compose project was started from, by service.
+fn running_images(sandbox: &Sandbox, project: &str) -> Vec<String> {
+    let mut images: Vec<String> = docker_ok(
+        sandbox,
+        [
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--format",
+            "{{.Label \"com.docker.compose.service\"}}={{.Image}}",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    images.sort();
+    images
 }
 
 fn running(sandbox: &Sandbox, project: &str) -> Vec<String> {
@@ -171,7 +203,12 @@ fn archive_destroy_restore_install_brings_every_project_back() {
 
     // 2. Archive all of projects/ with `bunker image-archive` over SSH, then check every
     //    file against its manifest with `bunker archive verify`.
-    let catalog = load_catalog(&CatalogOptions::new(&projects));
+    // The context bunker uses here (no DOCKER_CONTEXT, a fresh HOME): `default`, whose
+    // instance files projects/duo has.
+    let catalog = load_catalog(&CatalogOptions {
+        context: Some("default".to_string()),
+        ..CatalogOptions::new(&projects)
+    });
     assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
     let build_plan = plan(
         &catalog,
@@ -186,8 +223,37 @@ fn archive_destroy_restore_install_brings_every_project_back() {
         .filter(|job| job.action != ImageAction::Base)
         .map(|job| (job.project.clone(), job.image.clone()))
         .collect();
-    let project_names: Vec<String> = catalog.projects.iter().map(|p| p.name.clone()).collect();
-    assert_eq!(project_names.len(), 5, "{project_names:?}");
+    let units: Vec<String> = catalog
+        .projects
+        .iter()
+        .map(|p| format!("{}@{}", p.name, p.instance.as_deref().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        units,
+        [
+            "duo@default",
+            "duo@second",
+            "hooked@-",
+            "kv@-",
+            "pipeline@-",
+            "tools@-",
+            "web@-"
+        ]
+    );
+    // Each instance's own images: the pinned version, the .env-dist one, and the
+    // service only the override of `second` adds (named after its Compose project).
+    for image in [
+        "bunker-local/duo:1.1",
+        "bunker-local/duo:1.0",
+        "duo_second-sidecar",
+    ] {
+        assert!(
+            needed
+                .iter()
+                .any(|(project, needed)| project == "duo" && needed == image),
+            "{image} is not planned for duo: {needed:?}"
+        );
+    }
     let archive_base = work.path().join("archive");
     let archive = home
         .bunker()
@@ -269,9 +335,9 @@ fn archive_destroy_restore_install_brings_every_project_back() {
         .args(["install", "--all"])
         .run();
     install.assert_success();
-    install.assert_stdout_contains("5 of 5 project(s) up");
+    install.assert_stdout_contains("7 of 7 project(s) up");
     for project in &catalog.projects {
-        let mut expected = default_services(&projects.join(&project.name));
+        let mut expected = default_services(project);
         expected.sort();
         let compose_name = project.compose_name.clone().unwrap();
         assert_eq!(
@@ -281,4 +347,12 @@ fn archive_destroy_restore_install_brings_every_project_back() {
             project.name
         );
     }
+    assert_eq!(
+        running_images(sandbox, "duo"),
+        ["greeter=bunker-local/duo:1.1"]
+    );
+    assert_eq!(
+        running_images(sandbox, "duo_second"),
+        ["greeter=bunker-local/duo:1.0", "sidecar=duo_second-sidecar"]
+    );
 }

@@ -629,10 +629,12 @@ fn pull_only_and_no_base_images_leave_out_builds_and_base_images() {
     let everything = dry_run(&[]);
     assert!(everything.contains("base+save"), "{everything}");
     assert!(everything.contains("build+save"), "{everything}");
-    assert!(everything.contains("12 file(s)"), "{everything}");
+    // projects/duo's two instances: three builds (1.1, 1.0, duo_second-sidecar) and
+    // their shared base image once.
+    assert!(everything.contains("16 file(s)"), "{everything}");
     let no_bases = dry_run(&["--no-base-images"]);
     assert!(!no_bases.contains("base+save"), "{no_bases}");
-    assert!(no_bases.contains("9 file(s)"), "{no_bases}");
+    assert!(no_bases.contains("12 file(s)"), "{no_bases}");
     let pulls = dry_run(&["--pull-only", "--no-base-images"]);
     assert!(!pulls.contains("build+save"), "{pulls}");
     assert!(!pulls.contains("base+save"), "{pulls}");

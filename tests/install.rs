@@ -404,3 +404,88 @@ fn install_pulls_only_missing_images_by_default_as_compose_up_does() {
     assert!(report.get("stale").is_none(), "{output}");
     assert_eq!(report["projects"][0]["installed"], true, "{output}");
 }
+
+/// A project with configured instances (context `default`): each instance comes up as
+/// its own Compose project (`<project>` for `default`, `<project>_blue`) with its env
+/// file and its override file; `--instance` brings up only the one named.
+#[test]
+fn configured_instances_come_up_with_their_env_file_override_and_project_name() {
+    let sandbox = sandbox();
+    let home = TestHome::new(&sandbox);
+    let project = unique_name("instances");
+    let compose = "services:\n  app:\n    image: ${APP_IMAGE}\n    command: [\"sleep\", \"3600\"]\n    environment:\n      MARK: ${MARK}\n";
+    let override_blue = format!(
+        "services:\n  extra:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n",
+        sandbox.seed_image
+    );
+    let tree = tree_with(
+        &project,
+        compose,
+        &[
+            (
+                ".env-dist",
+                &format!("APP_IMAGE={}\nMARK=dist\n", sandbox.seed_image),
+            ),
+            (".env_default_default", "MARK=default\n"),
+            (".env_default_blue", "MARK=blue\n"),
+            ("docker-compose.override_default_blue.yaml", &override_blue),
+        ],
+    );
+    std::fs::write(tree.path().join(".env_default"), "BUILD=false\n").unwrap();
+    let blue = format!("{project}_blue");
+    let mark = |container: &str| {
+        docker_ok(
+            &sandbox,
+            [
+                "inspect",
+                "--format",
+                "{{range .Config.Env}}{{println .}}{{end}}",
+                container,
+            ],
+        )
+        .lines()
+        .find_map(|line| line.strip_prefix("MARK=").map(str::to_string))
+    };
+
+    let unknown = install(
+        &home,
+        &sandbox,
+        tree.path(),
+        &["--project", &project, "--instance", "nosuch"],
+    );
+    assert!(!unknown.success(), "{unknown}");
+    unknown.assert_stderr_contains("no configured instance \"nosuch\"");
+
+    let only_blue = install(
+        &home,
+        &sandbox,
+        tree.path(),
+        &["--project", &project, "--instance", "blue"],
+    );
+    only_blue.assert_success();
+    only_blue.assert_stdout_contains(&format!("{project}@blue"));
+    only_blue.assert_stdout_contains("1 of 1 project(s) up");
+    assert_eq!(running_containers(&sandbox, &project), Vec::<String>::new());
+    let mut blue_containers = running_containers(&sandbox, &blue);
+    blue_containers.sort();
+    assert_eq!(
+        blue_containers,
+        [format!("{blue}-app-1"), format!("{blue}-extra-1")]
+    );
+    assert_eq!(mark(&format!("{blue}-app-1")).as_deref(), Some("blue"));
+
+    let both = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    both.assert_success();
+    both.assert_stdout_contains("2 of 2 project(s) up");
+    assert_eq!(
+        running_containers(&sandbox, &project),
+        [format!("{project}-app-1")]
+    );
+    assert_eq!(
+        mark(&format!("{project}-app-1")).as_deref(),
+        Some("default")
+    );
+    assert_eq!(running_containers(&sandbox, &blue).len(), 2);
+    compose_down(&sandbox, &project);
+    compose_down(&sandbox, &blue);
+}

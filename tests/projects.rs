@@ -24,6 +24,8 @@ struct ComposeProject {
     /// Variables overriding `.env-dist`, e.g. unique names for built images.
     overrides: Vec<(String, String)>,
     built_images: Vec<String>,
+    /// A configured instance's compose files and env file, as `bunker install` passes them.
+    instance_args: Vec<String>,
 }
 
 impl ComposeProject {
@@ -34,7 +36,21 @@ impl ComposeProject {
             name: unique_name(&format!("test-{project}")),
             overrides: Vec::new(),
             built_images: Vec::new(),
+            instance_args: Vec::new(),
         }
+    }
+
+    /// Runs the project as its configured instance `instance` of the context `default`:
+    /// its `.env_default_<instance>` after `.env-dist`, and its override file when it has one.
+    fn instance(mut self, instance: &str) -> ComposeProject {
+        self.instance_args = vec!["-f".into(), "docker-compose.yaml".into()];
+        let override_file = format!("docker-compose.override_default_{instance}.yaml");
+        if self.dir.join(&override_file).is_file() {
+            self.instance_args.extend(["-f".into(), override_file]);
+        }
+        self.instance_args
+            .extend(["--env-file".into(), format!(".env_default_{instance}")]);
+        self
     }
 
     /// Gives the image built for a service a unique name through its `.env-dist` variable.
@@ -42,6 +58,20 @@ impl ComposeProject {
         let image = format!("{}:1", unique_name("bunker-test/built"));
         self.overrides.push((variable.to_string(), image.clone()));
         self.built_images.push(image);
+        self
+    }
+
+    /// Gives a built image a unique repository through `variable` (the tag stays the
+    /// project's own, `tag` here), so it is removed afterwards.
+    fn with_built_repository(
+        mut self,
+        variable: &str,
+        repository: &str,
+        tag: &str,
+    ) -> ComposeProject {
+        self.overrides
+            .push((variable.to_string(), repository.to_string()));
+        self.built_images.push(format!("{repository}:{tag}"));
         self
     }
 
@@ -56,7 +86,9 @@ impl ComposeProject {
         let mut command = Command::new("docker-compose");
         command
             .current_dir(&self.dir)
-            .args(["--env-file", ".env-dist", "--project-name", &self.name])
+            .args(["--env-file", ".env-dist"])
+            .args(&self.instance_args)
+            .args(["--project-name", &self.name])
             .args(args)
             .env("DOCKER_HOST", &self.sandbox.docker_host)
             .env("DOCKER_CONFIG", self.sandbox.dir.join("docker-client"))
@@ -215,4 +247,48 @@ fn hooked_builds_with_the_file_its_make_hook_generates() {
     let info = project.exec("reporter", &["cat", "/etc/build-info.txt"]);
     info.assert_success()
         .assert_stdout_contains("project=hooked");
+}
+
+/// `duo` has two configured instances: `default` pins version 1.1 of the built image,
+/// `second` keeps the `.env-dist` 1.0 and its override file adds a service built without
+/// `image:` (so named after the instance's Compose project).
+#[test]
+fn duo_runs_each_instance_with_its_own_version_and_services() {
+    let image = unique_name("bunker-test/duo");
+    let first = ComposeProject::new("duo")
+        .with_built_repository("DUO_IMAGE", &image, "1.1")
+        .instance("default");
+    let images = first.compose_ok(&["config", "--images"]);
+    assert_eq!(images.trim(), format!("{image}:1.1"));
+    first.up(&[]);
+    assert_eq!(first.running_services(&[]), names(&["greeter"]));
+    let version = first.exec("greeter", &["cat", "/version"]);
+    assert_eq!(version.assert_success().stdout.trim(), "1.1");
+
+    let second = ComposeProject::new("duo")
+        .with_built_repository("DUO_IMAGE", &image, "1.0")
+        .instance("second")
+        .with_compose_named_image("sidecar");
+    let mut images: Vec<String> = second
+        .compose_ok(&["config", "--images"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    images.sort();
+    assert_eq!(
+        images,
+        [format!("{image}:1.0"), format!("{}-sidecar", second.name)]
+    );
+    second.up(&[]);
+    assert_eq!(second.running_services(&[]), names(&["greeter", "sidecar"]));
+    let version = second.exec("greeter", &["cat", "/version"]);
+    assert_eq!(version.assert_success().stdout.trim(), "1.0");
+    let sidecar = second.exec(
+        "sidecar",
+        &["sh", "-c", "cat /version; echo $DUO_SIDECAR_MESSAGE"],
+    );
+    assert_eq!(
+        sidecar.assert_success().stdout.lines().collect::<Vec<_>>(),
+        ["sidecar", "second instance"]
+    );
 }

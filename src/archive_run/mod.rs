@@ -448,6 +448,8 @@ mod tests {
         let plan = BuildPlan {
             projects: vec![
                 ProjectPlan {
+                    instance: None,
+                    compose_project: None,
                     project: "tools".into(),
                     directory: "tools".into(),
                     env_files: vec![],
@@ -458,6 +460,8 @@ mod tests {
                     problems: vec![],
                 },
                 ProjectPlan {
+                    instance: None,
+                    compose_project: None,
                     project: "web".into(),
                     directory: "web".into(),
                     env_files: vec![],

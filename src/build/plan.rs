@@ -99,6 +99,10 @@ impl ImageJob {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProjectPlan {
     pub project: String,
+    /// The configured instance this plan is for (one plan per instance), if any.
+    pub instance: Option<String>,
+    /// The Compose project name the catalog resolved (see `CatalogEntry::compose_project`).
+    pub compose_project: Option<String>,
     /// The project directory (where `make build-hook-pre` runs).
     pub directory: PathBuf,
     /// The env files the catalog applied, lowest precedence first (the hook gets them too).
@@ -109,6 +113,14 @@ pub struct ProjectPlan {
 }
 
 impl ProjectPlan {
+    /// `project` or `project@instance`, for messages.
+    pub fn label(&self) -> String {
+        match &self.instance {
+            Some(instance) => format!("{}@{instance}", self.project),
+            None => self.project.clone(),
+        }
+    }
+
     /// True when at least one image of the project is built (so its hook runs).
     pub fn has_builds(&self) -> bool {
         self.jobs.iter().any(|job| job.action == ImageAction::Build)
@@ -136,6 +148,10 @@ pub struct Selection {
     /// Only these projects (all when empty).
     pub only: Vec<String>,
     pub exclude: Vec<String>,
+    /// Only these configured instances (all when empty).
+    pub instances: Vec<String>,
+    /// `--defaults`: ignore configured instances.
+    pub defaults: bool,
 }
 
 impl Selection {
@@ -156,33 +172,55 @@ pub struct PlanOptions {
 
 /// Turns the catalog into the ordered plan.
 pub fn plan(catalog: &Catalog, selection: &Selection, options: PlanOptions) -> BuildPlan {
-    let mut project_order: Vec<String> = Vec::new();
-    for name in catalog
+    // One plan per project, or per configured instance of a project.
+    let mut project_order: Vec<(String, Option<String>)> = Vec::new();
+    for unit in catalog
         .projects
         .iter()
-        .map(|project| &project.name)
-        .chain(catalog.entries.iter().map(|entry| &entry.project))
+        .map(|project| (&project.name, &project.instance))
+        .chain(
+            catalog
+                .entries
+                .iter()
+                .map(|entry| (&entry.project, &entry.instance)),
+        )
     {
-        if selection.includes(name) && !project_order.contains(name) {
-            project_order.push(name.clone());
+        let unit = (unit.0.clone(), unit.1.clone());
+        if selection.includes(&unit.0) && !project_order.contains(&unit) {
+            project_order.push(unit);
         }
     }
     let mut build_plan = BuildPlan::default();
     for error in &catalog.errors {
-        if !project_order.contains(&error.project) && selection.includes(&error.project) {
+        if !project_order
+            .iter()
+            .any(|(project, _)| *project == error.project)
+            && selection.includes(&error.project)
+        {
             build_plan.problems.push(describe_catalog_error(error));
         }
     }
-    for project in project_order {
-        build_plan
-            .projects
-            .push(plan_project(catalog, &project, options));
+    for (project, instance) in project_order {
+        build_plan.projects.push(plan_project(
+            catalog,
+            &project,
+            instance.as_deref(),
+            options,
+        ));
     }
     build_plan
 }
 
-fn plan_project(catalog: &Catalog, project: &str, options: PlanOptions) -> ProjectPlan {
-    let info = catalog.projects.iter().find(|info| info.name == project);
+fn plan_project(
+    catalog: &Catalog,
+    project: &str,
+    instance: Option<&str>,
+    options: PlanOptions,
+) -> ProjectPlan {
+    let info = catalog
+        .projects
+        .iter()
+        .find(|info| info.name == project && info.instance.as_deref() == instance);
     let directory = info
         .and_then(|info| info.compose_file.parent().map(PathBuf::from))
         .unwrap_or_else(|| catalog.projects_dir.join(project));
@@ -190,13 +228,16 @@ fn plan_project(catalog: &Catalog, project: &str, options: PlanOptions) -> Proje
     let mut problems: Vec<String> = catalog
         .errors
         .iter()
-        .filter(|error| error.project == project)
+        .filter(|error| {
+            error.project == project
+                && (error.instance.is_none() || error.instance.as_deref() == instance)
+        })
         .map(describe_catalog_error)
         .collect();
     let entries: Vec<&CatalogEntry> = catalog
         .entries
         .iter()
-        .filter(|entry| entry.project == project)
+        .filter(|entry| entry.project == project && entry.instance.as_deref() == instance)
         .collect();
 
     let mut builds: Vec<ImageJob> = Vec::new();
@@ -260,6 +301,8 @@ fn plan_project(catalog: &Catalog, project: &str, options: PlanOptions) -> Proje
     }
     ProjectPlan {
         project: project.to_string(),
+        instance: instance.map(str::to_string),
+        compose_project: info.and_then(|info| info.compose_name.clone()),
         directory,
         env_files,
         jobs,
@@ -437,10 +480,14 @@ fn describe_catalog_error(error: &crate::catalog::CatalogError) -> String {
         Some(line) => format!("{}:{line}", error.file.display()),
         None => error.file.display().to_string(),
     };
+    let project = match &error.instance {
+        Some(instance) => format!("{}@{instance}", error.project),
+        None => error.project.clone(),
+    };
     match &error.service {
-        Some(service) => format!("{}/{service}: {place}: {}", error.project, error.message),
-        None if error.project.is_empty() => format!("{place}: {}", error.message),
-        None => format!("{}: {place}: {}", error.project, error.message),
+        Some(service) => format!("{project}/{service}: {place}: {}", error.message),
+        None if project.is_empty() => format!("{place}: {}", error.message),
+        None => format!("{project}: {place}: {}", error.message),
     }
 }
 
@@ -452,6 +499,8 @@ mod tests {
     fn project(name: &str) -> ProjectInfo {
         ProjectInfo {
             name: name.into(),
+            instance: None,
+            override_file: None,
             compose_name: Some(name.into()),
             compose_file: PathBuf::from(format!("/p/{name}/docker-compose.yaml")),
             env_files: vec![],
@@ -462,6 +511,8 @@ mod tests {
     fn pull(project: &str, service: &str, image: &str) -> CatalogEntry {
         CatalogEntry {
             project: project.into(),
+            instance: None,
+            compose_project: Some(project.into()),
             service: Some(service.into()),
             image: Some(image.into()),
             image_ref: Some(image.into()),
@@ -520,7 +571,61 @@ mod tests {
             entries,
             errors: vec![],
             warnings: vec![],
+            ..Catalog::default()
         }
+    }
+
+    #[test]
+    fn each_configured_instance_is_a_plan_of_its_own() {
+        let instance = |name: &str, entry: CatalogEntry| CatalogEntry {
+            instance: Some(name.into()),
+            compose_project: Some(format!("app_{name}")),
+            ..entry
+        };
+        let mut catalog = catalog(vec![
+            instance("default", pull("app", "db", "postgres:16")),
+            instance("blue", pull("app", "db", "postgres:15")),
+            instance("blue", pull("app", "cache", "redis:7")),
+        ]);
+        catalog.projects = ["default", "blue"]
+            .into_iter()
+            .map(|name| ProjectInfo {
+                instance: Some(name.into()),
+                compose_name: Some(format!("app_{name}")),
+                ..project("app")
+            })
+            .collect();
+        catalog.errors.push(CatalogError {
+            instance: Some("blue".into()),
+            project: "app".into(),
+            service: Some("cache".into()),
+            file: PathBuf::from("/p/app/.env_c_blue"),
+            line: None,
+            message: "bad".into(),
+        });
+        let plan = plan(&catalog, &Selection::default(), PlanOptions::default());
+        let units: Vec<String> = plan
+            .projects
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:?} {:?} jobs={} problems={}",
+                    p.label(),
+                    p.instance,
+                    p.compose_project,
+                    p.jobs.len(),
+                    p.problems.len()
+                )
+            })
+            .collect();
+        assert_eq!(
+            units,
+            [
+                "app@default Some(\"default\") Some(\"app_default\") jobs=1 problems=0",
+                "app@blue Some(\"blue\") Some(\"app_blue\") jobs=2 problems=1",
+            ]
+        );
+        assert!(plan.projects[1].problems[0].starts_with("app@blue/cache: "));
     }
 
     fn names(plan: &BuildPlan) -> Vec<(String, &'static str, String)> {
@@ -716,6 +821,7 @@ mod tests {
             },
         ]);
         catalog.errors.push(CatalogError {
+            instance: None,
             project: "two".into(),
             service: Some("b".into()),
             file: PathBuf::from("/p/two/docker-compose.yaml"),
@@ -725,6 +831,7 @@ mod tests {
         let selection = Selection {
             only: vec![],
             exclude: vec!["one".into()],
+            ..Selection::default()
         };
         let plan = plan(&catalog, &selection, PlanOptions::default());
         let projects: Vec<&str> = plan.projects.iter().map(|p| p.project.as_str()).collect();

@@ -79,6 +79,38 @@ impl ComposeDocument {
         })
     }
 
+    /// Applies a later compose file (`-f base -f override`) as Compose merges it:
+    /// services merge key by key (`build` in its mapping form, sequences appended
+    /// without duplicates, scalars such as `image` replaced), other top-level keys
+    /// merge the same way. Relative paths stay relative to this file's directory,
+    /// as Compose resolves every file against the project directory.
+    pub fn apply_override(&mut self, other: ComposeDocument) {
+        for (key, value) in other.root {
+            let merged = match (self.root.remove(&key), value) {
+                (Some(Value::Object(mut services)), Value::Object(overrides))
+                    if key == "services" =>
+                {
+                    for (name, definition) in overrides {
+                        let merged = match services.remove(&name) {
+                            Some(Value::Object(base)) => match definition {
+                                Value::Object(own) => {
+                                    Value::Object(merge_service_definitions(base, own))
+                                }
+                                _ => Value::Object(base),
+                            },
+                            _ => definition,
+                        };
+                        services.insert(name, merged);
+                    }
+                    Value::Object(services)
+                }
+                (Some(base), value) => merge_values(base, value),
+                (None, value) => value,
+            };
+            self.root.insert(key, merged);
+        }
+    }
+
     fn directory(&self) -> PathBuf {
         self.path
             .parent()
@@ -436,12 +468,23 @@ fn merge_extended(base: ResolvedService, own: ResolvedService) -> ResolvedServic
     } else {
         base.context_directory
     };
-    let mut definition = base.definition;
-    definition.remove("extends");
-    for (key, value) in own.definition {
-        if key == "extends" {
-            continue;
-        }
+    let mut base_definition = base.definition;
+    base_definition.remove("extends");
+    let mut own_definition = own.definition;
+    own_definition.remove("extends");
+    ResolvedService {
+        definition: merge_service_definitions(base_definition, own_definition),
+        context_directory,
+    }
+}
+
+/// One service definition over another (`extends`, override files): `own`'s keys
+/// win; mappings merge key by key, `build` in its mapping form.
+fn merge_service_definitions(
+    mut definition: Map<String, Value>,
+    own: Map<String, Value>,
+) -> Map<String, Value> {
+    for (key, value) in own {
         let merged = match (definition.remove(&key), value) {
             (Some(base), own) if key == "build" => {
                 merge_values(build_as_map(base), build_as_map(own))
@@ -451,10 +494,7 @@ fn merge_extended(base: ResolvedService, own: ResolvedService) -> ResolvedServic
         };
         definition.insert(key, merged);
     }
-    ResolvedService {
-        definition,
-        context_directory,
-    }
+    definition
 }
 
 /// `build` in mapping form with `args` as a mapping, so two builds merge key by key.
@@ -917,6 +957,31 @@ mod tests {
             ["KNOWN=k", "REF=k-x"]
         );
         assert_eq!(build.arg_variables["REF"], ["KNOWN"]);
+    }
+
+    #[test]
+    fn an_override_file_merges_services_as_compose_does() {
+        let mut document = ComposeDocument::parse(
+            Path::new("/p/docker-compose.yaml"),
+            "services:\n  a:\n    image: x:1\n    build:\n      context: b\n      args: [A=1]\n    profiles: [p]\n".to_string(),
+        )
+        .unwrap();
+        let other = ComposeDocument::parse(
+            Path::new("/p/docker-compose.override_c_i.yaml"),
+            "services:\n  a:\n    image: x:2\n    build: .\n    profiles: [q]\n  new:\n    image: y:${V}\n".to_string(),
+        )
+        .unwrap();
+        document.apply_override(other);
+        let lookup = |name: &str| (name == "V").then(|| "3".to_string());
+        let model = read_model(&document, &lookup);
+        assert!(model.issues.is_empty(), "{:?}", model.issues);
+        let a = &model.services[0];
+        assert_eq!(a.image.as_deref(), Some("x:2"));
+        let build = a.build.as_ref().unwrap();
+        assert_eq!(build.context, "/p");
+        assert_eq!(build.args.get("A").map(String::as_str), Some("1"));
+        assert_eq!(a.profiles, ["p", "q"]);
+        assert_eq!(model.services[1].image.as_deref(), Some("y:3"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod compose;
 pub mod dockerfile;
 pub mod document;
 pub mod envfile;
+pub mod instances;
 pub mod interpolate;
 pub mod model;
 pub mod pull_policy;

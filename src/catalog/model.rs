@@ -53,6 +53,17 @@ pub struct BuildInfo {
 pub struct CatalogEntry {
     /// Project directory name.
     pub project: String,
+    /// The configured instance (`.env_<context>_<instance>`) this entry was resolved
+    /// for; `None` when the project has no configured instance for the context (or
+    /// with `--defaults`).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The Compose project name the instance runs under (`<project>` for instance
+    /// `default`, `<project>_<instance>` otherwise, normalised as Compose does): the
+    /// `com.docker.compose.project` label of its containers and the prefix of built
+    /// image names. `None` when it could not be worked out (see `Catalog::errors`).
+    #[serde(default)]
+    pub compose_project: Option<String>,
     /// Compose service; `None` for base-image entries.
     pub service: Option<String>,
     /// The image name exactly as Docker Compose uses it; `None` when it cannot be resolved
@@ -90,12 +101,21 @@ pub struct CatalogEntry {
 pub struct ProjectInfo {
     /// Directory name.
     pub name: String,
+    /// The configured instance this is, when the project has configured instances for
+    /// the context (one `ProjectInfo` per instance then).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The instance's compose override file (`docker-compose.override_<context>_<instance>.yaml`),
+    /// applied after `compose_file`, when it exists.
+    #[serde(default)]
+    pub override_file: Option<PathBuf>,
     /// Compose project name (after Compose's normalisation), the prefix of built image names.
     pub compose_name: Option<String>,
     /// The compose file that was read.
     pub compose_file: PathBuf,
     /// Env files whose variables were applied, lowest precedence first
-    /// (`.env-dist`, then the root `.env_<context>`); the process environment wins over both.
+    /// (`.env-dist`, the root `.env_<context>`, then the instance's `.env_<context>_<instance>`);
+    /// the process environment wins over all.
     #[serde(default)]
     pub env_files: Vec<PathBuf>,
     /// True when the project was cataloged without any error.
@@ -106,6 +126,9 @@ pub struct ProjectInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogError {
     pub project: String,
+    /// The configured instance being resolved, when the project has instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub service: Option<String>,
     /// The file at fault (compose file, env file, Dockerfile).
     pub file: PathBuf,
@@ -126,4 +149,12 @@ pub struct Catalog {
     /// Not errors (the exit status stays 0): for example a compose file without services.
     #[serde(default)]
     pub warnings: Vec<CatalogError>,
+    /// True for `--defaults`: configured instances were not looked for.
+    #[serde(default)]
+    pub defaults_only: bool,
+    /// Projects with no configured instance (`.env_<context>_<instance>`) for the
+    /// context, resolved from `.env-dist`, the root env file and the environment
+    /// alone; empty with `--defaults`.
+    #[serde(default)]
+    pub without_instances: Vec<String>,
 }

@@ -13,6 +13,7 @@ use indexmap::IndexMap;
 use super::compose::{BuildSpec, ComposeDocument, ComposeIssue, ServiceSpec, read_model};
 use super::dockerfile::base_images;
 use super::envfile::{parse_env_file_over, read_env_file};
+use super::instances::{Instance, env_directory, find_instances, instance_project_name};
 use super::model::{BuildInfo, Catalog, CatalogEntry, CatalogError, ImageSource, ProjectInfo};
 use crate::image::reference::{ImageReference, canonical_name};
 
@@ -38,6 +39,12 @@ pub struct CatalogOptions {
     pub exclude: Vec<String>,
     /// The process environment (highest precedence for variables).
     pub environment: HashMap<String, String>,
+    /// `--defaults`: ignore configured instances, resolve every project from
+    /// `.env-dist`, the root env file and the environment (generic images).
+    pub defaults: bool,
+    /// Only these configured instances (all when empty); a project without
+    /// instances is kept only when this is empty.
+    pub instances: Vec<String>,
 }
 
 impl CatalogOptions {
@@ -102,6 +109,7 @@ pub fn load_catalog(options: &CatalogOptions) -> Catalog {
         Ok(projects) => projects,
         Err(error) => {
             catalog.errors.push(CatalogError {
+                instance: None,
                 project: String::new(),
                 service: None,
                 file: projects_dir.clone(),
@@ -116,6 +124,7 @@ pub fn load_catalog(options: &CatalogOptions) -> Catalog {
     for wanted in &options.only {
         if !discovered.iter().any(|project| &project.name == wanted) {
             catalog.errors.push(CatalogError {
+                instance: None,
                 project: wanted.clone(),
                 service: None,
                 file: projects_dir.join(wanted),
@@ -134,19 +143,87 @@ pub fn load_catalog(options: &CatalogOptions) -> Catalog {
         Some((path, text))
     });
     catalog.context = root_env.as_ref().and(options.context.clone());
+    catalog.defaults_only = options.defaults;
+    let drt_env_dir = options
+        .environment
+        .get("DRT_ENV_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from);
 
+    let mut instances_seen = Vec::new();
     for project in discovered {
         if (!options.only.is_empty() && !options.only.contains(&project.name))
             || options.exclude.contains(&project.name)
         {
             continue;
         }
-        catalog_project(
-            &project,
-            root_env.as_ref(),
-            &options.environment,
-            &mut catalog,
-        );
+        let instances = match (&options.context, options.defaults) {
+            (Some(context), false) => {
+                let env_dir =
+                    env_directory(&project.directory, &project.name, drt_env_dir.as_deref());
+                match find_instances(&project.directory, &env_dir, context) {
+                    Ok(instances) => instances,
+                    Err(error) => {
+                        catalog.errors.push(CatalogError {
+                            instance: None,
+                            project: project.name.clone(),
+                            service: None,
+                            file: env_dir.clone(),
+                            line: None,
+                            message: format!(
+                                "cannot list the instance env files: {error}; check DRT_ENV_DIR and the directory's permissions"
+                            ),
+                        });
+                        continue;
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
+        if instances.is_empty() {
+            if !options.defaults {
+                catalog.without_instances.push(project.name.clone());
+            }
+            if options.instances.is_empty() {
+                catalog_project(
+                    &project,
+                    root_env.as_ref(),
+                    None,
+                    &options.environment,
+                    &mut catalog,
+                );
+            }
+            continue;
+        }
+        for instance in &instances {
+            if !options.instances.is_empty() && !options.instances.contains(&instance.name) {
+                continue;
+            }
+            instances_seen.push(instance.name.clone());
+            catalog_project(
+                &project,
+                root_env.as_ref(),
+                Some(instance),
+                &options.environment,
+                &mut catalog,
+            );
+        }
+    }
+    for wanted in &options.instances {
+        if !instances_seen.contains(wanted) {
+            catalog.errors.push(CatalogError {
+                instance: Some(wanted.clone()),
+                project: options.only.first().cloned().unwrap_or_default(),
+                service: None,
+                file: drt_env_dir.clone().unwrap_or_else(|| projects_dir.clone()),
+                line: None,
+                message: format!(
+                    "no configured instance {wanted:?} for context {:?}: no selected project has a file .env_{}_{wanted}; list them with `bunker image-catalog`",
+                    options.context.as_deref().unwrap_or_default(),
+                    options.context.as_deref().unwrap_or_default(),
+                ),
+            });
+        }
     }
     catalog
 }
@@ -163,12 +240,15 @@ struct ProjectVariables {
 fn catalog_project(
     project: &ProjectDir,
     root_env: Option<&(PathBuf, String)>,
+    instance: Option<&Instance>,
     environment: &HashMap<String, String>,
     catalog: &mut Catalog,
 ) {
     let mut errors = Vec::new();
     let mut info = ProjectInfo {
         name: project.name.clone(),
+        instance: instance.map(|instance| instance.name.clone()),
+        override_file: instance.and_then(|instance| instance.override_file.clone()),
         compose_name: None,
         compose_file: project.compose_file.clone(),
         env_files: Vec::new(),
@@ -176,6 +256,7 @@ fn catalog_project(
     };
     let error =
         |file: &Path, line: Option<usize>, service: Option<String>, message: String| CatalogError {
+            instance: None,
             project: project.name.clone(),
             service,
             file: file.to_path_buf(),
@@ -183,7 +264,7 @@ fn catalog_project(
             message,
         };
 
-    let variables = match project_variables(project, root_env, environment) {
+    let variables = match project_variables(project, root_env, instance, environment) {
         Ok(variables) => variables,
         Err(env_error) => {
             errors.push(error(
@@ -204,7 +285,7 @@ fn catalog_project(
             .cloned()
     };
 
-    let document = match ComposeDocument::load(&project.compose_file) {
+    let mut document = match ComposeDocument::load(&project.compose_file) {
         Ok(document) => document,
         Err(issue) => {
             errors.push(issue_to_error(&project.name, issue));
@@ -212,13 +293,27 @@ fn catalog_project(
             return;
         }
     };
+    if let Some(override_file) = &info.override_file {
+        match ComposeDocument::load(override_file) {
+            Ok(override_document) => document.apply_override(override_document),
+            Err(issue) => {
+                errors.push(issue_to_error(&project.name, issue));
+                finish(catalog, info, Vec::new(), errors);
+                return;
+            }
+        }
+    }
     let model = read_model(&document, &lookup);
     catalog.warnings.extend(
         model
             .warnings
             .iter()
             .cloned()
-            .map(|issue| issue_to_error(&project.name, issue)),
+            .map(|issue| issue_to_error(&project.name, issue))
+            .map(|warning| CatalogError {
+                instance: info.instance.clone(),
+                ..warning
+            }),
     );
     errors.extend(
         model
@@ -227,12 +322,17 @@ fn catalog_project(
             .map(|issue| issue_to_error(&project.name, issue)),
     );
 
-    let compose_name = match compose_project_name(&project.name, model.name.as_deref(), &lookup) {
-        Ok(name) => Some(name),
-        Err(message) => {
-            errors.push(error(&project.compose_file, None, None, message));
-            None
-        }
+    // An instance is brought up with `--project-name`, which wins over `name:` and
+    // COMPOSE_PROJECT_NAME.
+    let compose_name = match instance {
+        Some(instance) => Some(instance_project_name(&project.name, &instance.name)),
+        None => match compose_project_name(&project.name, model.name.as_deref(), &lookup) {
+            Ok(name) => Some(name),
+            Err(message) => {
+                errors.push(error(&project.compose_file, None, None, message));
+                None
+            }
+        },
     };
     info.compose_name = compose_name.clone();
 
@@ -256,6 +356,9 @@ fn catalog_project(
     link_build_dependencies(&mut entries);
     let base_entries = base_entries(project, &entries, &built, &model.services, &variables);
     entries.extend(base_entries);
+    for entry in &mut entries {
+        entry.instance = info.instance.clone();
+    }
     finish(catalog, info, entries, errors);
 }
 
@@ -267,7 +370,8 @@ fn finish(
 ) {
     info.ok = errors.is_empty();
     let mut seen = Vec::new();
-    for error in errors {
+    for mut error in errors {
+        error.instance = info.instance.clone();
         if !seen.contains(&error) {
             seen.push(error);
         }
@@ -279,6 +383,7 @@ fn finish(
 
 fn issue_to_error(project: &str, issue: ComposeIssue) -> CatalogError {
     CatalogError {
+        instance: None,
         project: project.to_string(),
         service: issue.service,
         file: issue.file,
@@ -287,11 +392,13 @@ fn issue_to_error(project: &str, issue: ComposeIssue) -> CatalogError {
     }
 }
 
-/// `.env-dist`, then the root `.env_<context>`; each file's values may refer to the
-/// process environment and to the files before it (the environment first, as Compose does).
+/// `.env-dist`, then the root `.env_<context>`, then the instance's
+/// `.env_<context>_<instance>`; each file's values may refer to the process
+/// environment and to the files before it (the environment first, as Compose does).
 fn project_variables(
     project: &ProjectDir,
     root_env: Option<&(PathBuf, String)>,
+    instance: Option<&Instance>,
     environment: &HashMap<String, String>,
 ) -> Result<ProjectVariables, super::envfile::EnvFileError> {
     let mut env_files = Vec::new();
@@ -310,6 +417,22 @@ fn project_variables(
             })?
         }
         None => defaults.clone(),
+    };
+    let files = match instance {
+        Some(instance) => {
+            env_files.push(instance.env_file.clone());
+            let text = std::fs::read_to_string(&instance.env_file).map_err(|error| {
+                super::envfile::EnvFileError {
+                    path: instance.env_file.clone(),
+                    line: 0,
+                    message: format!("cannot read the instance env file: {error}"),
+                }
+            })?;
+            parse_env_file_over(&instance.env_file, &text, files, &|name| {
+                environment.get(name).cloned()
+            })?
+        }
+        None => files,
     };
     Ok(ProjectVariables {
         defaults,
@@ -388,6 +511,7 @@ fn service_entry(
     let report =
         |errors: &mut Vec<CatalogError>, file: &Path, line: Option<usize>, message: String| {
             errors.push(CatalogError {
+                instance: None,
                 project: project.name.clone(),
                 service: Some(service.name.clone()),
                 file: file.to_path_buf(),
@@ -398,6 +522,8 @@ fn service_entry(
     let env_var = controlling_variable(&service.image_variables);
     let mut entry = CatalogEntry {
         project: project.name.clone(),
+        instance: None,
+        compose_project: compose_name.map(str::to_string),
         service: Some(service.name.clone()),
         image: None,
         image_ref: service.image_ref.clone(),
@@ -504,6 +630,7 @@ fn analyse_build(
             Ok(text) => (path, text),
             Err(error) => {
                 errors.push(CatalogError {
+                    instance: None,
                     project: project.name.clone(),
                     service: Some(service.name.clone()),
                     file: path.clone(),
@@ -521,6 +648,7 @@ fn analyse_build(
         Ok(bases) => (bases, true),
         Err(error) => {
             errors.push(CatalogError {
+                instance: None,
                 project: project.name.clone(),
                 service: Some(service.name.clone()),
                 file: path,
@@ -604,6 +732,8 @@ fn base_entries(
                 let env_var = controlling_variable(&candidates);
                 CatalogEntry {
                     project: project.name.clone(),
+                    instance: None,
+                    compose_project: entry.compose_project.clone(),
                     service: None,
                     image: Some(base.image.clone()),
                     image_ref: None,

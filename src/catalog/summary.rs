@@ -11,7 +11,7 @@ use crate::image::reference::canonical_name;
 /// The catalog's totals. Images are counted once however often they appear.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
-    /// Projects cataloged.
+    /// Projects cataloged (a project with configured instances counts once).
     pub projects: usize,
     /// Projects with at least one error.
     pub projects_with_errors: usize,
@@ -33,19 +33,44 @@ pub struct Summary {
     pub registries: BTreeMap<String, usize>,
     /// Errors reported.
     pub errors: usize,
+    /// Configured instances cataloged, as `project@instance`.
+    #[serde(default)]
+    pub instances: Vec<String>,
+    /// Projects without a configured instance for the context, resolved from
+    /// `.env-dist`, the root env file and the environment (see `Catalog::without_instances`).
+    #[serde(default)]
+    pub without_instances: Vec<String>,
+    /// `--defaults`: configured instances were ignored.
+    #[serde(default)]
+    pub defaults_only: bool,
 }
 
 impl Summary {
     /// Computes the totals of `catalog`.
     pub fn of(catalog: &Catalog) -> Self {
         let mut summary = Summary {
-            projects: catalog.projects.len(),
+            // Distinct projects: a project with configured instances counts once.
+            projects: catalog
+                .projects
+                .iter()
+                .map(|project| project.name.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
             projects_with_errors: catalog
                 .projects
                 .iter()
                 .filter(|project| !project.ok)
                 .count(),
             errors: catalog.errors.len(),
+            instances: catalog
+                .projects
+                .iter()
+                .filter_map(|project| {
+                    Some(format!("{}@{}", project.name, project.instance.as_deref()?))
+                })
+                .collect(),
+            without_instances: catalog.without_instances.clone(),
+            defaults_only: catalog.defaults_only,
             ..Summary::default()
         };
         let mut unique = std::collections::HashSet::new();
@@ -121,6 +146,30 @@ impl Summary {
                 &mut lines,
                 &format!("  unpinned images ({}): ", self.unpinned.len()),
                 &self.unpinned,
+                width,
+            );
+        }
+        if !self.instances.is_empty() {
+            wrap_list(
+                &mut lines,
+                &format!("  configured instances ({}): ", self.instances.len()),
+                &self.instances,
+                width,
+            );
+        }
+        if self.defaults_only {
+            lines.push(
+                "  --defaults: configured instances ignored, every project resolved from .env-dist"
+                    .to_string(),
+            );
+        } else if !self.without_instances.is_empty() {
+            wrap_list(
+                &mut lines,
+                &format!(
+                    "  no configured instance, resolved from .env-dist ({}): ",
+                    self.without_instances.len()
+                ),
+                &self.without_instances,
                 width,
             );
         }

@@ -109,6 +109,12 @@ pub fn legend(catalog: &Catalog) -> Vec<String> {
     {
         lines.push("service[p]: only started with profile p".to_string());
     }
+    if catalog.entries.iter().any(|entry| entry.instance.is_some()) {
+        lines.push(
+            "project@i: configured instance i (.env_<context>_i, its override file, Compose project project_i)"
+                .to_string(),
+        );
+    }
     lines
 }
 
@@ -137,8 +143,12 @@ fn row(entry: &CatalogEntry) -> [String; COLUMNS] {
         (_, _, true) => "yes",
         (_, _, false) => "NO",
     };
+    let project = match &entry.instance {
+        Some(instance) => format!("{}@{instance}", entry.project),
+        None => entry.project.clone(),
+    };
     [
-        entry.project.clone(),
+        project,
         service,
         source.to_string(),
         image,

@@ -45,6 +45,8 @@ pub async fn run(global: &GlobalArgs, args: CatalogArgs) -> anyhow::Result<ExitC
     options.context = Some(crate::settings::context_name(global.context.as_deref()));
     options.only = args.selection.projects.clone();
     options.exclude = args.selection.excludes.clone();
+    options.instances = args.selection.instances.clone();
+    options.defaults = args.selection.defaults;
     let catalog = load_catalog(&options);
     let failed = !catalog.errors.is_empty();
     print_errors(&catalog.errors);
@@ -191,6 +193,10 @@ fn print_errors(errors: &[CatalogError]) {
 /// `project/service: file:line: message`.
 pub fn describe(error: &CatalogError) -> String {
     let mut text = error.project.clone();
+    if let Some(instance) = &error.instance {
+        text.push('@');
+        text.push_str(instance);
+    }
     if let Some(service) = &error.service {
         text.push('/');
         text.push_str(service);

@@ -23,6 +23,14 @@ pub struct ProjectSelectionArgs {
     /// Skip these projects (repeatable).
     #[arg(long = "exclude", value_name = "NAME")]
     pub excludes: Vec<String>,
+    /// Only these configured instances (`.env_<context>_<NAME>`, repeatable); projects
+    /// without configured instances are then left out.
+    #[arg(long = "instance", value_name = "NAME", conflicts_with = "defaults")]
+    pub instances: Vec<String>,
+    /// Ignore configured instances: resolve every project from `.env-dist`, the root
+    /// env file and the environment, as for generic images.
+    #[arg(long)]
+    pub defaults: bool,
 }
 
 impl ProjectSelectionArgs {
@@ -30,6 +38,8 @@ impl ProjectSelectionArgs {
         Selection {
             only: self.projects.clone(),
             exclude: self.excludes.clone(),
+            instances: self.instances.clone(),
+            defaults: self.defaults,
         }
     }
 }
@@ -125,6 +135,8 @@ pub fn load_build_plan(
         only: selection.only.clone(),
         exclude: selection.exclude.clone(),
         environment: std::env::vars().collect(),
+        defaults: selection.defaults,
+        instances: selection.instances.clone(),
     });
     let build_plan = plan(&catalog, selection, options);
     (catalog, build_plan)

@@ -17,6 +17,7 @@ use super::common::{
 use super::engine_args::EngineArgs;
 use crate::build::{PlanOptions, Selection};
 use crate::engine::connect;
+use crate::image::reference::canonical_name;
 use crate::restore::plan::ProjectSelection;
 use crate::restore::source::ArchiveLocation;
 use crate::restore::{RestoreOptions, choose_archive, plan_restore, restore};
@@ -71,13 +72,27 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
         only: args.selection.projects.clone(),
         exclude: args.selection.excludes.clone(),
     };
-    let needed = if selection.only.is_empty() {
+    let instances = &args.selection.instances;
+    let needed = if selection.only.is_empty() && instances.is_empty() {
         Vec::new()
     } else {
-        images_the_catalog_needs(global, &root.context, &selection.only)
+        images_the_catalog_needs(global, &root.context, &selection.only, instances)
     };
     let manifest_name = choice.arch_dir.manifest_path().display().to_string();
-    let restore_plan = plan_restore(&choice.manifest, &selection, &needed, &manifest_name);
+    let restore_plan = if instances.is_empty() {
+        plan_restore(&choice.manifest, &selection, &needed, &manifest_name)
+    } else {
+        // `--instance`: only the images the catalog says those instances run.
+        let wanted: Vec<String> = needed
+            .iter()
+            .map(|(_, image)| canonical_name(image))
+            .collect();
+        let mut manifest = choice.manifest.clone();
+        manifest
+            .images
+            .retain(|entry| wanted.contains(&canonical_name(&entry.image)));
+        plan_restore(&manifest, &selection, &needed, &manifest_name)
+    };
 
     let progress = command_progress(args.json, global.verbose);
     let interrupt = listen_for_stop(
@@ -140,13 +155,15 @@ fn images_the_catalog_needs(
     global: &GlobalArgs,
     context: &str,
     projects: &[String],
+    instances: &[String],
 ) -> Vec<(String, String)> {
     if !global.projects_dir.is_dir() {
         return Vec::new();
     }
     let selection = Selection {
         only: projects.to_vec(),
-        exclude: Vec::new(),
+        instances: instances.to_vec(),
+        ..Selection::default()
     };
     let options = PlanOptions {
         pull_base_images: false,

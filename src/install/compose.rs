@@ -72,9 +72,9 @@ pub async fn find_compose() -> anyhow::Result<ComposeCommand> {
     )
 }
 
-/// The arguments for `up -d` of one project: its compose file, its env files (the
-/// same layering the catalog used, so Compose resolves the same image names), its
-/// Compose project name, and no build and no pull: bunker has already pulled
+/// The arguments for `up -d` of one project or configured instance: its compose file
+/// (and the instance's override file), its env files (the same layering the catalog
+/// used, so Compose resolves the same image names), its Compose project name, and no build and no pull: bunker has already pulled
 /// what `docker compose up` would pull (each service's `pull_policy`, with the
 /// workstation's credentials), and an image whose registry was down is used
 /// as the engine has it instead of failing Compose.
@@ -91,6 +91,10 @@ pub fn up_arguments(project: &ProjectInfo, wait: bool) -> Vec<String> {
         "--file".to_string(),
         project.compose_file.display().to_string(),
     ];
+    if let Some(override_file) = &project.override_file {
+        arguments.push("--file".to_string());
+        arguments.push(override_file.display().to_string());
+    }
     for env_file in &project.env_files {
         arguments.push("--env-file".to_string());
         arguments.push(env_file.display().to_string());
@@ -118,6 +122,8 @@ mod tests {
     fn compose_neither_builds_nor_pulls() {
         let project = ProjectInfo {
             name: "web".into(),
+            instance: None,
+            override_file: None,
             compose_name: Some("web".into()),
             compose_file: PathBuf::from("/p/web/docker-compose.yaml"),
             env_files: vec![
@@ -132,6 +138,25 @@ mod tests {
             "--project-directory /p/web --file /p/web/docker-compose.yaml \
              --env-file /p/web/.env-dist --env-file /p/.env_x --project-name web \
              up --detach --no-build --pull never"
+        );
+        let instance = ProjectInfo {
+            instance: Some("second".into()),
+            override_file: Some(PathBuf::from(
+                "/p/web/docker-compose.override_x_second.yaml",
+            )),
+            compose_name: Some("web_second".into()),
+            env_files: vec![
+                PathBuf::from("/p/web/.env-dist"),
+                PathBuf::from("/p/web/.env_x_second"),
+            ],
+            ..project.clone()
+        };
+        assert_eq!(
+            up_arguments(&instance, false).join(" "),
+            "--project-directory /p/web --file /p/web/docker-compose.yaml \
+             --file /p/web/docker-compose.override_x_second.yaml \
+             --env-file /p/web/.env-dist --env-file /p/web/.env_x_second \
+             --project-name web_second up --detach --no-build --pull never"
         );
         let waiting = up_arguments(&project, true).join(" ");
         assert!(

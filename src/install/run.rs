@@ -49,6 +49,9 @@ pub const NOT_STARTED: &str = "not started: bunker was interrupted";
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProjectResult {
     pub project: String,
+    /// The configured instance brought up, if the project has instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub installed: bool,
     /// An interrupt kept it from starting or stopped its Compose.
     pub interrupted: bool,
@@ -100,7 +103,10 @@ impl InstallReport {
             .iter()
             .map(|project| {
                 vec![
-                    project.project.clone(),
+                    match &project.instance {
+                        Some(instance) => format!("{}@{instance}", project.project),
+                        None => project.project.clone(),
+                    },
                     project.result_word().to_string(),
                     project.detail.lines().next().unwrap_or("").to_string(),
                 ]
@@ -149,8 +155,10 @@ pub async fn install(
     };
     for project_plan in &build_plan.projects {
         let name = &project_plan.project;
+        let label = project_plan.label();
         let mut result = ProjectResult {
             project: name.clone(),
+            instance: project_plan.instance.clone(),
             installed: false,
             interrupted: false,
             detail: String::new(),
@@ -167,18 +175,22 @@ pub async fn install(
             report.projects.push(result);
             continue;
         }
-        if let Some(blocker) = blocked.get(name) {
+        if let Some(blocker) = blocked.get(&label).or_else(|| blocked.get(name)) {
             result.detail = blocker.message.clone();
             result.missing_images = blocker.missing.clone();
             report.projects.push(result);
             continue;
         }
-        let Some(info) = catalog.projects.iter().find(|info| &info.name == name) else {
-            result.detail = format!("project {name} is not in the catalog");
+        let Some(info) = catalog
+            .projects
+            .iter()
+            .find(|info| &info.name == name && info.instance == project_plan.instance)
+        else {
+            result.detail = format!("project {label} is not in the catalog");
             report.projects.push(result);
             continue;
         };
-        let task = progress.task(format!("[install] {name}"));
+        let task = progress.task(format!("[install] {label}"));
         let arguments = up_arguments(info, options.wait);
         let compose_name = info.compose_name.clone().unwrap_or_else(|| name.clone());
         let ran = run_compose(
@@ -255,15 +267,23 @@ async fn images_ready(
 ) -> Result<BTreeMap<String, Blocker>, String> {
     let mut blocked: BTreeMap<String, Blocker> = BTreeMap::new();
     if options.offline {
-        let presence = check_presence(&engine.docker, build_plan).await?;
-        let mut missing_by_project: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for needed in &presence.missing {
-            missing_by_project
-                .entry(needed.project.clone())
-                .or_default()
-                .push(needed.image.clone());
-        }
-        for (project, missing) in missing_by_project {
+        // Per project plan (one per configured instance), so one instance's missing
+        // images do not block another's.
+        for project_plan in &build_plan.projects {
+            let single = BuildPlan {
+                projects: vec![project_plan.clone()],
+                problems: Vec::new(),
+            };
+            let presence = check_presence(&engine.docker, &single).await?;
+            let missing: Vec<String> = presence
+                .missing
+                .iter()
+                .map(|needed| needed.image.clone())
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let project = &project_plan.project;
             let message = format!(
                 "BUILD=false and the engine {} lacks {} image(s): {}; restore them with \
                  `bunker image-restore --project {project}` (or install with BUILD=true to \
@@ -272,7 +292,7 @@ async fn images_ready(
                 missing.len(),
                 missing.join(", ")
             );
-            blocked.insert(project, Blocker { message, missing });
+            blocked.insert(project_plan.label(), Blocker { message, missing });
         }
         return Ok(blocked);
     }
