@@ -413,7 +413,7 @@ bunker_archive() {
     HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%U %S %M' -o "$rss_file" \
         "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive --host "$(ssh_url)" \
         --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" --project bench \
-        "${ARCHIVE_FORCE[@]}" "$@" >"$WORK/$label.json" 2>"$WORK/$label.log" ||
+        "${ARCHIVE_FORCE[@]}" --json "$@" >"$WORK/$label.json" 2>"$WORK/$label.log" ||
         die "($label) bunker image-archive $* failed at link $LINK: $(tail -5 "$WORK/$label.log")"
     end="$(now)"
     record "$label" "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
@@ -741,6 +741,8 @@ main() {
             note "link $(link_name): restore round $round/$RUNS"
             restore_round "$round"
         done
+        # The figures are recorded; the files are not needed any more (disk is shared).
+        rm -rf "$WORK/a-$LINK.tar.gz" "$WORK/c-out-$LINK"
     done
     LINK=loopback
     [[ "$BUNKER_ARCHIVE" == true && "$SECOND_RUN" == true ]] && second_run_on_projects

@@ -56,24 +56,28 @@ impl Setup {
             .prefix("bunker-wire-out-")
             .tempdir()
             .unwrap();
-        let mut command = self.home.bunker().remote(&self.sandbox);
-        if let Some(host) = host {
-            command = command.env("DOCKER_HOST", host);
-        }
-        let output = command
-            .arg("--projects-dir")
-            .arg(self.root.path())
-            .arg("image-archive")
-            .arg("--output-dir")
-            .arg(output_dir.path())
-            .args(["--json", "--accept-new-host-key"])
-            .args(args)
-            .env("BUILD", "false")
-            .run();
+        let output = self.archive_into(host, output_dir.path(), args);
         Archived {
             output,
             dir: output_dir,
         }
+    }
+
+    fn archive_into(&self, host: Option<&str>, output_dir: &Path, args: &[&str]) -> Output {
+        let mut command = self.home.bunker().remote(&self.sandbox);
+        if let Some(host) = host {
+            command = command.env("DOCKER_HOST", host);
+        }
+        command
+            .arg("--projects-dir")
+            .arg(self.root.path())
+            .arg("image-archive")
+            .arg("--output-dir")
+            .arg(output_dir)
+            .args(["--json", "--accept-new-host-key"])
+            .args(args)
+            .env("BUILD", "false")
+            .run()
     }
 }
 
@@ -161,6 +165,18 @@ fn each_wire_mode_archives_the_same_tar_and_image_id() {
                 "auto measures the link: {}",
                 archived.output
             );
+            // Nothing to export: no probe, no wire decision, no image bytes.
+            let again =
+                setup.archive_into(None, archived.dir.path(), &["--wire-compression", mode]);
+            again.assert_success();
+            let report: Value = serde_json::from_str(&again.stdout).unwrap();
+            assert_eq!(
+                report["report"]["images"][0]["result"], "skipped",
+                "{again}"
+            );
+            assert!(report["report"].get("wire").is_none(), "{again}");
+            assert_eq!(report["totals"]["bytes_received"], 0, "{again}");
+            assert!(!again.stderr.contains("wire:"), "{again}");
         }
 
         let report = archived.report();

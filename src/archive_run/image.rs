@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::report::{ImageResult, ImageRow};
-use super::wire::{self, WireCompression, WirePlan, WireUse};
+use super::wire::{self, LazyPlan, WireCompression, WireUse};
 use crate::archive::durable::{partial_path, sync_parent_dir};
 use crate::archive::manifest::now_rfc3339;
 use crate::archive::{
@@ -88,7 +88,7 @@ pub struct Shared<'run> {
     /// Cancelled by Ctrl-C or SIGTERM: no export starts, running ones abort.
     pub interrupt: CancellationToken,
     /// How exports cross the link ([`wire`]).
-    pub wire: &'run WirePlan,
+    pub wire: &'run LazyPlan<'run>,
 }
 
 impl Shared<'_> {
@@ -325,7 +325,8 @@ async fn export(
     let started = Instant::now();
     let mut written = None;
     let mut wire_failure = None;
-    if let Some((stream, received)) = wire::export_stream(shared.wire, &target.reference) {
+    let plan = shared.wire.get().await;
+    if let Some((stream, received)) = wire::export_stream(plan, &target.reference) {
         match write_archive(
             abort_on_cancel(stream, shared.interrupt.clone()),
             &destination,
@@ -336,7 +337,7 @@ async fn export(
         {
             Ok(done) => {
                 let received = received.load(Ordering::Relaxed);
-                let mode = &shared.wire.summary.mode;
+                let mode = &plan.summary.mode;
                 written = Some((done, wire::wire_use(mode, received, started.elapsed())));
             }
             Err(error) if !shared.interrupt.is_cancelled() => {
@@ -620,7 +621,17 @@ fn finish_task(task: &Task, rows: &[ImageRow]) {
         None if rows.iter().all(|row| row.result == ImageResult::Skipped) => {
             task.finish_skipped(format!("unchanged ({})", words.join(", ")))
         }
-        None => task.finish_ok(words.join(", ")),
+        None => {
+            let wire = rows.iter().find_map(|row| row.wire.as_ref()).map(|wire| {
+                format!(
+                    "; {} on the wire ({}, {:.0} Mbit/s)",
+                    super::report::human_bytes(wire.bytes_received),
+                    wire.mode,
+                    wire.mbit_per_s
+                )
+            });
+            task.finish_ok(format!("{}{}", words.join(", "), wire.unwrap_or_default()))
+        }
     }
 }
 

@@ -111,8 +111,7 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
     }
     let stop = AtomicBool::new(run.run_options.fail_fast && readiness.any_failure());
 
-    let wire = wire::plan(engine, run.settings.wire).await;
-    progress.println(wire.describe());
+    let wire = wire::LazyPlan::new(engine, run.settings.wire, progress);
     let manifest = Mutex::new(manifest);
     let shared = image::Shared {
         docker: &engine.docker,
@@ -199,7 +198,7 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
         problems,
         duration: started.elapsed(),
         interrupted: pipelined.interrupted,
-        wire: Some(wire.summary.clone()),
+        wire: wire.summary(),
     })
 }
 

@@ -26,6 +26,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use crate::engine::Engine;
 use crate::engine::ssh::SshSession;
 use crate::engine::transport::{DIAL_STDIO_ARGUMENTS, Route};
+use crate::progress::Progress;
 
 /// What `--wire-compression` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -182,8 +183,11 @@ struct ServerTools {
 }
 
 const PROBE_MARK: &str = "bunker-wire-probe-1";
-/// Bytes timed by the link probe.
+/// Bytes timed by the link probe, and the most time it may take (slow links stop early).
 const LINK_PROBE_BYTES: u64 = 4 << 20;
+const LINK_PROBE_TIME: Duration = Duration::from_secs(2);
+/// How long the probe command may take to send its first byte.
+const FIRST_PROBE_BYTE_TIME: Duration = Duration::from_secs(60);
 /// Written on stderr by the export command when `docker save` fails.
 const SAVE_FAILED: &str = "bunker-wire: docker save failed with exit status";
 
@@ -195,6 +199,46 @@ const ZSTD_DECODE_RATE: f64 = 600e6;
 const GZIP_DECODE_RATE: f64 = 200e6;
 const ZSTD_RATIO: f64 = 0.40;
 const GZIP_RATIO: f64 = 0.38;
+
+/// The run's route, decided at the first export (a run that exports nothing
+/// probes nothing, so an unchanged re-run moves no bytes) and shared by the others.
+pub struct LazyPlan<'run> {
+    engine: &'run Engine,
+    requested: WireCompression,
+    progress: &'run Progress,
+    cell: tokio::sync::OnceCell<WirePlan>,
+}
+
+impl<'run> LazyPlan<'run> {
+    pub fn new(
+        engine: &'run Engine,
+        requested: WireCompression,
+        progress: &'run Progress,
+    ) -> LazyPlan<'run> {
+        LazyPlan {
+            engine,
+            requested,
+            progress,
+            cell: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The plan, probing the server on the first call (the others wait for it).
+    pub async fn get(&self) -> &WirePlan {
+        self.cell
+            .get_or_init(|| async {
+                let plan = plan(self.engine, self.requested).await;
+                self.progress.println(plan.describe());
+                plan
+            })
+            .await
+    }
+
+    /// What was decided, when an export needed a decision.
+    pub fn summary(&self) -> Option<WireSummary> {
+        self.cell.get().map(|plan| plan.summary.clone())
+    }
+}
 
 /// Decides the route once per run.
 pub async fn plan(engine: &Engine, requested: WireCompression) -> WirePlan {
@@ -416,7 +460,23 @@ async fn measure_link(session: &SshSession) -> Result<f64, String> {
     let mut first: Option<Instant> = None;
     let mut after_first = 0u64;
     let mut total = 0u64;
-    while let Some(message) = channel.wait().await {
+    let mut cut = false;
+    loop {
+        // The window opens with the first byte: starting the command is not the link.
+        let deadline = match first {
+            Some(first) => tokio::time::Instant::from_std(first + LINK_PROBE_TIME),
+            None => tokio::time::Instant::now() + FIRST_PROBE_BYTE_TIME,
+        };
+        let message = match tokio::time::timeout_at(deadline, channel.wait()).await {
+            Ok(Some(message)) => message,
+            Ok(None) => break,
+            Err(_) => {
+                // A slow link: what arrived so far measures it well enough.
+                cut = true;
+                let _ = channel.close().await;
+                break;
+            }
+        };
         if let russh::ChannelMsg::Data { data } = message {
             total += data.len() as u64;
             match first {
@@ -426,7 +486,7 @@ async fn measure_link(session: &SshSession) -> Result<f64, String> {
         }
     }
     let elapsed = first.map_or(Duration::ZERO, |first| first.elapsed());
-    if total < LINK_PROBE_BYTES || after_first == 0 {
+    if (!cut && total < LINK_PROBE_BYTES) || after_first < 64 * 1024 {
         return Err(format!("{total} of {LINK_PROBE_BYTES} bytes arrived"));
     }
     Ok(after_first as f64 / elapsed.as_secs_f64().max(1e-6))
