@@ -197,8 +197,9 @@ const ZSTD_RATE: f64 = 200e6;
 const GZIP_RATE_PER_CORE: f64 = 40e6;
 const ZSTD_DECODE_RATE: f64 = 600e6;
 const GZIP_DECODE_RATE: f64 = 200e6;
-const ZSTD_RATIO: f64 = 0.40;
-const GZIP_RATIO: f64 = 0.38;
+/// Measured on the bench image (shared libraries): zstd -1 sends 0.42 of the tar, gzip -1 0.47.
+const ZSTD_RATIO: f64 = 0.42;
+const GZIP_RATIO: f64 = 0.47;
 
 /// The run's route, decided at the first export (a run that exports nothing
 /// probes nothing, so an unchanged re-run moves no bytes) and shared by the others.
