@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of `bunker image-archive` / `bunker image-restore` against the
-# shell pipelines they replace, on the sandbox engine reached over SSH (issues 4 and 5).
-# Never part of the test suite: it takes minutes, loads the machine and its figures depend
-# on the hardware.
+# shell pipelines they replace, on the sandbox engine reached over SSH (issues 4, 5 and 15),
+# at several link speeds in one run. Never part of the test suite: it takes minutes, loads
+# the machine and its figures depend on the hardware.
 #
-#   scripts/bench.sh [--runs N] [--size-mb MB] [--bunker PATH] [--results FILE | --no-results]
+#   scripts/bench.sh [--runs N] [--size-mb MB] [--link LIST] [--bunker PATH]
+#                    [--results FILE | --no-results] [--no-second-run]
 #                    [--prepare]   (only build/pull and push the bench image, then stop)
 #                    [--note TEXT] (one line for the results header, e.g. where --bunker came from)
+#
+# --link LIST: comma-separated link speeds in Mbit/s, or `loopback` [default: 100,1000,loopback].
+#   For a speed, a throttling TCP proxy (a python3 asyncio pacer written below, one rate per
+#   direction shared by all connections, no added latency) sits between sshd and everything
+#   that reaches it: bunker and the ssh of the pipelines alike.
 #
 # 1. Ensures a ~1 GB multi-layer FROM-scratch image made of real files (copied from
 #    /usr/bin, /usr/lib, /usr/share) exists on the sandbox engine and in the sandbox
 #    registry; it is built once and found again by its recipe hash.
-# 2. Archive, N rounds, the three tools alternating within each round:
+# 2. Per link, N rounds of archive, the tools alternating within each round:
 #      (a) ssh HOST 'docker save IMG | gzip' > file   (the pipeline bunker replaces)
-#      (b) ssh HOST 'docker save IMG' > file          (no compression: the export limit)
-#      (c) bunker image-archive                       (peak RSS and CPU with /usr/bin/time)
-#      (z) bunker image-archive --compression zstd    (information: another format)
-#    and the engine's time to first byte, read in (b).
-# 3. Restore, N rounds, the image removed from the engine before each load:
-#      (d) gunzip -c file | ssh HOST docker load
+#      (b) ssh HOST 'docker save IMG' > file          (loopback only: the export limit, and the
+#                                                     engine's time to first byte)
+#      (c) bunker image-archive                       (--wire-compression auto; peak RSS and CPU)
+#      (n) bunker image-archive --wire-compression none (the raw API stream, as before issue 15)
+#      (z) bunker image-archive --compression zstd    (loopback only, information: another format)
+# 3. Per link, N rounds of restore, the image removed from the engine before each load:
+#      (d) cat file.tar.gz | ssh HOST docker load
 #      (e) bunker image-restore
+#    (this replaces the former scripts/bench-restore.sh)
 # 4. A second `bunker image-archive` of all of projects/ with nothing changed: wall time and
 #    the bytes that crossed the SSH connection (counted by a local TCP relay).
-# Prints a table (min / median, ratios against the targets) and writes it, with the machine
-# facts, to bench-results/<UTC date>.txt.
+# Prints a table per link (min / median, ratios against the targets of issue 15, the
+# archive's floor = engine's first byte + bytes on the wire / link rate) and writes it,
+# with the machine facts, to bench-results/<UTC date>.txt.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +48,8 @@ RECIPE_VERSION=3
 PREPARE_ONLY=false
 NOTE=""
 COMMAND_LINE="scripts/bench.sh $*"
+LINKS="100,1000,loopback"
+SECOND_RUN=true
 BENCH_REPOSITORY="bunker-bench/realfiles"
 
 die() {
@@ -80,6 +91,16 @@ while (($#)); do
         PREPARE_ONLY=true
         shift
         ;;
+    --link)
+        [[ "${2:-}" =~ ^(loopback|[1-9][0-9]*)(,(loopback|[1-9][0-9]*))*$ ]] ||
+            die "--link needs comma-separated Mbit/s or 'loopback', got '${2:-}'"
+        LINKS="$2"
+        shift 2
+        ;;
+    --no-second-run)
+        SECOND_RUN=false
+        shift
+        ;;
     --note)
         [[ -n "${2:-}" ]] || die "--note needs a text"
         NOTE="$2"
@@ -105,9 +126,12 @@ docker version >/dev/null 2>&1 || die "sandbox engine at $SANDBOX_DOCKER_HOST do
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bunker-bench.XXXXXX")"
 RELAY_PID=""
+PROXY_PIDS=()
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     [[ -z "$RELAY_PID" ]] || kill "$RELAY_PID" 2>/dev/null || true
+    local pid
+    for pid in "${PROXY_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -115,27 +139,99 @@ trap cleanup EXIT
 REPORT="$WORK/report.txt"
 out() { printf '%s\n' "$*" | tee -a "$REPORT"; }
 
-# --- ssh for the pipelines, HOME for bunker -------------------------------------------------
+# --- ssh for the pipelines, HOME for bunker, one port per link ------------------------------
+KNOWN_HOSTS="$WORK/known_hosts"
+cp "$SANDBOX_KNOWN_HOSTS" "$KNOWN_HOSTS"
 SSH_CONFIG="$WORK/ssh_config"
-cat >"$SSH_CONFIG" <<EOF
-Host bench-sandbox
-  HostName $SANDBOX_SSH_HOST
-  Port $SANDBOX_SSH_PORT
-  User $SANDBOX_SSH_USER
-  IdentityFile $SANDBOX_SSH_KEY
-  IdentitiesOnly yes
-  UserKnownHostsFile $SANDBOX_KNOWN_HOSTS
-  StrictHostKeyChecking yes
-  BatchMode yes
-EOF
-remote() { ssh -F "$SSH_CONFIG" bench-sandbox "$@"; }
-remote true || die "cannot ssh to the sandbox ($SANDBOX_SSH_USER@$SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT): run scripts/sandbox.sh up"
-
+: >"$SSH_CONFIG"
+declare -A LINK_PORT
 BUNKER_HOME="$WORK/home"
 mkdir -p "$BUNKER_HOME/.ssh" "$BUNKER_HOME/.docker"
 install -m 600 "$SANDBOX_SSH_KEY" "$BUNKER_HOME/.ssh/id_ed25519"
 cp "$SANDBOX_KNOWN_HOSTS" "$BUNKER_HOME/.ssh/known_hosts"
-SSH_URL="ssh://$SANDBOX_SSH_USER@$SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT"
+
+# add_link NAME PORT: ssh alias bench-NAME, and 127.0.0.1:PORT in both known_hosts files.
+add_link() {
+    LINK_PORT[$1]="$2"
+    cat >>"$SSH_CONFIG" <<EOF
+Host bench-$1
+  HostName $SANDBOX_SSH_HOST
+  Port $2
+  User $SANDBOX_SSH_USER
+  IdentityFile $SANDBOX_SSH_KEY
+  IdentitiesOnly yes
+  UserKnownHostsFile $KNOWN_HOSTS
+  StrictHostKeyChecking yes
+  BatchMode yes
+EOF
+    if [[ "$2" != "$SANDBOX_SSH_PORT" ]]; then
+        local host_key
+        host_key="$(cut -d' ' -f1-2 "$SANDBOX_SSH_HOST_KEY_PUB")"
+        echo "[$SANDBOX_SSH_HOST]:$2 $host_key" >>"$KNOWN_HOSTS"
+        echo "[$SANDBOX_SSH_HOST]:$2 $host_key" >>"$BUNKER_HOME/.ssh/known_hosts"
+    fi
+}
+LINK="loopback"
+remote() { ssh -F "$SSH_CONFIG" "bench-$LINK" "$@"; }
+ssh_url() { printf 'ssh://%s@%s:%s' "$SANDBOX_SSH_USER" "$SANDBOX_SSH_HOST" "${LINK_PORT[$LINK]}"; }
+add_link loopback "$SANDBOX_SSH_PORT"
+remote true || die "cannot ssh to the sandbox ($SANDBOX_SSH_USER@$SANDBOX_SSH_HOST:$SANDBOX_SSH_PORT): run scripts/sandbox.sh up"
+
+# start_throttle MBIT: a pacing TCP proxy to sshd at MBIT Mbit/s each way, as link MBIT.
+start_throttle() {
+    cat >"$WORK/throttle.py" <<'EOF'
+"""Throttling TCP proxy for the bench: each direction is paced to RATE Mbit/s, shared by all
+connections (a link's capacity is shared), without added latency."""
+import asyncio, os, sys, time
+
+target_port, rate_mbit, port_file = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+rate = rate_mbit * 1e6 / 8  # bytes per second
+
+class Pacer:
+    def __init__(self):
+        self.next = time.monotonic()
+
+    async def take(self, n):
+        now = time.monotonic()
+        self.next = max(self.next, now) + n / rate
+        if self.next - now > 0.001:
+            await asyncio.sleep(self.next - now)
+
+up, down = Pacer(), Pacer()
+
+async def pump(reader, writer, pacer):
+    try:
+        while data := await reader.read(65536):
+            await pacer.take(len(data))
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+async def handle(client_reader, client_writer):
+    server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+    await asyncio.gather(pump(client_reader, server_writer, up),
+                         pump(server_reader, client_writer, down),
+                         return_exceptions=True)
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.sockets[0].getsockname()[1]))
+    os.replace(port_file + ".tmp", port_file)
+    await server.serve_forever()
+
+asyncio.run(main())
+EOF
+    local port_file="$WORK/throttle-$1.port" tries=0
+    python3 "$WORK/throttle.py" "$SANDBOX_SSH_PORT" "$1" "$port_file" &
+    PROXY_PIDS+=("$!")
+    until [[ -s "$port_file" ]]; do
+        ((tries++ < 600)) || die "the throttling proxy (python3) did not start within 30 s"
+        sleep 0.05
+    done
+    add_link "$1" "$(<"$port_file")"
+}
 
 # --- timing helpers -------------------------------------------------------------------------
 now() { printf '%s' "${EPOCHREALTIME/[.,]/}"; } # microseconds
@@ -176,6 +272,8 @@ ARCHIVE_FORCE=()
 RESTORE_FORCE=()
 has_flag image-archive --force && ARCHIVE_FORCE=(--force)
 has_flag image-restore --force && RESTORE_FORCE=(--force)
+WIRE=false
+has_flag image-archive --wire-compression && WIRE=true
 
 # --- the bench image ------------------------------------------------------------------------
 SOURCES=(/usr/bin /usr/lib /usr/share)
@@ -267,7 +365,7 @@ ensure_bench_image() {
 # --- machine facts --------------------------------------------------------------------------
 print_header() {
     out "bunker benchmark, $(date -u '+%F %T') UTC"
-    out "command: $COMMAND_LINE (runs $RUNS, image size ${SIZE_MB} MB)"
+    out "command: $COMMAND_LINE (runs $RUNS, image size ${SIZE_MB} MB, links $LINKS)"
     if [[ "$BUNKER_BIN" == "$REPO_ROOT/target/release/bunker" ]]; then
         out "bunker: $("$BUNKER_BIN" --version 2>/dev/null || echo unknown), release build of commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
     else
@@ -286,16 +384,13 @@ print_header() {
 }
 
 # --- archive --------------------------------------------------------------------------------
-declare -A TIMES SIZES
-PEAK_RSS_ARCHIVE=""
-PEAK_RSS_RESTORE=""
+declare -A TIMES SIZES PEAK_RSS CPU WIRE_BYTES WIRE_MODE
 FIRST_BYTE=""
-CPU_ARCHIVE=""
 
-# record LABEL SECONDS BYTES
+# record LABEL SECONDS BYTES (per link)
 record() {
-    TIMES[$1]+="$2 "
-    SIZES[$1]="$3"
+    TIMES[$1@$LINK]+="$2 "
+    SIZES[$1@$LINK]="$3"
 }
 
 bench_project_dir() {
@@ -309,56 +404,69 @@ EOF
     printf '%s' "$dir"
 }
 
+# bunker_archive LABEL OUTPUT [ARGS...]: one timed image-archive (JSON report kept).
+bunker_archive() {
+    local label="$1" output="$2" start end rss_file="$WORK/$1.rss"
+    shift 2
+    rm -rf "$output"
+    start="$(now)"
+    HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%U %S %M' -o "$rss_file" \
+        "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive --host "$(ssh_url)" \
+        --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" --project bench \
+        "${ARCHIVE_FORCE[@]}" --json "$@" >"$WORK/$label.json" 2>"$WORK/$label.log" ||
+        die "($label) bunker image-archive $* failed at link $LINK: $(tail -5 "$WORK/$label.log")"
+    end="$(now)"
+    record "$label" "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
+    PEAK_RSS[$label@$LINK]+="$(tail -1 "$rss_file" | awk '{ print $3 }') "
+    CPU[$label@$LINK]+="$(tail -1 "$rss_file" | awk '{ printf "%.1f", $1 + $2 }') "
+    if [[ "$WIRE" == true ]]; then
+        read -r WIRE_BYTES["$label@$LINK"] WIRE_MODE["$label@$LINK"] < <(python3 -c '
+import json, sys
+report = json.load(open(sys.argv[1]))
+wire = report["report"].get("wire") or {}
+print(report["totals"].get("bytes_received", 0), wire.get("compressor") or wire.get("mode", "?"))
+' "$WORK/$label.json")
+    fi
+}
+
 archive_round() {
-    local round="$1" start end file rss_file
-    file="$WORK/a.tar.gz"
+    local round="$1" start end file
+    file="$WORK/a-$LINK.tar.gz"
     start="$(now)"
     remote "docker save '$IMAGE' | gzip" >"$file"
     end="$(now)"
     record a "$(seconds_between "$start" "$end")" "$(file_bytes "$file")"
     (($(file_bytes "$file") > 1000000)) || die "(a) wrote only $(file_bytes "$file") bytes: is $IMAGE on the engine?"
 
-    file="$WORK/b.tar"
-    start="$(now)"
-    # The first block is read apart to time the engine's first byte: dockerd 20.10 writes the
-    # whole image into a temporary directory before it sends anything.
-    remote "docker save '$IMAGE'" | {
-        dd bs=512 count=1 iflag=fullblock status=none
-        now >"$WORK/b.first"
-        cat
-    } >"$file"
-    end="$(now)"
-    record b "$(seconds_between "$start" "$end")" "$(file_bytes "$file")"
-    FIRST_BYTE+="$(seconds_between "$start" "$(<"$WORK/b.first")") "
-    rm -f "$file"
+    if [[ "$LINK" == loopback ]]; then
+        file="$WORK/b.tar"
+        start="$(now)"
+        # The first block is read apart to time the engine's first byte: dockerd 20.10 writes the
+        # whole image into a temporary directory before it sends anything.
+        remote "docker save '$IMAGE'" | {
+            dd bs=512 count=1 iflag=fullblock status=none
+            now >"$WORK/b.first"
+            cat
+        } >"$file"
+        end="$(now)"
+        record b "$(seconds_between "$start" "$end")" "$(file_bytes "$file")"
+        FIRST_BYTE+="$(seconds_between "$start" "$(<"$WORK/b.first")") "
+        rm -f "$file"
+    fi
 
     if [[ "$BUNKER_ARCHIVE" == true ]]; then
-        local output="$WORK/c-out"
-        rm -rf "$output"
-        rss_file="$WORK/c.rss"
-        start="$(now)"
-        HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%U %S %M' -o "$rss_file" \
-            "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive --host "$SSH_URL" \
-            --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" --project bench \
-            "${ARCHIVE_FORCE[@]}" >"$WORK/c.log" 2>&1 ||
-            die "(c) bunker image-archive failed in round $round: $(tail -5 "$WORK/c.log")"
-        end="$(now)"
-        record c "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
-        PEAK_RSS_ARCHIVE+="$(tail -1 "$rss_file" | awk '{ print $3 }') "
-        CPU_ARCHIVE+="$(tail -1 "$rss_file" | awk '{ printf "%.1f", $1 + $2 }') "
-
-        # (z) the same with zstd: another format, shown for what the export alone allows.
-        output="$WORK/z-out"
-        rm -rf "$output"
-        start="$(now)"
-        HOME="$BUNKER_HOME" DOCKER_HOST="" "$BUNKER_BIN" --projects-dir "$PROJECTS" image-archive \
-            --host "$SSH_URL" --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" \
-            --project bench --compression zstd "${ARCHIVE_FORCE[@]}" >"$WORK/z.log" 2>&1 ||
-            die "(z) bunker image-archive --compression zstd failed in round $round: $(tail -5 "$WORK/z.log")"
-        end="$(now)"
-        record z "$(seconds_between "$start" "$end")" "$(tree_bytes "$output")"
-        rm -rf "$output"
+        bunker_archive c "$WORK/c-out-$LINK"
+        if [[ "$WIRE" == true ]]; then
+            bunker_archive n "$WORK/n-out" --wire-compression none
+            rm -rf "$WORK/n-out"
+        fi
+        if [[ "$LINK" == loopback ]]; then
+            # (z) the same with zstd: another format, shown for what the export alone allows.
+            bunker_archive z "$WORK/z-out" --compression zstd
+            rm -rf "$WORK/z-out"
+        fi
     fi
+    : "$round"
 }
 
 # --- restore --------------------------------------------------------------------------------
@@ -367,34 +475,34 @@ remove_bench_image() { docker rmi -f "$IMAGE" >/dev/null; }
 check_restored() { # LABEL
     local restored
     restored="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
-    [[ "$restored" == "$IMAGE_ID" ]] || die "($1) restore left '${restored:-nothing}' under $IMAGE, expected $IMAGE_ID"
+    [[ "$restored" == "$IMAGE_ID" ]] || die "($1) restore at link $LINK left '${restored:-nothing}' under $IMAGE, expected $IMAGE_ID"
 }
 
 restore_round() {
     local round="$1" start end rss_file
     remove_bench_image
     start="$(now)"
-    gunzip -c "$WORK/a.tar.gz" | remote docker load >/dev/null
+    remote docker load <"$WORK/a-$LINK.tar.gz" >/dev/null
     end="$(now)"
-    record d "$(seconds_between "$start" "$end")" "$(file_bytes "$WORK/a.tar.gz")"
+    record d "$(seconds_between "$start" "$end")" "$(file_bytes "$WORK/a-$LINK.tar.gz")"
     check_restored d
 
-    if [[ "$BUNKER_RESTORE" == true && -d "$WORK/c-out" ]]; then
+    if [[ "$BUNKER_RESTORE" == true && -d "$WORK/c-out-$LINK" ]]; then
         # image-restore takes the architecture directory, the one holding manifest.json.
         local arch_dir
-        arch_dir="$(find "$WORK/c-out" -name manifest.json -printf '%h\n' | head -1)"
+        arch_dir="$(find "$WORK/c-out-$LINK" -name manifest.json -printf '%h\n' | head -1)"
         [[ -n "$arch_dir" ]] || die "(c) left no manifest.json in its output directory"
         remove_bench_image
         rss_file="$WORK/e.rss"
         start="$(now)"
         HOME="$BUNKER_HOME" DOCKER_HOST="" /usr/bin/time -f '%M' -o "$rss_file" \
-            "$BUNKER_BIN" --projects-dir "$PROJECTS" image-restore --host "$SSH_URL" \
+            "$BUNKER_BIN" --projects-dir "$PROJECTS" image-restore --host "$(ssh_url)" \
             --remote-socket "$SANDBOX_REMOTE_SOCKET" --archive-dir "$arch_dir" \
             "${RESTORE_FORCE[@]}" >"$WORK/e.log" 2>&1 ||
-            die "(e) bunker image-restore failed in round $round: $(tail -5 "$WORK/e.log")"
+            die "(e) bunker image-restore failed in round $round at link $LINK: $(tail -5 "$WORK/e.log")"
         end="$(now)"
-        record e "$(seconds_between "$start" "$end")" "$(tree_bytes "$WORK/c-out")"
-        PEAK_RSS_RESTORE+="$(tail -1 "$rss_file") "
+        record e "$(seconds_between "$start" "$end")" "$(tree_bytes "$WORK/c-out-$LINK")"
+        PEAK_RSS[e@$LINK]+="$(tail -1 "$rss_file") "
         check_restored e
     fi
 }
@@ -469,7 +577,7 @@ second_run_on_projects() {
     local output="$WORK/projects-out" start end
     note "second run: images of projects/ on the engine, first archive run"
     prepare_projects_images
-    bunker --projects-dir "$REPO_ROOT/projects" image-archive --host "$SSH_URL" \
+    bunker --projects-dir "$REPO_ROOT/projects" image-archive --host "$(ssh_url)" \
         --remote-socket "$SANDBOX_REMOTE_SOCKET" --output-dir "$output" >"$WORK/p1.log" 2>&1 ||
         die "first image-archive of projects/ failed: $(tail -5 "$WORK/p1.log")"
     start_relay
@@ -490,81 +598,107 @@ second_run_on_projects() {
 }
 
 # --- report ---------------------------------------------------------------------------------
-row() { # LABEL DESCRIPTION [RSS list]
-    local times="${TIMES[$1]:-}" rss="${3:-}"
+row() { # LABEL DESCRIPTION (for the current LINK)
+    local key="$1@$LINK" times rss
+    times="${TIMES[$key]:-}"
+    rss="${PEAK_RSS[$key]:-}"
     if [[ -z "$times" ]]; then
-        out "$(printf '(%s) %-40s %s' "$1" "$2" "not measured")"
+        out "$(printf '(%s) %-44s %s' "$1" "$2" "not measured")"
         return
     fi
-    out "$(printf '(%s) %-40s %8ss %8ss %12s %10s' "$1" "$2" "$(min_of "$times")" "$(median_of "$times")" \
-        "$(mb "${SIZES[$1]}")" "${rss:+$(kb_to_mb "$(max_of "$rss")") MB}")"
-    out "    runs: $times"
+    out "$(printf '(%s) %-44s %8ss %8ss %12s %10s' "$1" "$2" "$(min_of "$times")" "$(median_of "$times")" \
+        "$(mb "${SIZES[$key]}")" "${rss:+$(kb_to_mb "$(max_of "$rss")") MB}")"
+    local wire=""
+    [[ -z "${WIRE_BYTES[$key]:-}" ]] || wire=", wire ${WIRE_MODE[$key]}: $(mb "${WIRE_BYTES[$key]}") on the wire"
+    out "    runs: $times${wire}"
 }
 
+median() { median_of "${TIMES[$1@$LINK]:-}"; }
+
 target_line() { # NAME VALUE OP LIMIT
-    out "$(printf '  %-34s %8s  target %s %s  %s' "$1" "$2" "$3" "$4" "$(verdict "$2" "$3" "$4")")"
+    out "$(printf '  %-44s %8s  target %s %s  %s' "$1" "$2" "$3" "$4" "$(verdict "$2" "$3" "$4")")"
+}
+
+link_name() { if [[ "$LINK" == loopback ]]; then echo loopback; else echo "$LINK Mbit/s"; fi; }
+
+# floor_of LABEL: engine's first byte + bytes on the wire / link rate (seconds), or "".
+floor_of() {
+    local first bytes="${WIRE_BYTES[$1@$LINK]:-}"
+    first="$(median_of "$FIRST_BYTE")"
+    [[ -n "$first" && -n "$bytes" && "$LINK" != loopback ]] || return 0
+    awk -v f="$first" -v b="$bytes" -v m="$LINK" 'BEGIN { printf "%.2f", f + b * 8 / (m * 1e6) }'
+}
+
+report_link() {
+    out "=== link: $(link_name) ==="
+    out "$(printf '%-48s %9s %9s %12s %10s' "archive ($RUNS rounds, tools alternating)" "min" "median" "output" "peak RSS")"
+    row a "ssh 'docker save IMG | gzip' > file"
+    [[ "$LINK" != loopback ]] || row b "ssh 'docker save IMG' > file"
+    row c "bunker image-archive (wire auto)"
+    [[ "$WIRE" != true ]] || row n "bunker image-archive --wire-compression none"
+    [[ "$LINK" != loopback ]] || row z "bunker image-archive --compression zstd"
+    local a c n floor
+    a="$(median a)"
+    c="$(median c)"
+    n="$(median n)"
+    if [[ -n "$c" ]]; then
+        out "ratios (medians):"
+        case "$LINK" in
+        loopback)
+            target_line "c/a time (>= 3x faster)" "$(ratio "$c" "$a")" "<=" 0.33
+            target_line "c/b time (within 1.3x of raw docker save)" "$(ratio "$c" "$(median b)")" "<=" 1.3
+            target_line "c/a output size (no larger than gzip -6)" "$(ratio "${SIZES[c@$LINK]}" "${SIZES[a@$LINK]}")" "<=" 1.0
+            target_line "bunker peak RSS (MB)" "$(kb_to_mb "$(max_of "${PEAK_RSS[c@$LINK]}")")" "<" 100
+            ;;
+        100)
+            target_line "c/a time (>= 1.25x faster)" "$(ratio "$c" "$a")" "<=" 0.8
+            ;;
+        *)
+            out "  c/a time: $(ratio "$c" "$a")"
+            ;;
+        esac
+        floor="$(floor_of c)"
+        if [[ -n "$floor" ]]; then
+            out "  floor of (c): engine's first byte $(median_of "$FIRST_BYTE") s + $(mb "${WIRE_BYTES[c@$LINK]}") at $LINK Mbit/s = ${floor} s"
+            target_line "c/floor time (within 1.15x)" "$(ratio "$c" "$floor")" "<=" 1.15
+        fi
+        if [[ "$LINK" == 1000 && -n "${TIMES[c@loopback]:-}" ]]; then
+            local expected
+            expected="$(awk -v l="$(median_of "${TIMES[c@loopback]}")" -v f="${floor:-0}" 'BEGIN { printf "%.2f", (l > f) ? l : f }')"
+            target_line "c / max(c at loopback, floor) (no slower)" "$(ratio "$c" "$expected")" "<=" 1.15
+        fi
+        [[ -z "$n" ]] || out "  c/n time (wire auto vs the raw API stream): $(ratio "$c" "$n")"
+        out "  (c) bunker CPU, user + system: $(median_of "${CPU[c@$LINK]}") s (runs: ${CPU[c@$LINK]} on $(nproc) CPUs)"
+    fi
+    if [[ "$LINK" == loopback && -n "$FIRST_BYTE" ]]; then
+        out "  engine's first byte after $(median_of "$FIRST_BYTE") s (runs: $FIRST_BYTE; nothing flows before it)"
+    fi
+    out "$(printf '%-48s %9s %9s %12s %10s' "restore ($RUNS rounds, image removed before each)" "min" "median" "input" "peak RSS")"
+    row d "cat file.tar.gz | ssh docker load"
+    row e "bunker image-restore"
+    local d e
+    d="$(median d)"
+    e="$(median e)"
+    if [[ -n "$e" ]]; then
+        target_line "e/d time (at least as fast)" "$(ratio "$e" "$d")" "<=" 1.0
+        target_line "bunker peak RSS (MB)" "$(kb_to_mb "$(max_of "${PEAK_RSS[e@$LINK]}")")" "<" 100
+    fi
+    out ""
 }
 
 report() {
-    out "$(printf '%-44s %9s %9s %12s %10s' "archive ($RUNS rounds, tools alternating)" "min" "median" "output" "peak RSS")"
-    row a "ssh 'docker save IMG | gzip' > file"
-    row b "ssh 'docker save IMG' > file"
-    if [[ "$BUNKER_ARCHIVE" == true ]]; then
-        row c "bunker image-archive" "$PEAK_RSS_ARCHIVE"
-    else
-        out "(c) bunker image-archive                     bunker image-archive not available yet"
-    fi
-    if [[ -n "${TIMES[c]:-}" ]]; then
-        local a b c rss
-        a="$(median_of "${TIMES[a]}")"
-        b="$(median_of "${TIMES[b]}")"
-        c="$(median_of "${TIMES[c]}")"
-        rss="$(max_of "$PEAK_RSS_ARCHIVE")"
-        out "ratios (medians):"
-        target_line "c/a time (>= 3x faster)" "$(ratio "$c" "$a")" "<=" 0.33
-        target_line "c/b time" "$(ratio "$c" "$b")" "<=" 1.4
-        target_line "c/a output size" "$(ratio "${SIZES[c]}" "${SIZES[a]}")" "<=" 1.05
-        target_line "bunker peak RSS (MB)" "$(kb_to_mb "$rss")" "<" 100
-    fi
-    out "  b/a time (engine export vs gzip pipeline): $(ratio "$(median_of "${TIMES[a]}")" "$(median_of "${TIMES[b]}")")x faster without compression"
-    if [[ -n "$FIRST_BYTE" && -n "${TIMES[c]:-}" ]]; then
-        local first
-        first="$(median_of "$FIRST_BYTE")"
-        out "where the time goes (medians):"
-        out "  engine's first byte after           $(printf '%8ss' "$first")  (runs: $FIRST_BYTE; nothing flows before it)"
-        out "  (b) streaming after the first byte  $(printf '%8ss' "$(awk -v b="$(median_of "${TIMES[b]}")" -v f="$first" 'BEGIN { printf "%.2f", b - f }')")"
-        out "  (c) after the engine's first byte   $(printf '%8ss' "$(awk -v c="$(median_of "${TIMES[c]}")" -v f="$first" 'BEGIN { printf "%.2f", c - f }')")"
-        out "  (c) bunker CPU, user + system       $(printf '%8ss' "$(median_of "$CPU_ARCHIVE")")  (runs: $CPU_ARCHIVE on $(nproc) CPUs)"
-    fi
-    if [[ -n "${TIMES[z]:-}" ]]; then
-        row z "bunker image-archive --compression zstd"
-        out "  z/a time $(ratio "$(median_of "${TIMES[z]}")" "$(median_of "${TIMES[a]}")"), z/b time $(ratio "$(median_of "${TIMES[z]}")" "$(median_of "${TIMES[b]}")"), z/a size $(ratio "${SIZES[z]}" "${SIZES[a]}") (another format: information only, no target)"
-    fi
-    out ""
-    out "$(printf '%-44s %9s %9s %12s %10s' "restore ($RUNS rounds, image removed before each)" "min" "median" "input" "peak RSS")"
-    row d "gunzip -c file | ssh docker load"
-    if [[ "$BUNKER_RESTORE" == true && -n "${TIMES[e]:-}" ]]; then
-        row e "bunker image-restore" "$PEAK_RSS_RESTORE"
-        local d e rss
-        d="$(median_of "${TIMES[d]}")"
-        e="$(median_of "${TIMES[e]}")"
-        rss="$(max_of "$PEAK_RSS_RESTORE")"
-        out "ratios (medians):"
-        target_line "e/d time" "$(ratio "$e" "$d")" "<=" 1.0
-        target_line "bunker peak RSS (MB)" "$(kb_to_mb "$rss")" "<" 100
-    elif [[ "$BUNKER_RESTORE" == true ]]; then
-        out "(e) bunker image-restore                     not measured (needs bunker image-archive output)"
-    else
-        out "(e) bunker image-restore                     bunker image-restore not available yet"
-    fi
-    out ""
+    local link
+    for link in ${LINKS//,/ }; do
+        LINK="$link"
+        report_link
+    done
     out "second image-archive run on projects/ with nothing changed:"
     if [[ -n "$SECOND_RUN_SECONDS" ]]; then
         target_line "wall time (s)" "$SECOND_RUN_SECONDS" "<" 2
         target_line "bytes from the remote (KB)" "$(awk -v b="$SECOND_RUN_BYTES" 'BEGIN { printf "%.1f", b / 1000 }')" "<" 1000
         [[ -z "$SECOND_RUN_SUMMARY" ]] || out "  bunker said: $SECOND_RUN_SUMMARY"
     else
-        out "  not measured: bunker image-archive not available yet"
+        out "  not measured (--no-second-run, or bunker image-archive not available)"
     fi
     out ""
     out "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -586,16 +720,32 @@ main() {
     print_header
     [[ "$BUNKER_ARCHIVE" == true ]] || note "bench.sh: bunker image-archive not available yet: measuring (a) and (b) only"
     [[ "$BUNKER_RESTORE" == true ]] || note "bench.sh: bunker image-restore not available yet: measuring (d) only"
-    local round
-    for ((round = 1; round <= RUNS; round++)); do
-        note "archive round $round/$RUNS"
-        archive_round "$round"
+    local round link
+    # Loopback first: it measures the engine's first byte, which the other links' floors use.
+    local ordered="loopback"
+    for link in ${LINKS//,/ }; do [[ "$link" == loopback ]] || ordered+=" $link"; done
+    [[ ",$LINKS," == *,loopback,* ]] || note "bench.sh: measuring the engine's first byte on loopback too (for the floors)"
+    for link in $ordered; do
+        LINK="$link"
+        [[ "$LINK" == loopback ]] || start_throttle "$LINK"
+        for ((round = 1; round <= RUNS; round++)); do
+            note "link $(link_name): archive round $round/$RUNS"
+            if [[ "$LINK" == loopback && ",$LINKS," != *,loopback,* ]]; then
+                archive_first_byte_only
+                break
+            fi
+            archive_round "$round"
+        done
+        [[ "$LINK" == loopback && ",$LINKS," != *,loopback,* ]] && continue
+        for ((round = 1; round <= RUNS; round++)); do
+            note "link $(link_name): restore round $round/$RUNS"
+            restore_round "$round"
+        done
+        # The figures are recorded; the files are not needed any more (disk is shared).
+        rm -rf "$WORK/a-$LINK.tar.gz" "$WORK/c-out-$LINK"
     done
-    for ((round = 1; round <= RUNS; round++)); do
-        note "restore round $round/$RUNS"
-        restore_round "$round"
-    done
-    [[ "$BUNKER_ARCHIVE" == true ]] && second_run_on_projects
+    LINK=loopback
+    [[ "$BUNKER_ARCHIVE" == true && "$SECOND_RUN" == true ]] && second_run_on_projects
     out ""
     report
     if [[ -n "$RESULTS_FILE" ]]; then
@@ -603,6 +753,18 @@ main() {
         cp "$REPORT" "$RESULTS_FILE"
         note "results written to $RESULTS_FILE"
     fi
+}
+
+# The engine's wait before its first byte, without the rest of a loopback round.
+archive_first_byte_only() {
+    local start
+    start="$(now)"
+    remote "docker save '$IMAGE'" | {
+        dd bs=512 count=1 iflag=fullblock status=none
+        now >"$WORK/b.first"
+        cat >/dev/null
+    }
+    FIRST_BYTE+="$(seconds_between "$start" "$(<"$WORK/b.first")") "
 }
 
 # One line, so that bash never reads past it (edits to a running script stay harmless).

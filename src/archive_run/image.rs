@@ -14,14 +14,17 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::report::{ImageResult, ImageRow};
+use super::wire::{self, LazyPlan, WireCompression, WireUse};
 use crate::archive::durable::{partial_path, sync_parent_dir};
 use crate::archive::manifest::now_rfc3339;
 use crate::archive::{
@@ -47,6 +50,8 @@ pub struct ArchiveSettings {
     pub verify: bool,
     /// Remove the image from the engine once archived.
     pub delete: bool,
+    /// How exports cross the SSH link (`--wire-compression`).
+    pub wire: WireCompression,
 }
 
 /// One project's use of an image.
@@ -85,6 +90,8 @@ pub struct Shared<'run> {
     pub progress: &'run Progress,
     /// Cancelled by Ctrl-C or SIGTERM: no export starts, running ones abort.
     pub interrupt: CancellationToken,
+    /// How exports cross the link ([`wire`]).
+    pub wire: &'run LazyPlan<'run>,
 }
 
 impl Shared<'_> {
@@ -141,7 +148,7 @@ pub async fn archive_target(shared: &Shared<'_>, target: &ImageTarget) -> Vec<Im
         }
     }
 
-    let mut exported: Option<(u64, u64)> = None;
+    let mut exported: Option<(u64, u64, WireUse)> = None;
     let mut export_failure: Option<String> = None;
     for index in needing {
         let image_use = &target.uses[index];
@@ -175,13 +182,14 @@ pub async fn archive_target(shared: &Shared<'_>, target: &ImageTarget) -> Vec<Im
     }
 
     let mut rows: Vec<ImageRow> = rows.into_iter().flatten().collect();
-    if let Some((bytes_in, bytes_out)) = exported
+    if let Some((bytes_in, bytes_out, wire)) = exported
         && let Some(first) = rows
             .iter_mut()
             .find(|row| row.result == ImageResult::Archived)
     {
         first.bytes_in = bytes_in;
         first.bytes_out = bytes_out;
+        first.wire = Some(wire);
     }
     let elapsed = started.elapsed();
     for row in &mut rows {
@@ -287,7 +295,7 @@ async fn export(
     image_use: &ImageUse,
     engine_image: &EngineImage,
     task: &Task,
-) -> Result<(ManifestEntry, (u64, u64)), String> {
+) -> Result<(ManifestEntry, (u64, u64, WireUse)), String> {
     let relative = new_file(
         shared,
         image_use,
@@ -309,24 +317,73 @@ async fn export(
     let mut length = engine_image.size;
     task.set_length(length);
     let mut reported = 0u64;
-    let written = write_archive(
-        abort_on_cancel(
-            shared.docker.export_image(&target.reference),
-            shared.interrupt.clone(),
-        ),
-        &destination,
-        &options,
-        |consumed| {
-            if consumed > length {
-                length = consumed + consumed / 64;
-                task.set_length(length);
+    let mut on_progress = |consumed: u64| {
+        if consumed > length {
+            length = consumed + consumed / 64;
+            task.set_length(length);
+        }
+        task.advance(consumed.saturating_sub(reported));
+        reported = consumed;
+    };
+    let started = Instant::now();
+    let mut written = None;
+    let mut wire_failure = None;
+    let plan = shared.wire.get().await;
+    if let Some((stream, received)) = wire::export_stream(plan, &target.reference) {
+        match write_archive(
+            abort_on_cancel(stream, shared.interrupt.clone()),
+            &destination,
+            &options,
+            &mut on_progress,
+        )
+        .await
+        {
+            Ok(done) => {
+                let received = received.load(Ordering::Relaxed);
+                let mode = &plan.summary.mode;
+                written = Some((done, wire::wire_use(mode, received, started.elapsed())));
             }
-            task.advance(consumed.saturating_sub(reported));
-            reported = consumed;
-        },
-    )
-    .await
-    .map_err(|error| {
+            Err(error) if !shared.interrupt.is_cancelled() => {
+                // A route that failed is no reason to fail the image: retry through the API.
+                shared.progress.println(format!(
+                    "{}: the compressed export failed ({error:#}); exporting it again through \
+                     the engine API",
+                    target.reference
+                ));
+                wire_failure = Some(error);
+            }
+            Err(error) => wire_failure = Some(error),
+        }
+    }
+    let written = match (written, wire_failure) {
+        (Some(done), _) => Ok(done),
+        (None, Some(error)) if shared.interrupt.is_cancelled() => Err(error),
+        (None, _) => {
+            let started = Instant::now();
+            let counted = Arc::new(AtomicU64::new(0));
+            let counter = counted.clone();
+            let stream = shared
+                .docker
+                .export_image(&target.reference)
+                .inspect(move |chunk| {
+                    if let Ok(bytes) = chunk {
+                        counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    }
+                });
+            write_archive(
+                abort_on_cancel(stream, shared.interrupt.clone()),
+                &destination,
+                &options,
+                &mut on_progress,
+            )
+            .await
+            .map(|done| {
+                let received = counted.load(Ordering::Relaxed);
+                (done, wire::wire_use("none", received, started.elapsed()))
+            })
+        }
+    };
+    let (written, wire_use) = written.map_err(|error| {
         if shared.interrupt.is_cancelled() {
             format!("{INTERRUPTED} during its export (the partial file was removed)")
         } else {
@@ -340,7 +397,7 @@ async fn export(
         ManifestEntry::from_written(&image_use.project, &image_use.image, &relative, &written);
     complete_entry(&mut entry, image_use, engine_image);
     record(shared, entry.clone()).await?;
-    Ok((entry, (written.uncompressed_size, written.size)))
+    Ok((entry, (written.uncompressed_size, written.size, wire_use)))
 }
 
 /// Gives this project the archive another project already has, without a second export.
@@ -527,6 +584,7 @@ fn row(
         duration: Duration::ZERO,
         stale: None,
         deployed_as: image_use.deployed_as.clone(),
+        wire: None,
     }
 }
 
@@ -550,6 +608,7 @@ pub fn failed_rows(target: &ImageTarget, message: &str, duration: Duration) -> V
             duration,
             stale: None,
             deployed_as: image_use.deployed_as.clone(),
+            wire: None,
         })
         .collect()
 }
@@ -568,7 +627,17 @@ fn finish_task(task: &Task, rows: &[ImageRow]) {
         None if rows.iter().all(|row| row.result == ImageResult::Skipped) => {
             task.finish_skipped(format!("unchanged ({})", words.join(", ")))
         }
-        None => task.finish_ok(words.join(", ")),
+        None => {
+            let wire = rows.iter().find_map(|row| row.wire.as_ref()).map(|wire| {
+                format!(
+                    "; {} on the wire ({}, {:.0} Mbit/s)",
+                    super::report::human_bytes(wire.bytes_received),
+                    wire.mode,
+                    wire.mbit_per_s
+                )
+            });
+            task.finish_ok(format!("{}{}", words.join(", "), wire.unwrap_or_default()))
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod dry_run;
 pub mod image;
 pub mod pipeline;
 pub mod report;
+pub mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -114,6 +115,7 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
     }
     let stop = AtomicBool::new(run.run_options.fail_fast && readiness.any_failure());
 
+    let wire = wire::LazyPlan::new(engine, run.settings.wire, progress);
     let manifest = Mutex::new(manifest);
     let shared = image::Shared {
         docker: &engine.docker,
@@ -124,6 +126,7 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
         settings: run.settings,
         progress,
         interrupt: run.interrupt.clone(),
+        wire: &wire,
     };
     let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let on_step = |step: &StepResult| {
@@ -199,6 +202,7 @@ pub async fn run(run: ArchiveRun<'_>, progress: &Progress) -> anyhow::Result<Arc
         problems,
         duration: started.elapsed(),
         interrupted: pipelined.interrupted,
+        wire: wire.summary(),
     })
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::wire::{WireSummary, WireUse};
 use crate::archive::ArchiveAction;
 use crate::build::{RunReport, StaleImage};
 use crate::progress::{format_duration, render_table};
@@ -63,6 +64,9 @@ pub struct ImageRow {
     /// the running image (`--deployed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployed_as: Option<String>,
+    /// How the export crossed the link (exported rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireUse>,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -86,6 +90,9 @@ pub struct ArchiveReport {
     /// True when Ctrl-C or SIGTERM stopped the run (absent otherwise).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// How exports crossed the link ([`super::wire`]); absent when nothing was planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireSummary>,
 }
 
 /// Totals of a run.
@@ -99,6 +106,8 @@ pub struct Totals {
     pub stale: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Bytes that crossed the link for the exports (compressed when the server compressed).
+    pub bytes_received: u64,
 }
 
 impl ArchiveReport {
@@ -117,6 +126,12 @@ impl ArchiveReport {
             stale: self.images.iter().filter(|row| row.stale.is_some()).count(),
             bytes_in: self.images.iter().map(|row| row.bytes_in).sum(),
             bytes_out: self.images.iter().map(|row| row.bytes_out).sum(),
+            bytes_received: self
+                .images
+                .iter()
+                .filter_map(|row| row.wire.as_ref())
+                .map(|wire| wire.bytes_received)
+                .sum(),
         }
     }
 
@@ -172,8 +187,19 @@ impl ArchiveReport {
     /// `3 archived, 1 linked, 5 skipped, 0 failed, 0 stale; 12.0 MiB in, 4.1 MiB out (ratio 2.93) in 4.2s`.
     pub fn summary(&self) -> String {
         let totals = self.totals();
+        let wire = match (&self.wire, totals.bytes_received) {
+            (Some(wire), received) if received > 0 => format!(
+                "; wire {}: {} received{}",
+                wire.compressor.as_deref().unwrap_or("none"),
+                human_bytes(received),
+                self.link_rate()
+                    .map(|mbit| format!(" at {mbit:.0} Mbit/s"))
+                    .unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
         format!(
-            "{} archived, {} linked, {} skipped, {} failed, {} stale; {} in, {} out (ratio {}) in {}",
+            "{} archived, {} linked, {} skipped, {} failed, {} stale; {} in, {} out (ratio {}) in {}{wire}",
             totals.archived,
             totals.linked,
             totals.skipped,
@@ -184,6 +210,23 @@ impl ArchiveReport {
             ratio(totals.bytes_in, totals.bytes_out),
             format_duration(self.duration),
         )
+    }
+
+    /// Bytes received per second of export over the run's exports (Mbit/s).
+    fn link_rate(&self) -> Option<f64> {
+        let (bytes, seconds) = self
+            .images
+            .iter()
+            .filter_map(|row| row.wire.as_ref())
+            .filter(|wire| wire.mbit_per_s > 0.0)
+            .fold((0.0, 0.0), |(bytes, seconds), wire| {
+                let received = wire.bytes_received as f64;
+                (
+                    bytes + received,
+                    seconds + received * 8.0 / 1e6 / wire.mbit_per_s,
+                )
+            });
+        (seconds > 0.0).then(|| bytes * 8.0 / 1e6 / seconds)
     }
 
     /// Failure messages and `--delete` notes, one line each.
@@ -255,6 +298,7 @@ mod tests {
             duration: Duration::from_millis(1500),
             stale: None,
             deployed_as: None,
+            wire: None,
         }
     }
 
@@ -273,6 +317,7 @@ mod tests {
             problems: vec![],
             duration: Duration::from_secs(2),
             interrupted: false,
+            wire: None,
         };
         assert!(report.failed());
         assert_eq!(

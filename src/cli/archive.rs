@@ -25,6 +25,7 @@ use crate::archive::{
     ArchDir, ArchiveAction, ArchiveLayout, Compression, Manifest, ManifestLock, rebuild_manifest,
     verify_arch_dir,
 };
+use crate::archive_run::wire::WireCompression;
 use crate::archive_run::{
     ArchiveReport, ArchiveRun, ArchiveSettings, ImageTarget, ImageUse, dry_run::dry_run,
 };
@@ -83,6 +84,11 @@ pub struct ArchiveArgs {
     /// Compression level [default: 5 for gzip (0-9), 3 for zstd (1-19)].
     #[arg(long, value_name = "N")]
     pub level: Option<u32>,
+    /// How exports cross the SSH link: the server compresses (`docker save | zstd`,
+    /// `pigz`/`gzip`) and bunker decompresses, or the engine API's raw stream. `auto`
+    /// measures the link and picks the faster; the archive files are the same either way.
+    #[arg(long, value_enum, default_value_t = WireCompression::Auto, value_name = "MODE")]
+    pub wire_compression: WireCompression,
     /// Print a machine-readable report on stdout; progress stays on stderr.
     #[arg(long)]
     pub json: bool,
@@ -156,6 +162,7 @@ pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitC
         force: args.force,
         verify: args.verify,
         delete: args.delete,
+        wire: args.wire_compression,
     };
     let engine = connect(&args.engine.settings(global)).await?;
     if args.dry_run {
@@ -516,5 +523,26 @@ fn print_arch_report(arch: &ArchReport, rebuilt: bool) {
             "  note {} is left over from an interrupted run (removed by the next image-archive run)",
             file.display()
         );
+    }
+}
+
+impl clap::ValueEnum for WireCompression {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            WireCompression::Auto,
+            WireCompression::None,
+            WireCompression::Gzip,
+            WireCompression::Zstd,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            WireCompression::Auto => "Measure the link with a short probe and pick the faster",
+            WireCompression::None => "The engine API's raw `docker save` stream",
+            WireCompression::Gzip => "`pigz -1`, else `gzip -1`, on the server",
+            WireCompression::Zstd => "`zstd -T0 -1` on the server (else pigz/gzip)",
+        };
+        Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }
 }

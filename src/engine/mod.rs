@@ -117,6 +117,15 @@ impl Engine {
     pub fn forward_to_local_socket(&self, path: &Path) -> anyhow::Result<LocalSocketForward> {
         LocalSocketForward::start(path, self.dialer.clone())
     }
+
+    /// This run's SSH session and the route requests take, when the engine is reached
+    /// over SSH (for commands run beside the API, e.g. a compressed export).
+    pub fn ssh_route(&self) -> Option<(Arc<SshSession>, Route)> {
+        match &self.dialer {
+            Dialer::Ssh { session, route } => Some((session.clone(), route.clone())),
+            Dialer::Local(_) => None,
+        }
+    }
 }
 
 /// Resolves the target and connects.

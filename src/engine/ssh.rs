@@ -225,6 +225,16 @@ fn client_config(destination: &SshDestination) -> anyhow::Result<client::Config>
             .filter(|name| *name != russh::cipher::AES_256_GCM),
     );
     preferred.cipher = ciphers.into();
+    // SSH transport compression stays off: measured against the server compressing the
+    // export (README, Benchmarks), it lost. BUNKER_SSH_ZLIB=1 turns it on to measure again.
+    if std::env::var_os("BUNKER_SSH_ZLIB").is_some_and(|value| value == "1") {
+        preferred.compression = vec![
+            russh::compression::ZLIB_LEGACY,
+            russh::compression::ZLIB,
+            russh::compression::NONE,
+        ]
+        .into();
+    }
     if let Some(value) = &destination.host_key_algorithms {
         preferred.key = allowed_host_key_algorithms(destination, value, &preferred.key)?.into();
     }
