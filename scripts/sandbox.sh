@@ -24,8 +24,9 @@
 # `containerd` packages are fetched with a private apt configuration (a trixie source pinned
 # at priority 1, lists and cache under the package cache dir, nothing of the machine's apt
 # changed), unpacked with `dpkg -x` into ${SANDBOX_ENGINE2_CACHE:-/var/cache/bunker-sandbox},
-# which private sandboxes share, and run with Debian 12's runc. dockerd 26 spawns its own
-# containerd 1.7 (own socket under the engine-2 exec-root, own state under its data-root);
+# which private sandboxes share, and run with Debian 12's runc. Engine 2 has its own
+# containerd 1.7, a process of its own (own socket under the engine-2 exec-root, own state
+# under its data-root) that dockerd 26 is pointed at;
 # daemon.json enables the containerd snapshotter (no storage-driver: the engine reports
 # overlayfs), no docker0 bridge, no iptables, networks from 10.192-255.x.0/16. A second
 # sshd on its own port (SANDBOX_ENGINE2_SSH_PORT, default 22932), same host key and client
@@ -614,7 +615,45 @@ choose_engine2_settings() {
     [[ -n "$E2_ADDRESS_POOL" ]] || E2_ADDRESS_POOL="10.$((192 + $(state_hash) % 64)).0.0/16"
 }
 
+# Engine 2's containerd runs as a process of its own (dockerd is pointed at its socket):
+# dockerd's managed containerd must answer within a fixed 15 s, which a loaded machine
+# misses; here the wait is ours and generous.
+start_engine2_containerd() {
+    if running "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"; then
+        log "engine 2: containerd already running (pid $(<"$E2_DIR/containerd.pid"))"
+        return 0
+    fi
+    mkdir -p "$E2_DIR/data/containerd" "$E2_EXEC_ROOT"
+    cat >"$E2_DIR/containerd.toml" <<EOF
+version = 2
+root = "$E2_DIR/data/containerd"
+state = "$E2_EXEC_ROOT/containerd"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$E2_EXEC_ROOT/containerd.sock"
+[ttrpc]
+  address = "$E2_EXEC_ROOT/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$E2_DIR/data/containerd/opt"
+EOF
+    rm -f "$E2_EXEC_ROOT/containerd.sock" "$E2_EXEC_ROOT/containerd.sock.ttrpc"
+    log "engine 2: starting containerd 1.7 on unix://$E2_EXEC_ROOT/containerd.sock"
+    PATH="$(engine2_path)" start_background "$E2_DIR/containerd.pid" "$E2_DIR/containerd.log" \
+        "$E2_ROOT/usr/bin/containerd" --config "$E2_DIR/containerd.toml"
+    wait_until 180 "engine-2 containerd" "$E2_DIR/containerd.log" "$E2_DIR/containerd.pid" \
+        "$E2_DIR/containerd.toml" engine2_containerd_answers
+}
+
+engine2_containerd_answers() {
+    "$E2_ROOT/usr/bin/ctr" --address "$E2_EXEC_ROOT/containerd.sock" version
+}
+
 start_engine2() {
+    start_engine2_containerd
     if running "$E2_PIDFILE" "$E2_DIR"; then
         log "engine 2: dockerd already running (pid $(<"$E2_PIDFILE"))"
         return 0
@@ -626,6 +665,7 @@ start_engine2() {
   "exec-root": "$E2_EXEC_ROOT",
   "pidfile": "$E2_PIDFILE",
   "hosts": ["unix://$E2_SOCKET"],
+  "containerd": "$E2_EXEC_ROOT/containerd.sock",
   "features": {"containerd-snapshotter": true},
   "bridge": "none",
   "iptables": false,
@@ -647,8 +687,6 @@ EOF
     rm -f "$E2_PIDFILE.launch"
     ((outcome == 0)) || die "engine 2: dockerd did not start"
 }
-
-engine2_containerd_pidfile() { printf '%s' "$E2_EXEC_ROOT/containerd/containerd.pid"; }
 
 # A second sshd: same host key and client key as engine 1's, its own port, and an
 # authorized_keys whose environment= points DOCKER_HOST at the engine-2 socket.
@@ -740,9 +778,7 @@ cmd_up_engine2() {
 stop_engine2() {
     stop_pid "engine-2 sshd" "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG"
     stop_pid "engine-2 dockerd" "$E2_PIDFILE" "$E2_DIR"
-    if [[ -n "$E2_EXEC_ROOT" ]]; then
-        stop_pid "engine-2 containerd" "$(engine2_containerd_pidfile)" "$E2_EXEC_ROOT"
-    fi
+    stop_pid "engine-2 containerd" "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"
 }
 
 cmd_engine2_reset() {
@@ -756,7 +792,7 @@ cmd_engine2_reset() {
         ((${#containers[@]} == 0)) || CLI_SOCKET="$E2_SOCKET" docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
     fi
     stop_pid "engine-2 dockerd" "$E2_PIDFILE" "$E2_DIR"
-    stop_pid "engine-2 containerd" "$(engine2_containerd_pidfile)" "$E2_EXEC_ROOT"
+    stop_pid "engine-2 containerd" "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"
     unmount_under "$E2_DIR/data" "$E2_EXEC_ROOT"
     rm -rf "$E2_DIR/data"
     log "engine2-reset: deleted $E2_DIR/data"
@@ -936,6 +972,7 @@ cmd_status() {
     report auth-registry "$AUTH_REGISTRY_DIR/registry.pid" "$AUTH_REGISTRY_DIR/config.yml" "http://$AUTH_REGISTRY (user $AUTH_USER)"
     if engine2_configured; then
         report engine2 "$E2_PIDFILE" "$E2_DIR" "unix://$E2_SOCKET (Docker 26, containerd image store, pool ${E2_ADDRESS_POOL:-?})"
+        report e2-containerd "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml" "unix://$E2_EXEC_ROOT/containerd.sock"
         report engine2-sshd "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG" "127.0.0.1:$E2_SSH_PORT"
     fi
     return "$all"
