@@ -240,6 +240,18 @@ pid_from() {
 
 running() { pid_from "$1" "$2" >/dev/null; }
 
+# The process just started from PIDFILE is alive (and not a zombie), whatever its command
+# line says: between fork and exec it still shows this script's command line, so the
+# marker check alone would call a process that is still starting dead.
+launched_alive() {
+    local pid state
+    [[ -s "$1" ]] || return 1
+    pid="$(tr -dc '0-9' <"$1")"
+    [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
+    state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 # start_background PIDFILE LOGFILE COMMAND...: detached from our session so that it
 # outlives the caller's terminal and job control.
 start_background() {
@@ -254,9 +266,16 @@ start_background() {
 wait_answering() {
     local seconds="$1" name="$2" logfile="$3" pidfile="$4" marker="$5"
     shift 5
-    local deadline=$((SECONDS + seconds))
+    local deadline=$((SECONDS + seconds)) seen_dead=0
     until "$@" >/dev/null 2>&1; do
-        if ! running "$pidfile" "$marker"; then
+        # Dead only when seen dead three times in a row: sshd rewrites its pid file
+        # while it starts, so one empty read means nothing.
+        if ! running "$pidfile" "$marker" && ! launched_alive "$pidfile"; then
+            seen_dead=$((seen_dead + 1))
+        else
+            seen_dead=0
+        fi
+        if ((seen_dead >= 3)); then
             tail -n 40 "$logfile" >&2 || true
             log "$name exited during startup (log above, full log: $logfile)"
             return 1
