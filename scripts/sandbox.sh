@@ -4,6 +4,7 @@
 # built from the static busybox so everything works without internet.
 #
 # Usage: scripts/sandbox.sh up | down [--purge] | env | status | registry-stop | engine-reset
+#                          | up-engine2 | engine2-reset
 #
 # State lives in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox}. Every process this script starts
 # has a pid file there; `down` stops exactly those processes and nothing else. The system
@@ -16,6 +17,31 @@
 # sandbox (10.N.0.0/16, N in 64..191 derived from the state directory; SANDBOX_ADDRESS_POOL
 # overrides it), so two sandboxes on one machine almost never hand out overlapping subnets. Image pulls are done by dockerd itself on the
 # host network, so the engine reaches the sandbox registries on 127.0.0.1.
+#
+# Engine 2 (issue #12): Docker 26.1.5 with the containerd image store, next to the 20.10
+# engine, started by `up-engine2` (or `ENGINE2=1 up`). It needs the engine-1 sandbox (its
+# registries and ssh keys) and never restarts anything of it. Debian 13's `docker.io` and
+# `containerd` packages are fetched with a private apt configuration (a trixie source pinned
+# at priority 1, lists and cache under the package cache dir, nothing of the machine's apt
+# changed), unpacked with `dpkg -x` into ${SANDBOX_ENGINE2_CACHE:-/var/cache/bunker-sandbox},
+# which private sandboxes share, and run with Debian 12's runc. Engine 2 has its own
+# containerd 1.7, a process of its own (own socket under the engine-2 exec-root, own state
+# under its data-root) that dockerd 26 is pointed at;
+# daemon.json enables the containerd snapshotter (no storage-driver: the engine reports
+# overlayfs), no docker0 bridge, no iptables, networks from 10.192-255.x.0/16. A second
+# sshd on its own port (SANDBOX_ENGINE2_SSH_PORT, default 22932), same host key and client
+# key, sets DOCKER_HOST to the engine-2 socket, so `--host ssh://user@127.0.0.1:PORT` works
+# the same for both engines. Its variables, in env.sh and in engine2/env.sh:
+#   BUNKER_ENGINE2_DOCKER_HOST     unix:// socket of engine 2 (local docker CLI)
+#   BUNKER_ENGINE2_SSH_HOST        127.0.0.1
+#   BUNKER_ENGINE2_SSH_PORT        port of the engine-2 sshd
+#   BUNKER_ENGINE2_SSH_USER        user (as for engine 1)
+#   BUNKER_ENGINE2_SSH_KEY         client key (the same file as SANDBOX_SSH_KEY)
+#   BUNKER_ENGINE2_KNOWN_HOSTS     known_hosts file for [127.0.0.1]:PORT
+#   BUNKER_ENGINE2_REMOTE_SOCKET   engine-2 socket as seen through ssh
+#   BUNKER_ENGINE2_VERSION         server version (26.1.5+dfsg1)
+# `down` stops engine 2 and its sshd too; `engine2-reset` gives a fresh engine 2 with no
+# images (for the cross-engine disaster drills on a private sandbox).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 
@@ -40,6 +66,19 @@ AUTH_USER="bunker"
 
 SEED_IMAGE="bunker-seed/busybox:1.36"
 
+E2_DIR="$STATE/engine2"
+E2_SOCKET="$STATE/engine2.sock"
+E2_PIDFILE="$E2_DIR/dockerd.pid"
+E2_LOG="$E2_DIR/dockerd.log"
+E2_ENV_FILE="$E2_DIR/env.sh"
+E2_SSHD_CONFIG="$SSH_DIR/sshd_config-engine2"
+E2_SSHD_PIDFILE="$SSH_DIR/sshd-engine2.pid"
+E2_SSHD_LOG="$SSH_DIR/sshd-engine2.log"
+E2_AUTHORIZED_KEYS="$SSH_DIR/authorized_keys-engine2"
+E2_KNOWN_HOSTS="$SSH_DIR/known_hosts-engine2"
+E2_CACHE="${SANDBOX_ENGINE2_CACHE:-/var/cache/bunker-sandbox}"
+E2_ROOT="$E2_CACHE/trixie-root"
+
 log() { printf 'sandbox: %s\n' "$*" >&2; }
 die() {
     printf 'sandbox: error: %s\n' "$*" >&2
@@ -60,6 +99,9 @@ load_settings() {
     STORAGE_DRIVER="${SANDBOX_STORAGE_DRIVER:-${SAVED_STORAGE_DRIVER:-}}"
     ADDRESS_POOL="${SANDBOX_ADDRESS_POOL:-${SAVED_ADDRESS_POOL:-}}"
     EXEC_ROOT="${SAVED_EXEC_ROOT:-}"
+    E2_SSH_PORT="${SANDBOX_ENGINE2_SSH_PORT:-${SAVED_E2_SSH_PORT:-22932}}"
+    E2_EXEC_ROOT="${SAVED_E2_EXEC_ROOT:-}"
+    E2_ADDRESS_POOL="${SAVED_E2_ADDRESS_POOL:-}"
     REGISTRY="127.0.0.1:$REGISTRY_PORT"
     AUTH_REGISTRY="127.0.0.1:$AUTH_REGISTRY_PORT"
     REGISTRY_IMAGE="$REGISTRY/bunker/busybox:1.36"
@@ -73,6 +115,9 @@ SAVED_AUTH_REGISTRY_PORT=$AUTH_REGISTRY_PORT
 SAVED_STORAGE_DRIVER=$STORAGE_DRIVER
 SAVED_ADDRESS_POOL=$ADDRESS_POOL
 SAVED_EXEC_ROOT=$EXEC_ROOT
+SAVED_E2_SSH_PORT=$E2_SSH_PORT
+SAVED_E2_EXEC_ROOT=$E2_EXEC_ROOT
+SAVED_E2_ADDRESS_POOL=$E2_ADDRESS_POOL
 EOF
 }
 
@@ -195,6 +240,18 @@ pid_from() {
 
 running() { pid_from "$1" "$2" >/dev/null; }
 
+# The process just started from PIDFILE is alive (and not a zombie), whatever its command
+# line says: between fork and exec it still shows this script's command line, so the
+# marker check alone would call a process that is still starting dead.
+launched_alive() {
+    local pid state
+    [[ -s "$1" ]] || return 1
+    pid="$(tr -dc '0-9' <"$1")"
+    [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
+    state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 # start_background PIDFILE LOGFILE COMMAND...: detached from our session so that it
 # outlives the caller's terminal and job control.
 start_background() {
@@ -209,9 +266,16 @@ start_background() {
 wait_answering() {
     local seconds="$1" name="$2" logfile="$3" pidfile="$4" marker="$5"
     shift 5
-    local deadline=$((SECONDS + seconds))
+    local deadline=$((SECONDS + seconds)) seen_dead=0
     until "$@" >/dev/null 2>&1; do
-        if ! running "$pidfile" "$marker"; then
+        # Dead only when seen dead three times in a row: sshd rewrites its pid file
+        # while it starts, so one empty read means nothing.
+        if ! running "$pidfile" "$marker" && ! launched_alive "$pidfile"; then
+            seen_dead=$((seen_dead + 1))
+        else
+            seen_dead=0
+        fi
+        if ((seen_dead >= 3)); then
             tail -n 40 "$logfile" >&2 || true
             log "$name exited during startup (log above, full log: $logfile)"
             return 1
@@ -255,7 +319,8 @@ require_port_free() {
 }
 
 # ---------------------------------------------------------------------------- dockerd
-docker_cli() { DOCKER_HOST="unix://$DOCKER_SOCKET" DOCKER_CONFIG="$STATE/docker-client" docker "$@"; }
+# CLI_SOCKET picks the engine (engine 2 for its seed images); engine 1 by default.
+docker_cli() { DOCKER_HOST="unix://${CLI_SOCKET:-$DOCKER_SOCKET}" DOCKER_CONFIG="$STATE/docker-client" docker "$@"; }
 
 engine_answers() { curl -sf --unix-socket "$DOCKER_SOCKET" http://engine/_ping; }
 
@@ -509,6 +574,260 @@ seed() {
     push_seed bunker-seed/httpd:1.36 bunker/httpd 1.36
 }
 
+
+# ---------------------------------------------------------------------------- engine 2
+# Debian 13's docker.io and containerd, unpacked once into $E2_ROOT (shared by every
+# sandbox on the machine). The apt configuration is private: a trixie source pinned at
+# priority 1, its own lists and cache, so the machine's apt state never changes.
+fetch_engine2() {
+    [[ -x "$E2_ROOT/usr/sbin/dockerd" && -x "$E2_ROOT/usr/bin/containerd" ]] && return 0
+    command -v apt-get >/dev/null || die "engine 2 needs apt-get (Debian) to fetch Debian 13's docker.io and containerd"
+    local apt="$E2_CACHE/apt" status=0
+    mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$apt/preferences.d" "$E2_CACHE/debs"
+    cat >"$apt/trixie.sources" <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 1\n' >"$apt/preferences.d/trixie.pref"
+    local -a options=(
+        -o "Dir::Etc::SourceList=$apt/trixie.sources" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::Etc::PreferencesParts=$apt/preferences.d" -o Dir::Etc::Preferences=/dev/null
+        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt" -o "Dir::Cache::archives=$apt/archives"
+        -o APT::Sandbox::User=root
+    )
+    log "engine 2: fetching Debian 13 docker.io and containerd (apt, trixie pinned at priority 1)"
+    {
+        apt-get "${options[@]}" update -q &&
+            (cd "$E2_CACHE/debs" && apt-get "${options[@]}" download docker.io/trixie containerd/trixie)
+    } >"$E2_CACHE/apt.log" 2>&1 || status=$?
+    if ((status != 0)); then
+        tail -n 30 "$E2_CACHE/apt.log" >&2
+        die "engine 2: apt-get download docker.io/trixie containerd/trixie failed (exit $status, full log: $E2_CACHE/apt.log)"
+    fi
+    rm -rf "$E2_ROOT.tmp"
+    mkdir -p "$E2_ROOT.tmp"
+    local deb
+    for deb in "$E2_CACHE"/debs/docker.io_*.deb "$E2_CACHE"/debs/containerd_*.deb; do
+        dpkg -x "$deb" "$E2_ROOT.tmp" || die "engine 2: dpkg -x $deb failed"
+    done
+    rm -rf "$E2_ROOT"
+    mv "$E2_ROOT.tmp" "$E2_ROOT"
+    "$E2_ROOT/usr/sbin/dockerd" --version >&2 || die "engine 2: $E2_ROOT/usr/sbin/dockerd does not run on this machine"
+}
+
+# dockerd 26 finds containerd, its shims and docker-proxy on PATH (Debian 13's first);
+# runc is Debian 12's (/usr/sbin/runc), since Debian 13's needs a newer glibc.
+engine2_path() { printf '%s' "$E2_ROOT/usr/sbin:$E2_ROOT/usr/bin:$PATH"; }
+
+engine2_answers() { curl -sf --unix-socket "$E2_SOCKET" http://engine/_ping; }
+
+choose_engine2_settings() {
+    if [[ -z "$E2_EXEC_ROOT" ]]; then
+        E2_EXEC_ROOT="$E2_DIR/exec"
+        local deepest_socket="$E2_EXEC_ROOT/containerd/containerd.sock.ttrpc"
+        ((${#deepest_socket} <= 100)) || E2_EXEC_ROOT="/tmp/bunker-sandbox-$(state_hash)-e2"
+    fi
+    # 10.192-255.x: never one of engine 1's pools (10.64-191.x) of any sandbox.
+    [[ -n "$E2_ADDRESS_POOL" ]] || E2_ADDRESS_POOL="10.$((192 + $(state_hash) % 64)).0.0/16"
+}
+
+# Engine 2's containerd runs as a process of its own (dockerd is pointed at its socket):
+# dockerd's managed containerd must answer within a fixed 15 s, which a loaded machine
+# misses; here the wait is ours and generous.
+start_engine2_containerd() {
+    if running "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"; then
+        log "engine 2: containerd already running (pid $(<"$E2_DIR/containerd.pid"))"
+        return 0
+    fi
+    mkdir -p "$E2_DIR/data/containerd" "$E2_EXEC_ROOT"
+    cat >"$E2_DIR/containerd.toml" <<EOF
+version = 2
+root = "$E2_DIR/data/containerd"
+state = "$E2_EXEC_ROOT/containerd"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$E2_EXEC_ROOT/containerd.sock"
+[ttrpc]
+  address = "$E2_EXEC_ROOT/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$E2_DIR/data/containerd/opt"
+EOF
+    rm -f "$E2_EXEC_ROOT/containerd.sock" "$E2_EXEC_ROOT/containerd.sock.ttrpc"
+    log "engine 2: starting containerd 1.7 on unix://$E2_EXEC_ROOT/containerd.sock"
+    PATH="$(engine2_path)" start_background "$E2_DIR/containerd.pid" "$E2_DIR/containerd.log" \
+        "$E2_ROOT/usr/bin/containerd" --config "$E2_DIR/containerd.toml"
+    wait_until 180 "engine-2 containerd" "$E2_DIR/containerd.log" "$E2_DIR/containerd.pid" \
+        "$E2_DIR/containerd.toml" engine2_containerd_answers
+}
+
+engine2_containerd_answers() {
+    "$E2_ROOT/usr/bin/ctr" --address "$E2_EXEC_ROOT/containerd.sock" version
+}
+
+start_engine2() {
+    start_engine2_containerd
+    if running "$E2_PIDFILE" "$E2_DIR"; then
+        log "engine 2: dockerd already running (pid $(<"$E2_PIDFILE"))"
+        return 0
+    fi
+    mkdir -p "$E2_DIR/data" "$E2_EXEC_ROOT"
+    cat >"$E2_DIR/daemon.json" <<EOF
+{
+  "data-root": "$E2_DIR/data",
+  "exec-root": "$E2_EXEC_ROOT",
+  "pidfile": "$E2_PIDFILE",
+  "hosts": ["unix://$E2_SOCKET"],
+  "containerd": "$E2_EXEC_ROOT/containerd.sock",
+  "features": {"containerd-snapshotter": true},
+  "bridge": "none",
+  "iptables": false,
+  "ip6tables": false,
+  "ip-masq": false,
+  "ip-forward": false,
+  "default-address-pools": [{"base": "$E2_ADDRESS_POOL", "size": 24}],
+  "insecure-registries": ["127.0.0.0/8", "localhost:$REGISTRY_PORT", "localhost:$AUTH_REGISTRY_PORT"],
+  "shutdown-timeout": 5,
+  "log-level": "info"
+}
+EOF
+    rm -f "$E2_SOCKET"
+    log "engine 2: starting dockerd 26 (containerd image store, networks from $E2_ADDRESS_POOL) on unix://$E2_SOCKET"
+    PATH="$(engine2_path)" start_background "$E2_PIDFILE.launch" "$E2_LOG" \
+        "$E2_ROOT/usr/sbin/dockerd" --config-file "$E2_DIR/daemon.json"
+    local outcome=0
+    wait_answering 180 "engine-2 dockerd" "$E2_LOG" "$E2_PIDFILE.launch" "$E2_DIR" engine2_answers || outcome=$?
+    rm -f "$E2_PIDFILE.launch"
+    ((outcome == 0)) || die "engine 2: dockerd did not start"
+}
+
+# A second sshd: same host key and client key as engine 1's, its own port, and an
+# authorized_keys whose environment= points DOCKER_HOST at the engine-2 socket.
+start_engine2_sshd() {
+    [[ -f "$SSH_DIR/ssh_host_ed25519_key" && -f "$SSH_DIR/id_ed25519.pub" ]] ||
+        die "engine 2 needs the sandbox's ssh keys in $SSH_DIR: run scripts/sandbox.sh up first"
+    printf 'environment="DOCKER_HOST=unix://%s" %s\n' "$E2_SOCKET" "$(<"$SSH_DIR/id_ed25519.pub")" \
+        >"$E2_AUTHORIZED_KEYS"
+    printf '[127.0.0.1]:%s %s\n' "$E2_SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" \
+        >"$E2_KNOWN_HOSTS"
+    chmod 600 "$E2_AUTHORIZED_KEYS"
+    sed -e "s|^Port .*|Port $E2_SSH_PORT|" -e "s|^PidFile .*|PidFile $E2_SSHD_PIDFILE|" \
+        -e "s|^AuthorizedKeysFile .*|AuthorizedKeysFile $E2_AUTHORIZED_KEYS|" \
+        -e "s|^# bunker test sandbox sshd:|# bunker test sandbox sshd for engine 2:|" \
+        "$SSH_DIR/sshd_config" >"$E2_SSHD_CONFIG"
+    if running "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG"; then
+        log "engine 2: sshd already running (pid $(<"$E2_SSHD_PIDFILE"))"
+    else
+        require_port_free "$E2_SSH_PORT" "engine-2 sshd" SANDBOX_ENGINE2_SSH_PORT
+        /usr/sbin/sshd -t -f "$E2_SSHD_CONFIG" 2>"$E2_SSHD_LOG" || {
+            cat "$E2_SSHD_LOG" >&2
+            die "sshd rejected $E2_SSHD_CONFIG"
+        }
+        log "engine 2: starting sshd on 127.0.0.1:$E2_SSH_PORT"
+        start_background "$E2_SSHD_PIDFILE" "$E2_SSHD_LOG" /usr/sbin/sshd -D -e -f "$E2_SSHD_CONFIG"
+    fi
+    wait_until 60 "engine-2 sshd" "$E2_SSHD_LOG" "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG" engine2_ssh_answers
+}
+
+engine2_ssh_answers() {
+    [[ "$(ssh -i "$SSH_DIR/id_ed25519" -p "$E2_SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes \
+        -o UserKnownHostsFile="$E2_KNOWN_HOSTS" -o StrictHostKeyChecking=yes \
+        -o ConnectTimeout=5 -F /dev/null "$(id -un)@127.0.0.1" 'echo $DOCKER_HOST')" == "unix://$E2_SOCKET" ]]
+}
+
+engine2_configured() { [[ -f "$E2_DIR/daemon.json" ]]; }
+
+write_engine2_env() {
+    local version
+    version="$(CLI_SOCKET="$E2_SOCKET" docker_cli version --format '{{.Server.Version}}')"
+    {
+        printf '# bunker sandbox engine 2 (Docker %s, containerd image store); started by\n' "$version"
+        printf '# BUNKER_SANDBOX_DIR=%s scripts/sandbox.sh up-engine2\n' "$STATE"
+        engine2_exports "$version"
+    } >"$E2_ENV_FILE.tmp"
+    mv "$E2_ENV_FILE.tmp" "$E2_ENV_FILE"
+}
+
+engine2_exports() { # VERSION
+    local name value
+    while IFS='=' read -r name value; do
+        printf 'export %s=%q\n' "$name" "$value"
+    done <<EOF
+BUNKER_ENGINE2_DOCKER_HOST=unix://$E2_SOCKET
+BUNKER_ENGINE2_SSH_HOST=127.0.0.1
+BUNKER_ENGINE2_SSH_PORT=$E2_SSH_PORT
+BUNKER_ENGINE2_SSH_USER=$(id -un)
+BUNKER_ENGINE2_SSH_KEY=$SSH_DIR/id_ed25519
+BUNKER_ENGINE2_KNOWN_HOSTS=$E2_KNOWN_HOSTS
+BUNKER_ENGINE2_REMOTE_SOCKET=$E2_SOCKET
+BUNKER_ENGINE2_VERSION=$1
+EOF
+}
+
+# Starts only engine 2 (and its sshd): engine 1, its sshd and the registries must already
+# run and are never restarted.
+engine2_up() {
+    running "$DOCKER_PIDFILE" "$STATE" && running "$SSHD_PIDFILE" "$SSH_DIR/sshd_config" &&
+        running "$REGISTRY_DIR/registry.pid" "$REGISTRY_DIR/config.yml" ||
+        die "engine 2 needs the sandbox in $STATE running: run scripts/sandbox.sh up first"
+    fetch_engine2
+    choose_engine2_settings
+    save_settings
+    start_engine2
+    start_engine2_sshd
+    CLI_SOCKET="$E2_SOCKET" build_seed_images
+    write_engine2_env
+    write_env
+}
+
+cmd_up_engine2() {
+    [[ "$(id -u)" == 0 ]] || die "engine 2 needs root (private dockerd and sshd); run it with sudo"
+    lock_state
+    load_settings
+    engine2_up
+    log "up-engine2: Docker 26 (containerd image store) on unix://$E2_SOCKET, ssh on 127.0.0.1:$E2_SSH_PORT; variables in $E2_ENV_FILE"
+}
+
+stop_engine2() {
+    stop_pid "engine-2 sshd" "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG"
+    stop_pid "engine-2 dockerd" "$E2_PIDFILE" "$E2_DIR"
+    stop_pid "engine-2 containerd" "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"
+}
+
+cmd_engine2_reset() {
+    [[ "$(id -u)" == 0 ]] || die "engine2-reset needs root (private dockerd); run it with sudo"
+    lock_state
+    load_settings
+    engine2_configured && [[ -n "$E2_EXEC_ROOT" ]] || die "no engine 2 in $STATE: run scripts/sandbox.sh up-engine2 first"
+    if running "$E2_PIDFILE" "$E2_DIR"; then
+        local -a containers
+        mapfile -t containers < <(CLI_SOCKET="$E2_SOCKET" docker_cli ps -aq 2>/dev/null || true)
+        ((${#containers[@]} == 0)) || CLI_SOCKET="$E2_SOCKET" docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
+    fi
+    stop_pid "engine-2 dockerd" "$E2_PIDFILE" "$E2_DIR"
+    stop_pid "engine-2 containerd" "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"
+    unmount_under "$E2_DIR/data" "$E2_EXEC_ROOT"
+    rm -rf "$E2_DIR/data"
+    log "engine2-reset: deleted $E2_DIR/data"
+    start_engine2
+    log "engine2-reset: a fresh engine 2 with no images answers on unix://$E2_SOCKET"
+}
+
+# unmount_under DIR...: lazily unmounts what is mounted below any DIR, deepest first.
+unmount_under() {
+    local mountpoint
+    while read -r mountpoint; do
+        umount -l "$mountpoint" 2>/dev/null || true
+    done < <(awk -v dirs="$*" 'BEGIN { n = split(dirs, d, " ") }
+        { for (i = 1; i <= n; i++) if (index($2, d[i] "/") == 1) { print $2; next } }' /proc/mounts | sort -r)
+}
+
 # ---------------------------------------------------------------------------- env
 write_env() {
     {
@@ -538,6 +857,9 @@ SANDBOX_SEED_IMAGE=$SEED_IMAGE
 SANDBOX_REGISTRY_IMAGE=$REGISTRY_IMAGE
 BUNKER_REGISTRY=localhost:$REGISTRY_PORT
 EOF
+        if [[ -f "$E2_ENV_FILE" ]]; then
+            grep '^export ' "$E2_ENV_FILE"
+        fi
     } >"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -566,6 +888,9 @@ cmd_up() {
     start_sshd
     seed
     write_env
+    if [[ "${ENGINE2:-}" == 1 ]] || { engine2_configured && ! running "$E2_PIDFILE" "$E2_DIR"; }; then
+        engine2_up
+    fi
     log "up: state in $STATE; use: eval \"\$(scripts/sandbox.sh env)\" (or source $ENV_FILE)"
 }
 
@@ -581,6 +906,12 @@ cmd_down() {
         ((${#containers[@]} == 0)) || docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
         docker_cli network prune -f >/dev/null 2>&1 || true
     fi
+    if [[ "$purge" == true ]] && running "$E2_PIDFILE" "$E2_DIR"; then
+        local -a e2_containers
+        mapfile -t e2_containers < <(CLI_SOCKET="$E2_SOCKET" docker_cli ps -aq 2>/dev/null || true)
+        ((${#e2_containers[@]} == 0)) || CLI_SOCKET="$E2_SOCKET" docker_cli rm -f "${e2_containers[@]}" >/dev/null 2>&1 || true
+    fi
+    stop_engine2
     stop_pid sshd "$SSHD_PIDFILE" "$SSH_DIR/sshd_config"
     stop_pid dockerd "$DOCKER_PIDFILE" "$STATE"
     if [[ -n "$EXEC_ROOT" ]]; then
@@ -590,14 +921,11 @@ cmd_down() {
     stop_pid "auth registry" "$AUTH_REGISTRY_DIR/registry.pid" "$AUTH_REGISTRY_DIR/config.yml"
     stop_pid registry "$REGISTRY_DIR/registry.pid" "$REGISTRY_DIR/config.yml"
     if [[ "$purge" == true ]]; then
-        local mountpoint
         # Unmount leftovers (container rootfs, netns) deepest first, then delete.
-        while read -r mountpoint; do
-            umount -l "$mountpoint" 2>/dev/null || true
-        done < <(awk -v s="$STATE" -v e="${EXEC_ROOT:-$STATE}" \
-            'index($2, s "/") == 1 || index($2, e "/") == 1 { print $2 }' /proc/mounts | sort -r)
+        unmount_under "$STATE" "${EXEC_ROOT:-$STATE}" "${E2_EXEC_ROOT:-$STATE}"
         rm -rf "$STATE"
         [[ -n "$EXEC_ROOT" && "$EXEC_ROOT" == /tmp/bunker-sandbox-* ]] && rm -rf "$EXEC_ROOT"
+        [[ -n "$E2_EXEC_ROOT" && "$E2_EXEC_ROOT" == /tmp/bunker-sandbox-* ]] && rm -rf "$E2_EXEC_ROOT"
         log "down: purged $STATE"
     else
         log "down: stopped; state kept in $STATE (down --purge deletes it)"
@@ -628,11 +956,7 @@ cmd_engine_reset() {
     fi
     stop_pid dockerd "$DOCKER_PIDFILE" "$STATE"
     stop_pid containerd "$(containerd_pidfile)" "$EXEC_ROOT"
-    local mountpoint
-    while read -r mountpoint; do
-        umount -l "$mountpoint" 2>/dev/null || true
-    done < <(awk -v d="$DOCKER_DIR/data" -v e="$EXEC_ROOT" \
-        'index($2, d "/") == 1 || index($2, e "/") == 1 { print $2 }' /proc/mounts | sort -r)
+    unmount_under "$DOCKER_DIR/data" "$EXEC_ROOT"
     rm -rf "$DOCKER_DIR/data"
     log "engine-reset: deleted $DOCKER_DIR/data"
     start_dockerd
@@ -666,6 +990,11 @@ cmd_status() {
     report sshd "$SSHD_PIDFILE" "$SSH_DIR/sshd_config" "127.0.0.1:$SSH_PORT"
     report registry "$REGISTRY_DIR/registry.pid" "$REGISTRY_DIR/config.yml" "http://$REGISTRY"
     report auth-registry "$AUTH_REGISTRY_DIR/registry.pid" "$AUTH_REGISTRY_DIR/config.yml" "http://$AUTH_REGISTRY (user $AUTH_USER)"
+    if engine2_configured; then
+        report engine2 "$E2_PIDFILE" "$E2_DIR" "unix://$E2_SOCKET (Docker 26, containerd image store, pool ${E2_ADDRESS_POOL:-?})"
+        report e2-containerd "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml" "unix://$E2_EXEC_ROOT/containerd.sock"
+        report engine2-sshd "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG" "127.0.0.1:$E2_SSH_PORT"
+    fi
     return "$all"
 }
 
@@ -676,8 +1005,10 @@ env) cmd_env ;;
 status) cmd_status ;;
 registry-stop) cmd_registry_stop ;;
 engine-reset) cmd_engine_reset ;;
+up-engine2) cmd_up_engine2 ;;
+engine2-reset) cmd_engine2_reset ;;
 *)
-    echo "usage: scripts/sandbox.sh up | down [--purge] | env | status | registry-stop | engine-reset" >&2
+    echo "usage: scripts/sandbox.sh up | down [--purge] | env | status | registry-stop | engine-reset | up-engine2 | engine2-reset" >&2
     echo "state directory: \${BUNKER_SANDBOX_DIR:-<repo>/.sandbox} (now $STATE)" >&2
     exit 2
     ;;

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The single test command for bunker (CI runs it through .ci/run).
 #
-# 1. installs what is missing and starts the sandbox (scripts/sandbox.sh up), unless the
-#    sandbox in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox} already runs;
+# 1. installs what is missing and starts the sandbox with both engines (ENGINE2=1
+#    scripts/sandbox.sh up: Docker 20.10 and Docker 26 with the containerd image store),
+#    unless the sandbox in ${BUNKER_SANDBOX_DIR:-<repo>/.sandbox} already runs;
 # 2. builds everything once, then runs cargo fmt --check, cargo clippy -D warnings,
 #    builds the static release executable once (scripts/release.sh, exported as
 #    BUNKER_STATIC_BINARY for tests/static_binary.rs) and cargo test (all tests, with the
-#    sandbox environment exported);
+#    sandbox environment exported), then the engine-facing test binaries (ENGINE2_TESTS)
+#    a second time against engine 2 (BUNKER_TEST_ENGINE=2);
 # 3. stops the sandbox again if this script started it.
 # Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -45,11 +47,12 @@ trap stop_sandbox EXIT
 sandbox_status="$(bash scripts/sandbox.sh status 2>/dev/null || true)"
 if grep -q ' running ' <<<"$sandbox_status"; then
     say "using the running sandbox in $BUNKER_SANDBOX_DIR"
-    bash scripts/sandbox.sh up # idempotent: restarts missing parts, refreshes seeds and env.sh
+    # idempotent: restarts missing parts, refreshes seeds and env.sh
+    ENGINE2=1 bash scripts/sandbox.sh up
 else
     say "starting the sandbox in $BUNKER_SANDBOX_DIR"
     started_sandbox=true
-    bash scripts/sandbox.sh up
+    ENGINE2=1 bash scripts/sandbox.sh up
 fi
 # shellcheck disable=SC1091
 source "$BUNKER_SANDBOX_DIR/env.sh"
@@ -77,6 +80,11 @@ release() {
 }
 step release release
 step test cargo test --locked --no-fail-fast
+# The engine matrix: what talks to the engine runs again on Docker 26 (containerd image
+# store). Same build, so this only costs the test time.
+ENGINE2_TESTS=(image_build image_archive restore install disaster_drill)
+step "test on engine 2" env BUNKER_TEST_ENGINE=2 cargo test --locked --no-fail-fast \
+    "${ENGINE2_TESTS[@]/#/--test=}"
 
 if ((${#failed[@]} > 0)); then
     say "FAILED: ${failed[*]}"

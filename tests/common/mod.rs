@@ -9,6 +9,11 @@
 //!
 //! A test needing the sandbox panics with "sandbox not running: run scripts/sandbox.sh up"
 //! when it is absent: it never skips and never passes silently.
+//!
+//! The engine matrix: with `BUNKER_TEST_ENGINE=2`, `sandbox()` is engine 2 (Docker 26 with
+//! the containerd image store, `scripts/sandbox.sh up-engine2`) reached through its own
+//! sshd port; registries, keys and seed image names stay the same. `scripts/test.sh` runs
+//! the engine-facing test binaries a second time that way.
 #![allow(dead_code)] // Each test crate uses a different subset of these helpers.
 
 use std::collections::HashMap;
@@ -53,14 +58,37 @@ pub struct Sandbox {
     pub seed_image: String,
     /// The seed image as stored in the plain registry (not tagged on the engine).
     pub registry_image: String,
+    /// Which sandbox engine this is: 1 (Docker 20.10, classic store) or 2 (Docker 26,
+    /// containerd image store).
+    pub engine: u8,
 }
 
 const NOT_RUNNING: &str = "sandbox not running: run scripts/sandbox.sh up";
+const ENGINE2_NOT_RUNNING: &str =
+    "sandbox engine 2 not running: run scripts/sandbox.sh up-engine2 (BUNKER_TEST_ENGINE=2)";
 
-/// The sandbox, found once per test binary. Panics when it is not running.
+/// The sandbox, found once per test binary, on the engine `BUNKER_TEST_ENGINE` names (1
+/// when unset). Panics when it is not running.
 pub fn sandbox() -> Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(load_sandbox).clone()
+    SANDBOX
+        .get_or_init(|| {
+            let sandbox = load_sandbox();
+            match test_engine() {
+                1 => sandbox,
+                _ => sandbox.engine2(),
+            }
+        })
+        .clone()
+}
+
+/// The engine the tests run against: `BUNKER_TEST_ENGINE` (1 or 2), 1 when unset.
+pub fn test_engine() -> u8 {
+    match std::env::var("BUNKER_TEST_ENGINE").as_deref() {
+        Err(_) | Ok("") | Ok("1") => 1,
+        Ok("2") => 2,
+        Ok(other) => panic!("BUNKER_TEST_ENGINE={other:?}: use 1 (Docker 20.10) or 2 (Docker 26)"),
+    }
 }
 
 /// Names `scripts/sandbox.sh env` exports, in the order a missing one is reported.
@@ -159,7 +187,45 @@ impl Sandbox {
             auth_password: value("SANDBOX_AUTH_PASSWORD"),
             seed_image: value("SANDBOX_SEED_IMAGE"),
             registry_image: value("SANDBOX_REGISTRY_IMAGE"),
+            engine: 1,
         })
+    }
+
+    /// The same sandbox seen through engine 2 (Docker 26, containerd image store): its
+    /// socket, sshd port and known_hosts from `<dir>/engine2/env.sh`, which
+    /// `scripts/sandbox.sh up-engine2` writes. Panics when engine 2 is not running.
+    #[track_caller]
+    pub fn engine2(&self) -> Sandbox {
+        let path = self.dir.join("engine2/env.sh");
+        let text = fs::read_to_string(&path).unwrap_or_else(|error| {
+            panic!("{ENGINE2_NOT_RUNNING} (cannot read {path:?}: {error})")
+        });
+        let values = parse_env_file(&text);
+        let value = |name: &str| {
+            values
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{ENGINE2_NOT_RUNNING} ({path:?} lacks {name})"))
+        };
+        let ssh_port = value("BUNKER_ENGINE2_SSH_PORT");
+        let engine2 = Sandbox {
+            docker_host: value("BUNKER_ENGINE2_DOCKER_HOST"),
+            ssh_host: value("BUNKER_ENGINE2_SSH_HOST"),
+            ssh_port: ssh_port
+                .parse()
+                .unwrap_or_else(|_| panic!("{path:?}: BUNKER_ENGINE2_SSH_PORT={ssh_port:?}")),
+            ssh_user: value("BUNKER_ENGINE2_SSH_USER"),
+            ssh_key: PathBuf::from(value("BUNKER_ENGINE2_SSH_KEY")),
+            known_hosts: PathBuf::from(value("BUNKER_ENGINE2_KNOWN_HOSTS")),
+            remote_socket: value("BUNKER_ENGINE2_REMOTE_SOCKET"),
+            engine: 2,
+            ..self.clone()
+        };
+        let socket = engine2.remote_socket.as_str();
+        if !Path::new(socket).exists() {
+            panic!("{ENGINE2_NOT_RUNNING} (no engine socket at {socket})");
+        }
+        engine2
     }
 }
 
