@@ -19,11 +19,13 @@ pub const MANIFEST_FILE_NAME: &str = "manifest.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
-    /// Standard single-member gzip (readable by `gunzip` and every `docker load`).
+    /// gzip. Written as independent 1 MiB members (gzp's Mgzip, libdeflate), one
+    /// standard gzip file: `gzip -t`, `gunzip`, Python's `gzip` and every `docker
+    /// load` read it whole. Single-member files (older bunker, the old scripts) read too.
     #[default]
     Gzip,
     /// Zstandard (smaller and faster; Docker Engine 20.10 cannot load it directly,
-    /// bunker decompresses on the workstation when restoring).
+    /// so image-restore decompresses it on the workstation for such an engine).
     Zstd,
     /// The plain `docker save` tar.
     None,
