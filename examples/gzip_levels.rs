@@ -83,10 +83,7 @@ fn main() -> anyhow::Result<()> {
     for (name, make) in runs {
         let started = cpu_seconds();
         let size = compress(&input, make())?;
-        println!(
-            "{name}: {size} bytes, {:.1} CPU-s",
-            cpu_seconds() - started
-        );
+        println!("{name}: {size} bytes, {:.1} CPU-s", cpu_seconds() - started);
     }
     Ok(())
 }

@@ -101,8 +101,16 @@ fn each_wire_mode_restores_the_recorded_id_over_ssh() {
     // (mode, what the gzip file travels as, what the zstd file travels as)
     let modes = [
         ("auto", "gzip (as stored)", zstd_auto),
-        ("none", "none (decompressed here)", "none (decompressed here)"),
-        ("gzip", "gzip (as stored)", "gzip level 1 (zstd decompressed here)"),
+        (
+            "none",
+            "none (decompressed here)",
+            "none (decompressed here)",
+        ),
+        (
+            "gzip",
+            "gzip (as stored)",
+            "gzip level 1 (zstd decompressed here)",
+        ),
     ];
     for (mode, gzip_wire, zstd_wire) in modes {
         remove_images(&sandbox, &[gzip_image.as_str(), zstd_image.as_str()]);
@@ -118,7 +126,10 @@ fn each_wire_mode_restores_the_recorded_id_over_ssh() {
             (&zstd_image, &ids[1], zstd_wire),
         ] {
             let row = item(&report, image);
-            assert_eq!(row["outcome"], "loaded", "--wire-compression {mode}: {row:#}");
+            assert_eq!(
+                row["outcome"], "loaded",
+                "--wire-compression {mode}: {row:#}"
+            );
             assert_eq!(row["wire"], wire, "--wire-compression {mode}: {row:#}");
             assert_eq!(
                 image_id(&sandbox, image).as_deref(),
@@ -180,7 +191,12 @@ fn zstd_on_the_wire_needs_an_engine_that_reads_it() {
     let output = home
         .bunker()
         .remote(&sandbox)
-        .args(["image-restore", "--wire-compression", "zstd", "--archive-dir"])
+        .args([
+            "image-restore",
+            "--wire-compression",
+            "zstd",
+            "--archive-dir",
+        ])
         .arg(arch_dir.path())
         .run();
     output.assert_code(1);
@@ -375,7 +391,10 @@ fn the_multi_member_gzip_archive_passes_gzip_t_and_plain_docker_load() {
     );
     let quoted = file.display();
     let checked = std::process::Command::new("sh")
-        .args(["-c", &format!("gzip -t '{quoted}' && gunzip -c '{quoted}' | tar -t")])
+        .args([
+            "-c",
+            &format!("gzip -t '{quoted}' && gunzip -c '{quoted}' | tar -t"),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -415,7 +434,10 @@ fn a_single_member_gzip_from_the_old_scripts_restores_as_stored() {
     let tar = arch_dir.resolve(&entry.file);
     let gzipped = PathBuf::from(format!("{}.gz", tar.display()));
     let status = std::process::Command::new("sh")
-        .args(["-c", &format!("gzip -6 -c '{}' > '{}'", tar.display(), gzipped.display())])
+        .args([
+            "-c",
+            &format!("gzip -6 -c '{}' > '{}'", tar.display(), gzipped.display()),
+        ])
         .status()
         .unwrap();
     assert!(status.success());

@@ -49,9 +49,9 @@ pub struct RestoreArgs {
     /// With --dry-run: hash every file that would be loaded.
     #[arg(long, requires = "dry_run")]
     pub verify: bool,
-    /// What travels to the engine. auto: over SSH the archive file as stored when the
-    /// engine reads its format (zstd needs Docker 23.0+; otherwise it is decompressed
-    /// here and sent as gzip level 1), on a local socket the decompressed tar. none:
+    /// What travels to the engine. auto: the archive file as stored when the engine
+    /// reads its format (zstd needs Docker 23.0+; otherwise it is decompressed here and
+    /// sent as gzip level 1 over SSH, as the tar on a local socket). none:
     /// the decompressed tar. gzip, zstd: that compression (the file as stored when
     /// it has it, else recompressed here at level 1).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = WireMode::Auto)]

@@ -119,7 +119,8 @@ impl RestoreReport {
                             ));
                         }
                         if !item.problems.is_empty() {
-                            detail.push_str(&format!(" ({} problem(s) below)", item.problems.len()));
+                            detail
+                                .push_str(&format!(" ({} problem(s) below)", item.problems.len()));
                         }
                         detail
                     },

@@ -2,12 +2,15 @@
 //! decompressed tar, or the tar recompressed with a fast level.
 //!
 //! Every engine's `docker load` reads gzip; engines from 23.0 on also read zstd
-//! ([`LoadFormats`]). Over SSH the link is what a restore waits on, so by default
-//! the file travels as stored: a third of the bytes of the tar, and no CPU spent on
-//! the workstation. Only a format the engine cannot read (zstd to Docker 20.10) is
-//! decompressed here, and then recompressed with gzip level 1 before the link. On a
-//! local socket there is no link to save, and decompressing here costs the same as
-//! on the engine (it is the same machine); the tar goes raw, as before.
+//! ([`LoadFormats`]). By default the file travels as stored whenever the engine
+//! reads its format: a third of the tar's bytes over SSH, and no decompression on
+//! the workstation. Measured on this machine with a 459 MB tar (161.6 MB gzip,
+//! Docker 20.10, which decompresses with Go's reader): over SSH on loopback 17.3
+//! and 18.2 s as stored against 38.6 s for the tar; even on the local socket 20.1
+//! and 16.4 s as stored against 26.5 and 32.7 s for the tar (the engine spent the
+//! same CPU, 9–12 s, either way). Only a format the engine cannot read (zstd to
+//! Docker 20.10) is decompressed here; over SSH it is then recompressed with gzip
+//! level 1 for the link, on a local socket the tar goes as it is.
 //! `--wire-compression` overrides the choice.
 
 use std::fmt;
@@ -24,7 +27,7 @@ pub const RECOMPRESS_LEVEL: u32 = 1;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireMode {
-    /// As stored over SSH when the engine reads the file's format; the tar on a local socket.
+    /// As stored when the engine reads the file's format; else gzip level 1 over SSH, the tar on a local socket.
     #[default]
     Auto,
     /// The decompressed tar.
@@ -132,10 +135,8 @@ impl WireSettings {
             WireMode::None => WireEncoding::Decompressed,
             WireMode::Gzip => as_stored(Compression::Gzip),
             WireMode::Zstd => as_stored(Compression::Zstd),
-            // A plain tar is sent as it is, hashed (cheaper than reading its layers).
-            WireMode::Auto if stored == Compression::None => as_stored(Compression::None),
-            WireMode::Auto if self.local => WireEncoding::Decompressed,
             WireMode::Auto if readable => as_stored(stored),
+            WireMode::Auto if self.local => WireEncoding::Decompressed,
             WireMode::Auto => as_stored(Compression::Gzip),
         }
     }
@@ -188,11 +189,16 @@ mod tests {
     }
 
     #[test]
-    fn auto_sends_the_tar_on_a_local_socket() {
-        let local = settings(WireMode::Auto, NEW, true);
-        for stored in [Compression::Gzip, Compression::Zstd] {
-            assert_eq!(local.choose(stored, true), WireEncoding::Decompressed);
-        }
+    fn auto_on_a_local_socket_sends_as_stored_or_the_tar() {
+        let local = settings(WireMode::Auto, OLD, true);
+        assert_eq!(
+            local.choose(Compression::Gzip, true),
+            WireEncoding::Stored(Compression::Gzip)
+        );
+        assert_eq!(
+            local.choose(Compression::Zstd, true),
+            WireEncoding::Decompressed
+        );
     }
 
     #[test]
