@@ -22,6 +22,9 @@ impl Write for Counter {
     }
 }
 
+/// Makes a fresh compressor writing to a byte counter.
+type MakeWriter = Box<dyn Fn() -> Box<dyn ZWriter<Counter>>>;
+
 fn cpu_seconds() -> f64 {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage fills the struct it is given.
@@ -53,7 +56,7 @@ fn main() -> anyhow::Result<()> {
     let mut input = Vec::new();
     std::fs::File::open(path)?.read_to_end(&mut input)?;
     println!("{path}: {} bytes, 2 threads", input.len());
-    let mut runs: Vec<(String, Box<dyn Fn() -> Box<dyn ZWriter<Counter>>>)> = vec![(
+    let mut runs: Vec<(String, MakeWriter)> = vec![(
         "Pgz zlib-rs level 5 (before)".into(),
         Box::new(|| {
             Box::new(
