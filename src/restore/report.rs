@@ -148,15 +148,15 @@ impl RestoreReport {
                 self.count(Outcome::Retagged),
                 self.count(Outcome::Failed)
             );
-            let sent: u64 = self.images.iter().map(|item| item.bytes_sent).sum();
-            if sent > 0 {
-                summary.push_str(&format!(", {} sent to the engine", human_bytes(sent)));
-            }
             let rescued = self.failures() - self.count(Outcome::Failed);
             if rescued > 0 {
                 summary.push_str(&format!(
                     " ({rescued} loaded from another copy after a damaged or missing file)"
                 ));
+            }
+            let sent: u64 = self.images.iter().map(|item| item.bytes_sent).sum();
+            if sent > 0 {
+                summary.push_str(&format!("; {} sent to the engine", human_bytes(sent)));
             }
             summary
         }
