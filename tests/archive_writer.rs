@@ -56,6 +56,81 @@ fn gzip_archive_is_standard_gzip_with_the_recorded_hashes() {
     assert_no_partials(dir.path());
 }
 
+/// The gzip members of a file, each as (header bytes, decompressed length).
+fn gzip_members(path: &Path) -> Vec<(Vec<u8>, usize)> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut rest: &[u8] = &bytes;
+    let mut members = Vec::new();
+    while !rest.is_empty() {
+        let header = rest[..rest.len().min(20)].to_vec();
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        let length = std::io::copy(&mut decoder, &mut std::io::sink()).unwrap();
+        rest = decoder.into_inner();
+        members.push((header, length as usize));
+    }
+    members
+}
+
+#[test]
+fn gzip_is_written_as_independent_one_mib_members_that_gunzip_reads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = vec![layer(&[("big", payload(3 << 20, 7))])];
+    let tar = docker_save_tar(&TarSpec::new("example/big:1", layers));
+    let destination = dir.path().join("big.tar.gz");
+    let written = write(
+        &tar.bytes,
+        &destination,
+        &options(Compression::Gzip, "example/big:1"),
+    )
+    .unwrap();
+
+    // gzp's Mgzip: every member carries the `IG` extra field with its size, and
+    // holds one 1 MiB block of the tar (the last one the rest).
+    let members = gzip_members(&destination);
+    assert_eq!(
+        members.len(),
+        tar.bytes.len().div_ceil(1 << 20),
+        "{members:?}"
+    );
+    for (index, (header, length)) in members.iter().enumerate() {
+        assert_eq!(header[3] & 4, 4, "member {index} has no extra field");
+        assert_eq!(&header[12..14], b"IG", "member {index}");
+        if index + 1 < members.len() {
+            assert_eq!(*length, 1 << 20, "member {index}");
+        }
+    }
+    let quoted = destination.display();
+    shell(&format!("gzip -t '{quoted}'"));
+    let sum = shell(&format!("gunzip -c '{quoted}' | sha256sum"));
+    assert_eq!(
+        sum.split_whitespace().next().unwrap(),
+        written.uncompressed_sha256
+    );
+    let python = shell(&format!(
+        "python3 -c 'import gzip,hashlib,sys; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())' '{quoted}'"
+    ));
+    assert_eq!(python.trim(), written.uncompressed_sha256);
+    // --level still applies: on text, level 1 writes a larger file than level 9.
+    let text: Vec<u8> = (0..200_000u32)
+        .flat_map(|line| format!("{line}: request {} served\n", line % 977).into_bytes())
+        .collect();
+    let text_tar = docker_save_tar(&TarSpec::new(
+        "example/text:1",
+        vec![layer(&[("log", text)])],
+    ));
+    let fast = dir.path().join("fast.tar.gz");
+    let small = dir.path().join("small.tar.gz");
+    let mut level = options(Compression::Gzip, "example/text:1");
+    level.level = Some(1);
+    let fast_size = write(&text_tar.bytes, &fast, &level).unwrap().size;
+    level.level = Some(9);
+    let small_size = write(&text_tar.bytes, &small, &level).unwrap().size;
+    assert!(
+        fast_size > small_size,
+        "level 1: {fast_size}, level 9: {small_size}"
+    );
+}
+
 #[test]
 fn every_compression_round_trips_both_layouts() {
     for style in [Style::Classic, Style::Oci] {

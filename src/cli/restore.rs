@@ -20,6 +20,7 @@ use crate::engine::connect;
 use crate::image::reference::canonical_name;
 use crate::restore::plan::ProjectSelection;
 use crate::restore::source::ArchiveLocation;
+use crate::restore::wire::{WireMode, WireSettings};
 use crate::restore::{RestoreOptions, choose_archive, plan_restore, restore};
 
 #[derive(Debug, Args)]
@@ -49,6 +50,13 @@ pub struct RestoreArgs {
     /// With --dry-run: hash every file that would be loaded.
     #[arg(long, requires = "dry_run")]
     pub verify: bool,
+    /// What travels to the engine. auto: the archive file as stored when the engine
+    /// reads its format (zstd needs Docker 23.0+; otherwise it is decompressed here and
+    /// sent as gzip level 1 over SSH, as the tar on a local socket). none:
+    /// the decompressed tar. gzip, zstd: that compression (the file as stored when
+    /// it has it, else recompressed here at level 1).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = WireMode::Auto)]
+    pub wire_compression: WireMode,
     #[command(flatten)]
     pub jobs: JobsArgs,
     /// Print the report as JSON on stdout.
@@ -67,6 +75,13 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
     };
 
     let engine = connect(&args.engine.settings(global)).await?;
+    let wire = WireSettings::new(
+        args.wire_compression,
+        engine.facts.load_formats(),
+        engine.ssh_host.is_none(),
+        &engine.target,
+        &engine.facts.version,
+    )?;
     let choice = choose_archive(&location, &engine.facts.arch, &engine.target)?;
     let selection = ProjectSelection {
         only: args.selection.projects.clone(),
@@ -105,6 +120,7 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
         dry_run: args.dry_run,
         verify: args.verify,
         interrupt: interrupt.token(),
+        wire,
     };
     let report = restore(
         &engine.docker,

@@ -16,11 +16,12 @@ impl ValueEnum for Compression {
     fn to_possible_value(&self) -> Option<PossibleValue> {
         let help = match self {
             Compression::Gzip => {
-                "Standard single-member gzip (readable by `gunzip` and every `docker load`)"
+                "Standard gzip in independent 1 MiB members (readable by `gunzip` and every \
+                 `docker load`)"
             }
             Compression::Zstd => {
                 "Zstandard (smaller and faster; Docker Engine 20.10 cannot load it directly, \
-                 bunker decompresses on the workstation when restoring)"
+                 image-restore decompresses it on the workstation for such an engine)"
             }
             Compression::None => "The plain `docker save` tar",
         };

@@ -3,6 +3,7 @@
 //! The architecture decides which archive directory an image belongs to, so it must
 //! be the engine's own (never the workstation's) and in `uname -m` form (`x86_64`,
 //! `aarch64`), while pulls and manifests need the OCI platform (`linux/amd64`).
+//! [`EngineFacts::load_formats`] says which compressed tars its `docker load` reads.
 
 use bollard::Docker;
 
@@ -38,6 +39,49 @@ pub async fn read_facts(docker: &Docker) -> anyhow::Result<EngineFacts> {
         images: info.images.unwrap_or(0).max(0) as u64,
         name: info.name.unwrap_or_default(),
     })
+}
+
+/// The compressions an engine's `docker load` (`POST /images/load`) reads besides a
+/// plain tar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LoadFormats {
+    /// gzip, single- or multi-member: every engine version.
+    pub gzip: bool,
+    /// Zstandard: Docker Engine 23.0 (API 1.42) and later, whose `pkg/archive`
+    /// decompresses zstd (moby#41759). Docker 20.10 fails with
+    /// "archive/tar: invalid tar header".
+    pub zstd: bool,
+}
+
+impl EngineFacts {
+    /// What this engine's `docker load` reads, from its version (or, when the
+    /// version is not a number, its API version).
+    pub fn load_formats(&self) -> LoadFormats {
+        load_formats(&self.version, &self.api_version)
+    }
+}
+
+/// [`LoadFormats`] of an engine reporting `version` (`20.10.24+dfsg1`, `26.1.5`)
+/// and API `api_version` (`1.41`).
+pub fn load_formats(version: &str, api_version: &str) -> LoadFormats {
+    let major = leading_number(version);
+    let zstd = match major {
+        Some(major) => major >= 23,
+        None => {
+            let mut parts = api_version.split('.');
+            let api = (
+                parts.next().and_then(leading_number),
+                parts.next().and_then(leading_number),
+            );
+            matches!(api, (Some(major), Some(minor)) if (major, minor) >= (1, 42))
+        }
+    };
+    LoadFormats { gzip: true, zstd }
+}
+
+fn leading_number(text: &str) -> Option<u64> {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// `uname -m` spelling of an architecture; Go names (`amd64`, `arm64`) are translated,
@@ -88,6 +132,16 @@ mod tests {
         assert_eq!(uname_machine("arm64"), "aarch64");
         assert_eq!(uname_machine("aarch64"), "aarch64");
         assert_eq!(uname_machine("armv7l"), "armv7l");
+    }
+
+    #[test]
+    fn zstd_loads_from_engine_23_on() {
+        assert!(!load_formats("20.10.24+dfsg1", "1.41").zstd);
+        assert!(load_formats("20.10.24+dfsg1", "1.41").gzip);
+        assert!(load_formats("23.0.0", "1.42").zstd);
+        assert!(load_formats("26.1.5+dfsg1", "1.45").zstd);
+        assert!(!load_formats("unknown", "1.41").zstd);
+        assert!(load_formats("unknown", "1.43").zstd);
     }
 
     #[test]

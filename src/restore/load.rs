@@ -7,11 +7,13 @@
 //! hashed again and its last chunk held back, so a local file swapped between
 //! the check and the load still fails before the engine commits anything.
 //!
-//! The file is decompressed here, on the workstation ([`open_archive`]), so gzip,
-//! zstd and plain archives load on any engine version (Docker 20.10 cannot load
-//! zstd itself). On a mismatch the request body ends with an error instead of
-//! its last chunk, so the engine sees a broken upload and never a complete tar
-//! of a corrupt file. An interrupt ends the request body the same way.
+//! What travels is chosen per file by [`WireSettings::choose`]: the file's own
+//! compressed bytes ([`send::stored_bytes`], hashed on the way), or the tar
+//! decompressed here ([`open_archive`], every layer checked), recompressed with a
+//! fast level where the link needs it ([`send::recompressed`]). On a mismatch the
+//! request body ends with an error instead of its last bytes, so the engine sees
+//! a broken upload and never a complete tar of a corrupt file. An interrupt ends
+//! the request body the same way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +24,10 @@ use futures_util::StreamExt;
 
 use tokio_util::sync::CancellationToken;
 
+use super::send::{self, Body};
+use super::wire::{WireEncoding, WireSettings};
 use crate::archive::reader::{check_file, corrupt_error};
-use crate::archive::{ExpectedFile, ManifestEntry, open_archive};
+use crate::archive::{Compression, ExpectedFile, ManifestEntry, open_archive};
 use crate::interrupt::abort_on_cancel;
 
 /// Why a load did not happen.
@@ -53,7 +57,7 @@ impl LoadFailure {
 /// A finished load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Loaded {
-    /// Decompressed bytes sent to the engine.
+    /// Bytes sent to the engine, as they went on the wire (compressed or not).
     pub bytes_sent: u64,
     /// What the engine said (`Loaded image: …`).
     pub engine_messages: Vec<String>,
@@ -78,14 +82,36 @@ impl CheckOrder {
     }
 }
 
-/// Loads the archive file `path` of `entry` onto the engine. `on_bytes` hears
-/// of every chunk sent (for a progress bar); cancelling `interrupt` aborts the upload.
+/// How the file `path` of `entry` travels, from its first bytes (its compression)
+/// and `wire`.
+pub fn wire_encoding(
+    path: &std::path::Path,
+    entry: &ManifestEntry,
+    wire: &WireSettings,
+) -> Result<WireEncoding, LoadFailure> {
+    let mut first = [0u8; 4];
+    let read = std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read(&mut file, &mut first))
+        .map_err(|error| {
+            LoadFailure::Unreadable(format!("cannot read archive {}: {error}", path.display()))
+        })?;
+    let stored = Compression::from_magic(&first[..read]);
+    Ok(wire.choose(stored, !entry.sha256.is_empty()))
+}
+
+/// Loads the archive file `path` of `entry` onto the engine, sent as `encoding`
+/// ([`wire_encoding`]). `on_progress` hears of every chunk read (bytes of the file
+/// when it goes as stored, else bytes of the tar); `on_wire` of every chunk sent;
+/// cancelling `interrupt` aborts the upload.
+#[allow(clippy::too_many_arguments)]
 pub async fn load_verified(
     docker: &Docker,
     path: &std::path::Path,
     entry: &ManifestEntry,
     order: CheckOrder,
-    on_bytes: impl Fn(u64) + Send + Sync + 'static,
+    encoding: WireEncoding,
+    on_progress: impl Fn(u64) + Send + Sync + 'static,
+    on_wire: impl Fn(u64) + Send + Sync + 'static,
     interrupt: &CancellationToken,
 ) -> Result<Loaded, LoadFailure> {
     match order {
@@ -100,7 +126,7 @@ pub async fn load_verified(
         },
         CheckOrder::StreamHoldingTail => {}
     }
-    let stream = open_archive(path, ExpectedFile::from_entry(entry))
+    let stream = body(path, entry, encoding, on_progress)
         .map_err(|error| LoadFailure::Unreadable(error.to_string()))?;
     let file_error: Arc<Mutex<Option<String>>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
@@ -111,7 +137,7 @@ pub async fn load_verified(
             match &chunk {
                 Ok(bytes) => {
                     sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    on_bytes(bytes.len() as u64);
+                    on_wire(bytes.len() as u64);
                 }
                 Err(error) => {
                     if let Ok(mut slot) = file_error.lock() {
@@ -165,6 +191,32 @@ pub async fn load_verified(
     Ok(Loaded {
         bytes_sent: sent.load(Ordering::Relaxed),
         engine_messages,
+    })
+}
+
+/// The request body for `encoding`, reporting bytes read to `on_progress`.
+fn body(
+    path: &std::path::Path,
+    entry: &ManifestEntry,
+    encoding: WireEncoding,
+    on_progress: impl Fn(u64) + Send + Sync + 'static,
+) -> std::io::Result<Body> {
+    let expected = ExpectedFile::from_entry(entry);
+    let read: Body = match encoding {
+        WireEncoding::Stored(_) => send::stored_bytes(path, &expected)?,
+        WireEncoding::Decompressed | WireEncoding::Recompressed { .. } => {
+            Box::pin(open_archive(path, expected)?)
+        }
+    };
+    let read: Body = Box::pin(read.map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            on_progress(bytes.len() as u64);
+        }
+        chunk
+    }));
+    Ok(match encoding {
+        WireEncoding::Recompressed { to, .. } => send::recompressed(read, to),
+        _ => read,
     })
 }
 

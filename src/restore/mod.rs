@@ -10,6 +10,9 @@
 //!   re-tagging.
 //! - [`load`]: one archive file streamed into the engine's load endpoint while its
 //!   size and SHA-256 are checked, and the clean-up after a failed load.
+//! - [`wire`]: what travels to the engine (the file as stored, the tar, or the tar
+//!   recompressed), and `--wire-compression`; [`send`]: those byte streams, checked
+//!   on their way with their end held back.
 //! - [`run`]: the whole restore (or its dry run) with bounded parallelism.
 //! - [`report`]: the summary table and `--json`.
 
@@ -18,7 +21,9 @@ pub mod load;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod send;
 pub mod source;
+pub mod wire;
 
 pub use plan::{RestoreItem, RestorePlan, plan_restore};
 pub use report::{ItemResult, Outcome, RestoreReport};

@@ -45,9 +45,13 @@ pub struct ItemResult {
     pub outcome: Outcome,
     /// The archive file loaded (or that a dry run would load), relative to the arch directory.
     pub file: Option<String>,
-    /// Decompressed bytes sent to the engine (0 for skips and dry runs); for a failed
-    /// image, what its failed attempts sent before they were cut off.
+    /// Bytes sent to the engine as they went on the wire, compressed or not (0 for
+    /// skips and dry runs); for a failed image, what its failed attempts sent before
+    /// they were cut off.
     pub bytes_sent: u64,
+    /// How the loaded file travelled: `gzip (as stored)`, `none (decompressed here)`,
+    /// `gzip level 1 (zstd decompressed here)`.
+    pub wire: Option<String>,
     /// Short explanation of the outcome.
     pub detail: String,
     /// Corrupt or missing files and engine errors met on the way; any makes the run fail,
@@ -106,10 +110,19 @@ impl RestoreReport {
                         .map(short_id)
                         .unwrap_or("-")
                         .to_string(),
-                    if item.problems.is_empty() {
-                        item.detail.clone()
-                    } else {
-                        format!("{} ({} problem(s) below)", item.detail, item.problems.len())
+                    {
+                        let mut detail = item.detail.clone();
+                        if let Some(wire) = &item.wire {
+                            detail.push_str(&format!(
+                                "; sent {} {wire}",
+                                human_bytes(item.bytes_sent)
+                            ));
+                        }
+                        if !item.problems.is_empty() {
+                            detail
+                                .push_str(&format!(" ({} problem(s) below)", item.problems.len()));
+                        }
+                        detail
                     },
                 ]
             })
@@ -141,6 +154,10 @@ impl RestoreReport {
                     " ({rescued} loaded from another copy after a damaged or missing file)"
                 ));
             }
+            let sent: u64 = self.images.iter().map(|item| item.bytes_sent).sum();
+            if sent > 0 {
+                summary.push_str(&format!("; {} sent to the engine", human_bytes(sent)));
+            }
             summary
         }
     }
@@ -154,5 +171,15 @@ impl RestoreReport {
             }
         }
         lines
+    }
+}
+
+/// `12.3 MB`, `512 kB`, `17 B` (decimal units).
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.0} kB", bytes as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.2} GB", bytes as f64 / 1e9),
     }
 }

@@ -19,10 +19,11 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::engine_state::{id_exists, image_id, remove, short_id, tag};
-use super::load::{CheckOrder, LoadFailure, Loaded, load_verified};
+use super::load::{CheckOrder, LoadFailure, Loaded, load_verified, wire_encoding};
 use super::plan::{RestoreItem, RestorePlan};
 use super::report::{ItemResult, Outcome, RestoreReport};
 use super::source::ArchiveChoice;
+use super::wire::{WireEncoding, WireSettings};
 use crate::archive::{ArchDir, ExpectedFile, ManifestEntry, scan_archive};
 use crate::progress::{Progress, Task};
 
@@ -39,6 +40,8 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Cancelled by Ctrl-C or SIGTERM ([`crate::interrupt`]).
     pub interrupt: CancellationToken,
+    /// What travels to the engine (`--wire-compression` and what the engine reads).
+    pub wire: WireSettings,
 }
 
 /// Why an image was not restored when an interrupt stopped the run.
@@ -113,6 +116,7 @@ fn result(item: &RestoreItem, outcome: Outcome, detail: impl Into<String>) -> It
         outcome,
         file: None,
         bytes_sent: 0,
+        wire: None,
         detail: detail.into(),
         problems: Vec::new(),
     }
@@ -260,16 +264,30 @@ async fn restore_image(
             problems.push(missing_file_problem(arch_dir, source));
             continue;
         }
-        if let Some(tar_size) = source.uncompressed_size {
-            task.set_length(tar_size);
+        let encoding = match wire_encoding(&path, source, &options.wire) {
+            Ok(encoding) => encoding,
+            Err(failure) => {
+                problems.push(failure.message().to_string());
+                continue;
+            }
+        };
+        // Progress counts what is read: the file as stored, else the tar.
+        let length = match encoding {
+            WireEncoding::Stored(_) => Some(source.size),
+            _ => source.uncompressed_size,
+        };
+        if let Some(length) = length {
+            task.set_length(length);
         }
-        task.set_message(source.file.clone());
+        task.set_message(format!("{}, sent {encoding}", source.file));
         let advance = {
             let task = task.clone();
+            move |bytes| task.advance(bytes)
+        };
+        let on_wire = {
             let sent = sent.clone();
             move |bytes| {
                 sent.fetch_add(bytes, Ordering::Relaxed);
-                task.advance(bytes);
             }
         };
         match load_verified(
@@ -277,7 +295,9 @@ async fn restore_image(
             &path,
             source,
             CheckOrder::for_local_file(),
+            encoding,
             advance,
+            on_wire,
             &options.interrupt,
         )
         .await
@@ -286,6 +306,7 @@ async fn restore_image(
                 let mut done = check_after_load(docker, item, &loaded).await;
                 done.file = Some(source.file.clone());
                 done.bytes_sent = loaded.bytes_sent;
+                done.wire = Some(encoding.to_string());
                 done.problems.splice(0..0, problems);
                 finish_task(&task, &done);
                 return done;
