@@ -90,6 +90,7 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
         dry_run: args.dry_run,
         verify: args.verify,
         interrupt: interrupt.token(),
+        image_store: engine.facts.image_store,
     };
     let report = restore(
         &engine.docker,
