@@ -93,7 +93,10 @@ impl Engine {
     }
 
     fn inspect(&self, image: &str, format: &str) -> String {
-        docker_ok(&self.sandbox, ["image", "inspect", "--format", format, image])
+        docker_ok(
+            &self.sandbox,
+            ["image", "inspect", "--format", format, image],
+        )
     }
 
     /// What identifies the image's content on any store: layers, command, env.
@@ -155,7 +158,10 @@ fn round_trip(from: &Engine, to: &Engine, image: &str) {
     );
     let again = from_to(to, arch_dir.path(), "skipped");
     assert!(
-        again["detail"].as_str().unwrap().contains("already on the engine"),
+        again["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already on the engine"),
         "{again:#}"
     );
 }
@@ -220,7 +226,13 @@ fn a_different_image_under_the_archived_name_is_not_called_the_same() {
         .unwrap();
         docker_ok(
             &engine.sandbox,
-            ["build", "-q", "-t", &image, &context.path().to_string_lossy()],
+            [
+                "build",
+                "-q",
+                "-t",
+                &image,
+                &context.path().to_string_lossy(),
+            ],
         );
         let impostor_id = engine.inspect(&image, "{{.Id}}");
         let impostor = engine.content(&image);
@@ -241,7 +253,11 @@ fn a_different_image_under_the_archived_name_is_not_called_the_same() {
             row["outcome"] == "loaded" || row["outcome"] == "retagged",
             "{output}"
         );
-        assert_eq!(engine.content(&image), archived, "{image} after the restore");
+        assert_eq!(
+            engine.content(&image),
+            archived,
+            "{image} after the restore"
+        );
         let _ = docker(&engine.sandbox, ["rmi", "--force", &impostor_id]);
     }
     classic.remove(&image);

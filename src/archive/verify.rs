@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::docker_tar::DockerImageInfo;
 use super::durable::find_partials;
 use super::layout::{ArchDir, ArchiveLayout};
-use super::docker_tar::DockerImageInfo;
 use super::manifest::{ContentIdentity, Manifest, ManifestEntry};
 use super::reader::ExpectedFile;
 use super::scan::scan_archive;
@@ -266,8 +266,7 @@ fn identity_problems(recorded: &ContentIdentity, image: &DockerImageInfo) -> Vec
         && image.config_fingerprint.as_ref() != Some(fingerprint)
     {
         problems.push(
-            "the image's config fields differ from the manifest's `config_fingerprint`"
-                .to_string(),
+            "the image's config fields differ from the manifest's `config_fingerprint`".to_string(),
         );
     }
     problems

@@ -396,8 +396,8 @@ mod tests {
         let mut older = recorded();
         older.config_digest = None;
         older.config_fingerprint = None;
-        let engine = EngineImage::from_inspect(&inspect("sha256:m", "2020-01-01T00:00:00Z", "/"))
-            .unwrap();
+        let engine =
+            EngineImage::from_inspect(&inspect("sha256:m", "2020-01-01T00:00:00Z", "/")).unwrap();
         // An older manifest's docker_id may be a manifest digest: layers decide, weakly.
         assert!(matches!(
             compare(&older, &engine, ImageStore::Classic),
