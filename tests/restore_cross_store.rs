@@ -2,7 +2,7 @@
 //! (classic store: image ID = config digest) restored onto its Docker 26 with the
 //! containerd image store (image ID = manifest digest), and the reverse, over SSH.
 //! A correctly loaded image is never called failed, a different image under the
-//! archived name is never called the same, and manifests written before the identity
+//! archived name is never called the same (unit tests in `image::identity`), and manifests written before the identity
 //! fields existed still restore onto either engine.
 
 mod common;
@@ -180,7 +180,6 @@ fn an_archive_restores_across_image_stores_both_ways() {
 
     let from_classic = format!("bunker-test/{}:1", unique_name("cross-c2d"));
     classic.build(&from_classic, "");
-    containerd.remove(&from_classic);
     round_trip(&classic, &containerd, &from_classic);
     // On the containerd store the ID is a manifest digest the engine wrote itself.
     assert_ne!(
@@ -192,76 +191,9 @@ fn an_archive_restores_across_image_stores_both_ways() {
 
     let from_containerd = format!("bunker-test/{}:1", unique_name("cross-d2c"));
     containerd.build(&from_containerd, "");
-    classic.remove(&from_containerd);
     round_trip(&containerd, &classic, &from_containerd);
     classic.remove(&from_containerd);
     containerd.remove(&from_containerd);
-}
-
-#[test]
-fn a_different_image_under_the_archived_name_is_not_called_the_same() {
-    let classic = Engine::new(sandbox());
-    let containerd = Engine::new(engine2());
-    let image = format!("bunker-test/{}:1", unique_name("cross-same-name"));
-    classic.build(&image, "");
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_images(
-        &classic.sandbox.docker_host,
-        base.path(),
-        "x86_64",
-        &[gz("cross", &image)],
-    );
-    let archived = classic.content(&image);
-    containerd.remove(&image);
-    from_to(&containerd, arch_dir.path(), "loaded");
-
-    for engine in [&containerd, &classic] {
-        // The name now holds the archived layers with another command: the same
-        // layers, another config.
-        let context = tempfile::tempdir().unwrap();
-        std::fs::write(
-            context.path().join("Dockerfile"),
-            format!("FROM {image}\nCMD [\"echo\", \"impostor\"]\n"),
-        )
-        .unwrap();
-        docker_ok(
-            &engine.sandbox,
-            [
-                "build",
-                "-q",
-                "-t",
-                &image,
-                &context.path().to_string_lossy(),
-            ],
-        );
-        let impostor_id = engine.inspect(&image, "{{.Id}}");
-        let impostor = engine.content(&image);
-        assert_ne!(impostor, archived);
-        assert_eq!(
-            engine.inspect(&image, "{{json .RootFS.Layers}}"),
-            classic.inspect(&image, "{{json .RootFS.Layers}}")
-        );
-
-        let preview = engine.restore(arch_dir.path(), &["--dry-run"]);
-        preview.assert_success();
-        let row = only_row(&preview);
-        assert_ne!(row["outcome"], "would-skip", "{preview}");
-        let output = engine.restore(arch_dir.path(), &[]);
-        output.assert_success();
-        let row = only_row(&output);
-        assert!(
-            row["outcome"] == "loaded" || row["outcome"] == "retagged",
-            "{output}"
-        );
-        assert_eq!(
-            engine.content(&image),
-            archived,
-            "{image} after the restore"
-        );
-        let _ = docker(&engine.sandbox, ["rmi", "--force", &impostor_id]);
-    }
-    classic.remove(&image);
-    containerd.remove(&image);
 }
 
 /// Strips what newer bunkers record from every entry of the manifest in `arch_dir`:
@@ -304,7 +236,6 @@ fn older_manifests_with_only_docker_id_restore_onto_both_engines() {
         age_manifest(&arch_dir, layers);
 
         // Engine 2: loaded (not failed), the same content under the name.
-        containerd.remove(&image);
         from_to(&containerd, arch_dir.path(), "loaded");
         assert_eq!(containerd.content(&image), content);
         // Nothing certain to compare by: loaded again rather than skipped.
