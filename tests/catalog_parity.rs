@@ -144,7 +144,6 @@ fn example_projects_match_docker_compose() {
     assert_matches_compose(&catalog, "no-root-env");
 }
 
-
 /// `BUNKER_REGISTRY` moves every image of `projects/` that comes from the sandbox
 /// registry, base images included, and bunker still agrees with Docker Compose.
 #[test]
@@ -560,6 +559,7 @@ fn drt_env_dir_instances_match_docker_compose() {
         Instances::Found {
             drt_env_dir: Some(&drt),
         },
+        &environment(),
     );
 }
 

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::digest::{DecodedDigest, Hashed};
+use crate::image::identity::ConfigFields;
 
 const BLOCK: usize = 512;
 /// Members up to this size that look like JSON are kept in memory.
@@ -63,6 +64,10 @@ pub struct DockerImageInfo {
     pub platform: Option<String>,
     /// Manifest digests listed in `index.json` (Docker 25+ OCI-style tars).
     pub manifest_digests: Vec<String>,
+    /// [`ConfigFields::fingerprint`] of the config: comparable with any engine's
+    /// inspect output, whatever its image store.
+    #[serde(default)]
+    pub config_fingerprint: Option<String>,
 }
 
 /// Why a tar is not a loadable docker-save archive of the expected image.
@@ -513,6 +518,9 @@ impl DockerTarInspector {
                 reason: error.to_string(),
             })?;
         let platform = platform_of(&config);
+        let config_fingerprint = serde_json::from_slice::<serde_json::Value>(config_bytes)
+            .ok()
+            .map(|value| ConfigFields::from_config_json(&value).fingerprint());
         let diff_ids = config
             .rootfs
             .map(|rootfs| rootfs.diff_ids)
@@ -581,6 +589,7 @@ impl DockerTarInspector {
             layer_files: item.layers.clone(),
             platform,
             manifest_digests,
+            config_fingerprint,
         };
         check_expected(&info, expected)?;
         Ok(info)

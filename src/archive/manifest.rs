@@ -13,9 +13,11 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use super::docker_tar::DockerImageInfo;
 use super::durable::write_atomic;
 use super::layout::{ArchDir, Compression, archive_file_name, versioned_file_stem};
 use super::writer::WrittenArchive;
+use crate::image::identity::RecordedIdentity;
 
 /// The schema this bunker writes. Manifests without the field are the old
 /// tool's (treated as version 0 and upgraded on the next save).
@@ -78,6 +80,9 @@ pub struct ManifestEntry {
     /// Layer diff IDs (`sha256:…`) from the image config, in order.
     #[serde(default)]
     pub layers: Vec<String>,
+    /// What else identifies the image on any image store (absent before bunker recorded it).
+    #[serde(flatten)]
+    pub identity: ContentIdentity,
     /// Size of the `docker save` tar inside the archive.
     #[serde(default)]
     pub uncompressed_size: Option<u64>,
@@ -100,7 +105,48 @@ pub struct ManifestEntry {
     pub deployed_as: Option<String>,
 }
 
+/// What identifies an archived image's content whatever image store holds it
+/// ([`crate::image::identity`]): the engine's `docker_id` is the config digest on
+/// the classic store but a manifest digest on the containerd store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentIdentity {
+    /// `sha256:…` of the image config: the classic store's image ID.
+    #[serde(default)]
+    pub config_digest: Option<String>,
+    /// Manifest (or index) digests the image had: the containerd store's image ID
+    /// when it was saved there, the registry's manifest digest when pulled from one.
+    #[serde(default)]
+    pub manifest_digests: Vec<String>,
+    /// `sha256:…` of the config fields that decide how containers run
+    /// ([`ConfigFields`](crate::image::identity::ConfigFields)), comparable with any
+    /// engine's inspect output.
+    #[serde(default)]
+    pub config_fingerprint: Option<String>,
+}
+
+impl ContentIdentity {
+    /// What a valid docker-save tar says about its image.
+    pub fn of_image(image: &DockerImageInfo) -> ContentIdentity {
+        ContentIdentity {
+            config_digest: Some(image.config_digest.clone()),
+            manifest_digests: image.manifest_digests.clone(),
+            config_fingerprint: image.config_fingerprint.clone(),
+        }
+    }
+}
+
 impl ManifestEntry {
+    /// Everything the entry records about the image's identity.
+    pub fn recorded_identity(&self) -> RecordedIdentity {
+        RecordedIdentity {
+            docker_id: self.docker_id.clone(),
+            config_digest: self.identity.config_digest.clone(),
+            manifest_digests: self.identity.manifest_digests.clone(),
+            diff_ids: self.layers.clone(),
+            config_fingerprint: self.identity.config_fingerprint.clone(),
+        }
+    }
+
     /// An entry for a freshly written archive; the caller fills in `services`,
     /// `action`, `docker_id` and `repo_digests` from the engine.
     pub fn from_written(
@@ -120,6 +166,7 @@ impl ManifestEntry {
             docker_id: None,
             repo_digests: Vec::new(),
             layers: written.image.diff_ids.clone(),
+            identity: ContentIdentity::of_image(&written.image),
             uncompressed_size: Some(written.uncompressed_size),
             uncompressed_sha256: Some(written.uncompressed_sha256.clone()),
             compression: written.compression,
@@ -369,6 +416,7 @@ mod tests {
             docker_id: None,
             repo_digests: vec![],
             layers: vec![],
+            identity: ContentIdentity::default(),
             uncompressed_size: None,
             uncompressed_sha256: None,
             compression: Compression::Gzip,

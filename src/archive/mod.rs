@@ -25,7 +25,7 @@ pub use docker_tar::{DockerImageInfo, DockerTarError, ExpectedImage};
 pub use durable::{remove_stale_partials, remove_stale_partials_to_depth};
 pub use layout::{ArchDir, ArchiveLayout, Compression, archive_file_name, versioned_file_name};
 pub use lock::{LockError, ManifestLock};
-pub use manifest::{ArchiveAction, Manifest, ManifestEntry};
+pub use manifest::{ArchiveAction, ContentIdentity, Manifest, ManifestEntry};
 pub use reader::{ArchiveStream, ExpectedFile, open_archive};
 pub use rebuild::{RebuiltManifest, rebuild_manifest};
 pub use scan::{ArchiveScan, scan_archive};

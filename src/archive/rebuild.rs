@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::docker_tar::ExpectedImage;
 use super::layout::ArchDir;
-use super::manifest::{Manifest, ManifestEntry, now_rfc3339};
+use super::manifest::{ContentIdentity, Manifest, ManifestEntry, now_rfc3339};
 use super::scan::scan_archive;
 
 /// An archive file left out of the rebuilt manifest, and why.
@@ -140,6 +140,7 @@ fn entry_for_file(
                 .unwrap_or_else(|| image.config_digest.clone()),
         ),
         repo_digests: old.map(|old| old.repo_digests.clone()).unwrap_or_default(),
+        identity: ContentIdentity::of_image(&image),
         layers: image.diff_ids,
         uncompressed_size: Some(scan.uncompressed_size),
         uncompressed_sha256: Some(scan.uncompressed_sha256),

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::docker_tar::DockerImageInfo;
 use super::durable::find_partials;
 use super::layout::{ArchDir, ArchiveLayout};
-use super::manifest::{Manifest, ManifestEntry};
+use super::manifest::{ContentIdentity, Manifest, ManifestEntry};
 use super::reader::ExpectedFile;
 use super::scan::scan_archive;
 
@@ -242,6 +243,31 @@ fn entry_problems(path: &Path, entry: &ManifestEntry) -> Vec<String> {
         && image.diff_ids != entry.layers
     {
         problems.push("the image's layer diff IDs differ from the manifest's `layers`".to_string());
+    }
+    if let Ok(image) = &scan.image {
+        problems.extend(identity_problems(&entry.identity, image));
+    }
+    problems
+}
+
+/// How the tar's image differs from the identity the manifest records (fields an
+/// older bunker did not record are not checked).
+fn identity_problems(recorded: &ContentIdentity, image: &DockerImageInfo) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(digest) = &recorded.config_digest
+        && *digest != image.config_digest
+    {
+        problems.push(format!(
+            "the image's config digest is {}, the manifest's `config_digest` {digest}",
+            image.config_digest
+        ));
+    }
+    if let Some(fingerprint) = &recorded.config_fingerprint
+        && image.config_fingerprint.as_ref() != Some(fingerprint)
+    {
+        problems.push(
+            "the image's config fields differ from the manifest's `config_fingerprint`".to_string(),
+        );
     }
     problems
 }

@@ -121,6 +121,7 @@ pub async fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<ExitC
         verify: args.verify,
         interrupt: interrupt.token(),
         wire,
+        image_store: engine.facts.image_store,
     };
     let report = restore(
         &engine.docker,

@@ -124,12 +124,25 @@ pub fn compare(
         .iter()
         .map(|(compose, project)| (project.as_str(), compose.as_str()))
         .collect();
-    // catalog project -> canonical images of its services -> services
-    let mut cataloged: HashMap<&str, BTreeMap<String, Vec<&str>>> = HashMap::new();
+    // The Compose project an entry runs under: its configured instance's, else its
+    // project's (`<project>` or `<project>_<instance>`, as `docker compose -p`).
+    let compose_of = |entry: &crate::catalog::CatalogEntry| -> String {
+        entry
+            .compose_project
+            .clone()
+            .or_else(|| {
+                compose_name_of
+                    .get(entry.project.as_str())
+                    .map(|name| name.to_string())
+            })
+            .unwrap_or_else(|| entry.project.clone())
+    };
+    // Compose project -> canonical images of its services -> services
+    let mut cataloged: HashMap<String, BTreeMap<String, Vec<&str>>> = HashMap::new();
     for entry in &catalog.entries {
         if let (Some(image), Some(service)) = (&entry.image, &entry.service) {
             cataloged
-                .entry(entry.project.as_str())
+                .entry(compose_of(entry))
                 .or_default()
                 .entry(canonical_name(image))
                 .or_default()
@@ -148,9 +161,10 @@ pub fn compare(
             continue;
         }
         let canonical = canonical_name(&container.image);
-        let is_cataloged = catalog_project
+        let is_cataloged = container
+            .project
             .as_deref()
-            .and_then(|project| cataloged.get(project))
+            .and_then(|compose| cataloged.get(compose))
             .is_some_and(|images| images.contains_key(&canonical));
         let difference = |kind, detail: String| Difference {
             kind,
@@ -212,16 +226,15 @@ pub fn compare(
             continue;
         }
         let canonical = canonical_name(image);
+        let compose_project = compose_of(entry);
         let runs = deployed.iter().any(|found| {
-            found.catalog_project.as_deref() == Some(entry.project.as_str())
+            found.container.project.as_deref() == Some(compose_project.as_str())
                 && canonical_name(&found.container.image) == canonical
         });
         if runs {
             continue;
         }
-        let compose = compose_name_of
-            .get(entry.project.as_str())
-            .map(|name| name.to_string());
+        let compose = Some(compose_project);
         let mut detail = format!(
             "no running container of Compose project {} uses it",
             compose.as_deref().unwrap_or(&entry.project)
@@ -330,6 +343,8 @@ mod tests {
             build: None,
             base_for: vec![],
             profiles: vec![],
+            instance: None,
+            compose_project: None,
             env_var: None,
             env_default: None,
             pinned: true,
@@ -346,6 +361,8 @@ mod tests {
                 compose_name: Some("web".into()),
                 compose_file: "Web/compose.yaml".into(),
                 env_files: vec![],
+                instance: None,
+                override_file: None,
                 ok: true,
             }],
             entries: vec![

@@ -8,6 +8,7 @@
 use bollard::Docker;
 
 use super::EngineFacts;
+use crate::image::identity::ImageStore;
 
 /// Reads the facts with one `/version` and one `/info` request. An engine that does not
 /// report its architecture is an error: guessing one would file archives wrongly.
@@ -35,6 +36,7 @@ pub async fn read_facts(docker: &Docker) -> anyhow::Result<EngineFacts> {
         api_version: format!("{}.{}", negotiated.major_version, negotiated.minor_version),
         arch,
         platform,
+        image_store: image_store(info.driver_status.as_deref().unwrap_or_default()),
         storage_driver: info.driver.unwrap_or_default(),
         images: info.images.unwrap_or(0).max(0) as u64,
         name: info.name.unwrap_or_default(),
@@ -82,6 +84,24 @@ pub fn load_formats(version: &str, api_version: &str) -> LoadFormats {
 fn leading_number(text: &str) -> Option<u64> {
     let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// The image store, from `/info` DriverStatus: the containerd store reports its
+/// snapshotter as `driver-type io.containerd.snapshotter.v1`; graphdrivers report
+/// other rows (`Backing Filesystem`, ...). Decided once per run: it says what an
+/// image ID is ([`crate::image::identity`]).
+pub fn image_store(driver_status: &[Vec<String>]) -> ImageStore {
+    let containerd = driver_status.iter().any(|row| {
+        row.first().is_some_and(|key| key == "driver-type")
+            && row
+                .get(1)
+                .is_some_and(|value| value.starts_with("io.containerd.snapshotter"))
+    });
+    if containerd {
+        ImageStore::Containerd
+    } else {
+        ImageStore::Classic
+    }
 }
 
 /// `uname -m` spelling of an architecture; Go names (`amd64`, `arm64`) are translated,
@@ -142,6 +162,23 @@ mod tests {
         assert!(load_formats("26.1.5+dfsg1", "1.45").zstd);
         assert!(!load_formats("unknown", "1.41").zstd);
         assert!(load_formats("unknown", "1.43").zstd);
+    }
+
+    #[test]
+    fn the_image_store_comes_from_the_driver_status() {
+        let row = |key: &str, value: &str| vec![key.to_string(), value.to_string()];
+        assert_eq!(
+            image_store(&[row("driver-type", "io.containerd.snapshotter.v1")]),
+            ImageStore::Containerd
+        );
+        assert_eq!(
+            image_store(&[
+                row("Backing Filesystem", "extfs"),
+                row("Supports d_type", "true")
+            ]),
+            ImageStore::Classic
+        );
+        assert_eq!(image_store(&[]), ImageStore::Classic);
     }
 
     #[test]

@@ -68,9 +68,16 @@ pub struct EngineFacts {
     /// OS/architecture pair in OCI form, e.g. `linux/amd64`.
     pub platform: String,
     pub storage_driver: String,
+    /// Classic or containerd image store: what an image ID is on this engine.
+    #[serde(default = "classic_store")]
+    pub image_store: crate::image::identity::ImageStore,
     pub images: u64,
     /// Host name of the engine's machine.
     pub name: String,
+}
+
+fn classic_store() -> crate::image::identity::ImageStore {
+    crate::image::identity::ImageStore::Classic
 }
 
 /// A connected engine: one SSH connection reused for every request of the run.

@@ -3,4 +3,5 @@
 
 pub mod build_context;
 pub mod dockerignore;
+pub mod identity;
 pub mod reference;

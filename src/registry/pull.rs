@@ -478,6 +478,17 @@ async fn write_docker_archive(
     let mut entry = ManifestEntry::from_written(&options.project, &name, &relative, &written);
     entry.action = Some(ArchiveAction::RegistryPull);
     entry.docker_id = Some(config_digest.to_string());
+    // The registry's digests: what the containerd image store names the image by.
+    for digest in image
+        .index
+        .iter()
+        .chain(std::iter::once(&image.manifest))
+        .map(|fetched| fetched.digest.to_string())
+    {
+        if !entry.identity.manifest_digests.contains(&digest) {
+            entry.identity.manifest_digests.push(digest);
+        }
+    }
     entry.repo_digests = vec![format!(
         "{}@{}",
         image.reference.name.familiar(),

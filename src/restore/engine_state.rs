@@ -1,15 +1,48 @@
-//! What the engine already holds, by image ID rather than by name.
+//! What the engine already holds, by content rather than by name.
 //!
 //! A name match alone says nothing (the old tool skipped `postgres:16` whenever
 //! some `postgres:16` was there, and missed `docker.io/…` names entirely because
 //! it compared the text of `docker images`). Asking the engine to inspect the
-//! name resolves it the way Docker does, and the ID it returns is compared with
-//! the one recorded at archive time.
+//! name resolves it the way Docker does, and what it reports is compared with
+//! what the archive recorded ([`crate::image::identity`]: the ID where the
+//! engine's store makes it comparable, else the layers and the config).
 
 use bollard::Docker;
 use bollard::query_parameters::{RemoveImageOptions, TagImageOptions};
 
+use crate::image::identity::{EngineImage, ImageStore, RecordedIdentity, compare};
 use crate::image::reference::ImageReference;
+
+/// What `name` (a name or an image ID) resolves to on the engine, `None` when there is no such image.
+pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<EngineImage>, String> {
+    match docker.inspect_image(name).await {
+        Ok(inspect) => Ok(EngineImage::from_inspect(&inspect)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(error) => Err(format!("cannot inspect {name} on the engine: {error}")),
+    }
+}
+
+/// An image on the engine with one of the IDs `recorded` may have (or one of
+/// `more_ids`) whose content is the recorded image; its engine ID.
+pub async fn find_recorded(
+    docker: &Docker,
+    recorded: &RecordedIdentity,
+    more_ids: &[String],
+    store: ImageStore,
+) -> Result<Option<String>, String> {
+    let mut ids = recorded.candidate_ids();
+    ids.extend(more_ids.iter().cloned());
+    for id in ids {
+        if let Some(image) = inspect(docker, &id).await?
+            && compare(recorded, &image, store).is_same()
+        {
+            return Ok(Some(image.id));
+        }
+    }
+    Ok(None)
+}
 
 /// The image ID `name` resolves to on the engine, `None` when there is no such image.
 pub async fn image_id(docker: &Docker, name: &str) -> Result<Option<String>, String> {

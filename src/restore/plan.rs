@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use crate::archive::{Manifest, ManifestEntry};
+use crate::image::identity::RecordedIdentity;
 use crate::image::reference::canonical_name;
 
 /// Which projects to restore.
@@ -38,6 +39,9 @@ pub struct RestoreItem {
     pub image: String,
     /// The engine image ID recorded at archive time (`None` in old manifests).
     pub docker_id: Option<String>,
+    /// What identifies the image's content on any image store.
+    #[serde(skip)]
+    pub identity: RecordedIdentity,
     /// Selected projects that need the image.
     pub projects: Vec<String>,
     /// Manifest entries whose files hold the image, tried in order.
@@ -152,6 +156,7 @@ pub fn plan_restore(
         plan.items.push(RestoreItem {
             image: chosen.image.clone(),
             docker_id: chosen.docker_id.clone(),
+            identity: chosen.recorded_identity(),
             projects,
             sources,
             deployed_as: chosen.deployed_as.clone(),
@@ -259,6 +264,7 @@ mod tests {
             docker_id: Some(id.into()),
             repo_digests: vec![],
             layers: vec![],
+            identity: Default::default(),
             uncompressed_size: None,
             uncompressed_sha256: None,
             compression: Compression::Gzip,

@@ -1,9 +1,11 @@
 //! Runs a restore plan (or its dry run) against an engine.
 //!
-//! Per image: compare what the engine has under the recorded name with the
-//! recorded ID; skip when they match, only tag when the ID is there under other
-//! names, otherwise load from the first sound copy, then check the engine now has
-//! the recorded ID under the recorded name (re-tagging when the name is missing).
+//! Per image: compare what the engine has under the recorded name with what the
+//! archive recorded (by ID where the engine's image store makes IDs comparable,
+//! else by layers and config: [`crate::image::identity`]); skip when it is the
+//! same image, only tag when the image is there under other names, otherwise load
+//! from the first sound copy, then check the name now holds the archived image
+//! (re-tagging when the name is missing).
 //! Images that share an ID run one after the other (the second is then a re-tag,
 //! and a failed load's clean-up can never remove what the other loaded); all
 //! others run `jobs` at a time. One image failing never stops the others; an
@@ -18,13 +20,14 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::engine_state::{id_exists, image_id, remove, short_id, tag};
+use super::engine_state::{find_recorded, id_exists, image_id, inspect, remove, short_id, tag};
 use super::load::{CheckOrder, LoadFailure, Loaded, load_verified, wire_encoding};
 use super::plan::{RestoreItem, RestorePlan};
 use super::report::{ItemResult, Outcome, RestoreReport};
 use super::source::ArchiveChoice;
 use super::wire::{WireEncoding, WireSettings};
 use crate::archive::{ArchDir, ExpectedFile, ManifestEntry, scan_archive};
+use crate::image::identity::{ImageStore, Verdict, compare};
 use crate::progress::{Progress, Task};
 
 /// How to run.
@@ -42,6 +45,8 @@ pub struct RestoreOptions {
     pub interrupt: CancellationToken,
     /// What travels to the engine (`--wire-compression` and what the engine reads).
     pub wire: WireSettings,
+    /// The target engine's image store (from its facts): what its image IDs are.
+    pub image_store: ImageStore,
 }
 
 /// Why an image was not restored when an interrupt stopped the run.
@@ -132,20 +137,35 @@ fn failed(item: &RestoreItem, problem: String) -> ItemResult {
 struct Before {
     /// The ID the recorded name resolves to.
     name_id: Option<String>,
-    /// Whether the recorded ID exists (under any name).
-    id_present: bool,
+    /// How the image under the recorded name compares with the archived one.
+    name_verdict: Option<Verdict>,
+    /// The engine ID of the archived image under other names, when it is there.
+    elsewhere: Option<String>,
+    /// Which of the IDs the archived image may have existed (a failed load's
+    /// clean-up leaves those alone).
+    ids_present: Vec<String>,
 }
 
-async fn look(docker: &Docker, item: &RestoreItem) -> Result<Before, String> {
-    let name_id = image_id(docker, &item.image).await?;
-    let id_present = match &item.docker_id {
-        Some(id) if name_id.as_deref() == Some(id) => true,
-        Some(id) => id_exists(docker, id).await?,
-        None => false,
+async fn look(docker: &Docker, item: &RestoreItem, store: ImageStore) -> Result<Before, String> {
+    let named = inspect(docker, &item.image).await?;
+    let name_verdict = named
+        .as_ref()
+        .map(|image| compare(&item.identity, image, store));
+    let elsewhere = match &name_verdict {
+        Some(verdict) if verdict.is_same() => None,
+        _ => find_recorded(docker, &item.identity, &[], store).await?,
     };
+    let mut ids_present = Vec::new();
+    for id in item.identity.candidate_ids() {
+        if named.as_ref().is_some_and(|image| image.id == id) || id_exists(docker, &id).await? {
+            ids_present.push(id);
+        }
+    }
     Ok(Before {
-        name_id,
-        id_present,
+        name_id: named.map(|image| image.id),
+        name_verdict,
+        elsewhere,
+        ids_present,
     })
 }
 
@@ -156,17 +176,20 @@ enum Decision {
     Load,
 }
 
-fn decide(item: &RestoreItem, before: &Before, force: bool) -> Decision {
+/// Skips only an image known to be the archived one: an image whose identity is
+/// uncertain (an older manifest on another image store) is loaded again, which
+/// is always safe.
+fn decide(before: &Before, force: bool) -> Decision {
     if force {
         return Decision::Load;
     }
-    let Some(id) = &item.docker_id else {
-        return Decision::Load;
-    };
-    if before.name_id.as_deref() == Some(id) {
-        return Decision::Skip(format!("already on the engine as {}", short_id(id)));
+    if let (Some(name_id), Some(Verdict::Same(how))) = (&before.name_id, &before.name_verdict) {
+        return Decision::Skip(format!(
+            "already on the engine as {} ({how})",
+            short_id(name_id)
+        ));
     }
-    if before.id_present {
+    if let Some(id) = &before.elsewhere {
         let why = match &before.name_id {
             Some(other) => format!("the name pointed at {}", short_id(other)),
             None => "the name was missing".to_string(),
@@ -223,20 +246,20 @@ async fn restore_image(
     progress: &Progress,
 ) -> ItemResult {
     let task = progress.task(format!("[restore] {}", item.image));
-    let before = match look(docker, item).await {
+    let before = match look(docker, item, options.image_store).await {
         Ok(before) => before,
         Err(problem) => {
             task.finish_failed(&problem);
             return failed(item, problem);
         }
     };
-    match decide(item, &before, options.force) {
+    match decide(&before, options.force) {
         Decision::Skip(detail) => {
             task.finish_skipped(&detail);
             return result(item, Outcome::Skipped, detail);
         }
         Decision::Retag(detail) => {
-            let id = item.docker_id.as_deref().unwrap_or_default();
+            let id = before.elsewhere.as_deref().unwrap_or_default();
             return match tag(docker, id, &item.image).await {
                 Ok(()) => {
                     let detail = format!("{detail}; tagged");
@@ -303,7 +326,7 @@ async fn restore_image(
         .await
         {
             Ok(loaded) => {
-                let mut done = check_after_load(docker, item, &loaded).await;
+                let mut done = check_after_load(docker, item, &loaded, options.image_store).await;
                 done.file = Some(source.file.clone());
                 done.bytes_sent = loaded.bytes_sent;
                 done.wire = Some(encoding.to_string());
@@ -357,53 +380,66 @@ fn missing_file_problem(arch_dir: &ArchDir, source: &ManifestEntry) -> String {
     )
 }
 
-/// After a load: the recorded ID must be on the engine under the recorded name.
-async fn check_after_load(docker: &Docker, item: &RestoreItem, loaded: &Loaded) -> ItemResult {
-    let now = match image_id(docker, &item.image).await {
-        Ok(now) => now,
+/// After a load: the recorded name must hold the archived image (compared as
+/// [`crate::image::identity::compare`] does); when the name holds something else,
+/// the loaded image is looked for by its possible IDs and given the name.
+async fn check_after_load(
+    docker: &Docker,
+    item: &RestoreItem,
+    loaded: &Loaded,
+    store: ImageStore,
+) -> ItemResult {
+    let named = match inspect(docker, &item.image).await {
+        Ok(named) => named,
         Err(problem) => return failed(item, problem),
     };
-    let Some(id) = &item.docker_id else {
-        return match now {
-            Some(now) => result(
+    let verdict = named
+        .as_ref()
+        .map(|image| (image, compare(&item.identity, image, store)));
+    let why_not = match verdict {
+        Some((image, Verdict::Same(how))) => {
+            return result(
                 item,
                 Outcome::Loaded,
-                format!("loaded as {} (no ID recorded to compare)", short_id(&now)),
-            ),
-            None => failed(
+                format!("loaded as {}, {how}", short_id(&image.id)),
+            );
+        }
+        Some((image, Verdict::SameLayers(how))) => {
+            return result(
                 item,
+                Outcome::Loaded,
+                format!("loaded as {}, {how}", short_id(&image.id)),
+            );
+        }
+        Some((image, Verdict::Unknown)) => {
+            return result(
+                item,
+                Outcome::Loaded,
                 format!(
-                    "after the load the engine has no image {}; it said: {}",
-                    item.image,
-                    loaded.engine_messages.join("; ")
+                    "loaded as {} (the manifest records nothing to compare it with)",
+                    short_id(&image.id)
                 ),
-            ),
-        };
+            );
+        }
+        Some((image, Verdict::Different(why))) => format!("{} is {}: {why}", item.image, image.id),
+        None => format!("the engine has no image {}", item.image),
     };
-    if now.as_deref() == Some(id) {
-        return result(
-            item,
-            Outcome::Loaded,
-            format!("loaded, {} checked", short_id(id)),
-        );
-    }
-    match id_exists(docker, id).await {
-        Ok(true) => match tag(docker, id, &item.image).await {
+    let loaded_ids = loaded_image_ids(&loaded.engine_messages);
+    match find_recorded(docker, &item.identity, &loaded_ids, store).await {
+        Ok(Some(id)) => match tag(docker, &id, &item.image).await {
             Ok(()) => result(
                 item,
                 Outcome::Loaded,
-                format!("loaded {}, re-tagged as the recorded name", short_id(id)),
+                format!("loaded {}, re-tagged as the recorded name", short_id(&id)),
             ),
             Err(problem) => failed(item, problem),
         },
-        Ok(false) => failed(
+        Ok(None) => failed(
             item,
             format!(
-                "the load finished but the engine has no image {} (recorded ID); {} is {}; \
-                 the engine said: {}",
-                id,
-                item.image,
-                now.as_deref().unwrap_or("missing"),
+                "the load finished but the engine holds no image matching the archive \
+                 (recorded ID {}); {why_not}; the engine said: {}",
+                item.docker_id.as_deref().unwrap_or("none"),
                 loaded.engine_messages.join("; ")
             ),
         ),
@@ -411,16 +447,26 @@ async fn check_after_load(docker: &Docker, item: &RestoreItem, loaded: &Loaded) 
     }
 }
 
+/// IDs the engine named in its load messages (`Loaded image ID: sha256:…`, what
+/// it says for an image without a name).
+fn loaded_image_ids(messages: &[String]) -> Vec<String> {
+    messages
+        .iter()
+        .flat_map(|message| message.lines())
+        .filter_map(|line| line.trim().strip_prefix("Loaded image ID: "))
+        .map(|id| id.trim().to_string())
+        .collect()
+}
+
 /// Undoes what a failed load created, as far as the engine lets us; says what it did.
 async fn clean_up(docker: &Docker, item: &RestoreItem, before: &Before) -> Option<String> {
     let mut done = Vec::new();
-    if let Some(id) = &item.docker_id
-        && !before.id_present
-        && id_exists(docker, id).await.unwrap_or(false)
-    {
-        match remove(docker, id).await {
-            Ok(()) => done.push(format!("removed the partly loaded {}", short_id(id))),
-            Err(problem) => done.push(problem),
+    for id in item.identity.candidate_ids() {
+        if !before.ids_present.contains(&id) && id_exists(docker, &id).await.unwrap_or(false) {
+            match remove(docker, &id).await {
+                Ok(()) => done.push(format!("removed the partly loaded {}", short_id(&id))),
+                Err(problem) => done.push(problem),
+            }
         }
     }
     let now = image_id(docker, &item.image).await.ok().flatten();
@@ -473,11 +519,11 @@ async fn preview_image(
     item: &RestoreItem,
     options: &RestoreOptions,
 ) -> ItemResult {
-    let before = match look(docker, item).await {
+    let before = match look(docker, item, options.image_store).await {
         Ok(before) => before,
         Err(problem) => return failed(item, problem),
     };
-    match decide(item, &before, options.force) {
+    match decide(&before, options.force) {
         Decision::Skip(detail) => return result(item, Outcome::WouldSkip, detail),
         Decision::Retag(detail) => return result(item, Outcome::WouldRetag, detail),
         Decision::Load => {}
@@ -548,6 +594,7 @@ mod tests {
         RestoreItem {
             image: image.into(),
             docker_id: id.map(str::to_string),
+            identity: Default::default(),
             projects: vec!["p".into()],
             sources: vec![],
             deployed_as: None,
@@ -570,28 +617,35 @@ mod tests {
     }
 
     #[test]
-    fn decisions_compare_ids_not_names() {
-        let wanted = item("a:1", Some("sha256:1"));
-        let same = Before {
-            name_id: Some("sha256:1".into()),
-            id_present: true,
+    fn only_the_same_image_is_skipped_and_only_a_found_one_retagged() {
+        let before = |verdict: Option<Verdict>, elsewhere: Option<&str>| Before {
+            name_id: verdict.as_ref().map(|_| "sha256:1".to_string()),
+            name_verdict: verdict,
+            elsewhere: elsewhere.map(str::to_string),
+            ids_present: vec![],
         };
-        assert!(matches!(decide(&wanted, &same, false), Decision::Skip(_)));
-        assert!(matches!(decide(&wanted, &same, true), Decision::Load));
-        let stale = Before {
-            name_id: Some("sha256:9".into()),
-            id_present: false,
-        };
-        assert!(matches!(decide(&wanted, &stale, false), Decision::Load));
-        let elsewhere = Before {
-            name_id: None,
-            id_present: true,
-        };
-        assert!(matches!(
-            decide(&wanted, &elsewhere, false),
-            Decision::Retag(_)
-        ));
-        let unrecorded = item("a:1", None);
-        assert!(matches!(decide(&unrecorded, &same, false), Decision::Load));
+        let same = before(Some(Verdict::Same("ID".into())), None);
+        assert!(matches!(decide(&same, false), Decision::Skip(_)));
+        assert!(matches!(decide(&same, true), Decision::Load));
+        // Same layers with no config recorded is not enough to skip a load.
+        let weak = before(Some(Verdict::SameLayers("layers".into())), None);
+        assert!(matches!(decide(&weak, false), Decision::Load));
+        let unknown = before(Some(Verdict::Unknown), None);
+        assert!(matches!(decide(&unknown, false), Decision::Load));
+        let stale = before(Some(Verdict::Different("other".into())), None);
+        assert!(matches!(decide(&stale, false), Decision::Load));
+        let elsewhere = before(None, Some("sha256:2"));
+        assert!(matches!(decide(&elsewhere, false), Decision::Retag(_)));
+        let renamed = before(Some(Verdict::Different("other".into())), Some("sha256:2"));
+        assert!(matches!(decide(&renamed, false), Decision::Retag(_)));
+    }
+
+    #[test]
+    fn untagged_loads_name_their_id() {
+        let messages = vec![
+            "Loaded image: a:1".to_string(),
+            "Loaded image ID: sha256:abc\nLoaded image ID: sha256:def".to_string(),
+        ];
+        assert_eq!(loaded_image_ids(&messages), ["sha256:abc", "sha256:def"]);
     }
 }

@@ -8,9 +8,8 @@
 //!
 //! Each drill runs on its own private sandbox with both engines, never on the shared one.
 //!
-//! Kept in tests/pending/ (not built by cargo) until the identity fix of #12 lands:
-//! today both drills fail at the restore with "the load finished but the engine has no
-//! image sha256:… (recorded ID)". Wire in with `git mv tests/pending/disaster_drill_cross.rs tests/`.
+//! Before the identity fix of #12 both drills failed at the restore with "the load
+//! finished but the engine has no image sha256:… (recorded ID)".
 
 mod common;
 mod drill_support;
