@@ -168,8 +168,8 @@ fn example_projects_follow_the_registry_variable() {
         .filter(|image| image.contains(":5999"))
         .collect();
     assert!(stale.is_empty(), "still on localhost:5999: {stale:?}");
-    // web, kv backup, tools ×3 pull; kv, hooked and pipeline ×2 build on a base.
-    for (source, count) in [("pull", 5), ("base", 4)] {
+    // web, kv backup, tools ×3 pull; kv, hooked, duo and pipeline ×2 build on a base.
+    for (source, count) in [("pull", 5), ("base", 5)] {
         let of_source: Vec<String> = entries
             .iter()
             .filter(|entry| entry["source"] == source)

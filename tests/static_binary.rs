@@ -158,7 +158,7 @@ fn the_static_executable_catalogs_and_pulls_in_an_empty_scratch_container() {
     image
         .bunker(&[], &["image-catalog", "--projects-dir", "/projects"])
         .assert_success()
-        .assert_stdout_contains("bunker/httpd:1.36")
+        .assert_stdout_contains("httpd:1.36")
         .assert_stdout_contains("unique images");
 
     // By `localhost` (plain HTTP, no CA bundle in the container): the -v line says the

@@ -7,6 +7,7 @@ use clap::builder::PossibleValue;
 
 use crate::archive::Compression;
 use crate::registry::pull::PullFormat;
+use crate::restore::wire::WireMode;
 
 impl ValueEnum for Compression {
     fn value_variants<'a>() -> &'a [Self] {
@@ -47,6 +48,33 @@ impl ValueEnum for PullFormat {
             PullFormat::Dir => (
                 "dir",
                 "One directory per image: manifest.json, config and layer blobs as files",
+            ),
+        };
+        Some(PossibleValue::new(name).help(help))
+    }
+}
+
+impl ValueEnum for WireMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[WireMode::Auto, WireMode::None, WireMode::Gzip, WireMode::Zstd]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let (name, help) = match self {
+            WireMode::Auto => (
+                "auto",
+                "As stored when the engine reads the file's format; else gzip level 1 over SSH, \
+                 the tar on a local socket",
+            ),
+            WireMode::None => ("none", "The decompressed tar"),
+            WireMode::Gzip => (
+                "gzip",
+                "gzip: the file as stored when it is gzip, else recompressed here",
+            ),
+            WireMode::Zstd => (
+                "zstd",
+                "zstd (Docker 23.0 and later): the file as stored when it is zstd, else \
+                 recompressed here",
             ),
         };
         Some(PossibleValue::new(name).help(help))

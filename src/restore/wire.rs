@@ -15,8 +15,6 @@
 
 use std::fmt;
 
-use clap::ValueEnum;
-
 use crate::archive::Compression;
 use crate::engine::facts::LoadFormats;
 
@@ -24,7 +22,8 @@ use crate::engine::facts::LoadFormats;
 pub const RECOMPRESS_LEVEL: u32 = 1;
 
 /// `--wire-compression`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
+/// Its command-line spelling is in `src/cli/value_enums.rs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireMode {
     /// As stored when the engine reads the file's format; else gzip level 1 over SSH, the tar on a local socket.
