@@ -56,7 +56,12 @@ impl ValueEnum for PullFormat {
 
 impl ValueEnum for WireMode {
     fn value_variants<'a>() -> &'a [Self] {
-        &[WireMode::Auto, WireMode::None, WireMode::Gzip, WireMode::Zstd]
+        &[
+            WireMode::Auto,
+            WireMode::None,
+            WireMode::Gzip,
+            WireMode::Zstd,
+        ]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
