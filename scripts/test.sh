@@ -85,7 +85,7 @@ step release release
 step test cargo test --locked --no-fail-fast
 # The engine matrix: what talks to the engine runs again on Docker 26 (containerd image
 # store). Same build, so this only costs the test time.
-ENGINE2_TESTS=(image_build image_archive restore install disaster_drill)
+ENGINE2_TESTS=(image_build image_archive install disaster_drill)
 step "test on engine 2" env BUNKER_TEST_ENGINE=2 cargo test --locked --no-fail-fast \
     "${ENGINE2_TESTS[@]/#/--test=}"
 

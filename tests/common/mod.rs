@@ -633,6 +633,27 @@ pub fn image_id(sandbox: &Sandbox, image: &str) -> Option<String> {
     output.success().then(|| output.stdout.trim().to_string())
 }
 
+/// `docker build -q --no-cache -t tag context` on the sandbox engine. No cache: with the
+/// legacy builder on the containerd image store, a cached intermediate image another
+/// test removes between the cache probe and its use fails the build with "unable to find
+/// image sha256:…" (seen on Docker 26 in CI); the build is tried up to three times.
+#[track_caller]
+pub fn build_context(sandbox: &Sandbox, tag: &str, context: &Path) {
+    let context_path = context.to_string_lossy().into_owned();
+    let mut attempt = 1;
+    loop {
+        let output = docker(
+            sandbox,
+            ["build", "-q", "--no-cache", "-t", tag, &context_path],
+        );
+        if output.success() || attempt == 3 {
+            output.assert_success();
+            return;
+        }
+        attempt += 1;
+    }
+}
+
 /// Builds `tag` on the sandbox engine from the seed image plus a file holding `tag`, so
 /// every call yields an image with its own ID. Returns the image ID.
 #[track_caller]
@@ -647,8 +668,7 @@ pub fn build_unique_image(sandbox: &Sandbox, tag: &str) -> String {
         ),
     )
     .expect("write Dockerfile");
-    let context_path = context.path().to_string_lossy().into_owned();
-    docker_ok(sandbox, ["build", "-q", "-t", tag, &context_path]);
+    build_context(sandbox, tag, context.path());
     image_id(sandbox, tag).unwrap_or_else(|| panic!("built {tag} but the engine does not know it"))
 }
 
@@ -670,8 +690,7 @@ pub fn build_random_image(sandbox: &Sandbox, tag: &str, bytes: usize) -> String 
         format!("FROM {}\nCOPY payload /payload\n", sandbox.seed_image),
     )
     .expect("write the Dockerfile");
-    let context_path = context.path().to_string_lossy().into_owned();
-    docker_ok(sandbox, ["build", "-q", "-t", tag, &context_path]);
+    build_context(sandbox, tag, context.path());
     image_id(sandbox, tag).unwrap_or_else(|| panic!("built {tag} but the engine does not know it"))
 }
 
