@@ -802,7 +802,7 @@ fn checksum_matches(header: &[u8; BLOCK]) -> bool {
 }
 
 /// A numeric header field: octal text, or GNU base-256 when the top bit is set.
-fn parse_number(field: &[u8]) -> Option<u64> {
+pub(super) fn parse_number(field: &[u8]) -> Option<u64> {
     if field.first().is_some_and(|byte| byte & 0x80 != 0) {
         let mut value: u64 = u64::from(field[0] & 0x7f);
         for byte in &field[1..] {
@@ -830,7 +830,7 @@ fn c_string(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-fn header_name(header: &[u8; BLOCK]) -> String {
+pub(super) fn header_name(header: &[u8; BLOCK]) -> String {
     let name = field_text(&header[0..100]);
     // Only POSIX ustar ("ustar\0") has the prefix field; GNU tar keeps times there.
     if &header[257..263] == b"ustar\0" {

@@ -6,6 +6,7 @@
 //! - [`lock`]: one run per archive directory.
 //! - [`writer`]: a `docker save` stream into a verified, compressed file in one pass.
 //! - [`reader`]: an archive file back into a checked stream of the tar.
+//! - [`retag`]: that tar with its image names replaced (loading under a scratch name).
 //! - [`verify`] and [`rebuild`]: `archive verify` and `--rebuild-manifest`.
 //! - [`docker_tar`], [`scan`], [`digest`], [`durable`]: the pieces they share.
 
@@ -16,6 +17,7 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod reader;
+pub mod retag;
 pub mod rebuild;
 pub mod scan;
 pub mod verify;

@@ -100,6 +100,7 @@ pub struct ArchiveArgs {
 pub enum ArchiveCommand {
     /// Check every archive listed in the manifests: file present, size, SHA-256,
     /// complete compressed stream, loadable docker-save tar of the listed image.
+    /// With --load, also load each one into an engine under a scratch name.
     Verify(VerifyArgs),
 }
 
@@ -116,6 +117,23 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Load each archive of the engine's architecture into the engine under a scratch
+    /// name (`bunker-verify/<run>:<n>`), check the loaded image against the manifest,
+    /// then remove what the check created; an existing image or tag is never touched.
+    /// Only layers the engine does not already have are read from the archive: check
+    /// against a scratch engine for a full proof.
+    #[arg(long, conflicts_with = "rebuild_manifest")]
+    pub load: bool,
+    /// With --load: run this command (split like a shell) in a throwaway container of
+    /// each loaded image, with no network, as `docker run IMAGE CMD` would; its exit
+    /// status is the verdict.
+    #[arg(long, value_name = "CMD", requires = "load")]
+    pub run: Option<String>,
+    /// With --load: only the archives of these projects (repeatable).
+    #[arg(long = "project", value_name = "PROJECT", requires = "load")]
+    pub projects: Vec<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 pub async fn run(global: &GlobalArgs, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
@@ -379,6 +397,17 @@ pub async fn run_archive_command(
     command: ArchiveCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
+        ArchiveCommand::Verify(args) if args.load => {
+            let dir = archive_dir(global, args.archive_dir.as_deref())?;
+            let check = super::verify_load::LoadCheck {
+                dir,
+                run: args.run,
+                projects: args.projects,
+                json: args.json,
+                engine: args.engine,
+            };
+            super::verify_load::run(global, check).await
+        }
         ArchiveCommand::Verify(args) => {
             let dir = archive_dir(global, args.archive_dir.as_deref())?;
             tokio::task::spawn_blocking(move || verify(&dir, args.rebuild_manifest, args.json))

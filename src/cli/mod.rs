@@ -14,6 +14,7 @@ pub mod install;
 pub mod registry;
 pub mod restore;
 mod value_enums;
+pub mod verify_load;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,7 +73,7 @@ pub enum Command {
     /// Inspect the Docker engine bunker talks to.
     #[command(subcommand)]
     Engine(engine::EngineCommand),
-    /// Work on an archive directory without any engine.
+    /// Check an archive directory (offline; with `verify --load`, on an engine).
     #[command(subcommand)]
     Archive(archive::ArchiveCommand),
     /// Registry work without Docker: pull, push, list tags, catalog, export.

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::send::{self, Body};
 use super::wire::{WireEncoding, WireSettings};
 use crate::archive::reader::{check_file, corrupt_error};
+use crate::archive::retag::Retagger;
 use crate::archive::{Compression, ExpectedFile, ManifestEntry, open_archive};
 use crate::interrupt::abort_on_cancel;
 
@@ -128,6 +129,46 @@ pub async fn load_verified(
     }
     let stream = body(path, entry, encoding, on_progress)
         .map_err(|error| LoadFailure::Unreadable(error.to_string()))?;
+    send_to_engine(docker, path, stream, on_wire, interrupt, "bunker image-restore").await
+}
+
+/// Loads the archive file `path` of `entry` under the name `scratch_name` instead
+/// of the names its tar carries ([`Retagger`]): checked whole first, then sent as
+/// the checked, renamed tar. No existing tag is moved by this load.
+pub async fn load_renamed(
+    docker: &Docker,
+    path: &std::path::Path,
+    entry: &ManifestEntry,
+    scratch_name: &str,
+    interrupt: &CancellationToken,
+) -> Result<Loaded, LoadFailure> {
+    tokio::select! {
+        checked = check_first(path, entry) => checked?,
+        () = interrupt.cancelled() => {
+            return Err(LoadFailure::Interrupted(format!(
+                "bunker was interrupted while it checked {}",
+                path.display()
+            )));
+        }
+    }
+    let tar = open_archive(path, ExpectedFile::from_entry(entry))
+        .map_err(|error| LoadFailure::Unreadable(error.to_string()))?;
+    let stream = send::retagged(Box::pin(tar), Retagger::new(scratch_name));
+    let again = "bunker archive verify --load";
+    send_to_engine(docker, path, stream, |_| {}, interrupt, again).await
+}
+
+/// Sends `stream` to the engine's load endpoint; an error in the stream (a
+/// mismatch found on the way) breaks the upload and is reported as corruption.
+/// `again` is the command an engine error tells the user to run again.
+async fn send_to_engine(
+    docker: &Docker,
+    path: &std::path::Path,
+    stream: Body,
+    on_wire: impl Fn(u64) + Send + Sync + 'static,
+    interrupt: &CancellationToken,
+    again: &str,
+) -> Result<Loaded, LoadFailure> {
     let file_error: Arc<Mutex<Option<String>>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
     let counted = {
@@ -184,7 +225,7 @@ pub async fn load_verified(
     if let Some(error) = engine_error {
         return Err(LoadFailure::Engine(format!(
             "the engine did not load {}: {error}; check the engine and the connection to it, \
-             then run bunker image-restore again",
+             then run {again} again",
             path.display()
         )));
     }

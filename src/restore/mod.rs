@@ -15,6 +15,7 @@
 //!   on their way with their end held back.
 //! - [`run`]: the whole restore (or its dry run) with bounded parallelism.
 //! - [`report`]: the summary table and `--json`.
+//! - [`verify_load`]: `archive verify --load`, a load under a scratch name that leaves nothing behind.
 
 pub mod engine_state;
 pub mod load;
@@ -23,6 +24,7 @@ pub mod report;
 pub mod run;
 pub mod send;
 pub mod source;
+pub mod verify_load;
 pub mod wire;
 
 pub use plan::{RestoreItem, RestorePlan, plan_restore};

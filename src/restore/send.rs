@@ -22,13 +22,14 @@ use std::pin::Pin;
 use async_compression::Level;
 use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::wire::RECOMPRESS_LEVEL;
 use crate::archive::digest::Hashed;
 use crate::archive::reader::corrupt_error;
+use crate::archive::retag::Retagger;
 use crate::archive::{Compression, ExpectedFile};
 
 /// Bytes at the end of a stored file that are sent only after the file matched.
@@ -152,4 +153,50 @@ pub fn recompressed(tar: Body, to: Compression) -> Body {
         )),
         Compression::None => Box::pin(tar),
     }
+}
+
+/// The checked tar `tar` (whose source holds back its own last chunk) with its image
+/// names rewritten by `retagger`; a tar that cannot be renamed, or that ends inside a
+/// member, ends the stream with an error instead of its last bytes.
+pub fn retagged(tar: Body, retagger: Retagger) -> Body {
+    let retagger = std::sync::Arc::new(std::sync::Mutex::new(Some(retagger)));
+    let at_end = retagger.clone();
+    let renamed = tar.map(move |chunk| {
+        let chunk = chunk?;
+        let mut slot = retagger
+            .lock()
+            .map_err(|_| io::Error::other("the tar renamer failed"))?;
+        let retagger = slot
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the tar renamer failed"))?;
+        retagger
+            .feed(&chunk)
+            .map(Bytes::from)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
+    });
+    let end = futures_util::stream::once(async move {
+        let finished = at_end
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .map(Retagger::finish);
+        match finished {
+            Some(Ok(true)) => Ok(Bytes::new()),
+            Some(Ok(false)) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the tar names no image (no manifest.json, index.json or repositories), \
+                 so it cannot be loaded under a scratch name",
+            )),
+            Some(Err(error)) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                error.to_string(),
+            )),
+            None => Err(io::Error::other("the tar renamer failed")),
+        }
+    });
+    Box::pin(
+        renamed
+            .chain(end)
+            .filter(|chunk| std::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty()))),
+    )
 }
