@@ -6,17 +6,86 @@
 mod common;
 mod drill_support;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::archive_tree::ArchiveTree;
 use common::{
-    BunkerCommand, Output, Sandbox, TestHome, build_unique_image, docker_ok, image_id,
-    unique_name,
+    BunkerCommand, Output, Sandbox, TestHome, build_unique_image, docker_ok, image_id, unique_name,
 };
 use drill_support::PrivateSandbox;
 
-/// Succeeds only with no network: a container on a network has `eth0`.
-const NO_NETWORK_AND_MARKER: &str = "sh -c 'test ! -e /sys/class/net/eth0 && cat /marker'";
+/// Waits until the test has looked at its container (`/go` appears), then succeeds only
+/// with no network interface but loopback.
+const GATED_OFFLINE_COMMAND: &str = "sh -c 'while [ ! -e /go ]; do sleep 0.1; done; \
+     test ! -e /sys/class/net/eth0 && cat /marker'";
+
+/// Runs `bunker` (whose `--run` is [`GATED_OFFLINE_COMMAND`]) while watching the engine's
+/// events: for every container it starts, reads the network mode the engine gave it while
+/// it runs, then lets it go on. Returns bunker's output and those network modes.
+fn run_gated(engine: &Sandbox, bunker: BunkerCommand) -> (Output, Vec<String>) {
+    let (docker_host, docker_config) =
+        (engine.docker_host.clone(), engine.dir.join("docker-client"));
+    let docker_cli = move |args: &[&str]| {
+        let mut command = Command::new("docker");
+        command
+            .args(args)
+            .env("DOCKER_HOST", &docker_host)
+            .env("DOCKER_CONFIG", &docker_config)
+            .env_remove("DOCKER_CONTEXT");
+        command
+    };
+    let mut events = docker_cli(&[
+        "events",
+        "--filter",
+        "type=container",
+        "--filter",
+        "type=network",
+        "--filter",
+        "event=start",
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}}",
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("start docker events");
+    let mut lines = BufReader::new(events.stdout.take().expect("events output")).lines();
+    // The stream is live once it reports a network this test creates.
+    let ready = unique_name("bunker-verifyload-ready");
+    docker_ok(engine, ["network", "create", &ready]);
+    loop {
+        let line = lines
+            .next()
+            .expect("docker events ended before it was ready")
+            .expect("read docker events");
+        if line.starts_with("network create") {
+            break;
+        }
+    }
+    docker_ok(engine, ["network", "rm", &ready]);
+    let watcher = std::thread::spawn(move || {
+        let mut modes = Vec::new();
+        for line in lines.map_while(Result::ok) {
+            let Some(id) = line.strip_prefix("container start ") else {
+                continue;
+            };
+            let mode = docker_cli(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", id])
+                .output()
+                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+                .unwrap_or_default();
+            modes.push(mode);
+            let _ = docker_cli(&["exec", id, "touch", "/go"]).output();
+        }
+        modes
+    });
+    let output = common::run(&mut bunker.into_command());
+    let _ = events.kill();
+    let _ = events.wait();
+    (output, watcher.join().expect("the events watcher"))
+}
 
 fn verify_load(bunker: BunkerCommand, archive: &Path, extra: &[&str]) -> Output {
     bunker
@@ -101,12 +170,20 @@ fn on_a_scratch_engine_every_layer_is_read_the_command_runs_offline_and_nothing_
     for number in [1u8, 2] {
         private.reset_engine(number);
         let engine = private.engine(number);
-        let output = verify_load(
-            TestHome::new(engine).bunker().remote(engine),
-            archive.path(),
-            &["--run", NO_NETWORK_AND_MARKER],
-        );
+        let home = TestHome::new(engine);
+        let bunker = home
+            .bunker()
+            .remote(engine)
+            .args(["archive", "verify", "--load", "--json", "--archive-dir"])
+            .arg(archive.path())
+            .args(["--run", GATED_OFFLINE_COMMAND]);
+        let (output, network_modes) = run_gated(engine, bunker);
         output.assert_success();
+        assert_eq!(
+            network_modes,
+            vec!["none", "none"],
+            "engine {number}: each check's container runs with no network"
+        );
         let report = report(&output);
         let images = report["images"].as_array().expect("images");
         assert_eq!(images.len(), 2, "{output}");
@@ -158,7 +235,11 @@ fn existing_images_and_tags_stay_as_they_were() {
     assert_ne!(newer_id, archived_id);
     docker_ok(&tree.sandbox, ["rmi", &archived_id]);
 
-    let output = verify_load(tree.bunker(), tree.archive.path(), &["--run", "cat /marker"]);
+    let output = verify_load(
+        tree.bunker(),
+        tree.archive.path(),
+        &["--run", "cat /marker"],
+    );
     output.assert_success();
     let report = report(&output);
     let by_image = |name: &str| {
@@ -225,7 +306,11 @@ fn a_failing_command_fails_the_check_and_its_container_and_image_go() {
             .is_some_and(|problem| problem.contains("exited with status 3")),
         "{trial:#}"
     );
-    assert_eq!(image_id(&tree.sandbox, &id), None, "the loaded image is removed");
+    assert_eq!(
+        image_id(&tree.sandbox, &id),
+        None,
+        "the loaded image is removed"
+    );
     assert_nothing_left(&tree.sandbox, &token(&report));
 
     // The same in the table: one BAD line with the output below it.
@@ -264,10 +349,9 @@ fn a_corrupt_archive_is_refused_before_the_engine_sees_it() {
     let trial = &report["images"][0];
     assert_eq!(trial["ok"], false);
     assert!(
-        trial["problems"][0]
-            .as_str()
-            .is_some_and(|problem| problem.contains("refused before the engine saw a whole tar")
-                && problem.contains(file.file_name().unwrap().to_str().unwrap())),
+        trial["problems"][0].as_str().is_some_and(|problem| problem
+            .contains("refused before the engine saw a whole tar")
+            && problem.contains(file.file_name().unwrap().to_str().unwrap())),
         "{trial:#}"
     );
     assert_eq!(trial["loaded_id"], serde_json::Value::Null);

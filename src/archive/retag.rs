@@ -139,11 +139,7 @@ impl Retagger {
         }
     }
 
-    fn header(
-        &mut self,
-        header: Box<[u8; BLOCK]>,
-        output: &mut Vec<u8>,
-    ) -> Result<(), RetagError> {
+    fn header(&mut self, header: Box<[u8; BLOCK]>, output: &mut Vec<u8>) -> Result<(), RetagError> {
         if header.iter().all(|byte| *byte == 0) {
             output.extend_from_slice(&header[..]);
             self.state = State::Trailer;
@@ -233,7 +229,10 @@ fn rename_manifest(value: &mut serde_json::Value, name: &str) -> Result<(), Stri
 /// The image-name annotations of the OCI index (what the containerd image store
 /// names a loaded image by) say `name`.
 fn rename_index(value: &mut serde_json::Value, name: &str) {
-    let tag = name.rsplit_once(':').map(|(_, tag)| tag).unwrap_or("latest");
+    let tag = name
+        .rsplit_once(':')
+        .map(|(_, tag)| tag)
+        .unwrap_or("latest");
     let full = full_name(name);
     let Some(manifests) = value
         .get_mut("manifests")
@@ -275,8 +274,8 @@ fn rename_repositories(value: &mut serde_json::Value, name: &str) {
 /// `bunker-verify/x:1` → `docker.io/bunker-verify/x:1`, as the containerd store names images.
 fn full_name(name: &str) -> String {
     let first = name.split('/').next().unwrap_or(name);
-    let has_registry = name.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_registry {
         name.to_string()
     } else if name.contains('/') {
@@ -360,7 +359,10 @@ mod tests {
             assert_eq!(found[0], ("abc/layer.tar".to_string(), layer.clone()));
             assert_eq!(found[1].0, long_name);
             let manifest: serde_json::Value = serde_json::from_slice(&found[2].1).unwrap();
-            assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["bunker-verify/abc:1"]));
+            assert_eq!(
+                manifest[0]["RepoTags"],
+                serde_json::json!(["bunker-verify/abc:1"])
+            );
             assert_eq!(manifest[0]["Layers"], serde_json::json!(["abc/layer.tar"]));
             let repositories: serde_json::Value = serde_json::from_slice(&found[3].1).unwrap();
             assert_eq!(
@@ -384,10 +386,7 @@ mod tests {
         let input = tar_of(&[("manifest.json", br#"[{"RepoTags":["a:1"]}]"#)]);
         let mut retagger = Retagger::new("x:1");
         retagger.feed(&input[..600]).unwrap();
-        assert!(matches!(
-            retagger.finish(),
-            Err(RetagError::Truncated(_))
-        ));
+        assert!(matches!(retagger.finish(), Err(RetagError::Truncated(_))));
     }
 
     #[test]

@@ -79,12 +79,7 @@ pub async fn run(global: &GlobalArgs, check: LoadCheck) -> anyhow::Result<ExitCo
         if interrupt.received().is_some() {
             break;
         }
-        progress.println(format!(
-            "loading {} ({}/{})",
-            entry.file,
-            number + 1,
-            total
-        ));
+        progress.println(format!("loading {} ({}/{})", entry.file, number + 1, total));
         let scratch_name = format!("bunker-verify/{token}:{}", number + 1);
         let result = trial(
             &engine.docker,
@@ -197,7 +192,10 @@ fn run_token() -> String {
         .unwrap_or_default();
     let seed = format!("{}-{nanos}", std::process::id());
     let digest = sha2::Sha256::digest(seed.as_bytes());
-    digest[..6].iter().map(|byte| format!("{byte:02x}")).collect()
+    digest[..6]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 fn print_trial(trial: &Trial) {
@@ -223,10 +221,7 @@ fn print_trial(trial: &Trial) {
         None => String::new(),
     };
     if trial.ok {
-        println!(
-            "  ok   {}  {}: loaded{read}{ran}",
-            trial.file, trial.image
-        );
+        println!("  ok   {}  {}: loaded{read}{ran}", trial.file, trial.image);
         return;
     }
     let what: Vec<String> = trial

@@ -129,7 +129,15 @@ pub async fn load_verified(
     }
     let stream = body(path, entry, encoding, on_progress)
         .map_err(|error| LoadFailure::Unreadable(error.to_string()))?;
-    send_to_engine(docker, path, stream, on_wire, interrupt, "bunker image-restore").await
+    send_to_engine(
+        docker,
+        path,
+        stream,
+        on_wire,
+        interrupt,
+        "bunker image-restore",
+    )
+    .await
 }
 
 /// Loads the archive file `path` of `entry` under the name `scratch_name` instead

@@ -63,7 +63,9 @@ impl EngineBefore {
             before.named.insert(image.id.clone(), named);
             if let Some(engine_image) = inspect(docker, &image.id).await? {
                 for length in 1..=engine_image.diff_ids.len() {
-                    before.chains.insert(chain(&engine_image.diff_ids[..length]));
+                    before
+                        .chains
+                        .insert(chain(&engine_image.diff_ids[..length]));
                 }
             }
         }
@@ -398,10 +400,16 @@ mod tests {
         let ids = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         let mut before = EngineBefore::default();
         for length in 1..=2 {
-            before.chains.insert(chain(&ids(&["a", "b", "x"])[..length]));
+            before
+                .chains
+                .insert(chain(&ids(&["a", "b", "x"])[..length]));
         }
         assert_eq!(before.layers_to_read(&ids(&["a", "b", "c"])), 1);
-        assert_eq!(before.layers_to_read(&ids(&["b", "a"])), 2, "chains, not layers");
+        assert_eq!(
+            before.layers_to_read(&ids(&["b", "a"])),
+            2,
+            "chains, not layers"
+        );
         assert_eq!(before.layers_to_read(&ids(&["a", "b"])), 0);
         assert_eq!(EngineBefore::default().layers_to_read(&ids(&["a"])), 1);
     }
