@@ -324,37 +324,61 @@ docker_cli() { DOCKER_HOST="unix://${CLI_SOCKET:-$DOCKER_SOCKET}" DOCKER_CONFIG=
 
 engine_answers() { curl -sf --unix-socket "$DOCKER_SOCKET" http://engine/_ping; }
 
+# write_daemon_json DIR EXEC_ROOT PIDFILE SOCKET POOL <<OWN_LINES: DIR/daemon.json for an
+# engine with its data under DIR/data, listening on SOCKET only, with no docker0 bridge, no
+# iptables, networks from POOL and the sandbox registries insecure. The engine's own
+# settings come on stdin, each line ending in a comma.
+write_daemon_json() {
+    local dir="$1" exec_root="$2" pidfile="$3" socket="$4" pool="$5" own_lines
+    own_lines="$(cat)"
+    cat >"$dir/daemon.json" <<EOF
+{
+  "data-root": "$dir/data",
+  "exec-root": "$exec_root",
+  "pidfile": "$pidfile",
+  "hosts": ["unix://$socket"],
+$own_lines
+  "bridge": "none",
+  "iptables": false,
+  "ip-masq": false,
+  "ip-forward": false,
+  "default-address-pools": [{"base": "$pool", "size": 24}],
+  "insecure-registries": ["127.0.0.0/8", "localhost:$REGISTRY_PORT", "localhost:$AUTH_REGISTRY_PORT"],
+  "shutdown-timeout": 5,
+  "log-level": "info"
+}
+EOF
+}
+
+# launch_dockerd NAME DIR SOCKET PIDFILE LOGFILE CHECK DOCKERD...: starts DOCKERD... with
+# DIR/daemon.json (whose pidfile is PIDFILE) and waits until CHECK answers; returns 0, or
+# wait_answering's 1 (it exited) or 2 (timeout). dockerd writes its own pid file early in
+# its start; until it answers we watch the launched pid (dockerd refuses to start when its
+# pid file names a live process).
+launch_dockerd() {
+    local name="$1" dir="$2" socket="$3" pidfile="$4" logfile="$5" check="$6"
+    shift 6
+    rm -f "$socket"
+    start_background "$pidfile.launch" "$logfile" "$@" --config-file "$dir/daemon.json"
+    local outcome=0
+    wait_answering 180 "$name" "$logfile" "$pidfile.launch" "$dir" "$check" || outcome=$?
+    rm -f "$pidfile.launch"
+    return "$outcome"
+}
+
 start_dockerd() {
     if running "$DOCKER_PIDFILE" "$STATE"; then
         log "dockerd already running (pid $(<"$DOCKER_PIDFILE"))"
         return 0
     fi
     mkdir -p "$DOCKER_DIR/data" "$EXEC_ROOT" "$STATE/docker-client"
-    cat >"$DOCKER_DIR/daemon.json" <<EOF
-{
-  "data-root": "$DOCKER_DIR/data",
-  "exec-root": "$EXEC_ROOT",
-  "pidfile": "$DOCKER_PIDFILE",
-  "hosts": ["unix://$DOCKER_SOCKET"],
+    write_daemon_json "$DOCKER_DIR" "$EXEC_ROOT" "$DOCKER_PIDFILE" "$DOCKER_SOCKET" "$ADDRESS_POOL" <<EOF
   "storage-driver": "$STORAGE_DRIVER",
-  "bridge": "none",
-  "iptables": false,
-  "ip-masq": false,
-  "ip-forward": false,
-  "default-address-pools": [{"base": "$ADDRESS_POOL", "size": 24}],
-  "insecure-registries": ["127.0.0.0/8", "localhost:$REGISTRY_PORT", "localhost:$AUTH_REGISTRY_PORT"],
-  "shutdown-timeout": 5,
-  "log-level": "info"
-}
 EOF
-    rm -f "$DOCKER_SOCKET"
     log "starting dockerd ($STORAGE_DRIVER, networks from $ADDRESS_POOL) on unix://$DOCKER_SOCKET"
-    start_background "$DOCKER_PIDFILE.launch" "$DOCKER_LOG" dockerd --config-file "$DOCKER_DIR/daemon.json"
-    # dockerd writes its own pid file early in its start; until it answers we watch the
-    # launched pid (dockerd refuses to start when its pid file names a live process).
     local outcome=0
-    wait_answering 180 dockerd "$DOCKER_LOG" "$DOCKER_PIDFILE.launch" "$STATE" engine_answers || outcome=$?
-    rm -f "$DOCKER_PIDFILE.launch"
+    launch_dockerd dockerd "$DOCKER_DIR" "$DOCKER_SOCKET" "$DOCKER_PIDFILE" "$DOCKER_LOG" engine_answers \
+        dockerd || outcome=$?
     if ((outcome == 1)) && [[ "$STORAGE_DRIVER" == overlay2 && "$STORAGE_DRIVER_PROBED" == true ]]; then
         log "dockerd failed with overlay2 although the overlay probe worked; retrying with vfs"
         STORAGE_DRIVER=vfs
@@ -376,10 +400,7 @@ start_sshd() {
         ssh-keygen -q -t ed25519 -N '' -C bunker-sandbox-host -f "$SSH_DIR/ssh_host_ed25519_key"
     [[ -f "$SSH_DIR/id_ed25519" ]] ||
         ssh-keygen -q -t ed25519 -N '' -C bunker-sandbox-client -f "$SSH_DIR/id_ed25519"
-    printf 'environment="DOCKER_HOST=unix://%s" %s\n' "$DOCKER_SOCKET" "$(<"$SSH_DIR/id_ed25519.pub")" \
-        >"$SSH_DIR/authorized_keys"
-    printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" \
-        >"$SSH_DIR/known_hosts"
+    write_ssh_access "$DOCKER_SOCKET" "$SSH_PORT" "$SSH_DIR/authorized_keys" "$SSH_DIR/known_hosts"
     chmod 600 "$SSH_DIR/authorized_keys" "$SSH_DIR/id_ed25519" "$SSH_DIR/ssh_host_ed25519_key"
     cat >"$SSH_DIR/sshd_config" <<EOF
 # bunker test sandbox sshd: loopback only, key authentication only.
@@ -404,26 +425,43 @@ PrintMotd no
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
 EOF
-    if running "$SSHD_PIDFILE" "$SSH_DIR/sshd_config"; then
-        log "sshd already running (pid $(<"$SSHD_PIDFILE"))"
-    else
-        require_port_free "$SSH_PORT" sshd SANDBOX_SSH_PORT
-        /usr/sbin/sshd -t -f "$SSH_DIR/sshd_config" 2>"$SSHD_LOG" || {
-            cat "$SSHD_LOG" >&2
-            die "sshd rejected $SSH_DIR/sshd_config"
-        }
-        log "starting sshd on 127.0.0.1:$SSH_PORT"
-        # -D keeps sshd in the foreground so the pid we record is the listener itself.
-        start_background "$SSHD_PIDFILE" "$SSHD_LOG" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
-    fi
-    wait_until 60 sshd "$SSHD_LOG" "$SSHD_PIDFILE" "$SSH_DIR/sshd_config" ssh_answers
+    launch_sshd sshd "$SSH_DIR/sshd_config" "$SSHD_PIDFILE" "$SSHD_LOG" "$SSH_PORT" SANDBOX_SSH_PORT ssh_answers
 }
 
-ssh_answers() {
-    ssh -i "$SSH_DIR/id_ed25519" -p "$SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes \
-        -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o StrictHostKeyChecking=yes \
-        -o ConnectTimeout=5 -F /dev/null "$(id -un)@127.0.0.1" true
+# write_ssh_access SOCKET PORT AUTHORIZED_KEYS KNOWN_HOSTS: the client key logs in with
+# DOCKER_HOST set to SOCKET; the host key is known as [127.0.0.1]:PORT.
+write_ssh_access() {
+    printf 'environment="DOCKER_HOST=unix://%s" %s\n' "$1" "$(<"$SSH_DIR/id_ed25519.pub")" >"$3"
+    printf '[127.0.0.1]:%s %s\n' "$2" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" >"$4"
 }
+
+# launch_sshd NAME CONFIG PIDFILE LOGFILE PORT PORT_VARIABLE CHECK: starts the sshd of
+# CONFIG unless it runs already, then waits until CHECK answers.
+launch_sshd() {
+    local name="$1" config="$2" pidfile="$3" logfile="$4" port="$5" port_variable="$6" check="$7"
+    if running "$pidfile" "$config"; then
+        log "$name already running (pid $(<"$pidfile"))"
+    else
+        require_port_free "$port" "$name" "$port_variable"
+        /usr/sbin/sshd -t -f "$config" 2>"$logfile" || {
+            cat "$logfile" >&2
+            die "sshd rejected $config"
+        }
+        log "starting $name on 127.0.0.1:$port"
+        # -D keeps sshd in the foreground so the pid we record is the listener itself.
+        start_background "$pidfile" "$logfile" /usr/sbin/sshd -D -e -f "$config"
+    fi
+    wait_until 60 "$name" "$logfile" "$pidfile" "$config" "$check"
+}
+
+# sandbox_ssh PORT KNOWN_HOSTS COMMAND: runs COMMAND over ssh with the client key.
+sandbox_ssh() {
+    ssh -i "$SSH_DIR/id_ed25519" -p "$1" -o BatchMode=yes -o IdentitiesOnly=yes \
+        -o UserKnownHostsFile="$2" -o StrictHostKeyChecking=yes \
+        -o ConnectTimeout=5 -F /dev/null "$(id -un)@127.0.0.1" "$3"
+}
+
+ssh_answers() { sandbox_ssh "$SSH_PORT" "$SSH_DIR/known_hosts" true; }
 
 # ---------------------------------------------------------------------------- registries
 write_registry_config() {
@@ -678,33 +716,14 @@ start_engine2() {
         return 0
     fi
     mkdir -p "$E2_DIR/data" "$E2_EXEC_ROOT"
-    cat >"$E2_DIR/daemon.json" <<EOF
-{
-  "data-root": "$E2_DIR/data",
-  "exec-root": "$E2_EXEC_ROOT",
-  "pidfile": "$E2_PIDFILE",
-  "hosts": ["unix://$E2_SOCKET"],
+    write_daemon_json "$E2_DIR" "$E2_EXEC_ROOT" "$E2_PIDFILE" "$E2_SOCKET" "$E2_ADDRESS_POOL" <<EOF
   "containerd": "$E2_EXEC_ROOT/containerd.sock",
   "features": {"containerd-snapshotter": true},
-  "bridge": "none",
-  "iptables": false,
   "ip6tables": false,
-  "ip-masq": false,
-  "ip-forward": false,
-  "default-address-pools": [{"base": "$E2_ADDRESS_POOL", "size": 24}],
-  "insecure-registries": ["127.0.0.0/8", "localhost:$REGISTRY_PORT", "localhost:$AUTH_REGISTRY_PORT"],
-  "shutdown-timeout": 5,
-  "log-level": "info"
-}
 EOF
-    rm -f "$E2_SOCKET"
     log "engine 2: starting dockerd 26 (containerd image store, networks from $E2_ADDRESS_POOL) on unix://$E2_SOCKET"
-    PATH="$(engine2_path)" start_background "$E2_PIDFILE.launch" "$E2_LOG" \
-        "$E2_ROOT/usr/sbin/dockerd" --config-file "$E2_DIR/daemon.json"
-    local outcome=0
-    wait_answering 180 "engine-2 dockerd" "$E2_LOG" "$E2_PIDFILE.launch" "$E2_DIR" engine2_answers || outcome=$?
-    rm -f "$E2_PIDFILE.launch"
-    ((outcome == 0)) || die "engine 2: dockerd did not start"
+    launch_dockerd "engine-2 dockerd" "$E2_DIR" "$E2_SOCKET" "$E2_PIDFILE" "$E2_LOG" engine2_answers \
+        env PATH="$(engine2_path)" "$E2_ROOT/usr/sbin/dockerd" || die "engine 2: dockerd did not start"
 }
 
 # A second sshd: same host key and client key as engine 1's, its own port, and an
@@ -712,33 +731,19 @@ EOF
 start_engine2_sshd() {
     [[ -f "$SSH_DIR/ssh_host_ed25519_key" && -f "$SSH_DIR/id_ed25519.pub" ]] ||
         die "engine 2 needs the sandbox's ssh keys in $SSH_DIR: run scripts/sandbox.sh up first"
-    printf 'environment="DOCKER_HOST=unix://%s" %s\n' "$E2_SOCKET" "$(<"$SSH_DIR/id_ed25519.pub")" \
-        >"$E2_AUTHORIZED_KEYS"
-    printf '[127.0.0.1]:%s %s\n' "$E2_SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" \
-        >"$E2_KNOWN_HOSTS"
+    write_ssh_access "$E2_SOCKET" "$E2_SSH_PORT" "$E2_AUTHORIZED_KEYS" "$E2_KNOWN_HOSTS"
     chmod 600 "$E2_AUTHORIZED_KEYS"
     sed -e "s|^Port .*|Port $E2_SSH_PORT|" -e "s|^PidFile .*|PidFile $E2_SSHD_PIDFILE|" \
         -e "s|^AuthorizedKeysFile .*|AuthorizedKeysFile $E2_AUTHORIZED_KEYS|" \
         -e "s|^# bunker test sandbox sshd:|# bunker test sandbox sshd for engine 2:|" \
         "$SSH_DIR/sshd_config" >"$E2_SSHD_CONFIG"
-    if running "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG"; then
-        log "engine 2: sshd already running (pid $(<"$E2_SSHD_PIDFILE"))"
-    else
-        require_port_free "$E2_SSH_PORT" "engine-2 sshd" SANDBOX_ENGINE2_SSH_PORT
-        /usr/sbin/sshd -t -f "$E2_SSHD_CONFIG" 2>"$E2_SSHD_LOG" || {
-            cat "$E2_SSHD_LOG" >&2
-            die "sshd rejected $E2_SSHD_CONFIG"
-        }
-        log "engine 2: starting sshd on 127.0.0.1:$E2_SSH_PORT"
-        start_background "$E2_SSHD_PIDFILE" "$E2_SSHD_LOG" /usr/sbin/sshd -D -e -f "$E2_SSHD_CONFIG"
-    fi
-    wait_until 60 "engine-2 sshd" "$E2_SSHD_LOG" "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG" engine2_ssh_answers
+    launch_sshd "engine-2 sshd" "$E2_SSHD_CONFIG" "$E2_SSHD_PIDFILE" "$E2_SSHD_LOG" "$E2_SSH_PORT" \
+        SANDBOX_ENGINE2_SSH_PORT engine2_ssh_answers
 }
 
 engine2_ssh_answers() {
-    [[ "$(ssh -i "$SSH_DIR/id_ed25519" -p "$E2_SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes \
-        -o UserKnownHostsFile="$E2_KNOWN_HOSTS" -o StrictHostKeyChecking=yes \
-        -o ConnectTimeout=5 -F /dev/null "$(id -un)@127.0.0.1" 'echo $DOCKER_HOST')" == "unix://$E2_SOCKET" ]]
+    # shellcheck disable=SC2016 # $DOCKER_HOST is for the remote shell
+    [[ "$(sandbox_ssh "$E2_SSH_PORT" "$E2_KNOWN_HOSTS" 'echo $DOCKER_HOST')" == "unix://$E2_SOCKET" ]]
 }
 
 engine2_configured() { [[ -f "$E2_DIR/daemon.json" ]]; }
@@ -796,6 +801,10 @@ cmd_up_engine2() {
 
 stop_engine2() {
     stop_pid "engine-2 sshd" "$E2_SSHD_PIDFILE" "$E2_SSHD_CONFIG"
+    stop_engine2_daemons
+}
+
+stop_engine2_daemons() {
     stop_pid "engine-2 dockerd" "$E2_PIDFILE" "$E2_DIR"
     stop_pid "engine-2 containerd" "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"
 }
@@ -806,17 +815,21 @@ cmd_engine2_reset() {
     load_settings
     engine2_configured && [[ -n "$E2_EXEC_ROOT" ]] || die "no engine 2 in $STATE: run scripts/sandbox.sh up-engine2 first"
     if running "$E2_PIDFILE" "$E2_DIR"; then
-        local -a containers
-        mapfile -t containers < <(CLI_SOCKET="$E2_SOCKET" docker_cli ps -aq 2>/dev/null || true)
-        ((${#containers[@]} == 0)) || CLI_SOCKET="$E2_SOCKET" docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
+        remove_containers "$E2_SOCKET"
     fi
-    stop_pid "engine-2 dockerd" "$E2_PIDFILE" "$E2_DIR"
-    stop_pid "engine-2 containerd" "$E2_DIR/containerd.pid" "$E2_DIR/containerd.toml"
+    stop_engine2_daemons
     unmount_under "$E2_DIR/data" "$E2_EXEC_ROOT"
     rm -rf "$E2_DIR/data"
     log "engine2-reset: deleted $E2_DIR/data"
     start_engine2
     log "engine2-reset: a fresh engine 2 with no images answers on unix://$E2_SOCKET"
+}
+
+# remove_containers SOCKET: force-removes every container of the engine on SOCKET.
+remove_containers() {
+    local -a containers
+    mapfile -t containers < <(CLI_SOCKET="$1" docker_cli ps -aq 2>/dev/null || true)
+    ((${#containers[@]} == 0)) || CLI_SOCKET="$1" docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
 }
 
 # unmount_under DIR...: lazily unmounts what is mounted below any DIR, deepest first.
@@ -901,15 +914,11 @@ cmd_down() {
     load_settings
     if [[ "$purge" == true ]] && running "$DOCKER_PIDFILE" "$STATE"; then
         log "removing containers and networks before purge"
-        local -a containers
-        mapfile -t containers < <(docker_cli ps -aq 2>/dev/null || true)
-        ((${#containers[@]} == 0)) || docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
+        remove_containers "$DOCKER_SOCKET"
         docker_cli network prune -f >/dev/null 2>&1 || true
     fi
     if [[ "$purge" == true ]] && running "$E2_PIDFILE" "$E2_DIR"; then
-        local -a e2_containers
-        mapfile -t e2_containers < <(CLI_SOCKET="$E2_SOCKET" docker_cli ps -aq 2>/dev/null || true)
-        ((${#e2_containers[@]} == 0)) || CLI_SOCKET="$E2_SOCKET" docker_cli rm -f "${e2_containers[@]}" >/dev/null 2>&1 || true
+        remove_containers "$E2_SOCKET"
     fi
     stop_engine2
     stop_pid sshd "$SSHD_PIDFILE" "$SSH_DIR/sshd_config"
@@ -950,9 +959,7 @@ cmd_engine_reset() {
     load_settings
     [[ -n "$STORAGE_DRIVER" && -n "$EXEC_ROOT" ]] || die "no sandbox in $STATE: run scripts/sandbox.sh up first"
     if running "$DOCKER_PIDFILE" "$STATE"; then
-        local -a containers
-        mapfile -t containers < <(docker_cli ps -aq 2>/dev/null || true)
-        ((${#containers[@]} == 0)) || docker_cli rm -f "${containers[@]}" >/dev/null 2>&1 || true
+        remove_containers "$DOCKER_SOCKET"
     fi
     stop_pid dockerd "$DOCKER_PIDFILE" "$STATE"
     stop_pid containerd "$(containerd_pidfile)" "$EXEC_ROOT"

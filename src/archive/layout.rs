@@ -304,30 +304,32 @@ mod tests {
 
     #[test]
     fn file_names_are_one_to_one_functions_of_the_reference() {
-        assert_eq!(
-            archive_file_name("traefik/whoami:v1.11.0", Compression::Gzip),
-            "traefik_whoami+v1.11.0.tar.gz"
-        );
-        assert_eq!(
-            archive_file_name("acc/col/x:1", Compression::Gzip),
-            "acc_col_x+1.tar.gz"
-        );
-        assert_eq!(
-            archive_file_name("acc/col_x:1", Compression::Gzip),
-            "acc_col%5Fx+1.tar.gz"
-        );
-        assert_eq!(
-            archive_file_name("localhost:5000/a:b", Compression::Zstd),
-            "localhost+5000_a+b.tar.zst"
-        );
-        assert_eq!(
-            archive_file_name("busybox@sha256:ab+c d%", Compression::None),
-            "busybox@sha256+ab%2Bc%20d%25.tar"
-        );
-        assert_eq!(
-            archive_file_name("ünï", Compression::Gzip),
-            "%C3%BCn%C3%AF.tar.gz"
-        );
+        for (reference, compression, expected) in [
+            (
+                "traefik/whoami:v1.11.0",
+                Compression::Gzip,
+                "traefik_whoami+v1.11.0.tar.gz",
+            ),
+            ("acc/col/x:1", Compression::Gzip, "acc_col_x+1.tar.gz"),
+            ("acc/col_x:1", Compression::Gzip, "acc_col%5Fx+1.tar.gz"),
+            (
+                "localhost:5000/a:b",
+                Compression::Zstd,
+                "localhost+5000_a+b.tar.zst",
+            ),
+            (
+                "busybox@sha256:ab+c d%",
+                Compression::None,
+                "busybox@sha256+ab%2Bc%20d%25.tar",
+            ),
+            ("ünï", Compression::Gzip, "%C3%BCn%C3%AF.tar.gz"),
+        ] {
+            assert_eq!(
+                archive_file_name(reference, compression),
+                expected,
+                "{reference} ({compression})"
+            );
+        }
         // Every pair of distinct references differs in name.
         let references = [
             "a/b:c", "a:b/c", "a_b:c", "a/b_c", "a+b:c", "a%2Bb:c", "a%5Fb:c", "a/b", "a:b", "a_b",

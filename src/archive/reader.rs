@@ -24,7 +24,8 @@ use super::docker_tar::ExpectedImage;
 use super::manifest::ManifestEntry;
 use super::scan::{ArchiveScan, ArchiveScanner, scan_archive};
 
-const CHUNK_BYTES: usize = 256 << 10;
+/// Bytes per chunk of a stream read from an archive file.
+pub const CHUNK_BYTES: usize = 256 << 10;
 const CHANNEL_CHUNKS: usize = 8;
 const CHECK_BUFFER_BYTES: usize = 1 << 20;
 
@@ -56,21 +57,31 @@ impl ExpectedFile {
         }
     }
 
+    /// How a stored file of `size` bytes differs from the recorded size and, when
+    /// `sha256` is given, from the recorded SHA-256; empty when it matches.
+    pub fn stored_mismatches(&self, size: u64, sha256: Option<&str>) -> Vec<String> {
+        let mut problems = Vec::new();
+        if size != self.size {
+            problems.push(format!(
+                "size is {size} bytes, the manifest says {}",
+                self.size
+            ));
+        }
+        if let Some(sha256) = sha256
+            && sha256 != self.sha256
+        {
+            problems.push(format!(
+                "SHA-256 is {sha256}, the manifest says {}",
+                self.sha256
+            ));
+        }
+        problems
+    }
+
     /// How a finished scan differs from what was expected; empty when it matches.
     pub fn mismatches(&self, scan: &ArchiveScan) -> Vec<String> {
-        let mut problems = Vec::new();
-        if scan.size != self.size {
-            problems.push(format!(
-                "size is {} bytes, the manifest says {}",
-                scan.size, self.size
-            ));
-        }
-        if !self.sha256.is_empty() && scan.sha256 != self.sha256 {
-            problems.push(format!(
-                "SHA-256 is {}, the manifest says {}",
-                scan.sha256, self.sha256
-            ));
-        }
+        let recorded_sha256 = (!self.sha256.is_empty()).then_some(scan.sha256.as_str());
+        let mut problems = self.stored_mismatches(scan.size, recorded_sha256);
         problems.extend(scan.problems());
         if scan.decompression_error.is_none() {
             if let Some(size) = self.uncompressed_size
@@ -122,12 +133,8 @@ impl Stream for ArchiveStream {
 /// `InvalidData` error naming the file and every mismatch. Must be called
 /// inside a tokio runtime.
 pub fn open_archive(path: &Path, expected: ExpectedFile) -> io::Result<ArchiveStream> {
-    let scanner = ArchiveScanner::open(path, expected.image.clone()).map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("cannot read archive {}: {error}", path.display()),
-        )
-    })?;
+    let scanner = ArchiveScanner::open(path, expected.image.clone())
+        .map_err(|error| read_error(path, error))?;
     let (chunk_sender, chunks) = mpsc::channel(CHANNEL_CHUNKS);
     let (scan_sender, scan) = oneshot::channel();
     let path = path.to_path_buf();
@@ -164,10 +171,7 @@ fn pump(
     let scan = match scanner.finish() {
         Ok(scan) => scan,
         Err(error) => {
-            let _ = sender.blocking_send(Err(io::Error::new(
-                error.kind(),
-                format!("cannot read archive {}: {error}", path.display()),
-            )));
+            let _ = sender.blocking_send(Err(read_error(path, error)));
             return;
         }
     };
@@ -182,6 +186,14 @@ fn pump(
         return;
     }
     let _ = scan_sender.send(scan);
+}
+
+/// `error` from opening or reading the archive file at `path`, naming the file.
+pub fn read_error(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("cannot read archive {}: {error}", path.display()),
+    )
 }
 
 /// The error for a file that does not match its manifest entry.
@@ -208,12 +220,9 @@ pub fn check_file(path: &Path, expected: &ExpectedFile) -> io::Result<Vec<String
         return Ok(expected.mismatches(&scan));
     }
     let mut file = File::open(path)?;
-    let size = file.metadata()?.len();
-    if size != expected.size {
-        return Ok(vec![format!(
-            "size is {size} bytes, the manifest says {}",
-            expected.size
-        )]);
+    let problems = expected.stored_mismatches(file.metadata()?.len(), None);
+    if !problems.is_empty() {
+        return Ok(problems);
     }
     let mut hashed = Hashed::new();
     let mut buffer = vec![0u8; CHECK_BUFFER_BYTES];
@@ -225,28 +234,16 @@ pub fn check_file(path: &Path, expected: &ExpectedFile) -> io::Result<Vec<String
         hashed.update(&buffer[..read]);
     }
     let (sha256, size) = hashed.finish();
-    let mut problems = Vec::new();
-    if size != expected.size {
-        problems.push(format!(
-            "size is {size} bytes, the manifest says {}",
-            expected.size
-        ));
-    }
-    if sha256 != expected.sha256 {
-        problems.push(format!(
-            "SHA-256 is {sha256}, the manifest says {}",
-            expected.sha256
-        ));
-    }
-    Ok(problems)
+    Ok(expected.stored_mismatches(size, Some(&sha256)))
 }
 
-/// Fills a chunk from the decompressor; `None` at the end.
-fn read_chunk(scanner: &mut ArchiveScanner) -> io::Result<Option<Bytes>> {
+/// Fills a chunk of up to [`CHUNK_BYTES`] from `reader` (the decompressor or a
+/// stored file); `None` at the end.
+pub fn read_chunk<R: Read>(reader: &mut R) -> io::Result<Option<Bytes>> {
     let mut buffer = vec![0u8; CHUNK_BYTES];
     let mut filled = 0;
     while filled < buffer.len() {
-        let read = scanner.read(&mut buffer[filled..])?;
+        let read = reader.read(&mut buffer[filled..])?;
         if read == 0 {
             break;
         }

@@ -122,30 +122,6 @@ impl ArchiveScanner {
         self.compression
     }
 
-    /// Reads the next decompressed bytes into `buffer` (0 at the end). A
-    /// decompression or read error is returned once and kept for
-    /// [`finish`](Self::finish); later calls return 0.
-    pub fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        if self.decompression_error.is_some() {
-            return Ok(0);
-        }
-        match self.decoder.read(buffer) {
-            Ok(read) => {
-                let bytes = &buffer[..read];
-                self.tar.update(bytes);
-                // The inspector keeps its first error for `finish`; reading goes on
-                // so the file is still hashed to the end.
-                let _ = self.inspector.feed(bytes);
-                Ok(read)
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => self.read(buffer),
-            Err(error) => {
-                self.decompression_error = Some(describe_decompression_error(&error));
-                Err(error)
-            }
-        }
-    }
-
     /// Reads whatever the decoder left (trailing bytes or the rest after an
     /// error) so the whole file is hashed, and reports the outcome.
     pub fn finish(mut self) -> io::Result<ArchiveScan> {
@@ -187,6 +163,33 @@ impl ArchiveScanner {
             decompression_error: self.decompression_error,
             image: self.inspector.finish(&self.expected),
         })
+    }
+}
+
+/// The decompressed tar, hashed and inspected as it is read.
+impl Read for ArchiveScanner {
+    /// Reads the next decompressed bytes into `buffer` (0 at the end). A
+    /// decompression or read error is returned once and kept for
+    /// [`finish`](Self::finish); later calls return 0.
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.decompression_error.is_some() {
+            return Ok(0);
+        }
+        match self.decoder.read(buffer) {
+            Ok(read) => {
+                let bytes = &buffer[..read];
+                self.tar.update(bytes);
+                // The inspector keeps its first error for `finish`; reading goes on
+                // so the file is still hashed to the end.
+                let _ = self.inspector.feed(bytes);
+                Ok(read)
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => self.read(buffer),
+            Err(error) => {
+                self.decompression_error = Some(describe_decompression_error(&error));
+                Err(error)
+            }
+        }
     }
 }
 

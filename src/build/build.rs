@@ -100,7 +100,8 @@ impl BuildLog {
 /// Build args with `None` values taken from bunker's environment (Compose's rule
 /// for `args: [NAME]`); args that are unset everywhere are left out.
 pub fn resolved_build_args(spec: &BuildSpec) -> HashMap<String, String> {
-    spec.args
+    spec.info
+        .args
         .iter()
         .filter_map(|(name, value)| {
             value
@@ -122,10 +123,10 @@ pub async fn build_image(
     let Some(spec) = job.build.as_ref() else {
         return Err(format!("{who}: {} has no build section", job.image));
     };
-    let (body, dockerfile, _inline_dockerfile) = if spec.remote {
+    let (body, dockerfile, _inline_dockerfile) = if spec.info.remote {
         (
             bollard::body_full(Bytes::new()),
-            spec.dockerfile.clone(),
+            spec.info.dockerfile.clone(),
             None,
         )
     } else {
@@ -148,16 +149,16 @@ pub async fn build_image(
     if pull {
         options = options.pull("1");
     }
-    if let Some(target) = &spec.target {
+    if let Some(target) = &spec.info.target {
         options = options.target(target);
     }
     if let Some(platform) = &job.platform {
         options = options.platform(platform);
     }
-    if spec.remote {
-        options = options.remote(&spec.context);
+    if spec.info.remote {
+        options = options.remote(&spec.info.context);
     }
-    let credentials = credentials_for_images(&spec.from_images)
+    let credentials = credentials_for_images(&spec.info.from_images)
         .await
         .map_err(|error| format!("{who}: {error}"))?;
     let credentials = (!credentials.is_empty()).then_some(credentials);
@@ -218,6 +219,7 @@ mod tests {
     use indexmap::IndexMap;
 
     use super::*;
+    use crate::catalog::BuildInfo;
 
     #[test]
     fn a_failure_names_the_step_and_quotes_the_output() {
@@ -255,14 +257,17 @@ mod tests {
         args.insert("BUNKER_TEST_SURELY_UNSET_ARG".to_string(), None);
         let spec = BuildSpec {
             service: "s".into(),
-            context: "/c".into(),
-            remote: false,
-            dockerfile: "Dockerfile".into(),
-            dockerfile_inline: None,
-            args,
-            target: None,
-            from_images: vec![],
-            after_services: vec![],
+            info: BuildInfo {
+                context: "/c".into(),
+                remote: false,
+                dockerfile: "Dockerfile".into(),
+                dockerfile_inline: None,
+                args,
+                target: None,
+                from_images: vec![],
+                from_images_known: true,
+                after_services: vec![],
+            },
         };
         let resolved = resolved_build_args(&spec);
         assert_eq!(resolved.get("GIVEN").map(String::as_str), Some("1"));

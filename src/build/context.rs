@@ -33,21 +33,21 @@ pub struct ContextBody {
 
 /// Tars `spec`'s context (on a blocking thread: listing a big context takes a while).
 pub async fn context_body(spec: &BuildSpec) -> Result<ContextBody, String> {
-    let context_dir = PathBuf::from(&spec.context);
-    let inline_dockerfile = match &spec.dockerfile_inline {
+    let context_dir = PathBuf::from(&spec.info.context);
+    let inline_dockerfile = match &spec.info.dockerfile_inline {
         Some(text) => Some(write_inline_dockerfile(text)?),
         None => None,
     };
     let dockerfile = match &inline_dockerfile {
         Some(file) => file.path().display().to_string(),
-        None => spec.dockerfile.clone(),
+        None => spec.info.dockerfile.clone(),
     };
     let context = tokio::task::spawn_blocking(move || context_stream(&context_dir, &dockerfile))
         .await
         .map_err(|error| {
             format!(
                 "tarring the build context {} stopped: {error}",
-                spec.context
+                spec.info.context
             )
         })?
         .map_err(|error| error.to_string())?;

@@ -14,8 +14,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use indexmap::IndexMap;
-
 use crate::catalog::{BuildInfo, Catalog, CatalogEntry, ImageSource};
 use crate::image::reference::canonical_name;
 
@@ -47,19 +45,10 @@ impl ImageAction {
 pub struct BuildSpec {
     /// The service whose build section this is (the first one when several share the image).
     pub service: String,
-    /// Local context directory (absolute) or remote URL.
-    pub context: String,
-    pub remote: bool,
-    /// Dockerfile path relative to the context.
-    pub dockerfile: String,
-    pub dockerfile_inline: Option<String>,
-    /// Build args; `None` takes the value from bunker's environment, or omits the arg.
-    pub args: IndexMap<String, Option<String>>,
-    pub target: Option<String>,
-    /// Images the Dockerfile starts from or copies from.
-    pub from_images: Vec<String>,
-    /// Services of the same project whose built image this build starts from.
-    pub after_services: Vec<String>,
+    /// The section itself (context, Dockerfile, args with `None` taken from bunker's
+    /// environment or omitted, target, the images and services it starts from).
+    #[serde(flatten)]
+    pub info: BuildInfo,
 }
 
 /// One image to put on the engine.
@@ -320,14 +309,7 @@ fn add_build(
     let service = entry.service.clone().unwrap_or_default();
     let spec = BuildSpec {
         service: service.clone(),
-        context: build.context.clone(),
-        remote: build.remote,
-        dockerfile: build.dockerfile.clone(),
-        dockerfile_inline: build.dockerfile_inline.clone(),
-        args: build.args.clone(),
-        target: build.target.clone(),
-        from_images: build.from_images.clone(),
-        after_services: build.after_services.clone(),
+        info: build.clone(),
     };
     if let Some(existing) = builds
         .iter_mut()
@@ -412,7 +394,7 @@ fn order_builds(project: &str, builds: Vec<ImageJob>, problems: &mut Vec<String>
         .enumerate()
         .map(|(index, job)| {
             let mut needs: Vec<usize> = Vec::new();
-            for from in job.build.iter().flat_map(|spec| &spec.from_images) {
+            for from in job.build.iter().flat_map(|spec| &spec.info.from_images) {
                 if let Some(&other) = index_of.get(&image_key(from))
                     && other != index
                     && !needs.contains(&other)
@@ -420,7 +402,7 @@ fn order_builds(project: &str, builds: Vec<ImageJob>, problems: &mut Vec<String>
                     needs.push(other);
                 }
             }
-            for service in job.build.iter().flat_map(|spec| &spec.after_services) {
+            for service in job.build.iter().flat_map(|spec| &spec.info.after_services) {
                 if let Some(other) = builds
                     .iter()
                     .position(|other| other.services.contains(service))
@@ -493,6 +475,8 @@ fn describe_catalog_error(error: &crate::catalog::CatalogError) -> String {
 
 #[cfg(test)]
 mod tests {
+    use indexmap::IndexMap;
+
     use super::*;
     use crate::catalog::{CatalogError, ProjectInfo};
 

@@ -93,6 +93,21 @@ pub struct StepResult {
     pub stale: Option<StaleImage>,
 }
 
+impl StepResult {
+    /// The step of `job`'s image, ended with `outcome` after `duration`.
+    fn of_job(job: &ImageJob, outcome: Outcome, duration: Duration) -> StepResult {
+        StepResult {
+            project: job.project.clone(),
+            kind: StepKind::Image(job.action),
+            image: job.image.clone(),
+            services: job.services.clone(),
+            outcome,
+            duration,
+            stale: None,
+        }
+    }
+}
+
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }
@@ -228,12 +243,7 @@ pub async fn run_plan(
     options: RunOptions,
     progress: &Progress,
 ) -> RunReport {
-    let stop = AtomicBool::new(false);
-    let watch = RunWatch {
-        stop: &stop,
-        on_step: &|_| {},
-    };
-    run_plan_watched(docker, plan, options, progress, watch).await
+    run_plan_interruptible(docker, plan, options, progress, &CancellationToken::new()).await
 }
 
 /// What a caller that works alongside a run (image-archive) shares with it.
@@ -398,15 +408,7 @@ async fn run_project(
                 })
         };
         let step = match skip_reason {
-            Some(reason) => StepResult {
-                project: job.project.clone(),
-                kind: StepKind::Image(job.action),
-                image: job.image.clone(),
-                services: job.services.clone(),
-                outcome: Outcome::Skipped(reason),
-                duration: Duration::ZERO,
-                stale: None,
-            },
+            Some(reason) => StepResult::of_job(job, Outcome::Skipped(reason), Duration::ZERO),
             None => execute_job_until(docker, job, options, progress, interrupt).await,
         };
         if !step.outcome.succeeded() {
@@ -571,13 +573,8 @@ async fn execute_job_until(
         },
     };
     StepResult {
-        project: job.project.clone(),
-        kind: StepKind::Image(job.action),
-        image: job.image.clone(),
-        services: job.services.clone(),
-        outcome,
-        duration: task.elapsed(),
         stale,
+        ..StepResult::of_job(job, outcome, task.elapsed())
     }
 }
 
@@ -628,15 +625,7 @@ async fn apply_pull_policy(
         task.finish_failed(&message);
         Outcome::Failed(message)
     };
-    Some(StepResult {
-        project: job.project.clone(),
-        kind: StepKind::Image(job.action),
-        image: job.image.clone(),
-        services: job.services.clone(),
-        outcome,
-        duration: task.elapsed(),
-        stale: None,
-    })
+    Some(StepResult::of_job(job, outcome, task.elapsed()))
 }
 
 /// An image whose refresh pull failed while the engine had a copy of it.

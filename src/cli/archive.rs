@@ -32,7 +32,7 @@ use crate::archive_run::{
 use crate::build::{BuildPlan, PlanOptions, PullMode, RunOptions, plan};
 use crate::catalog::Catalog;
 use crate::deployed::archive::{DeployedImage, images_to_archive, name_on_engine};
-use crate::deployed::compare::{ContainerScope, compare};
+use crate::deployed::running::compare_running;
 use crate::engine::{Engine, connect};
 
 #[derive(Debug, Args)]
@@ -308,15 +308,7 @@ async fn deployed_images(
     catalog: &Catalog,
     args: &ArchiveArgs,
 ) -> anyhow::Result<(Vec<DeployedImage>, Vec<String>)> {
-    let containers = crate::engine::containers::running_containers(&engine.docker)
-        .await
-        .map_err(|error| anyhow::anyhow!("{} ({error})", engine.target))?;
-    let scope = if args.selection.projects.is_empty() && args.selection.excludes.is_empty() {
-        ContainerScope::All
-    } else {
-        ContainerScope::CatalogProjects
-    };
-    let comparison = compare(&engine.target, catalog, containers, scope);
+    let comparison = compare_running(engine, catalog, &args.selection.selection()).await?;
     Ok(images_to_archive(&comparison, catalog))
 }
 

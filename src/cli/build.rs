@@ -215,7 +215,7 @@ async fn print_dry_run(build_plan: &BuildPlan, build_enabled: bool) -> ExitCode 
 
 fn job_details(job: &crate::build::ImageJob) -> String {
     let mut details: Vec<String> = Vec::new();
-    if let Some(spec) = &job.build {
+    if let Some(spec) = job.build.as_ref().map(|spec| &spec.info) {
         details.push(if spec.remote {
             format!("remote {}", spec.context)
         } else {

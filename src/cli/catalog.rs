@@ -16,7 +16,7 @@ use super::engine_args::EngineArgs;
 use crate::catalog::document::CatalogDocument;
 use crate::catalog::summary::Summary;
 use crate::catalog::{Catalog, CatalogError, CatalogOptions, load_catalog, table};
-use crate::deployed::compare::ContainerScope;
+use crate::deployed::running::compare_running;
 use crate::deployed::{compare, render};
 
 #[derive(Debug, Args)]
@@ -79,15 +79,7 @@ async fn run_deployed(
     catalog_failed: bool,
 ) -> anyhow::Result<ExitCode> {
     let engine = crate::engine::connect(&args.engine.settings(global)).await?;
-    let containers = crate::engine::containers::running_containers(&engine.docker)
-        .await
-        .map_err(|error| anyhow::anyhow!("{} ({error})", engine.target))?;
-    let scope = if args.selection.projects.is_empty() && args.selection.excludes.is_empty() {
-        ContainerScope::All
-    } else {
-        ContainerScope::CatalogProjects
-    };
-    let comparison = compare::compare(&engine.target, catalog, containers, scope);
+    let comparison = compare_running(&engine, catalog, &args.selection.selection()).await?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({

@@ -52,12 +52,26 @@ pub struct ExportArgs {
     /// one, else its manifest.json files).
     #[arg(long = "source")]
     pub sources: Vec<PathBuf>,
-    /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
-    #[arg(long, alias = "output-dir")]
-    pub archive_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub archive: ArchiveDirArgs,
     /// Keep at most N repository path levels (group/project/image → group/project-image).
     #[arg(long)]
     pub flatten: Option<usize>,
+}
+
+/// `--archive-dir` of the commands that read or write the archive.
+#[derive(Debug, Clone, Args)]
+pub struct ArchiveDirArgs {
+    /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
+    #[arg(long, alias = "output-dir")]
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl ArchiveDirArgs {
+    /// The archive directory in force.
+    fn resolve(&self, global: &GlobalArgs) -> PathBuf {
+        archive_dir_for(global, self.archive_dir.as_deref())
+    }
 }
 
 /// How to reach the registry.
@@ -112,9 +126,8 @@ pub struct PullArgs {
     /// Read more images from this file (one per line, `#` comments).
     #[arg(long)]
     pub from_file: Option<PathBuf>,
-    /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
-    #[arg(long, alias = "output-dir")]
-    pub archive_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub archive: ArchiveDirArgs,
     /// Project the archives are filed under.
     #[arg(long, default_value = "registry")]
     pub project: String,
@@ -152,9 +165,8 @@ pub struct PushArgs {
     /// directories (read through their manifest.json); default: the archive
     /// directory (its OCI layout if it has one, else its manifest.json files).
     pub sources: Vec<PathBuf>,
-    /// Archive base directory (default: IMAGE_ARCHIVE_DIR or ./_archive/images).
-    #[arg(long, alias = "output-dir")]
-    pub archive_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub archive: ArchiveDirArgs,
     /// Destination registry and optional prefix: REGISTRY[/PREFIX].
     #[arg(long)]
     pub to: String,
@@ -293,10 +305,8 @@ async fn pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(announce_platform(global, args.platform.as_deref(), &args.engine).await?)
     };
-    let context = crate::settings::context_name(global.context.as_deref());
-    let root_env = crate::settings::root_env(&global.projects_dir, &context).unwrap_or_default();
     let options = PullOptions {
-        archive_dir: crate::settings::archive_dir(args.archive_dir.as_deref(), &root_env),
+        archive_dir: args.archive.resolve(global),
         project: args.project.clone(),
         format: args.format,
         platforms: match &platform {
@@ -481,7 +491,7 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
     use crate::registry::push::{
         DestinationState, PushOptions, PushStats, describe_plan, plan_push, push_item,
     };
-    let archive_dir = archive_dir_for(global, args.archive_dir.as_deref());
+    let archive_dir = args.archive.resolve(global);
     let mapping = crate::registry::mapping::NameMapping::new(
         &args.to,
         args.mapping.as_deref(),
@@ -636,7 +646,7 @@ async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
 
 async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let ExportFormat::RegistryStorage = args.format;
-    let archive_dir = archive_dir_for(global, args.archive_dir.as_deref());
+    let archive_dir = args.archive.resolve(global);
     if args.flatten == Some(0) {
         anyhow::bail!("--flatten must be at least 1");
     }

@@ -231,43 +231,64 @@ pub async fn run_sync(
     config: &SyncConfig,
     options: &SyncOptions,
 ) -> anyhow::Result<Vec<SyncRecord>> {
-    let clients = ClientPool::default();
-    let mut records = Vec::new();
-    let mut state = load_state(&options.archive_dir);
-    let loaded = state.clone();
+    let mut run = SyncRun {
+        options,
+        clients: ClientPool::default(),
+        state: load_state(&options.archive_dir),
+        records: Vec::new(),
+    };
+    let loaded = run.state.clone();
     for entry in &config.repositories {
         if options.stop.is_cancelled() {
-            records.push(SyncRecord {
-                source: entry.source.clone(),
-                destination: entry.destination.clone(),
-                action: "stopped".into(),
-                error: None,
-            });
+            run.records.push(entry_record(entry, "stopped"));
             continue;
         }
         let result = if entry.source == "archive" {
-            sync_from_archive(entry, options, &clients, &mut state, &mut records).await
+            sync_from_archive(entry, &mut run).await
         } else if entry.destination == "archive" {
-            sync_to_archive(entry, options, &clients, &mut state, &mut records).await
+            sync_to_archive(entry, &mut run).await
         } else {
-            sync_registry_to_registry(entry, options, &clients, &mut state, &mut records).await
+            sync_registry_to_registry(entry, &mut run).await
         };
         if let Err(error) = result {
-            records.push(SyncRecord {
-                source: entry.source.clone(),
-                destination: entry.destination.clone(),
-                action: "failed".into(),
+            run.records.push(SyncRecord {
                 error: Some(format!("{error:#}")),
+                ..entry_record(entry, "failed")
             });
         }
         if !options.dry_run {
-            save_state(&options.archive_dir, &loaded, &state)?;
+            save_state(&options.archive_dir, &loaded, &run.state)?;
         }
-        if !options.keep_going && records.iter().any(|r| r.action == "failed") {
+        if !options.keep_going && run.any_failed() {
             break;
         }
     }
-    Ok(records)
+    Ok(run.records)
+}
+
+/// What every entry of one run works with: the options and registry clients,
+/// the state it updates and the records it adds to.
+struct SyncRun<'a> {
+    options: &'a SyncOptions,
+    clients: ClientPool,
+    state: SyncState,
+    records: Vec<SyncRecord>,
+}
+
+impl SyncRun<'_> {
+    fn any_failed(&self) -> bool {
+        self.records.iter().any(|r| r.action == "failed")
+    }
+}
+
+/// The record of a whole entry (stopped before it started, or failed as a whole).
+fn entry_record(entry: &SyncEntry, action: &str) -> SyncRecord {
+    SyncRecord {
+        source: entry.source.clone(),
+        destination: entry.destination.clone(),
+        action: action.to_string(),
+        error: None,
+    }
 }
 
 /// Whether an entry takes the run's default platform (it names none and is
@@ -367,15 +388,10 @@ fn describe_filters(entry: &SyncEntry) -> String {
     }
 }
 
-async fn sync_to_archive(
-    entry: &SyncEntry,
-    options: &SyncOptions,
-    clients: &ClientPool,
-    state: &mut SyncState,
-    records: &mut Vec<SyncRecord>,
-) -> anyhow::Result<()> {
+async fn sync_to_archive(entry: &SyncEntry, run: &mut SyncRun<'_>) -> anyhow::Result<()> {
+    let options = run.options;
     let repository = RepositoryName::parse(&entry.source)?;
-    let client = clients.get(&repository.registry, &options.client)?;
+    let client = run.clients.get(&repository.registry, &options.client)?;
     let format = match entry.format.as_deref() {
         None | Some("docker") => PullFormat::Docker,
         Some("oci") => PullFormat::Oci,
@@ -386,7 +402,7 @@ async fn sync_to_archive(
         ),
     };
     let mut to_pull = Vec::new();
-    for tag in selected_tags(entry, &repository, options, clients).await? {
+    for tag in selected_tags(entry, &repository, options, &run.clients).await? {
         let reference = repository.with_tag(&tag);
         let digest = head_manifest(
             &client,
@@ -397,20 +413,21 @@ async fn sync_to_archive(
         .await?
         .with_context(|| format!("{reference} disappeared while syncing"))?;
         let key = format!("{reference} {format:?} {}", platform_key(entry, options));
-        let files_present = state.archived_files.get(&key).is_none_or(|files| {
+        let files_present = run.state.archived_files.get(&key).is_none_or(|files| {
             files
                 .iter()
                 .all(|file| options.archive_dir.join(file).exists())
         });
-        if state.archived.get(&key) == Some(&digest.to_string()) && files_present {
-            records.push(record(&reference, "archive", "up-to-date"));
+        if run.state.archived.get(&key) == Some(&digest.to_string()) && files_present {
+            run.records
+                .push(record(&reference, "archive", "up-to-date"));
             continue;
         }
         to_pull.push((reference, key, digest));
     }
     if options.dry_run {
         for (reference, _, _) in &to_pull {
-            records.push(record(reference, "archive", "would-copy"));
+            run.records.push(record(reference, "archive", "would-copy"));
         }
         return Ok(());
     }
@@ -433,7 +450,7 @@ async fn sync_to_archive(
     {
         match outcome {
             Some(Ok(pulled)) => {
-                state.archived.insert(key.clone(), digest.to_string());
+                run.state.archived.insert(key.clone(), digest.to_string());
                 let files = pulled
                     .iter()
                     .map(|image| {
@@ -444,17 +461,17 @@ async fn sync_to_archive(
                             .to_path_buf()
                     })
                     .collect();
-                state.archived_files.insert(key.clone(), files);
-                records.push(record(reference, "archive", "copied"));
+                run.state.archived_files.insert(key.clone(), files);
+                run.records.push(record(reference, "archive", "copied"));
             }
             Some(Err(error)) if error.is::<Stopped>() => {
-                records.push(record(reference, "archive", "stopped"))
+                run.records.push(record(reference, "archive", "stopped"))
             }
-            Some(Err(error)) => records.push(SyncRecord {
+            Some(Err(error)) => run.records.push(SyncRecord {
                 error: Some(format!("{error:#}")),
                 ..record(reference, "archive", "failed")
             }),
-            None => records.push(record(reference, "archive", "failed")),
+            None => run.records.push(record(reference, "archive", "failed")),
         }
     }
     Ok(())
@@ -483,20 +500,15 @@ fn record(source: &ImageReference, destination: &str, action: &str) -> SyncRecor
     }
 }
 
-async fn sync_registry_to_registry(
-    entry: &SyncEntry,
-    options: &SyncOptions,
-    clients: &ClientPool,
-    state: &mut SyncState,
-    records: &mut Vec<SyncRecord>,
-) -> anyhow::Result<()> {
+async fn sync_registry_to_registry(entry: &SyncEntry, run: &mut SyncRun<'_>) -> anyhow::Result<()> {
+    let options = run.options;
     let source = RepositoryName::parse(&entry.source)?;
     let destination = RepositoryName::parse(&entry.destination)
         .with_context(|| format!("destination of {}", entry.source))?;
-    let client = clients.get(&source.registry, &options.client)?;
+    let client = run.clients.get(&source.registry, &options.client)?;
     let platforms = selection(entry, options)?;
     let platform_key = platform_key(entry, options);
-    let jobs = selected_tags(entry, &source, options, clients)
+    let jobs = selected_tags(entry, &source, options, &run.clients)
         .await?
         .into_iter()
         .map(|tag| CopyJob {
@@ -509,7 +521,7 @@ async fn sync_registry_to_registry(
             destination: destination.with_tag(&tag),
         })
         .collect();
-    copy_to_registry(jobs, &destination, options, clients, state, records).await
+    copy_to_registry(jobs, &destination, run).await
 }
 
 /// Where an image copied to a registry comes from.
@@ -558,13 +570,11 @@ struct Copier<'a> {
 async fn copy_to_registry(
     jobs: Vec<CopyJob>,
     destination: &RepositoryName,
-    options: &SyncOptions,
-    clients: &ClientPool,
-    state: &mut SyncState,
-    records: &mut Vec<SyncRecord>,
+    run: &mut SyncRun<'_>,
 ) -> anyhow::Result<()> {
+    let options = run.options;
     let mut copier = Copier {
-        client: clients.get(&destination.registry, &options.client)?,
+        client: run.clients.get(&destination.registry, &options.client)?,
         cache: BlobCache::new(&options.archive_dir),
         mounts: MountSources::default(),
         push_options: PushOptions {
@@ -581,7 +591,7 @@ async fn copy_to_registry(
     for job in jobs {
         let (source, to) = (job.source.reference(), job.destination.to_string());
         if options.stop.is_cancelled() {
-            records.push(record(source, &to, "stopped"));
+            run.records.push(record(source, &to, "stopped"));
             continue;
         }
         // Dropping a running copy aborts its upload; the destination's manifest
@@ -589,20 +599,20 @@ async fn copy_to_registry(
         let outcome = tokio::select! {
             biased;
             () = options.stop.cancelled() => None,
-            outcome = copier.copy(&job, state) => Some(outcome),
+            outcome = copier.copy(&job, &mut run.state) => Some(outcome),
         };
         let Some(outcome) = outcome else {
-            records.push(record(source, &to, "stopped"));
+            run.records.push(record(source, &to, "stopped"));
             continue;
         };
-        records.push(match outcome {
+        run.records.push(match outcome {
             Ok(action) => record(source, &to, action),
             Err(error) => SyncRecord {
                 error: Some(format!("{error:#}")),
                 ..record(source, &to, "failed")
             },
         });
-        if !options.keep_going && records.last().is_some_and(|r| r.action == "failed") {
+        if !options.keep_going && run.records.last().is_some_and(|r| r.action == "failed") {
             break;
         }
     }
@@ -743,13 +753,8 @@ fn to_archived(
     })
 }
 
-async fn sync_from_archive(
-    entry: &SyncEntry,
-    options: &SyncOptions,
-    clients: &ClientPool,
-    state: &mut SyncState,
-    records: &mut Vec<SyncRecord>,
-) -> anyhow::Result<()> {
+async fn sync_from_archive(entry: &SyncEntry, run: &mut SyncRun<'_>) -> anyhow::Result<()> {
+    let options = run.options;
     let repository = entry
         .repository
         .clone()
@@ -783,7 +788,7 @@ async fn sync_from_archive(
     if by_tag.is_empty() {
         if options.dry_run {
             // An earlier entry of this run would archive it.
-            records.push(SyncRecord {
+            run.records.push(SyncRecord {
                 source: format!("archive:{repository}"),
                 destination: destination.to_string(),
                 action: "would-copy".into(),
@@ -802,7 +807,7 @@ async fn sync_from_archive(
         images.dedup_by(|a, b| a.manifest.digest == b.manifest.digest);
         if images.len() > 1 {
             let origins: Vec<&str> = images.iter().map(|image| image.origin.as_str()).collect();
-            records.push(SyncRecord {
+            run.records.push(SyncRecord {
                 error: Some(format!(
                     "{} archived images are tagged {tag}: {}; set `platform:` on the entry to choose one",
                     images.len(),
@@ -818,10 +823,10 @@ async fn sync_from_archive(
             destination: to,
         });
     }
-    if !options.keep_going && records.iter().any(|r| r.action == "failed") {
+    if !options.keep_going && run.any_failed() {
         return Ok(());
     }
-    copy_to_registry(jobs, &destination, options, clients, state, records).await
+    copy_to_registry(jobs, &destination, run).await
 }
 
 /// The archived images of `repository`: the OCI layout's entries, and for tags

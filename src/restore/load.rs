@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::send::{self, Body};
 use super::wire::{WireEncoding, WireSettings};
-use crate::archive::reader::{check_file, corrupt_error};
+use crate::archive::reader::{check_file, corrupt_error, read_error};
 use crate::archive::retag::Retagger;
 use crate::archive::{Compression, ExpectedFile, ManifestEntry, open_archive};
 use crate::interrupt::abort_on_cancel;
@@ -93,9 +93,7 @@ pub fn wire_encoding(
     let mut first = [0u8; 4];
     let read = std::fs::File::open(path)
         .and_then(|mut file| std::io::Read::read(&mut file, &mut first))
-        .map_err(|error| {
-            LoadFailure::Unreadable(format!("cannot read archive {}: {error}", path.display()))
-        })?;
+        .map_err(|error| LoadFailure::Unreadable(read_error(path, error).to_string()))?;
     let stored = Compression::from_magic(&first[..read]);
     Ok(wire.choose(stored, !entry.sha256.is_empty()))
 }
@@ -283,9 +281,6 @@ async fn check_first(path: &std::path::Path, entry: &ManifestEntry) -> Result<()
         Ok(mismatches) => Err(LoadFailure::Corrupt(
             corrupt_error(path, &mismatches).to_string(),
         )),
-        Err(error) => Err(LoadFailure::Unreadable(format!(
-            "cannot read archive {}: {error}",
-            path.display()
-        ))),
+        Err(error) => Err(LoadFailure::Unreadable(read_error(path, error).to_string())),
     }
 }

@@ -252,6 +252,9 @@ mod tests {
     use super::*;
     use crate::archive::Compression;
 
+    /// When most test copies were archived.
+    const JANUARY: &str = "2026-01-01T00:00:00Z";
+
     fn entry(project: &str, image: &str, id: &str, at: &str) -> ManifestEntry {
         ManifestEntry {
             project: project.into(),
@@ -290,14 +293,9 @@ mod tests {
     #[test]
     fn a_shared_image_is_one_item_with_every_copy_as_fallback() {
         let manifest = manifest(vec![
-            entry("tools", "httpd:1", "sha256:a", "2026-01-01T00:00:00Z"),
-            entry(
-                "web",
-                "docker.io/library/httpd:1",
-                "sha256:a",
-                "2026-01-01T00:00:00Z",
-            ),
-            entry("web", "other:1", "sha256:b", "2026-01-01T00:00:00Z"),
+            entry("tools", "httpd:1", "sha256:a", JANUARY),
+            entry("web", "docker.io/library/httpd:1", "sha256:a", JANUARY),
+            entry("web", "other:1", "sha256:b", JANUARY),
         ]);
         let plan = plan_restore(&manifest, &ProjectSelection::default(), &[], "m");
         assert_eq!(plan.items.len(), 2);
@@ -316,13 +314,8 @@ mod tests {
     fn the_catalog_brings_in_images_listed_under_another_project() {
         // The old tool kept postgres under the last project only.
         let manifest = manifest(vec![
-            entry("nginx", "postgres:16", "sha256:p", "2026-01-01T00:00:00Z"),
-            entry(
-                "commentario",
-                "commentario:1",
-                "sha256:c",
-                "2026-01-01T00:00:00Z",
-            ),
+            entry("nginx", "postgres:16", "sha256:p", JANUARY),
+            entry("commentario", "commentario:1", "sha256:c", JANUARY),
         ]);
         let needed = vec![
             ("commentario".to_string(), "commentario:1".to_string()),
@@ -338,7 +331,7 @@ mod tests {
     #[test]
     fn the_newest_copy_wins_when_ids_differ() {
         let manifest = manifest(vec![
-            entry("a", "pg:16", "sha256:old", "2026-01-01T00:00:00Z"),
+            entry("a", "pg:16", "sha256:old", JANUARY),
             entry("b", "pg:16", "sha256:new", "2026-02-01T00:00:00Z"),
         ]);
         let plan = plan_restore(&manifest, &ProjectSelection::default(), &[], "m");

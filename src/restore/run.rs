@@ -26,6 +26,7 @@ use super::plan::{RestoreItem, RestorePlan};
 use super::report::{ItemResult, Outcome, RestoreReport};
 use super::source::ArchiveChoice;
 use super::wire::{WireEncoding, WireSettings};
+use crate::archive::reader::read_error;
 use crate::archive::{ArchDir, ExpectedFile, ManifestEntry, scan_archive};
 use crate::image::identity::{ImageStore, Verdict, compare};
 use crate::progress::{Progress, Task};
@@ -573,7 +574,7 @@ async fn verify_file(path: &std::path::Path, entry: &ManifestEntry) -> Result<()
     let scan = tokio::task::spawn_blocking(move || scan_archive(&owned_path, image))
         .await
         .map_err(|error| format!("the verify thread failed: {error}"))?
-        .map_err(|error| format!("cannot read archive {}: {error}", path.display()))?;
+        .map_err(|error| read_error(path, error).to_string())?;
     let mismatches = expected.mismatches(&scan);
     if mismatches.is_empty() {
         Ok(())

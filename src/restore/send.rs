@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::pin::Pin;
 
@@ -28,7 +28,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::wire::RECOMPRESS_LEVEL;
 use crate::archive::digest::Hashed;
-use crate::archive::reader::corrupt_error;
+use crate::archive::reader::{CHUNK_BYTES, corrupt_error, read_chunk, read_error};
 use crate::archive::retag::Retagger;
 use crate::archive::{Compression, ExpectedFile};
 
@@ -36,7 +36,6 @@ use crate::archive::{Compression, ExpectedFile};
 /// Far more than the compressed encoding of a tar's closing entries, so a corrupt
 /// file never gives the engine a whole tar.
 pub const HELD_BACK_BYTES: usize = 1 << 20;
-const CHUNK_BYTES: usize = 256 << 10;
 const CHANNEL_CHUNKS: usize = 8;
 
 /// A stream of bytes for the engine.
@@ -46,16 +45,11 @@ pub type Body = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 /// SHA-256 (which must be recorded) before its last bytes go out. Must be called
 /// inside a tokio runtime.
 pub fn stored_bytes(path: &Path, expected: &ExpectedFile) -> io::Result<Body> {
-    let file = File::open(path).map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("cannot read archive {}: {error}", path.display()),
-        )
-    })?;
+    let file = File::open(path).map_err(|error| read_error(path, error))?;
     let (sender, mut receiver) = mpsc::channel(CHANNEL_CHUNKS);
     let path = path.to_path_buf();
-    let (size, sha256) = (expected.size, expected.sha256.clone());
-    tokio::task::spawn_blocking(move || pump_file(file, &path, size, &sha256, &sender));
+    let expected = expected.clone();
+    tokio::task::spawn_blocking(move || pump_file(file, &path, &expected, &sender));
     Ok(Box::pin(futures_util::stream::poll_fn(move |context| {
         receiver.poll_recv(context)
     })))
@@ -64,8 +58,7 @@ pub fn stored_bytes(path: &Path, expected: &ExpectedFile) -> io::Result<Body> {
 fn pump_file(
     mut file: File,
     path: &Path,
-    expected_size: u64,
-    expected_sha256: &str,
+    expected: &ExpectedFile,
     sender: &mpsc::Sender<io::Result<Bytes>>,
 ) {
     let mut hashed = Hashed::new();
@@ -76,10 +69,7 @@ fn pump_file(
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
             Err(error) => {
-                let _ = sender.blocking_send(Err(io::Error::new(
-                    error.kind(),
-                    format!("cannot read archive {}: {error}", path.display()),
-                )));
+                let _ = sender.blocking_send(Err(read_error(path, error)));
                 return;
             }
         };
@@ -98,17 +88,7 @@ fn pump_file(
         }
     }
     let (sha256, size) = hashed.finish();
-    let mut mismatches = Vec::new();
-    if size != expected_size {
-        mismatches.push(format!(
-            "size is {size} bytes, the manifest says {expected_size}"
-        ));
-    }
-    if sha256 != expected_sha256 {
-        mismatches.push(format!(
-            "SHA-256 is {sha256}, the manifest says {expected_sha256}"
-        ));
-    }
+    let mismatches = expected.stored_mismatches(size, Some(&sha256));
     if !mismatches.is_empty() {
         let _ = sender.blocking_send(Err(corrupt_error(path, &mismatches)));
         return;
@@ -118,23 +98,6 @@ fn pump_file(
             return;
         }
     }
-}
-
-fn read_chunk(file: &mut File) -> io::Result<Option<Bytes>> {
-    let mut buffer = vec![0u8; CHUNK_BYTES];
-    let mut filled = 0;
-    while filled < buffer.len() {
-        let read = file.read(&mut buffer[filled..])?;
-        if read == 0 {
-            break;
-        }
-        filled += read;
-    }
-    if filled == 0 {
-        return Ok(None);
-    }
-    buffer.truncate(filled);
-    Ok(Some(Bytes::from(buffer)))
 }
 
 /// The checked tar of `tar`, compressed with `to` at [`RECOMPRESS_LEVEL`] (or as
