@@ -13,10 +13,7 @@ use signal_support::Running;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{
-    TestHome, build_random_image, docker_ok, login_to_auth_registry, push_to_registry, sandbox,
-    unique_name,
-};
+use common::{TestHome, login_to_auth_registry, registry_image_of_size, sandbox, unique_name};
 use serde_json::Value;
 
 /// Bytes of random content in the big image: a download that takes a while.
@@ -75,27 +72,13 @@ fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_r
     let home = TestHome::new(&sandbox);
     let work = tempfile::tempdir().expect("temp dir");
     let archive = work.path().join("archive");
-
-    let repository_and_tag = format!("bunker-test/{}:1", unique_name("interrupt-big"));
-    let local = format!("{repository_and_tag}-local");
-    build_random_image(&sandbox, &local, BIG_BYTES);
-    let big = push_to_registry(&sandbox, &local, &repository_and_tag);
-    docker_ok(&sandbox, ["rmi", &local]);
+    let big = registry_image_of_size(&sandbox, "interrupt-big", BIG_BYTES);
     let small = sandbox.registry_image.clone();
 
     // One image at a time, in the given order: the small one is finished first.
     let pull = || {
-        home.bunker()
-            .args([
-                "registry",
-                "pull",
-                &small,
-                &big,
-                "--jobs",
-                "1",
-                "--archive-dir",
-            ])
-            .arg(&archive)
+        home.registry_pull(&archive)
+            .args(["--jobs", "1", &small, &big])
     };
     let mut running = Running::start(pull());
     running.wait_until("the big blob was seen downloading", |_| {
@@ -168,14 +151,9 @@ fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
     let home = TestHome::new(&sandbox);
     let work = tempfile::tempdir().expect("temp dir");
     let archive = work.path().join("archive");
-    let repository_and_tag = format!("bunker-test/{}:1", unique_name("interrupt-push"));
-    let local = format!("{repository_and_tag}-local");
-    build_random_image(&sandbox, &local, 96 << 20);
-    let big = push_to_registry(&sandbox, &local, &repository_and_tag);
-    docker_ok(&sandbox, ["rmi", &local]);
-    home.bunker()
-        .args(["registry", "pull", &big, "--archive-dir"])
-        .arg(&archive)
+    let big = registry_image_of_size(&sandbox, "interrupt-push", 96 << 20);
+    home.registry_pull(&archive)
+        .arg(&big)
         .run()
         .assert_success();
     let big_blob = all_files(&archive.join("blobs").join("sha256"))
@@ -186,19 +164,7 @@ fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
     login_to_auth_registry(&home, &sandbox);
 
     let to = format!("{}/{}", sandbox.auth_registry, unique_name("stopped"));
-    let push = || {
-        home.bunker()
-            .args([
-                "registry",
-                "push",
-                "--to",
-                &to,
-                "--jobs",
-                "1",
-                "--archive-dir",
-            ])
-            .arg(&archive)
-    };
+    let push = || home.registry_push(&to, &archive).args(["--jobs", "1"]);
     let mut running = Running::start(push());
     running.wait_until_every(
         std::time::Duration::from_millis(2),
