@@ -15,8 +15,10 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Output, Sandbox, SmallDisk, TestHome, read_text, registry_image_of_size, sandbox};
-use serde_json::Value;
+use common::{
+    Output, Sandbox, SmallDisk, TestHome, archived_images, read_text, registry_image_of_size,
+    sandbox,
+};
 use sha2::{Digest, Sha256};
 
 /// `bunker registry pull <images> --archive-dir <dir> --jobs 1`: one image after the
@@ -108,24 +110,6 @@ fn assert_nothing_half_written(archive_dir: &Path) {
             );
         }
     }
-}
-
-/// The images manifest.json of the single architecture directory lists.
-fn archived_images(archive_dir: &Path) -> Vec<String> {
-    let manifests: Vec<PathBuf> = all_files(archive_dir)
-        .into_iter()
-        .filter(|path| {
-            path.ends_with("manifest.json") && !path.starts_with(archive_dir.join("blobs"))
-        })
-        .collect();
-    assert_eq!(manifests.len(), 1, "one manifest.json: {manifests:?}");
-    let manifest: Value = serde_json::from_str(&read_text(&manifests[0])).expect("JSON");
-    manifest["images"]
-        .as_array()
-        .expect("manifest has images")
-        .iter()
-        .map(|entry| entry["image"].as_str().expect("image name").to_string())
-        .collect()
 }
 
 /// The archive files (`.tar.gz`) written below `archive_dir`.

@@ -32,6 +32,20 @@ fn seed(sandbox: &Sandbox, work: &Path, name: &str) -> Seeded {
     seed_big_image(sandbox, work, &format!("bunker-test/{name}"), BIG_BYTES)
 }
 
+/// A fault test's start: the seeded image (`bunker-test/<unique>:1`) and a fault proxy
+/// in front of the registry: (HOME, work directory, seeded image, proxy).
+fn seeded_behind_proxy(prefix: &str) -> (TestHome, tempfile::TempDir, Seeded, FaultProxy) {
+    let (sandbox, home, work, name) = registry_test(prefix);
+    let seeded = seed(&sandbox, work.path(), &name);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    (home, work, seeded, proxy)
+}
+
+/// `action` on the next `times` GETs of the seeded image's big blob.
+fn on_big_blob(proxy: &FaultProxy, seeded: &Seeded, action: FaultAction, times: usize) {
+    proxy.add_rule(FaultRule::new("GET", &seeded.big_digest, action, times));
+}
+
 /// `bunker registry pull` of the seeded image through the proxy (short backoff:
 /// the faults, not the waiting, are under test).
 fn pull(home: &TestHome, proxy: &FaultProxy, seeded: &Seeded, archive: &Path) -> Output {
@@ -148,12 +162,10 @@ fn assert_cached(archive: &Path, seeded: &Seeded) {
 
 #[test]
 fn too_many_requests_waits_for_retry_after_before_asking_again() {
-    let (sandbox, home, work, name) = registry_test("fault-429");
-    let seeded = seed(&sandbox, work.path(), &name);
-    let proxy = FaultProxy::start(&sandbox.registry);
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-429");
     let too_many = FaultAction::too_many_requests(2);
     proxy.add_rule(FaultRule::new("GET", "/manifests/", too_many.clone(), 1));
-    proxy.add_rule(FaultRule::new("GET", &seeded.big_digest, too_many, 1));
+    on_big_blob(&proxy, &seeded, too_many, 1);
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive)
         .assert_success()
@@ -183,9 +195,7 @@ fn too_many_requests_waits_for_retry_after_before_asking_again() {
 
 #[test]
 fn service_unavailable_on_manifests_is_retried() {
-    let (sandbox, home, work, name) = registry_test("fault-503");
-    let seeded = seed(&sandbox, work.path(), &name);
-    let proxy = FaultProxy::start(&sandbox.registry);
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-503");
     proxy.add_rule(FaultRule::new(
         "GET",
         "/manifests/",
@@ -209,16 +219,9 @@ fn service_unavailable_on_manifests_is_retried() {
 
 #[test]
 fn a_connection_cut_at_40_percent_of_a_blob_resumes_with_only_the_rest() {
-    let (sandbox, home, work, name) = registry_test("fault-cut");
-    let seeded = seed(&sandbox, work.path(), &name);
-    let proxy = FaultProxy::start(&sandbox.registry);
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-cut");
     let cut = seeded.big_size as usize * 2 / 5;
-    proxy.add_rule(FaultRule::new(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::CutAfter(cut),
-        1,
-    ));
+    on_big_blob(&proxy, &seeded, FaultAction::CutAfter(cut), 1);
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive).assert_success();
     let requests = big_blob_requests(&proxy, &seeded);
@@ -242,24 +245,12 @@ fn a_connection_cut_at_40_percent_of_a_blob_resumes_with_only_the_rest() {
 
 #[test]
 fn a_flipped_byte_is_discarded_and_the_blob_fetched_once_more_in_full() {
-    let (sandbox, home, work, name) = registry_test("fault-flip");
-    let seeded = seed(&sandbox, work.path(), &name);
-    let proxy = FaultProxy::start(&sandbox.registry);
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-flip");
     // The first answer is cut short, the resumed (ranged) rest has a flipped byte:
     // the second attempt must not trust the kept bytes either.
     let cut = seeded.big_size as usize / 2;
-    proxy.add_rule(FaultRule::new(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::CutAfter(cut),
-        1,
-    ));
-    proxy.add_rule(FaultRule::new(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::Corrupt,
-        1,
-    ));
+    on_big_blob(&proxy, &seeded, FaultAction::CutAfter(cut), 1);
+    on_big_blob(&proxy, &seeded, FaultAction::Corrupt, 1);
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive)
         .assert_success()
@@ -281,15 +272,8 @@ fn a_flipped_byte_is_discarded_and_the_blob_fetched_once_more_in_full() {
 
 #[test]
 fn a_blob_corrupt_on_every_attempt_fails_naming_both_attempts_and_caches_nothing() {
-    let (sandbox, home, work, name) = registry_test("fault-flip-always");
-    let seeded = seed(&sandbox, work.path(), &name);
-    let proxy = FaultProxy::start(&sandbox.registry);
-    proxy.add_rule(FaultRule::new(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::Corrupt,
-        100,
-    ));
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-flip-always");
+    on_big_blob(&proxy, &seeded, FaultAction::Corrupt, 100);
     let archive = work.path().join("archive");
     let output = pull(&home, &proxy, &seeded, &archive);
     output
@@ -327,12 +311,7 @@ fn a_content_length_shorter_or_longer_than_the_body_is_survived() {
     ] {
         let seeded = seed(&sandbox, work.path(), &unique_name(fault));
         let proxy = FaultProxy::start(&sandbox.registry);
-        proxy.add_rule(FaultRule::new(
-            "GET",
-            &seeded.big_digest,
-            FaultAction::WrongLength(delta),
-            1,
-        ));
+        on_big_blob(&proxy, &seeded, FaultAction::WrongLength(delta), 1);
         let archive = work.path().join(fault);
         pull(&home, &proxy, &seeded, &archive)
             .assert_success()
@@ -355,18 +334,16 @@ fn a_content_length_shorter_or_longer_than_the_body_is_survived() {
 
 #[test]
 fn a_slow_drip_completes_without_a_timeout() {
-    let (sandbox, home, work, name) = registry_test("fault-drip");
-    let seeded = seed(&sandbox, work.path(), &name);
-    let proxy = FaultProxy::start(&sandbox.registry);
-    proxy.add_rule(FaultRule::new(
-        "GET",
-        &seeded.big_digest,
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-drip");
+    on_big_blob(
+        &proxy,
+        &seeded,
         FaultAction::Drip {
             chunk: 1024,
             pause_ms: 2,
         },
         1,
-    ));
+    );
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive)
         .assert_success()
@@ -792,18 +769,8 @@ fn sync_survives_a_503_manifest_a_cut_blob_and_a_flipped_byte() {
         1,
     ));
     let cut = seeded.big_size as usize * 2 / 5;
-    proxy.add_rule(FaultRule::new(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::CutAfter(cut),
-        1,
-    ));
-    proxy.add_rule(FaultRule::new(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::Corrupt,
-        1,
-    ));
+    on_big_blob(&proxy, &seeded, FaultAction::CutAfter(cut), 1);
+    on_big_blob(&proxy, &seeded, FaultAction::Corrupt, 1);
     let destination = unique_name("faultsync");
     let config = write_file(
         work.path(),

@@ -13,7 +13,9 @@ use signal_support::Running;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{TestHome, login_to_auth_registry, registry_image_of_size, sandbox, unique_name};
+use common::{
+    TestHome, archived_images, login_to_auth_registry, registry_image_of_size, sandbox, unique_name,
+};
 use serde_json::Value;
 
 /// Bytes of random content in the big image: a download that takes a while.
@@ -45,24 +47,6 @@ fn partial_blobs(archive: &Path) -> Vec<(PathBuf, u64)> {
         .into_iter()
         .filter(|path| path.to_string_lossy().ends_with(".partial"))
         .filter_map(|path| Some((path.clone(), fs::metadata(&path).ok()?.len())))
-        .collect()
-}
-
-/// The images the single manifest.json of the archive lists.
-fn archived_images(archive: &Path) -> Vec<String> {
-    let manifests: Vec<PathBuf> = all_files(archive)
-        .into_iter()
-        .filter(|path| path.ends_with("manifest.json") && !path.starts_with(archive.join("blobs")))
-        .collect();
-    assert_eq!(manifests.len(), 1, "one manifest.json: {manifests:?}");
-    let manifest: Value =
-        serde_json::from_str(&fs::read_to_string(&manifests[0]).expect("read manifest.json"))
-            .expect("manifest.json is JSON");
-    manifest["images"]
-        .as_array()
-        .expect("manifest has images")
-        .iter()
-        .map(|entry| entry["image"].as_str().expect("image name").to_string())
         .collect()
 }
 

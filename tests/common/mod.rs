@@ -894,6 +894,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The images the one manifest.json of an archive directory lists (the blob cache's
+/// files aside); panics unless there is exactly one.
+#[track_caller]
+pub fn archived_images(archive: &Path) -> Vec<String> {
+    let manifests: Vec<PathBuf> = walkdir::WalkDir::new(archive)
+        .into_iter()
+        .flatten()
+        .map(walkdir::DirEntry::into_path)
+        .filter(|path| path.ends_with("manifest.json") && !path.starts_with(archive.join("blobs")))
+        .collect();
+    assert_eq!(manifests.len(), 1, "one manifest.json: {manifests:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read_text(&manifests[0])).expect("manifest.json is JSON");
+    manifest["images"]
+        .as_array()
+        .expect("manifest has images")
+        .iter()
+        .map(|entry| entry["image"].as_str().expect("image name").to_string())
+        .collect()
+}
+
 /// The repository's `projects/` directory (the embedded default infrastructure).
 pub fn projects_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")
