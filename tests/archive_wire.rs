@@ -9,10 +9,10 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
+use common::second_sshd::{SecondSshd, SshdOptions};
 use common::{Output, Sandbox, TestHome, build_unique_image, docker, read_text, sandbox};
 use serde_json::Value;
 
@@ -79,6 +79,25 @@ impl Setup {
             .env("BUILD", "false")
             .run()
     }
+
+    /// Archives through `server` with `--wire-compression requested` and checks that the
+    /// run settled on the wire mode `settled` (in its summary and for the exported row)
+    /// and that `archive verify` accepts an archive of the image. The run and its wire
+    /// summary, for the checks that differ.
+    #[track_caller]
+    fn archive_settling_on(
+        &self,
+        server: &SecondSshd,
+        requested: &str,
+        settled: &str,
+    ) -> (Archived, Value) {
+        let archived = self.archive(Some(&server.url()), &["--wire-compression", requested]);
+        let (summary, used) = archived.wire();
+        assert_eq!(summary["mode"], settled, "{}", archived.output);
+        assert_eq!(used["mode"], settled, "{}", archived.output);
+        archived.assert_verified_image(&self.image_id);
+        (archived, summary)
+    }
 }
 
 impl Drop for Setup {
@@ -123,6 +142,17 @@ impl Archived {
         let manifest: Value =
             serde_json::from_str(&read_text(&arch_dir.join("manifest.json"))).unwrap();
         manifest["images"][0].clone()
+    }
+
+    /// `archive verify` accepts the directory and its one entry is the image `image_id`.
+    #[track_caller]
+    fn assert_verified_image(&self, image_id: &str) {
+        assert_eq!(
+            self.verified_entry()["docker_id"],
+            image_id,
+            "{}",
+            self.output
+        );
     }
 }
 
@@ -216,64 +246,42 @@ fn each_wire_mode_archives_the_same_tar_and_image_id() {
 #[test]
 fn a_server_without_zstd_or_pigz_falls_back_to_gzip_and_says_so() {
     let setup = Setup::new("wire-gzip-only");
-    let server = RestrictedSshd::start(&setup, Restriction::Path(&["gzip"]));
-    let archived = setup.archive(Some(&server.url()), &["--wire-compression", "zstd"]);
-    let (summary, used) = archived.wire();
-    assert_eq!(summary["mode"], "gzip", "{}", archived.output);
+    let server = restricted_sshd(&setup, Restriction::Path(&["gzip"]));
+    let (archived, summary) = setup.archive_settling_on(&server, "zstd", "gzip");
     assert_eq!(summary["compressor"], "gzip -1", "{}", archived.output);
     archived
         .output
         .assert_stderr_contains("the server has no zstd; falling back to gzip -1");
-    assert_eq!(used["mode"], "gzip");
-    let entry = archived.verified_entry();
-    assert_eq!(entry["docker_id"], setup.image_id.as_str());
 
     // auto picks among what the server has: never zstd here.
     let archived = setup.archive(Some(&server.url()), &["--wire-compression", "auto"]);
     let (summary, _) = archived.wire();
     assert_ne!(summary["mode"], "zstd", "{}", archived.output);
-    assert_eq!(
-        archived.verified_entry()["docker_id"],
-        setup.image_id.as_str()
-    );
+    archived.assert_verified_image(&setup.image_id);
 }
 
 #[test]
 fn a_server_with_no_compressor_falls_back_to_the_engine_api_and_says_so() {
     let setup = Setup::new("wire-no-compressor");
-    let server = RestrictedSshd::start(&setup, Restriction::Path(&[]));
+    let server = restricted_sshd(&setup, Restriction::Path(&[]));
     for mode in ["gzip", "auto"] {
-        let archived = setup.archive(Some(&server.url()), &["--wire-compression", mode]);
-        let (summary, used) = archived.wire();
-        assert_eq!(summary["mode"], "none", "{}", archived.output);
-        assert_eq!(used["mode"], "none", "{}", archived.output);
+        let (archived, _) = setup.archive_settling_on(&server, mode, "none");
         archived
             .output
             .assert_stderr_contains("wire: none (the engine API's raw stream")
             .assert_stderr_contains("the server has no");
-        assert_eq!(
-            archived.verified_entry()["docker_id"],
-            setup.image_id.as_str()
-        );
     }
 }
 
 #[test]
 fn a_key_with_a_forced_command_falls_back_to_the_engine_api() {
     let setup = Setup::new("wire-forced");
-    let server = RestrictedSshd::start(&setup, Restriction::ForcedCommand);
-    let archived = setup.archive(Some(&server.url()), &["--wire-compression", "zstd"]);
-    let (summary, used) = archived.wire();
-    assert_eq!(summary["mode"], "none", "{}", archived.output);
-    assert_eq!(used["mode"], "none", "{}", archived.output);
+    let server = restricted_sshd(&setup, Restriction::ForcedCommand);
+    let (archived, _) = setup.archive_settling_on(&server, "zstd", "none");
     archived
         .output
         .assert_stderr_contains("forced command")
         .assert_stderr_contains("using the engine API");
-    assert_eq!(
-        archived.verified_entry()["docker_id"],
-        setup.image_id.as_str()
-    );
 }
 
 /// How the private sshd limits its sessions.
@@ -284,143 +292,17 @@ enum Restriction {
     ForcedCommand,
 }
 
-/// A private sshd on loopback that accepts the sandbox key; killed (by its pid) when dropped.
-struct RestrictedSshd {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RestrictedSshd {
-    fn start(setup: &Setup, restriction: Restriction) -> RestrictedSshd {
-        let dir = tempfile::Builder::new()
-            .prefix("bunker-wire-sshd-")
-            .tempdir()
-            .unwrap();
-        let host_key = dir.path().join("ssh_host_ed25519_key");
-        common::run(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&host_key),
-        )
-        .assert_success();
-        let public_key = read_text(&setup.sandbox.ssh_key.with_extension("pub"));
-        let (key_line, set_env) = match restriction {
-            Restriction::ForcedCommand => (
-                format!(
-                    "command=\"echo this key only says hello\" {}",
-                    public_key.trim()
-                ),
-                String::new(),
-            ),
-            Restriction::Path(tools) => {
-                let bin = dir.path().join("bin");
-                fs::create_dir_all(&bin).unwrap();
-                for tool in ["sh", "head", "nproc", "cat", "docker"].iter().chain(tools) {
-                    std::os::unix::fs::symlink(which(tool), bin.join(tool)).unwrap();
-                }
-                (
-                    public_key.trim().to_string(),
-                    format!("SetEnv PATH={}\n", bin.display()),
-                )
-            }
-        };
-        let authorized_keys = dir.path().join("authorized_keys");
-        fs::write(&authorized_keys, format!("{key_line}\n")).unwrap();
-        // Another process may take the free port between our probe and sshd's bind:
-        // then sshd exits and we try another port (bounded).
-        let mut failures = Vec::new();
-        for _ in 0..20 {
-            let port = free_port();
-            let config = dir.path().join("sshd_config");
-            fs::write(
-                &config,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
-                     UsePAM no\nStrictModes no\nPasswordAuthentication no\n\
-                     KbdInteractiveAuthentication no\nAuthorizedKeysFile {}\n\
-                     PermitRootLogin prohibit-password\nAllowStreamLocalForwarding yes\n\
-                     MaxSessions 64\nLogLevel VERBOSE\n{set_env}",
-                    host_key.display(),
-                    authorized_keys.display()
-                ),
-            )
-            .unwrap();
-            let log = dir.path().join(format!("sshd-{port}.log"));
-            let mut child = Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("start /usr/sbin/sshd (openssh-server must be installed)");
-            if wait_for_banner(&mut child, port) {
-                return RestrictedSshd {
-                    child,
-                    port,
-                    _dir: dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            failures.push(format!(
-                "port {port}: {}",
-                fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        panic!("the private sshd never answered:\n{}", failures.join("\n"));
-    }
-
-    fn url(&self) -> String {
-        format!("ssh://root@127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RestrictedSshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(tool: &str) -> PathBuf {
-    let output = common::run(Command::new("sh").args(["-c", &format!("command -v {tool}")]));
-    output.assert_success();
-    let path = PathBuf::from(output.stdout.trim());
-    assert!(
-        Path::new(&path).is_absolute(),
-        "{tool} is not on PATH: {output}"
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// True once sshd on `port` sends its `SSH-2.0` banner; false if it exited first or never
-/// answered within generous bounded retries.
-fn wait_for_banner(child: &mut Child, port: u16) -> bool {
-    use std::io::Read;
-    for _ in 0..600 {
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-                .ok();
-            let mut banner = [0u8; 7];
-            if stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-2.0" {
-                return true;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
+/// A private sshd on loopback that accepts the sandbox key, as `restriction` allows.
+fn restricted_sshd(setup: &Setup, restriction: Restriction) -> SecondSshd {
+    let public_key = read_text(&setup.sandbox.ssh_key.with_extension("pub"));
+    let options = SshdOptions::host_key("ed25519");
+    SecondSshd::start(match restriction {
+        Restriction::ForcedCommand => options.authorize(&format!(
+            "command=\"echo this key only says hello\" {}",
+            public_key.trim()
+        )),
+        Restriction::Path(tools) => options
+            .authorize(&public_key)
+            .session_path(&[&["sh", "head", "nproc", "cat", "docker"][..], tools].concat()),
+    })
 }

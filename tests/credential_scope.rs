@@ -136,12 +136,7 @@ fn rewriting_proxy(upstream: &str, rewrite: Rewrite) -> FaultProxy {
         }
     };
     for (method, path, action) in rules {
-        proxy.add_rule(FaultRule {
-            method: method.to_string(),
-            path_contains: path.to_string(),
-            action,
-            times: usize::MAX,
-        });
+        proxy.add_rule(FaultRule::new(method, path, action, usize::MAX));
     }
     proxy
 }
@@ -149,13 +144,7 @@ fn rewriting_proxy(upstream: &str, rewrite: Rewrite) -> FaultProxy {
 /// A HOME whose Docker config holds the sandbox auth registry's credentials for `registry`.
 fn home_with_credentials(sandbox: &Sandbox, registry: &str) -> TestHome {
     let home = TestHome::new(sandbox);
-    let auth =
-        common::base64(format!("{}:{}", sandbox.auth_user, sandbox.auth_password).as_bytes());
-    std::fs::write(
-        home.path().join(".docker").join("config.json"),
-        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
-    )
-    .unwrap();
+    home.write_docker_auth(registry, &sandbox.auth_user, &sandbox.auth_password);
     home
 }
 

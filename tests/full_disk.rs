@@ -16,22 +16,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    Output, Sandbox, SmallDisk, TestHome, build_random_image, docker_ok, push_to_registry,
-    read_text, sandbox, unique_name,
+    Output, Sandbox, SmallDisk, TestHome, archived_images, read_text, registry_image_of_size,
+    sandbox,
 };
-use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// An image of the seed plus `bytes` random bytes, pushed to the sandbox registry as
-/// `bunker-test/<prefix>-<unique>:1` and gone from the engine again. Returns its reference.
-fn registry_image_of_size(sandbox: &Sandbox, prefix: &str, bytes: usize) -> String {
-    let repository_and_tag = format!("bunker-test/{}:1", unique_name(prefix));
-    let local = format!("{repository_and_tag}-local");
-    build_random_image(sandbox, &local, bytes);
-    let reference = push_to_registry(sandbox, &local, &repository_and_tag);
-    docker_ok(sandbox, ["rmi", &local]);
-    reference
-}
 
 /// `bunker registry pull <images> --archive-dir <dir> --jobs 1`: one image after the
 /// other, so the one that fills the disk is done before the next starts.
@@ -122,24 +110,6 @@ fn assert_nothing_half_written(archive_dir: &Path) {
             );
         }
     }
-}
-
-/// The images manifest.json of the single architecture directory lists.
-fn archived_images(archive_dir: &Path) -> Vec<String> {
-    let manifests: Vec<PathBuf> = all_files(archive_dir)
-        .into_iter()
-        .filter(|path| {
-            path.ends_with("manifest.json") && !path.starts_with(archive_dir.join("blobs"))
-        })
-        .collect();
-    assert_eq!(manifests.len(), 1, "one manifest.json: {manifests:?}");
-    let manifest: Value = serde_json::from_str(&read_text(&manifests[0])).expect("JSON");
-    manifest["images"]
-        .as_array()
-        .expect("manifest has images")
-        .iter()
-        .map(|entry| entry["image"].as_str().expect("image name").to_string())
-        .collect()
 }
 
 /// The archive files (`.tar.gz`) written below `archive_dir`.

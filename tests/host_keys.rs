@@ -5,128 +5,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use bunker::engine::known_hosts;
+use common::second_sshd::{SecondSshd, SshdOptions};
 use common::{Output, Sandbox, TestHome, sandbox};
-
-/// A private sshd on 127.0.0.1 presenting one host key of `key_type`; killed (by its pid)
-/// when dropped, also when the test panics.
-struct SecondSshd {
-    child: Child,
-    port: u16,
-    host_key_pub: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SecondSshd {
-    fn start(key_type: &str) -> SecondSshd {
-        let dir = tempfile::Builder::new()
-            .prefix("bunker-sshd-")
-            .tempdir()
-            .unwrap();
-        let host_key = dir.path().join(format!("ssh_host_{key_type}_key"));
-        common::run(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", key_type, "-N", "", "-C", "second-sshd", "-f"])
-                .arg(&host_key),
-        )
-        .assert_success();
-        // Another process may take the free port between our probe and sshd's bind:
-        // then sshd exits and we try another port (bounded).
-        let mut failures = Vec::new();
-        for _ in 0..20 {
-            let port = free_port();
-            let config = dir.path().join("sshd_config");
-            std::fs::write(
-                &config,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
-                     UsePAM no\nStrictModes no\nPasswordAuthentication no\n\
-                     KbdInteractiveAuthentication no\nAuthorizedKeysFile none\n\
-                     LogLevel VERBOSE\n",
-                    host_key.display()
-                ),
-            )
-            .unwrap();
-            let log = dir.path().join(format!("sshd-{port}.log"));
-            let mut child = Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("start /usr/sbin/sshd (openssh-server must be installed)");
-            if wait_for_banner(&mut child, port) {
-                return SecondSshd {
-                    child,
-                    port,
-                    host_key_pub: host_key.with_extension("pub"),
-                    _dir: dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            failures.push(format!(
-                "port {port}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        panic!("the second sshd never answered:\n{}", failures.join("\n"));
-    }
-
-    fn fingerprint(&self) -> String {
-        fingerprint_of(&self.host_key_pub)
-    }
-
-    fn name(&self) -> String {
-        format!("[127.0.0.1]:{}", self.port)
-    }
-
-    fn url(&self) -> String {
-        format!("ssh://root@127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for SecondSshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// True once sshd on `port` sends its `SSH-2.0` banner; false if it exited first or never
-/// answered within generous bounded retries.
-fn wait_for_banner(child: &mut Child, port: u16) -> bool {
-    use std::io::Read;
-    for _ in 0..600 {
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-                .ok();
-            let mut banner = [0u8; 7];
-            if stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-2.0" {
-                return true;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
-}
 
 fn fingerprint_of(public_key: &Path) -> String {
     let text = common::read_text(public_key);
@@ -179,44 +63,58 @@ impl Home {
     }
 }
 
-/// The refusal of a known host presenting an unrecorded key of another type.
-#[track_caller]
-fn assert_refused_as_changed(
-    output: &Output,
-    home: &Home,
-    name: &str,
-    offered: &str,
-    recorded: &str,
-) {
-    output
-        .assert_code(1)
-        .assert_stderr_contains(&format!("REFUSED: the SSH host key of {name} has CHANGED"))
-        .assert_stderr_contains(offered)
-        .assert_stderr_contains(recorded)
-        .assert_stderr_contains("man-in-the-middle")
-        .assert_stderr_contains(&format!(
-            "ssh-keygen -R '{name}' -f {}",
-            home.known_hosts_path().display()
-        ));
+/// A known host presenting a key of another type than the one recorded for it.
+struct ChangedKey {
+    /// `[127.0.0.1]:port`.
+    name: String,
+    /// What the refusal says of the presented key (`<algorithm> key <fingerprint>`).
+    offered: String,
+    /// The fingerprint of the recorded key.
+    recorded: String,
+}
+
+impl ChangedKey {
+    /// `server` presenting its own key to a known_hosts that records the sandbox's for
+    /// it; `algorithm`, when given, is checked in the refusal next to the fingerprint.
+    fn presented_by(server: &SecondSshd, sandbox: &Sandbox, algorithm: Option<&str>) -> Self {
+        let fingerprint = fingerprint_of(&server.host_key_pub);
+        ChangedKey {
+            name: server.name(),
+            offered: match algorithm {
+                Some(algorithm) => format!("{algorithm} key {fingerprint}"),
+                None => fingerprint,
+            },
+            recorded: fingerprint_of(&sandbox.ssh_host_key_pub),
+        }
+    }
+
+    /// `output` is the refusal of the changed key, and known_hosts still holds exactly
+    /// `known_hosts`.
+    #[track_caller]
+    fn assert_refused(&self, output: &Output, home: &Home, known_hosts: &[u8]) {
+        let name = &self.name;
+        output
+            .assert_code(1)
+            .assert_stderr_contains(&format!("REFUSED: the SSH host key of {name} has CHANGED"))
+            .assert_stderr_contains(&self.offered)
+            .assert_stderr_contains(&self.recorded)
+            .assert_stderr_contains("man-in-the-middle")
+            .assert_stderr_contains(&format!(
+                "ssh-keygen -R '{name}' -f {}",
+                home.known_hosts_path().display()
+            ));
+        assert_eq!(home.known_hosts(), known_hosts, "{output}");
+    }
 }
 
 fn known_by_sandbox_key_refuses_other_type(key_type: &str, algorithm: &str) {
     let sandbox = sandbox();
-    let server = SecondSshd::start(key_type);
+    let server = SecondSshd::start(SshdOptions::host_key(key_type));
     let recorded = format!("{} {}\n", server.name(), sandbox_key(&sandbox));
     let home = Home::new(&sandbox, &recorded);
-    let sandbox_fingerprint = fingerprint_of(&sandbox.ssh_host_key_pub);
-    let offered = format!("{algorithm} key {}", server.fingerprint());
+    let changed = ChangedKey::presented_by(&server, &sandbox, Some(algorithm));
     for extra in [&[][..], &["--accept-new-host-key"][..]] {
-        let output = home.info(&server.url(), extra);
-        assert_refused_as_changed(
-            &output,
-            &home,
-            &server.name(),
-            &offered,
-            &sandbox_fingerprint,
-        );
-        assert_eq!(home.known_hosts(), recorded.as_bytes(), "{output}");
+        changed.assert_refused(&home.info(&server.url(), extra), &home, recorded.as_bytes());
     }
     // The same through ~/.ssh/config with StrictHostKeyChecking accept-new and no.
     for strict in ["accept-new", "no"] {
@@ -225,15 +123,7 @@ fn known_by_sandbox_key_refuses_other_type(key_type: &str, algorithm: &str) {
              StrictHostKeyChecking {strict}\n",
             server.port
         ));
-        let output = home.info("ssh://second", &[]);
-        assert_refused_as_changed(
-            &output,
-            &home,
-            &server.name(),
-            &offered,
-            &sandbox_fingerprint,
-        );
-        assert_eq!(home.known_hosts(), recorded.as_bytes(), "{output}");
+        changed.assert_refused(&home.info("ssh://second", &[]), &home, recorded.as_bytes());
     }
 }
 
@@ -250,7 +140,7 @@ fn rsa_key_for_a_host_known_by_ed25519_is_refused_whatever_the_flags() {
 #[test]
 fn hashed_entry_still_refuses_an_other_type_and_still_trusts_its_key() {
     let sandbox = sandbox();
-    let server = SecondSshd::start("ecdsa");
+    let server = SecondSshd::start(SshdOptions::host_key("ecdsa"));
     let home = Home::new(
         &sandbox,
         &format!(
@@ -269,15 +159,11 @@ fn hashed_entry_still_refuses_an_other_type_and_still_trusts_its_key() {
     .assert_success();
     let hashed = home.known_hosts();
     assert!(hashed.starts_with(b"|1|"));
-    let output = home.info(&server.url(), &["--accept-new-host-key"]);
-    assert_refused_as_changed(
-        &output,
+    ChangedKey::presented_by(&server, &sandbox, None).assert_refused(
+        &home.info(&server.url(), &["--accept-new-host-key"]),
         &home,
-        &server.name(),
-        &server.fingerprint(),
-        &fingerprint_of(&sandbox.ssh_host_key_pub),
+        &hashed,
     );
-    assert_eq!(home.known_hosts(), hashed);
     home.home
         .bunker()
         .args(["engine", "info", "--host", &sandbox.ssh_url()])

@@ -279,30 +279,11 @@ fn push_to_auth_registry(sandbox: &Sandbox, tree: &mut Tree) -> (String, String)
 }
 
 fn docker_config_with_auth(sandbox: &Sandbox) -> String {
-    let token = base64_encode(&format!("{}:{}", sandbox.auth_user, sandbox.auth_password));
-    format!(
-        "{{\"auths\":{{\"{}\":{{\"auth\":\"{token}\"}}}}}}",
-        sandbox.auth_registry
+    common::auths_json(
+        &sandbox.auth_registry,
+        &sandbox.auth_user,
+        &sandbox.auth_password,
     )
-}
-
-fn base64_encode(text: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let value = chunk.iter().enumerate().fold(0u32, |acc, (index, byte)| {
-            acc | (u32::from(*byte) << (16 - 8 * index))
-        });
-        for index in 0..4 {
-            if index <= chunk.len() {
-                out.push(ALPHABET[((value >> (18 - 6 * index)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn pull_project(tree: &Tree, image: &str) -> String {

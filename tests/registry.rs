@@ -13,64 +13,10 @@ use common::{
     Output, Sandbox, TestHome, auth_registry_auth_file, build_unique_image, docker, docker_ok,
     http_status, image_id, push_to_registry, run, run_with_stdin, sandbox, unique_name,
 };
-use registry_support::{FaultAction, FaultProxy, FaultRule, TokenServer, docker_save_tar, noise};
-
-/// Copies a docker-save tar into a registry with skopeo (the real client); credentials
-/// come from an auth file, never from the command line.
-fn skopeo_push(tar: &Path, destination: &str, auth_file: Option<&Path>) {
-    let mut command = Command::new("skopeo");
-    command.args(["copy", "--quiet", "--dest-tls-verify=false"]);
-    if let Some(auth_file) = auth_file {
-        command.arg("--dest-authfile").arg(auth_file);
-    }
-    command
-        .arg(format!("docker-archive:{}", tar.display()))
-        .arg(format!("docker://{destination}"));
-    run(&mut command).assert_success();
-}
-
-/// `skopeo inspect --raw` of a registry image, parsed.
-fn raw_manifest(reference: &str) -> serde_json::Value {
-    let output = run(Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}")));
-    output.assert_success();
-    serde_json::from_str(&output.stdout).expect("manifest JSON")
-}
-
-/// An image in the plain registry with one small and one 3 MiB incompressible
-/// layer; returns (reference, image ID, big layer digest, big layer size).
-fn seed_big_image(
-    sandbox: &Sandbox,
-    work: &Path,
-    repository: &str,
-) -> (String, String, String, u64) {
-    let tag = format!("{repository}:1");
-    let (tar, image_id) = docker_save_tar(
-        work,
-        &tag,
-        &[
-            vec![("hello.txt".into(), format!("{repository}\n").into_bytes())],
-            vec![("noise.bin".into(), noise(3 << 20, repository.len() as u64))],
-        ],
-    );
-    let reference = format!("{}/{tag}", sandbox.registry);
-    skopeo_push(&tar, &reference, None);
-    let manifest = raw_manifest(&reference);
-    let big = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by_key(|layer| layer["size"].as_u64().unwrap())
-        .unwrap()
-        .clone();
-    (
-        reference,
-        image_id,
-        big["digest"].as_str().unwrap().to_string(),
-        big["size"].as_u64().unwrap(),
-    )
-}
+use registry_support::{
+    FaultAction, FaultProxy, FaultRule, Seeded, TokenServer, docker_save_tar, noise, one_file_tar,
+    push_one_file_image, raw_manifest, registry_test, seed_big_image, skopeo_push, write_file,
+};
 
 fn archive_files(dir: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
@@ -81,29 +27,27 @@ fn archive_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn write_docker_config(home: &TestHome, registry: &str, user: &str, password: &str) {
-    let auth = registry_support::base64(format!("{user}:{password}").as_bytes());
-    std::fs::write(
-        home.path().join(".docker").join("config.json"),
-        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
-    )
-    .unwrap();
+/// Builds a unique image `<name>:local` on the engine, pushes it to the plain registry as
+/// `repository_and_tag` and removes it from the engine: (image ID, registry reference).
+fn engine_image_in_registry(
+    sandbox: &Sandbox,
+    name: &str,
+    repository_and_tag: &str,
+) -> (String, String) {
+    let local = format!("{name}:local");
+    let image_id = build_unique_image(sandbox, &local);
+    let reference = push_to_registry(sandbox, &local, repository_and_tag);
+    docker_ok(sandbox, ["rmi", &local]);
+    (image_id, reference)
 }
 
 #[test]
 fn pull_writes_a_docker_loadable_archive_with_the_pushed_image_id() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let name = unique_name("bunker-pull");
-    let local = format!("{name}:v1");
-    let pushed_id = build_unique_image(&sandbox, &local);
-    let reference = push_to_registry(&sandbox, &local, &format!("{name}:v1"));
-    docker_ok(&sandbox, ["rmi", &local]);
-    let archive = tempfile::tempdir().unwrap();
+    let (sandbox, home, archive, name) = registry_test("bunker-pull");
+    let (pushed_id, reference) = engine_image_in_registry(&sandbox, &name, &format!("{name}:v1"));
 
-    home.bunker()
-        .args(["registry", "pull", &reference, "--archive-dir"])
-        .arg(archive.path())
+    home.registry_pull(archive.path())
+        .arg(&reference)
         .run()
         .assert_success()
         .assert_stdout_contains(&pushed_id);
@@ -128,9 +72,7 @@ fn pull_writes_a_docker_loadable_archive_with_the_pushed_image_id() {
 
     // Pushed back from manifest.json: the layers are mounted, the image ID kept.
     let to = format!("{}/restored", sandbox.registry);
-    home.bunker()
-        .args(["registry", "push", "--to", &to, "--archive-dir"])
-        .arg(archive.path())
+    home.registry_push(&to, archive.path())
         .run()
         .assert_success()
         .assert_stdout_contains("mounted");
@@ -143,21 +85,14 @@ fn pull_writes_a_docker_loadable_archive_with_the_pushed_image_id() {
 
 #[test]
 fn pull_oci_layout_passes_skopeo_inspect_and_dir_format_matches_skopeo() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let archive = tempfile::tempdir().unwrap();
-    home.bunker()
-        .args([
-            "registry",
-            "pull",
-            &sandbox.registry_image,
-            "--format",
-            "oci",
-            "--archive-dir",
-        ])
-        .arg(archive.path())
-        .run()
-        .assert_success();
+    let (sandbox, home, archive, _) = registry_test("oci-layout");
+    let pull = |format: &str| {
+        home.registry_pull(archive.path())
+            .args(["--format", format, &sandbox.registry_image])
+            .run()
+            .assert_success();
+    };
+    pull("oci");
     let repository_and_tag = sandbox.registry_image.split_once('/').unwrap().1;
     let inspected = run(Command::new("skopeo").arg("inspect").arg(format!(
         "oci:{}:{repository_and_tag}",
@@ -174,18 +109,7 @@ fn pull_oci_layout_passes_skopeo_inspect_and_dir_format_matches_skopeo() {
     };
     assert_eq!(layers(&inspected.stdout), layers(&source.stdout));
 
-    home.bunker()
-        .args([
-            "registry",
-            "pull",
-            &sandbox.registry_image,
-            "--format",
-            "dir",
-            "--archive-dir",
-        ])
-        .arg(archive.path())
-        .run()
-        .assert_success();
+    pull("dir");
     let dir = walkdir::WalkDir::new(archive.path().join("dir"))
         .into_iter()
         .flatten()
@@ -203,24 +127,11 @@ fn pull_oci_layout_passes_skopeo_inspect_and_dir_format_matches_skopeo() {
 
 #[test]
 fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let name = unique_name("proj");
-    let local = format!("{name}:v2");
-    let pushed_id = build_unique_image(&sandbox, &local);
-    let reference = push_to_registry(&sandbox, &local, &format!("group/{name}/app:v2"));
-    docker_ok(&sandbox, ["rmi", &local]);
-    let archive = tempfile::tempdir().unwrap();
-    home.bunker()
-        .args([
-            "registry",
-            "pull",
-            &reference,
-            "--format",
-            "oci",
-            "--archive-dir",
-        ])
-        .arg(archive.path())
+    let (sandbox, home, archive, name) = registry_test("proj");
+    let (pushed_id, reference) =
+        engine_image_in_registry(&sandbox, &name, &format!("group/{name}/app:v2"));
+    home.registry_pull(archive.path())
+        .args(["--format", "oci", &reference])
         .run()
         .assert_success();
 
@@ -229,19 +140,13 @@ fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
 
     let to = format!("{}/mirror", sandbox.auth_registry);
     let expected = format!("{}/mirror/group-{name}-app:v2", sandbox.auth_registry);
-    home.bunker()
-        .args([
-            "registry",
-            "push",
-            "--to",
-            &to,
-            "--flatten",
-            "2",
-            "--dry-run",
-            "--archive-dir",
-        ])
-        .arg(archive.path())
-        .run()
+    let push = |extra: &[&str]| {
+        home.registry_push(&to, archive.path())
+            .args(["--flatten", "2"])
+            .args(extra)
+            .run()
+    };
+    push(&["--dry-run"])
         .assert_success()
         .assert_stdout_contains(&format!("{reference} -> {expected} [new]"));
     assert_eq!(
@@ -255,18 +160,7 @@ fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
         404,
         "the dry run must not write"
     );
-    home.bunker()
-        .args([
-            "registry",
-            "push",
-            "--to",
-            &to,
-            "--flatten",
-            "2",
-            "--archive-dir",
-        ])
-        .arg(archive.path())
-        .run()
+    push(&[])
         .assert_success()
         .assert_stdout_contains(&format!("pushed {expected}"));
 
@@ -301,53 +195,28 @@ fn push_to_the_auth_registry_with_flattening_then_skopeo_and_docker_pull_it() {
     docker_ok(&sandbox, ["rmi", &expected]);
 
     // A second push finds everything in place.
-    home.bunker()
-        .args([
-            "registry",
-            "push",
-            "--to",
-            &to,
-            "--flatten",
-            "2",
-            "--dry-run",
-            "--archive-dir",
-        ])
-        .arg(archive.path())
-        .run()
+    push(&["--dry-run"])
         .assert_success()
         .assert_stdout_contains("[up to date]");
 }
 
 #[test]
 fn docker_archives_are_pushed_with_mapping_file_renames() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let name = unique_name("map");
-    let (first, first_id) = docker_save_tar(
+    let (sandbox, home, work, name) = registry_test("map");
+    let (first, first_id) = one_file_tar(work.path(), &format!("team-{name}/api:1"), ("a", b"api"));
+    let (second, _) = one_file_tar(work.path(), &format!("other/{name}:1"), ("b", b"web"));
+    let mapping = write_file(
         work.path(),
-        &format!("team-{name}/api:1"),
-        &[vec![("a".into(), b"api".to_vec())]],
+        "mapping.yaml",
+        &format!(
+            "repositories:\n  other/{name}: exact/{name}-web\nrewrite:\n  - match: '^team-([^/]+)/(.*)$'\n    replace: 'teams/$1-$2'\n"
+        ),
     );
-    let (second, _) = docker_save_tar(
-        work.path(),
-        &format!("other/{name}:1"),
-        &[vec![("b".into(), b"web".to_vec())]],
-    );
-    let mapping = work.path().join("mapping.yaml");
-    std::fs::write(
-        &mapping,
-        format!("repositories:\n  other/{name}: exact/{name}-web\nrewrite:\n  - match: '^team-([^/]+)/(.*)$'\n    replace: 'teams/$1-$2'\n"),
-    )
-    .unwrap();
     let to = format!("{}/renamed", sandbox.registry);
-    home.bunker()
-        .args(["registry", "push", "--to", &to, "--mapping"])
+    home.registry_push(&to, &work.path().join("archive"))
+        .arg("--mapping")
         .arg(&mapping)
-        .arg(&first)
-        .arg(&second)
-        .arg("--archive-dir")
-        .arg(work.path().join("archive"))
+        .args([&first, &second])
         .run()
         .assert_success();
     let catalog = home
@@ -376,40 +245,25 @@ fn docker_archives_are_pushed_with_mapping_file_renames() {
 
 #[test]
 fn conflicting_mappings_are_refused_in_dry_run_and_real_run() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let name = unique_name("clash");
-    let (first, _) = docker_save_tar(
+    let (sandbox, home, work, name) = registry_test("clash");
+    let (first, _) = one_file_tar(work.path(), &format!("a/{name}:1"), ("a", b"one"));
+    let (second, _) = one_file_tar(work.path(), &format!("b/{name}:1"), ("b", b"two"));
+    let archive = work.path().join("archive");
+    let push_with = |to: &str, mapping: &Path, sources: &[&PathBuf], extra: &[&str]| {
+        home.registry_push(to, &archive)
+            .arg("--mapping")
+            .arg(mapping)
+            .args(sources)
+            .args(extra)
+            .run()
+    };
+    let mapping = write_file(
         work.path(),
-        &format!("a/{name}:1"),
-        &[vec![("a".into(), b"one".to_vec())]],
+        "mapping.yaml",
+        &format!("repositories:\n  a/{name}: same/{name}\n  b/{name}: same/{name}\n"),
     );
-    let (second, _) = docker_save_tar(
-        work.path(),
-        &format!("b/{name}:1"),
-        &[vec![("b".into(), b"two".to_vec())]],
-    );
-    let mapping = work.path().join("mapping.yaml");
-    std::fs::write(
-        &mapping,
-        format!("repositories:\n  a/{name}: same/{name}\n  b/{name}: same/{name}\n"),
-    )
-    .unwrap();
-    for dry_run in [true, false] {
-        let mut command = home
-            .bunker()
-            .args(["registry", "push", "--to", &sandbox.registry, "--mapping"])
-            .arg(&mapping)
-            .arg(&first)
-            .arg(&second)
-            .arg("--archive-dir")
-            .arg(work.path().join("archive"));
-        if dry_run {
-            command = command.arg("--dry-run");
-        }
-        let output = command.run();
-        output
+    for extra in [&["--dry-run"][..], &[][..]] {
+        push_with(&sandbox.registry, &mapping, &[&first, &second], extra)
             .assert_code(1)
             .assert_stdout_contains("CONFLICT: 2 different images map to")
             .assert_stderr_contains("nothing was pushed");
@@ -423,90 +277,51 @@ fn conflicting_mappings_are_refused_in_dry_run_and_real_run() {
     );
 
     // An existing tag with another digest is a conflict too, unless --overwrite.
-    home.bunker()
-        .args([
-            "registry",
-            "push",
-            "--to",
-            &format!("{}/exists", sandbox.registry),
-        ])
+    let exists = format!("{}/exists", sandbox.registry);
+    home.registry_push(&exists, &archive)
         .arg(&first)
-        .arg("--archive-dir")
-        .arg(work.path().join("archive"))
         .run()
         .assert_success();
-    let mapping = work.path().join("onto-existing.yaml");
-    std::fs::write(
-        &mapping,
-        format!("repositories:\n  b/{name}: exists/a/{name}\n"),
-    )
-    .unwrap();
-    let clash = |extra: Option<&str>| {
-        let mut command = home
-            .bunker()
-            .args([
-                "registry",
-                "push",
-                "--to",
-                &format!("{}/exists", sandbox.registry),
-                "--mapping",
-            ])
-            .arg(&mapping)
-            .arg(&second)
-            .arg("--archive-dir")
-            .arg(work.path().join("archive"));
-        if let Some(extra) = extra {
-            command = command.arg(extra);
-        }
-        command.run()
-    };
-    clash(None)
+    let mapping = write_file(
+        work.path(),
+        "onto-existing.yaml",
+        &format!("repositories:\n  b/{name}: exists/a/{name}\n"),
+    );
+    let clash = |extra: &[&str]| push_with(&exists, &mapping, &[&second], extra);
+    clash(&[])
         .assert_code(1)
         .assert_stdout_contains("already holds")
         .assert_stdout_contains("--overwrite");
-    clash(Some("--overwrite"))
+    clash(&["--overwrite"])
         .assert_success()
         .assert_stdout_contains("[replaces sha256:");
 }
 
 #[test]
 fn pull_survives_429_503_and_a_cut_connection_without_fetching_bytes_twice() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("flaky");
-    let (_, image_id, big_digest, big_size) = seed_big_image(&sandbox, work.path(), &repository);
+    let (sandbox, home, work, repository) = registry_test("flaky");
+    let Seeded {
+        image_id,
+        big_digest,
+        big_size,
+        ..
+    } = seed_big_image(&sandbox, work.path(), &repository, 3 << 20);
     let proxy = FaultProxy::start(&sandbox.registry);
-    let rule = |method: &str, path: &str, action: FaultAction| FaultRule {
-        method: method.into(),
-        path_contains: path.into(),
-        action,
-        times: 1,
-    };
+    let rule =
+        |method: &str, path: &str, action: FaultAction| FaultRule::new(method, path, action, 1);
     proxy.add_rule(rule(
         "GET",
         "/manifests/",
-        FaultAction::Respond {
-            status: 429,
-            headers: vec![("Retry-After".into(), "1".into())],
-        },
+        FaultAction::too_many_requests(1),
     ));
     proxy.add_rule(rule("GET", "/manifests/", FaultAction::CutAfter(10)));
-    proxy.add_rule(rule(
-        "GET",
-        &big_digest,
-        FaultAction::Respond {
-            status: 503,
-            headers: vec![],
-        },
-    ));
+    proxy.add_rule(rule("GET", &big_digest, FaultAction::unavailable()));
     proxy.add_rule(rule("GET", &big_digest, FaultAction::CutAfter(1 << 20)));
     let archive = work.path().join("archive");
     let reference = format!("{}/{repository}:1", proxy.address);
-    home.bunker()
+    home.registry_pull(&archive)
         .env("BUNKER_RETRY_INITIAL_MS", "20")
-        .args(["registry", "pull", &reference, "--archive-dir"])
-        .arg(&archive)
+        .arg(&reference)
         .run()
         .assert_success()
         .assert_stdout_contains(&image_id);
@@ -538,27 +353,27 @@ fn pull_survives_429_503_and_a_cut_connection_without_fetching_bytes_twice() {
 
 #[test]
 fn a_killed_run_resumes_from_the_partial_blob_after_restart() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("resume");
-    let (_, _, big_digest, big_size) = seed_big_image(&sandbox, work.path(), &repository);
+    let (sandbox, home, work, repository) = registry_test("resume");
+    let Seeded {
+        big_digest,
+        big_size,
+        ..
+    } = seed_big_image(&sandbox, work.path(), &repository, 3 << 20);
     let proxy = FaultProxy::start(&sandbox.registry);
     let cut = 2 << 20;
-    proxy.add_rule(FaultRule {
-        method: "GET".into(),
-        path_contains: big_digest.clone(),
-        action: FaultAction::CutAfter(cut),
-        times: 1,
-    });
+    proxy.add_rule(FaultRule::new(
+        "GET",
+        &big_digest,
+        FaultAction::CutAfter(cut),
+        1,
+    ));
     let archive = work.path().join("archive");
     let reference = format!("{}/{repository}:1", proxy.address);
     // One attempt only: the run fails like a killed one, keeping the partial blob.
     let failed = home
-        .bunker()
+        .registry_pull(&archive)
         .env("BUNKER_RETRY_ATTEMPTS", "1")
-        .args(["registry", "pull", &reference, "--archive-dir"])
-        .arg(&archive)
+        .arg(&reference)
         .run();
     failed
         .assert_code(1)
@@ -568,9 +383,8 @@ fn a_killed_run_resumes_from_the_partial_blob_after_restart() {
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), cut as u64);
     proxy.clear_seen();
 
-    home.bunker()
-        .args(["registry", "pull", &reference, "--archive-dir"])
-        .arg(&archive)
+    home.registry_pull(&archive)
+        .arg(&reference)
         .run()
         .assert_success();
     assert_eq!(
@@ -584,29 +398,15 @@ fn a_killed_run_resumes_from_the_partial_blob_after_restart() {
 
 #[test]
 fn a_blob_with_a_wrong_digest_fails_the_image_and_never_enters_the_cache() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("corrupt");
-    let (_, _, big_digest, _) = seed_big_image(&sandbox, work.path(), &repository);
+    let (sandbox, home, work, repository) = registry_test("corrupt");
+    let Seeded { big_digest, .. } = seed_big_image(&sandbox, work.path(), &repository, 3 << 20);
     let proxy = FaultProxy::start(&sandbox.registry);
-    proxy.add_rule(FaultRule {
-        method: "GET".into(),
-        path_contains: big_digest.clone(),
-        action: FaultAction::Corrupt,
-        // Corrupt on both attempts: a single bad answer is fetched once more.
-        times: 2,
-    });
+    // Corrupt on both attempts: a single bad answer is fetched once more.
+    proxy.add_rule(FaultRule::new("GET", &big_digest, FaultAction::Corrupt, 2));
     let archive = work.path().join("archive");
     let output = home
-        .bunker()
-        .args([
-            "registry",
-            "pull",
-            &format!("{}/{repository}:1", proxy.address),
-            "--archive-dir",
-        ])
-        .arg(&archive)
+        .registry_pull(&archive)
+        .arg(format!("{}/{repository}:1", proxy.address))
         .run();
     output
         .assert_code(1)
@@ -625,49 +425,28 @@ fn a_blob_with_a_wrong_digest_fails_the_image_and_never_enters_the_cache() {
 
 #[test]
 fn bearer_tokens_are_fetched_with_scopes_and_credentials() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("token");
-    let (tar, image_id) = docker_save_tar(
+    let (sandbox, home, work, repository) = registry_test("token");
+    let (_, image_id) = push_one_file_image(
+        &sandbox,
         work.path(),
         &format!("{repository}:7"),
-        &[vec![("t".into(), b"token".to_vec())]],
+        ("t", b"token"),
     );
-    skopeo_push(&tar, &format!("{}/{repository}:7", sandbox.registry), None);
     let tokens = TokenServer::start("alice", "s3cret");
     let proxy = FaultProxy::start(&sandbox.registry);
     proxy.require_tokens(&tokens);
 
+    let list_tags = || list_tags(&home, &format!("{}/{repository}", proxy.address), &[]);
+
     // Anonymous: the token endpoint refuses, bunker says what to do.
-    home.bunker()
-        .args([
-            "registry",
-            "list-tags",
-            &format!("{}/{repository}", proxy.address),
-        ])
-        .run()
+    list_tags()
         .assert_code(1)
         .assert_stderr_contains("bunker login");
 
-    write_docker_config(&home, &proxy.address, "alice", "s3cret");
-    home.bunker()
-        .args([
-            "registry",
-            "list-tags",
-            &format!("{}/{repository}", proxy.address),
-        ])
-        .run()
-        .assert_success()
-        .assert_stdout_contains("7");
-    home.bunker()
-        .args([
-            "registry",
-            "pull",
-            &format!("{}/{repository}:7", proxy.address),
-            "--archive-dir",
-        ])
-        .arg(work.path().join("archive"))
+    home.write_docker_auth(&proxy.address, "alice", "s3cret");
+    list_tags().assert_success().assert_stdout_contains("7");
+    home.registry_pull(&work.path().join("archive"))
+        .arg(format!("{}/{repository}:7", proxy.address))
         .run()
         .assert_success()
         .assert_stdout_contains(&image_id);
@@ -682,32 +461,13 @@ fn bearer_tokens_are_fetched_with_scopes_and_credentials() {
 
 #[test]
 fn export_to_registry_storage_is_served_by_docker_registry() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let name = unique_name("export");
-    let (first, _) = docker_save_tar(
-        work.path(),
-        &format!("group/sub/{name}:1"),
-        &[vec![("x".into(), b"one".to_vec())]],
-    );
+    let (sandbox, home, work, name) = registry_test("export");
+    let pushed = format!("group/sub/{name}:1");
+    push_one_file_image(&sandbox, work.path(), &pushed, ("x", b"one"));
     let archive = work.path().join("archive");
-    skopeo_push(
-        &first,
-        &format!("{}/group/sub/{name}:1", sandbox.registry),
-        None,
-    );
-    home.bunker()
-        .args([
-            "registry",
-            "pull",
-            &format!("{}/group/sub/{name}:1", sandbox.registry),
-            &sandbox.registry_image,
-            "--format",
-            "oci",
-            "--archive-dir",
-        ])
-        .arg(&archive)
+    home.registry_pull(&archive)
+        .arg(format!("{}/{pushed}", sandbox.registry))
+        .args([sandbox.registry_image.as_str(), "--format", "oci"])
         .run()
         .assert_success();
     let storage = work.path().join("storage");
@@ -720,20 +480,15 @@ fn export_to_registry_storage_is_served_by_docker_registry() {
         .assert_success()
         .assert_stdout_contains("2 image(s)");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = work.path().join("registry.yml");
-    std::fs::write(
-        &config,
-        format!(
+    let port = common::free_port();
+    let config = write_file(
+        work.path(),
+        "registry.yml",
+        &format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n",
             storage.display()
         ),
-    )
-    .unwrap();
+    );
     let mut registry = Command::new("docker-registry")
         .arg("serve")
         .arg(&config)
@@ -766,7 +521,7 @@ fn export_to_registry_storage_is_served_by_docker_registry() {
         .unwrap()
         .1
         .to_string();
-    for image in [format!("group/sub/{name}:1"), repository_and_tag] {
+    for image in [pushed, repository_and_tag] {
         let out = work.path().join(image.replace(['/', ':'], "_"));
         let copied = run(Command::new("skopeo")
             .args(["copy", "--quiet", "--src-tls-verify=false"])
@@ -787,22 +542,14 @@ fn export_to_registry_storage_is_served_by_docker_registry() {
 
 #[test]
 fn list_tags_follows_pagination_filters_and_sorts() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("tags");
-    let (tar, _) = docker_save_tar(
-        work.path(),
-        &format!("{repository}:x"),
-        &[vec![("t".into(), b"tags".to_vec())]],
+    let (sandbox, home, work, repository) = registry_test("tags");
+    let (tar, _) = one_file_tar(work.path(), &format!("{repository}:x"), ("t", b"tags"));
+    push_under_tags(
+        &sandbox,
+        &tar,
+        &repository,
+        &["1.10.0", "1.2.0", "v1.9", "latest", "2.0.0"],
     );
-    for tag in ["1.10.0", "1.2.0", "v1.9", "latest", "2.0.0"] {
-        skopeo_push(
-            &tar,
-            &format!("{}/{repository}:{tag}", sandbox.registry),
-            None,
-        );
-    }
     let target = format!("{}/{repository}", sandbox.registry);
     let all = home
         .bunker()
@@ -814,24 +561,11 @@ fn list_tags_follows_pagination_filters_and_sorts() {
         all.stdout.lines().collect::<Vec<_>>(),
         ["1.2.0", "v1.9", "1.10.0", "2.0.0", "latest"]
     );
-    let filtered = home
-        .bunker()
-        .args([
-            "registry",
-            "list-tags",
-            &target,
-            "--semver",
-            ">=1.5, <2",
-            "--json",
-        ])
-        .run();
+    let filtered = list_tags(&home, &target, &["--semver", ">=1.5, <2", "--json"]);
     filtered.assert_success();
     let json: serde_json::Value = serde_json::from_str(&filtered.stdout).unwrap();
     assert_eq!(json["tags"], serde_json::json!(["v1.9", "1.10.0"]));
-    let regex = home
-        .bunker()
-        .args(["registry", "list-tags", &target, "--filter", "1\\..*"])
-        .run();
+    let regex = list_tags(&home, &target, &["--filter", "1\\..*"]);
     regex.assert_success();
     assert_eq!(
         regex.stdout.lines().collect::<Vec<_>>(),
@@ -841,32 +575,22 @@ fn list_tags_follows_pagination_filters_and_sorts() {
 
 #[test]
 fn sync_copies_then_an_unchanged_resync_moves_no_blob() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("sync");
+    let (sandbox, home, work, repository) = registry_test("sync");
     let (tar, _) = docker_save_tar(
         work.path(),
         &format!("{repository}:1"),
         &[vec![("s".into(), noise(200_000, 3))]],
     );
-    for tag in ["1.0", "1.1", "edge"] {
-        skopeo_push(
-            &tar,
-            &format!("{}/{repository}:{tag}", sandbox.registry),
-            None,
-        );
-    }
+    push_under_tags(&sandbox, &tar, &repository, &["1.0", "1.1", "edge"]);
     let proxy = FaultProxy::start(&sandbox.registry);
-    let config = work.path().join("sync.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        work.path(),
+        "sync.yaml",
+        &format!(
             "repositories:\n  - source: {proxy}/{repository}\n    destination: archive\n    format: oci\n    semver: '>=1.0'\n  - source: {proxy}/{repository}\n    destination: {proxy}/mirror/{repository}\n    tags: [edge]\n  - source: archive\n    repository: {repository}\n    destination: {proxy}/restored/{repository}\n    tag_regex: '1\\.1'\n",
             proxy = proxy.address
         ),
-    )
-    .unwrap();
+    );
     let archive = work.path().join("archive");
     let sync = |extra: &[&str]| sync_run(&home, &config, &archive, extra);
     sync(&["--dry-run"])
@@ -958,9 +682,8 @@ fn bad_input_is_refused_with_a_clear_message() {
             .assert_stderr_contains(message);
     }
     let missing = format!("{}/{}:1", sandbox.registry, unique_name("absent"));
-    home.bunker()
-        .args(["registry", "pull", &missing, "--archive-dir"])
-        .arg(home.path().join("archive"))
+    home.registry_pull(&home.path().join("archive"))
+        .arg(&missing)
         .run()
         .assert_code(1)
         .assert_stderr_contains("MANIFEST_UNKNOWN");
@@ -968,40 +691,27 @@ fn bad_input_is_refused_with_a_clear_message() {
 
 #[test]
 fn an_exhausted_rate_limit_pauses_instead_of_failing() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("ratelimit");
-    let (tar, image_id) = docker_save_tar(
+    let (sandbox, home, work, repository) = registry_test("ratelimit");
+    let (_, image_id) = push_one_file_image(
+        &sandbox,
         work.path(),
         &format!("{repository}:1"),
-        &[vec![("r".into(), b"limited".to_vec())]],
+        ("r", b"limited"),
     );
-    skopeo_push(&tar, &format!("{}/{repository}:1", sandbox.registry), None);
     let proxy = FaultProxy::start(&sandbox.registry);
-    proxy.add_rule(FaultRule {
-        method: "GET".into(),
-        path_contains: "/manifests/".into(),
-        action: FaultAction::Respond {
-            status: 429,
-            headers: vec![
-                ("RateLimit-Limit".into(), "100;w=21600".into()),
-                ("RateLimit-Remaining".into(), "0;w=21600".into()),
-                ("Retry-After".into(), "1".into()),
-            ],
-        },
-        // More than the retry budget: pauses for an exhausted allowance do not count.
-        times: 8,
-    });
-    home.bunker()
+    let exhausted = FaultAction::Respond {
+        status: 429,
+        headers: vec![
+            ("RateLimit-Limit".into(), "100;w=21600".into()),
+            ("RateLimit-Remaining".into(), "0;w=21600".into()),
+            ("Retry-After".into(), "1".into()),
+        ],
+    };
+    // More than the retry budget: pauses for an exhausted allowance do not count.
+    proxy.add_rule(FaultRule::new("GET", "/manifests/", exhausted, 8));
+    home.registry_pull(&work.path().join("archive"))
         .env("BUNKER_RETRY_ATTEMPTS", "3")
-        .args([
-            "registry",
-            "pull",
-            &format!("{}/{repository}:1", proxy.address),
-            "--archive-dir",
-        ])
-        .arg(work.path().join("archive"))
+        .arg(format!("{}/{repository}:1", proxy.address))
         .run()
         .assert_success()
         .assert_stdout_contains(&image_id)
@@ -1075,17 +785,13 @@ fn seed_multi_platform_image(
 
 #[test]
 fn manifest_lists_select_one_platform_or_keep_them_all() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("multi");
+    let (sandbox, home, work, repository) = registry_test("multi");
     let (reference, amd64_id, arm64_id) =
         seed_multi_platform_image(&sandbox, work.path(), &repository);
     let archive = work.path().join("archive");
     let pull = |extra: &[&str]| {
-        home.bunker()
-            .args(["registry", "pull", &reference, "--archive-dir"])
-            .arg(&archive)
+        home.registry_pull(&archive)
+            .arg(&reference)
             .args(extra)
             .run()
     };
@@ -1112,11 +818,7 @@ fn manifest_lists_select_one_platform_or_keep_them_all() {
     let index: serde_json::Value = serde_json::from_str(&layout.stdout).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
     let to = format!("{}/copied", sandbox.registry);
-    home.bunker()
-        .args(["registry", "push", "--to", &to, "--archive-dir"])
-        .arg(&archive)
-        .run()
-        .assert_success();
+    home.registry_push(&to, &archive).run().assert_success();
     let pushed = raw_manifest(&format!("{to}/{repository}:multi"));
     assert_eq!(pushed["manifests"].as_array().unwrap().len(), 2, "{pushed}");
     let arm64 = run(Command::new("skopeo")
@@ -1129,32 +831,22 @@ fn manifest_lists_select_one_platform_or_keep_them_all() {
 
 #[test]
 fn large_blobs_are_uploaded_in_chunks_and_existing_blobs_skipped() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("chunks");
+    let (sandbox, home, work, repository) = registry_test("chunks");
     let (tar, image_id) = docker_save_tar(
         work.path(),
         &format!("{repository}:1"),
         &[vec![("big.bin".into(), noise(3 << 20, 11))]],
     );
     let proxy = FaultProxy::start(&sandbox.registry);
-    let push = || {
-        home.bunker()
-            .args([
-                "registry",
-                "push",
-                "--chunk-size-mib",
-                "1",
-                "--to",
-                &proxy.address,
-            ])
+    let push = |extra: &[&str]| {
+        home.registry_push(&proxy.address, &work.path().join("archive"))
             .arg(&tar)
-            .arg("--archive-dir")
-            .arg(work.path().join("archive"))
+            .args(extra)
             .run()
     };
-    push().assert_success().assert_stdout_contains("2 uploaded");
+    push(&["--chunk-size-mib", "1"])
+        .assert_success()
+        .assert_stdout_contains("2 uploaded");
     let patches = proxy.seen().iter().filter(|s| s.method == "PATCH").count();
     assert!(
         patches >= 4,
@@ -1164,12 +856,7 @@ fn large_blobs_are_uploaded_in_chunks_and_existing_blobs_skipped() {
     let pushed = raw_manifest(&format!("{}/library/{repository}:1", sandbox.registry));
     assert_eq!(pushed["config"]["digest"].as_str(), Some(image_id.as_str()));
     proxy.clear_seen();
-    home.bunker()
-        .args(["registry", "push", "--overwrite", "--to", &proxy.address])
-        .arg(&tar)
-        .arg("--archive-dir")
-        .arg(work.path().join("archive"))
-        .run()
+    push(&["--overwrite"])
         .assert_success()
         .assert_stdout_contains("[up to date]");
     assert!(
@@ -1183,9 +870,7 @@ fn large_blobs_are_uploaded_in_chunks_and_existing_blobs_skipped() {
 #[test]
 fn credential_helpers_supply_and_store_credentials() {
     use std::os::unix::fs::PermissionsExt;
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
+    let (sandbox, home, work, repository) = registry_test("helper");
     // A docker-credential helper speaking the real protocol: `get` reads the
     // server on stdin and prints JSON; `store` reads JSON on stdin.
     let bin = work.path().join("bin");
@@ -1219,12 +904,7 @@ fn credential_helpers_supply_and_store_credentials() {
         ),
     )
     .unwrap();
-    let repository = unique_name("helper");
-    let (tar, _) = docker_save_tar(
-        work.path(),
-        &format!("{repository}:1"),
-        &[vec![("h".into(), b"helper".to_vec())]],
-    );
+    let (tar, _) = one_file_tar(work.path(), &format!("{repository}:1"), ("h", b"helper"));
     let auth_file = auth_registry_auth_file(&sandbox);
     skopeo_push(
         &tar,
@@ -1244,12 +924,15 @@ fn credential_helpers_supply_and_store_credentials() {
 
     // credsStore: `bunker login` hands the credentials to the helper.
     std::fs::write(&config, r#"{"credsStore":"bunkertest"}"#).unwrap();
-    let output = common::run_with_stdin(
-        &mut common::login_command(&home, &sandbox)
-            .env("PATH", &path)
-            .into_command(),
-        format!("{}\n", sandbox.auth_password).as_bytes(),
-    );
+    let login = |password: &str| {
+        common::run_with_stdin(
+            &mut common::login_command(&home, &sandbox)
+                .env("PATH", &path)
+                .into_command(),
+            format!("{password}\n").as_bytes(),
+        )
+    };
+    let output = login(&sandbox.auth_password);
     output.assert_success();
     assert!(
         output
@@ -1266,12 +949,7 @@ fn credential_helpers_supply_and_store_credentials() {
 
     // A wrong password is refused and not stored.
     std::fs::remove_file(&stored).unwrap();
-    let output = common::run_with_stdin(
-        &mut common::login_command(&home, &sandbox)
-            .env("PATH", &path)
-            .into_command(),
-        b"wrong\n",
-    );
+    let output = login("wrong");
     assert_eq!(output.code, Some(1));
     assert!(output.stderr.contains("refused the credentials"));
     assert!(!stored.exists());
@@ -1279,23 +957,18 @@ fn credential_helpers_supply_and_store_credentials() {
 
 #[test]
 fn from_file_lists_are_read_and_bad_lines_named() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let list = work.path().join("images.txt");
-    std::fs::write(
-        &list,
-        format!(
+    let (sandbox, home, work, _) = registry_test("from-file");
+    let list = write_file(
+        work.path(),
+        "images.txt",
+        &format!(
             "# images to keep\n{}\n\n{}  # again\n",
             sandbox.registry_image, sandbox.registry_image
         ),
-    )
-    .unwrap();
-    home.bunker()
-        .args(["registry", "pull", "--from-file"])
+    );
+    home.registry_pull(&work.path().join("archive"))
+        .arg("--from-file")
         .arg(&list)
-        .arg("--archive-dir")
-        .arg(work.path().join("archive"))
         .args(["--format", "oci"])
         .run()
         .assert_success()
@@ -1309,15 +982,28 @@ fn from_file_lists_are_read_and_bad_lines_named() {
         .assert_stderr_contains(&format!("{}:2", list.display()));
 }
 
-/// `bunker sync --config CONFIG --archive-dir ARCHIVE EXTRA...`.
-fn sync_run(home: &TestHome, config: &Path, archive: &Path, extra: &[&str]) -> Output {
+/// Pushes `tar` to the plain registry as `repository:tag` for each of `tags`.
+fn push_under_tags(sandbox: &Sandbox, tar: &Path, repository: &str, tags: &[&str]) {
+    for tag in tags {
+        skopeo_push(
+            tar,
+            &format!("{}/{repository}:{tag}", sandbox.registry),
+            None,
+        );
+    }
+}
+
+/// `bunker registry list-tags REPOSITORY EXTRA...`.
+fn list_tags(home: &TestHome, repository: &str, extra: &[&str]) -> Output {
     home.bunker()
-        .args(["sync", "--config"])
-        .arg(config)
-        .arg("--archive-dir")
-        .arg(archive)
+        .args(["registry", "list-tags", repository])
         .args(extra)
         .run()
+}
+
+/// `bunker sync --config CONFIG --archive-dir ARCHIVE EXTRA...`.
+fn sync_run(home: &TestHome, config: &Path, archive: &Path, extra: &[&str]) -> Output {
+    home.sync(config, archive).args(extra).run()
 }
 
 /// Pushes one small distinct image per tag to the plain registry; returns their image IDs.
@@ -1330,19 +1016,31 @@ fn seed_tags(
 ) -> Vec<String> {
     let mut image_ids = Vec::new();
     for (offset, tag) in tags.iter().enumerate() {
-        let (tar, id) = docker_save_tar(
+        let content = noise(50_000, seed + offset as u64);
+        let (_, id) = push_one_file_image(
+            sandbox,
             work,
             &format!("{repository}:{tag}"),
-            &[vec![("t".into(), noise(50_000, seed + offset as u64))]],
-        );
-        skopeo_push(
-            &tar,
-            &format!("{}/{repository}:{tag}", sandbox.registry),
-            None,
+            ("t", &content),
         );
         image_ids.push(id);
     }
     image_ids
+}
+
+/// Points `repository_and_tag` in the plain registry at another image (`<repository>:other`,
+/// built in `work`).
+fn repoint_tag(sandbox: &Sandbox, work: &Path, repository: &str, repository_and_tag: &str) {
+    let (other, _) = one_file_tar(
+        work,
+        &format!("{repository}:other"),
+        ("t", b"someone else's image"),
+    );
+    skopeo_push(
+        &other,
+        &format!("{}/{repository_and_tag}", sandbox.registry),
+        None,
+    );
 }
 
 /// Requests the proxy forwarded, by kind: (manifest requests, blob requests, tag lists).
@@ -1383,23 +1081,19 @@ fn tag_digest(registry: &str, repository_and_tag: &str) -> String {
 
 #[test]
 fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_the_destination() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("r2r");
+    let (sandbox, home, work, repository) = registry_test("r2r");
     let tags = ["1.0", "1.1", "1.2"];
     seed_tags(&sandbox, work.path(), &repository, &tags, 40);
     let proxy = FaultProxy::start(&sandbox.registry);
     let mirror = format!("mirror/{repository}");
-    let config = work.path().join("sync.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        work.path(),
+        "sync.yaml",
+        &format!(
             "repositories:\n  - source: {proxy}/{repository}\n    destination: {proxy}/{mirror}\n    tags: ['1.0', '1.1', '1.2']\n",
             proxy = proxy.address
         ),
-    )
-    .unwrap();
+    );
     let archive = work.path().join("archive");
     let sync = |extra: &[&str]| sync_run(&home, &config, &archive, extra);
     sync(&[])
@@ -1452,12 +1146,7 @@ fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_th
 
     // A destination tag re-pointed to another image keeps its name in the tag
     // list; --verify-destination HEADs every destination tag and repairs it.
-    let (other, _) = docker_save_tar(
-        work.path(),
-        &format!("{repository}:other"),
-        &[vec![("t".into(), b"someone else's image".to_vec())]],
-    );
-    skopeo_push(&other, &format!("{}/{mirror}:1.2", sandbox.registry), None);
+    repoint_tag(&sandbox, work.path(), &repository, &format!("{mirror}:1.2"));
     let expected = tag_digest(&sandbox.registry, &format!("{repository}:1.2"));
     assert_ne!(
         tag_digest(&sandbox.registry, &format!("{mirror}:1.2")),
@@ -1497,36 +1186,19 @@ fn registry_to_registry_resync_costs_one_manifest_request_per_tag_and_repairs_th
 
 #[test]
 fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("fromarchive");
+    let (sandbox, home, work, repository) = registry_test("fromarchive");
     let image_ids = seed_tags(&sandbox, work.path(), &repository, &["1", "2"], 70);
     let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
     let archive = work.path().join("archive");
     for (tag, compression) in [("1", "gzip"), ("2", "zstd")] {
-        home.bunker()
-            .args([
-                "registry",
-                "pull",
-                "--compression",
-                compression,
-                "--archive-dir",
-            ])
-            .arg(&archive)
+        home.registry_pull(&archive)
+            .args(["--compression", compression])
             .arg(format!("{}/{repository}:{tag}", sandbox.registry))
             .run()
             .assert_success();
     }
-    home.bunker()
-        .args([
-            "registry",
-            "pull",
-            "--all-platforms",
-            &multi,
-            "--archive-dir",
-        ])
-        .arg(&archive)
+    home.registry_pull(&archive)
+        .args(["--all-platforms", &multi])
         .run()
         .assert_success();
     assert!(
@@ -1574,12 +1246,7 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
     assert_eq!(blobs, 0);
 
     // The HEAD goes to the destination, so a re-pointed tag is repaired.
-    let (other, _) = docker_save_tar(
-        work.path(),
-        &format!("{repository}:other"),
-        &[vec![("a".into(), b"someone else's image".to_vec())]],
-    );
-    skopeo_push(&other, &format!("{}/{restored}:1", sandbox.registry), None);
+    repoint_tag(&sandbox, work.path(), &repository, &format!("{restored}:1"));
     assert_ne!(config_digest("1"), image_ids[0]);
     sync()
         .assert_success()
@@ -1604,10 +1271,7 @@ fn sync_pushes_the_docker_archives_that_registry_pull_wrote() {
 
 #[test]
 fn the_default_platform_is_the_target_engines_unless_named() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("platform");
+    let (sandbox, home, work, repository) = registry_test("platform");
     let (multi, amd64_id, arm64_id) = seed_multi_platform_image(&sandbox, work.path(), &repository);
     let info = home
         .bunker()
@@ -1681,10 +1345,9 @@ fn the_default_platform_is_the_target_engines_unless_named() {
     assert_eq!(report["platform"]["chosen_by"], "workstation");
 
     // A configured engine that cannot be reached fails with the way out.
-    home.bunker()
+    home.registry_pull(&archive)
         .env("DOCKER_HOST", "ssh://nobody@127.0.0.1:1")
-        .args(["registry", "pull", &multi, "--archive-dir"])
-        .arg(&archive)
+        .arg(&multi)
         .run()
         .assert_code(1)
         .assert_stderr_contains(
@@ -1693,15 +1356,14 @@ fn the_default_platform_is_the_target_engines_unless_named() {
         .assert_stderr_contains("--platform os/arch or DOCKER_DEFAULT_PLATFORM");
 
     // sync takes the same default for entries without `platform:`.
-    let config = work.path().join("sync.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        work.path(),
+        "sync.yaml",
+        &format!(
             "repositories:\n  - source: {}/{repository}\n    destination: archive\n    tags: [multi]\n",
             sandbox.registry
         ),
-    )
-    .unwrap();
+    );
     let output = home
         .bunker()
         .remote(&sandbox)
@@ -1720,21 +1382,17 @@ fn the_default_platform_is_the_target_engines_unless_named() {
 
 #[test]
 fn a_resync_to_the_archive_rewrites_a_deleted_archive_file() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("rearchive");
+    let (sandbox, home, work, repository) = registry_test("rearchive");
     let image_ids = seed_tags(&sandbox, work.path(), &repository, &["1"], 90);
     let proxy = FaultProxy::start(&sandbox.registry);
-    let config = work.path().join("sync.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        work.path(),
+        "sync.yaml",
+        &format!(
             "repositories:\n  - source: {}/{repository}\n    destination: archive\n    tags: ['1']\n",
             proxy.address
         ),
-    )
-    .unwrap();
+    );
     let archive = work.path().join("archive");
     let sync = || sync_run(&home, &config, &archive, &[]);
     sync().assert_success().assert_stdout_contains("1 copied");
@@ -1772,21 +1430,17 @@ fn a_resync_to_the_archive_rewrites_a_deleted_archive_file() {
 
 #[test]
 fn a_sync_entry_that_selects_no_tag_fails_naming_the_tags_and_the_rest_still_syncs() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let repository = unique_name("notag");
+    let (sandbox, home, work, repository) = registry_test("notag");
     seed_tags(&sandbox, work.path(), &repository, &["1.36", "latest"], 120);
-    let config = work.path().join("sync.yaml");
     // `^1\.` is a search pattern; tag_regex must match the whole tag.
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        work.path(),
+        "sync.yaml",
+        &format!(
             "repositories:\n  - source: {registry}/{repository}\n    destination: {registry}/mirror/{repository}\n    tag_regex: '^1\\.'\n  - source: {registry}/{repository}\n    destination: archive\n    tags: ['latest']\n",
             registry = sandbox.registry
         ),
-    )
-    .unwrap();
+    );
     let archive = work.path().join("archive");
     let run = sync_run(&home, &config, &archive, &["--keep-going"]);
     run.assert_code(1)

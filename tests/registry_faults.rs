@@ -15,106 +15,58 @@ mod signal_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Output, Sandbox, TestHome, run, sandbox, unique_name};
-use registry_support::{FaultAction, FaultProxy, FaultRule, Seen, docker_save_tar, noise};
+use common::{BunkerCommand, Output, Sandbox, TestHome, run, unique_name};
+use registry_support::{
+    FaultAction, FaultProxy, FaultRule, Seeded, Seen, docker_save_tar, noise, registry_test,
+    seed_big_image, skopeo_push, write_file,
+};
 use sha2::{Digest, Sha256};
 use signal_support::Running;
 
 /// Incompressible bytes in the big layer: big enough that 40 % is a real cut.
 const BIG_BYTES: usize = 1 << 20;
 
-/// An image in the sandbox registry: one tiny and one big layer.
-struct Seeded {
-    /// `repository:tag` (without the registry).
-    repository_and_tag: String,
-    image_id: String,
-    big_digest: String,
-    big_size: u64,
-    /// Every blob (config and layers) with its size.
-    blobs: Vec<(String, u64)>,
+/// Seeds `bunker-test/<name>:1` (`name` unique to the test) with a big layer of
+/// [`BIG_BYTES`].
+fn seed(sandbox: &Sandbox, work: &Path, name: &str) -> Seeded {
+    seed_big_image(sandbox, work, &format!("bunker-test/{name}"), BIG_BYTES)
 }
 
-impl Seeded {
-    fn unique_bytes(&self) -> u64 {
-        self.blobs.iter().map(|(_, size)| size).sum()
-    }
+/// A fault test's start: the seeded image (`bunker-test/<unique>:1`) and a fault proxy
+/// in front of the registry: (HOME, work directory, seeded image, proxy).
+fn seeded_behind_proxy(prefix: &str) -> (TestHome, tempfile::TempDir, Seeded, FaultProxy) {
+    let (sandbox, home, work, name) = registry_test(prefix);
+    let seeded = seed(&sandbox, work.path(), &name);
+    let proxy = FaultProxy::start(&sandbox.registry);
+    (home, work, seeded, proxy)
 }
 
-fn seed(sandbox: &Sandbox, work: &Path, prefix: &str) -> Seeded {
-    let repository = format!("bunker-test/{}", unique_name(prefix));
-    let repository_and_tag = format!("{repository}:1");
-    let (tar, image_id) = docker_save_tar(
-        work,
-        &repository_and_tag,
-        &[
-            vec![("hello.txt".into(), format!("{repository}\n").into_bytes())],
-            vec![(
-                "noise.bin".into(),
-                noise(BIG_BYTES, repository.len() as u64 + 7),
-            )],
-        ],
-    );
-    let reference = format!("{}/{repository_and_tag}", sandbox.registry);
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("docker-archive:{}", tar.display()))
-        .arg(format!("docker://{reference}")))
-    .assert_success();
-    let raw = run(Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}")));
-    raw.assert_success();
-    let manifest: serde_json::Value = serde_json::from_str(&raw.stdout).expect("manifest JSON");
-    let descriptor = |value: &serde_json::Value| {
-        (
-            value["digest"].as_str().expect("digest").to_string(),
-            value["size"].as_u64().expect("size"),
-        )
-    };
-    let mut blobs = vec![descriptor(&manifest["config"])];
-    blobs.extend(
-        manifest["layers"]
-            .as_array()
-            .expect("layers")
-            .iter()
-            .map(descriptor),
-    );
-    let (big_digest, big_size) = blobs[1..]
-        .iter()
-        .max_by_key(|(_, size)| *size)
-        .cloned()
-        .expect("a layer");
-    Seeded {
-        repository_and_tag,
-        image_id,
-        big_digest,
-        big_size,
-        blobs,
-    }
-}
-
-fn rule(method: &str, path: &str, action: FaultAction, times: usize) -> FaultRule {
-    FaultRule {
-        method: method.into(),
-        path_contains: path.into(),
-        action,
-        times,
-    }
+/// `action` on the next `times` GETs of the seeded image's big blob.
+fn on_big_blob(proxy: &FaultProxy, seeded: &Seeded, action: FaultAction, times: usize) {
+    proxy.add_rule(FaultRule::new("GET", &seeded.big_digest, action, times));
 }
 
 /// `bunker registry pull` of the seeded image through the proxy (short backoff:
 /// the faults, not the waiting, are under test).
 fn pull(home: &TestHome, proxy: &FaultProxy, seeded: &Seeded, archive: &Path) -> Output {
-    home.bunker()
+    home.registry_pull(archive)
         .env("BUNKER_RETRY_INITIAL_MS", "20")
-        .args([
-            "registry",
-            "pull",
-            &format!("{}/{}", proxy.address, seeded.repository_and_tag),
-            "--archive-dir",
-        ])
-        .arg(archive)
+        .arg(format!("{}/{}", proxy.address, seeded.repository_and_tag))
         .run()
+}
+
+/// `bunker registry push --jobs 1` of `tars` to `to` (short backoff).
+fn push_all(home: &TestHome, to: &str, tars: &[PathBuf], archive: &Path) -> BunkerCommand {
+    home.registry_push(to, archive)
+        .env("BUNKER_RETRY_INITIAL_MS", "20")
+        .args(["--jobs", "1"])
+        .args(tars)
+}
+
+/// `bunker sync` of `config` (short backoff).
+fn sync(home: &TestHome, config: &Path, archive: &Path) -> BunkerCommand {
+    home.sync(config, archive)
+        .env("BUNKER_RETRY_INITIAL_MS", "20")
 }
 
 fn cache_files(archive: &Path) -> Vec<PathBuf> {
@@ -169,20 +121,28 @@ fn big_blob_requests(proxy: &FaultProxy, seeded: &Seeded) -> Vec<Seen> {
         .collect()
 }
 
-/// Prints the figures line of one fault and returns (fetched/unique, corrupt files).
-fn figures(fault: &str, proxy: &FaultProxy, seeded: &Seeded, archive: &Path) -> (f64, usize) {
+/// Prints the figures line of one fault, then checks that no file in the blob cache is
+/// corrupt (what every fault must leave); returns fetched/unique.
+#[track_caller]
+fn figures(fault: &str, proxy: &FaultProxy, seeded: &Seeded, archive: &Path) -> f64 {
     let fetched: u64 = seeded
         .blobs
         .iter()
         .map(|(digest, _)| proxy.body_bytes(digest))
         .sum();
     let ratio = fetched as f64 / seeded.unique_bytes() as f64;
-    let corrupt = corrupt_in_cache(archive).len();
+    let corrupt = corrupt_in_cache(archive);
     println!(
-        "FAULTS registry: fault={fault} injected={} fetched/unique={ratio:.2} corrupt_in_cache={corrupt}",
-        proxy.faults_injected()
+        "FAULTS registry: fault={fault} injected={} fetched/unique={ratio:.2} corrupt_in_cache={}",
+        proxy.faults_injected(),
+        corrupt.len()
     );
-    (ratio, corrupt)
+    assert_eq!(
+        corrupt,
+        Vec::<PathBuf>::new(),
+        "{fault}: corrupt files in the blob cache"
+    );
+    ratio
 }
 
 /// The blobs of the seeded image are all in the cache, each intact.
@@ -202,17 +162,10 @@ fn assert_cached(archive: &Path, seeded: &Seeded) {
 
 #[test]
 fn too_many_requests_waits_for_retry_after_before_asking_again() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let seeded = seed(&sandbox, work.path(), "fault-429");
-    let proxy = FaultProxy::start(&sandbox.registry);
-    let too_many = FaultAction::Respond {
-        status: 429,
-        headers: vec![("Retry-After".into(), "2".into())],
-    };
-    proxy.add_rule(rule("GET", "/manifests/", too_many.clone(), 1));
-    proxy.add_rule(rule("GET", &seeded.big_digest, too_many, 1));
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-429");
+    let too_many = FaultAction::too_many_requests(2);
+    proxy.add_rule(FaultRule::new("GET", "/manifests/", too_many.clone(), 1));
+    on_big_blob(&proxy, &seeded, too_many, 1);
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive)
         .assert_success()
@@ -235,24 +188,20 @@ fn too_many_requests_waits_for_retry_after_before_asking_again() {
             "{needle} asked again after {waited:?}, before the Retry-After of 2 s"
         );
     }
-    let (ratio, corrupt) = figures("429-retry-after", &proxy, &seeded, &archive);
-    assert_eq!(corrupt, 0);
+    let ratio = figures("429-retry-after", &proxy, &seeded, &archive);
     assert!(ratio <= 1.0, "no byte fetched twice: {ratio}");
     assert_cached(&archive, &seeded);
 }
 
 #[test]
 fn service_unavailable_on_manifests_is_retried() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let seeded = seed(&sandbox, work.path(), "fault-503");
-    let proxy = FaultProxy::start(&sandbox.registry);
-    let unavailable = FaultAction::Respond {
-        status: 503,
-        headers: vec![],
-    };
-    proxy.add_rule(rule("GET", "/manifests/", unavailable, 3));
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-503");
+    proxy.add_rule(FaultRule::new(
+        "GET",
+        "/manifests/",
+        FaultAction::unavailable(),
+        3,
+    ));
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive)
         .assert_success()
@@ -264,25 +213,15 @@ fn service_unavailable_on_manifests_is_retried() {
         .map(|seen| seen.status)
         .collect();
     assert_eq!(&manifests[..4], &[503, 503, 503, 200], "{manifests:?}");
-    let (ratio, corrupt) = figures("503-manifest", &proxy, &seeded, &archive);
-    assert_eq!((ratio, corrupt), (1.0, 0));
+    assert_eq!(figures("503-manifest", &proxy, &seeded, &archive), 1.0);
     assert_cached(&archive, &seeded);
 }
 
 #[test]
 fn a_connection_cut_at_40_percent_of_a_blob_resumes_with_only_the_rest() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let seeded = seed(&sandbox, work.path(), "fault-cut");
-    let proxy = FaultProxy::start(&sandbox.registry);
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-cut");
     let cut = seeded.big_size as usize * 2 / 5;
-    proxy.add_rule(rule(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::CutAfter(cut),
-        1,
-    ));
+    on_big_blob(&proxy, &seeded, FaultAction::CutAfter(cut), 1);
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive).assert_success();
     let requests = big_blob_requests(&proxy, &seeded);
@@ -300,28 +239,18 @@ fn a_connection_cut_at_40_percent_of_a_blob_resumes_with_only_the_rest() {
         "{fetched} bytes fetched for a blob of {}",
         seeded.big_size
     );
-    let (_, corrupt) = figures("cut40", &proxy, &seeded, &archive);
-    assert_eq!(corrupt, 0);
+    figures("cut40", &proxy, &seeded, &archive);
     assert_cached(&archive, &seeded);
 }
 
 #[test]
 fn a_flipped_byte_is_discarded_and_the_blob_fetched_once_more_in_full() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let seeded = seed(&sandbox, work.path(), "fault-flip");
-    let proxy = FaultProxy::start(&sandbox.registry);
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-flip");
     // The first answer is cut short, the resumed (ranged) rest has a flipped byte:
     // the second attempt must not trust the kept bytes either.
     let cut = seeded.big_size as usize / 2;
-    proxy.add_rule(rule(
-        "GET",
-        &seeded.big_digest,
-        FaultAction::CutAfter(cut),
-        1,
-    ));
-    proxy.add_rule(rule("GET", &seeded.big_digest, FaultAction::Corrupt, 1));
+    on_big_blob(&proxy, &seeded, FaultAction::CutAfter(cut), 1);
+    on_big_blob(&proxy, &seeded, FaultAction::Corrupt, 1);
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive)
         .assert_success()
@@ -337,19 +266,14 @@ fn a_flipped_byte_is_discarded_and_the_blob_fetched_once_more_in_full() {
         "the second attempt is in full: {requests:#?}"
     );
     assert_eq!(requests[2].body_bytes, seeded.big_size);
-    let (_, corrupt) = figures("flipped-byte-once", &proxy, &seeded, &archive);
-    assert_eq!(corrupt, 0);
+    figures("flipped-byte-once", &proxy, &seeded, &archive);
     assert_cached(&archive, &seeded);
 }
 
 #[test]
 fn a_blob_corrupt_on_every_attempt_fails_naming_both_attempts_and_caches_nothing() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let seeded = seed(&sandbox, work.path(), "fault-flip-always");
-    let proxy = FaultProxy::start(&sandbox.registry);
-    proxy.add_rule(rule("GET", &seeded.big_digest, FaultAction::Corrupt, 100));
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-flip-always");
+    on_big_blob(&proxy, &seeded, FaultAction::Corrupt, 100);
     let archive = work.path().join("archive");
     let output = pull(&home, &proxy, &seeded, &archive);
     output
@@ -361,8 +285,7 @@ fn a_blob_corrupt_on_every_attempt_fails_naming_both_attempts_and_caches_nothing
     let requests = big_blob_requests(&proxy, &seeded);
     assert_eq!(requests.len(), 2, "exactly two attempts: {requests:#?}");
     assert!(requests.iter().all(|seen| seen.range.is_none()));
-    let (_, corrupt) = figures("flipped-byte-always", &proxy, &seeded, &archive);
-    assert_eq!(corrupt, 0);
+    figures("flipped-byte-always", &proxy, &seeded, &archive);
     let hex = seeded.big_digest.trim_start_matches("sha256:");
     assert!(
         cache_files(&archive)
@@ -381,21 +304,14 @@ fn a_blob_corrupt_on_every_attempt_fails_naming_both_attempts_and_caches_nothing
 
 #[test]
 fn a_content_length_shorter_or_longer_than_the_body_is_survived() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
+    let (sandbox, home, work, _) = registry_test("fault-content-length");
     for (fault, delta) in [
         ("content-length-short", -50_000i64),
         ("content-length-long", 50_000),
     ] {
-        let seeded = seed(&sandbox, work.path(), fault);
+        let seeded = seed(&sandbox, work.path(), &unique_name(fault));
         let proxy = FaultProxy::start(&sandbox.registry);
-        proxy.add_rule(rule(
-            "GET",
-            &seeded.big_digest,
-            FaultAction::WrongLength(delta),
-            1,
-        ));
+        on_big_blob(&proxy, &seeded, FaultAction::WrongLength(delta), 1);
         let archive = work.path().join(fault);
         pull(&home, &proxy, &seeded, &archive)
             .assert_success()
@@ -410,8 +326,7 @@ fn a_content_length_shorter_or_longer_than_the_body_is_survived() {
                 "only what the short answer lacked is asked for: {requests:#?}"
             );
         }
-        let (ratio, corrupt) = figures(fault, &proxy, &seeded, &archive);
-        assert_eq!(corrupt, 0);
+        let ratio = figures(fault, &proxy, &seeded, &archive);
         assert!(ratio < 1.1, "{ratio}");
         assert_cached(&archive, &seeded);
     }
@@ -419,28 +334,23 @@ fn a_content_length_shorter_or_longer_than_the_body_is_survived() {
 
 #[test]
 fn a_slow_drip_completes_without_a_timeout() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let seeded = seed(&sandbox, work.path(), "fault-drip");
-    let proxy = FaultProxy::start(&sandbox.registry);
-    proxy.add_rule(rule(
-        "GET",
-        &seeded.big_digest,
+    let (home, work, seeded, proxy) = seeded_behind_proxy("fault-drip");
+    on_big_blob(
+        &proxy,
+        &seeded,
         FaultAction::Drip {
             chunk: 1024,
             pause_ms: 2,
         },
         1,
-    ));
+    );
     let archive = work.path().join("archive");
     pull(&home, &proxy, &seeded, &archive)
         .assert_success()
         .assert_stdout_contains(&seeded.image_id);
     let requests = big_blob_requests(&proxy, &seeded);
     assert_eq!(requests.len(), 1, "dripped in one request: {requests:#?}");
-    let (ratio, corrupt) = figures("slow-drip", &proxy, &seeded, &archive);
-    assert_eq!((ratio, corrupt), (1.0, 0));
+    assert_eq!(figures("slow-drip", &proxy, &seeded, &archive), 1.0);
     assert_cached(&archive, &seeded);
 }
 
@@ -455,7 +365,7 @@ const KILL_POINTS: usize = 8;
 /// Small layers, dripped through the proxy so that every kill point lands while
 /// the run is still busy with that request or the next.
 fn slow_blobs(proxy: &FaultProxy) {
-    proxy.add_rule(rule(
+    proxy.add_rule(FaultRule::new(
         "GET",
         "/blobs/",
         FaultAction::Drip {
@@ -468,8 +378,8 @@ fn slow_blobs(proxy: &FaultProxy) {
 
 /// Three small images (two layers each, the first shared) in the sandbox registry:
 /// (references without the registry, docker-save tars).
-fn seed_small(sandbox: &Sandbox, work: &Path, prefix: &str) -> (Vec<String>, Vec<PathBuf>) {
-    let repository = format!("bunker-test/{}", unique_name(prefix));
+fn seed_small(sandbox: &Sandbox, work: &Path, name: &str) -> (Vec<String>, Vec<PathBuf>) {
+    let repository = format!("bunker-test/{name}");
     let mut references = Vec::new();
     let mut tars = Vec::new();
     for tag in ["1", "2", "3"] {
@@ -482,18 +392,26 @@ fn seed_small(sandbox: &Sandbox, work: &Path, prefix: &str) -> (Vec<String>, Vec
                 vec![(format!("b{tag}"), noise(200_000, tag.as_bytes()[0] as u64))],
             ],
         );
-        run(Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("docker-archive:{}", tar.display()))
-            .arg(format!(
-                "docker://{}/{repository_and_tag}",
-                sandbox.registry
-            )))
-        .assert_success();
+        skopeo_push(
+            &tar,
+            &format!("{}/{repository_and_tag}", sandbox.registry),
+            None,
+        );
         references.push(repository_and_tag);
         tars.push(tar);
     }
     (references, tars)
+}
+
+/// The repository of the image in a tar of [`seed_small`], which `registry push` keeps
+/// below `--to`: the tar is named after the image (`bunker-test_<name>_1-amd64.tar`).
+fn source_repository(tar: &Path) -> String {
+    let file_name = tar.file_name().unwrap().to_string_lossy().into_owned();
+    file_name
+        .split("_1-amd64")
+        .next()
+        .unwrap()
+        .replacen('_', "/", 1)
 }
 
 /// `count` request numbers spread evenly over `1..=total`.
@@ -674,25 +592,20 @@ fn print_kill_figures(command: &str, points: &[usize], killed: usize, total: usi
 
 #[test]
 fn registry_pull_killed_at_any_point_leaves_a_verifiable_archive_and_reruns_to_the_same_end() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let (references, _) = seed_small(&sandbox, work.path(), "kill-pull");
+    let (sandbox, home, work, name) = registry_test("kill-pull");
+    let (references, _) = seed_small(&sandbox, work.path(), &name);
     let proxy = FaultProxy::start(&sandbox.registry);
     slow_blobs(&proxy);
     let pull_command = |archive: &Path| {
-        let mut command = home
-            .bunker()
-            .args(["registry", "pull", "--jobs", "1", "--archive-dir"])
-            .arg(archive)
+        home.registry_pull(archive)
+            .env("BUNKER_RETRY_INITIAL_MS", "20")
+            .args(["--jobs", "1"])
             .args(
                 references
                     .iter()
                     .map(|reference| format!("{}/{reference}", proxy.address)),
             )
-            .into_command();
-        command.env("BUNKER_RETRY_INITIAL_MS", "20");
-        command
+            .into_command()
     };
     let total = uninterrupted_requests(&proxy, pull_command(&work.path().join("uninterrupted")));
     let expected = archive_state(&work.path().join("uninterrupted"));
@@ -730,40 +643,21 @@ fn registry_pull_killed_at_any_point_leaves_a_verifiable_archive_and_reruns_to_t
 
 #[test]
 fn registry_push_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let (_, tars) = seed_small(&sandbox, work.path(), "kill-push");
+    let (sandbox, home, work, name) = registry_test("kill-push");
+    let (_, tars) = seed_small(&sandbox, work.path(), &name);
     let proxy = FaultProxy::start(&sandbox.registry);
     let prefix = unique_name("killpush");
     let push_command = |name: &str| {
-        let mut command = home
-            .bunker()
-            .args([
-                "registry",
-                "push",
-                "--jobs",
-                "1",
-                "--to",
-                &format!("{}/{prefix}-{name}", proxy.address),
-            ])
-            .args(&tars)
-            .arg("--archive-dir")
-            .arg(work.path().join(format!("archive-{name}")))
-            .into_command();
-        command.env("BUNKER_RETRY_INITIAL_MS", "20");
-        command
+        let to = format!("{}/{prefix}-{name}", proxy.address);
+        push_all(
+            &home,
+            &to,
+            &tars,
+            &work.path().join(format!("archive-{name}")),
+        )
+        .into_command()
     };
-    let repository = |name: &str| {
-        let image = tars[0].file_name().unwrap().to_string_lossy().into_owned();
-        // The tar is named after the tag; the pushed repository keeps the source name.
-        let source = image
-            .split("_1-amd64")
-            .next()
-            .unwrap()
-            .replacen('_', "/", 1);
-        format!("{prefix}-{name}/{source}")
-    };
+    let repository = |name: &str| format!("{prefix}-{name}/{}", source_repository(&tars[0]));
     let total = uninterrupted_requests(&proxy, push_command("uninterrupted"));
     let expected = complete_tags(&sandbox.registry, &repository("uninterrupted"));
     assert_eq!(expected.len(), 3, "both tags pushed: {expected:?}");
@@ -781,33 +675,22 @@ fn registry_push_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the
 
 #[test]
 fn sync_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let (references, _) = seed_small(&sandbox, work.path(), "kill-sync");
+    let (sandbox, home, work, name) = registry_test("kill-sync");
+    let (references, _) = seed_small(&sandbox, work.path(), &name);
     let source = references[0].split(':').next().unwrap().to_string();
     let proxy = FaultProxy::start(&sandbox.registry);
     slow_blobs(&proxy);
     let prefix = unique_name("killsync");
     let sync_command = |name: &str| {
-        let config = work.path().join(format!("sync-{name}.yaml"));
-        std::fs::write(
-            &config,
-            format!(
+        let config = write_file(
+            work.path(),
+            &format!("sync-{name}.yaml"),
+            &format!(
                 "repositories:\n  - source: {proxy}/{source}\n    destination: {proxy}/{prefix}-{name}\n    tags: ['1', '2', '3']\n",
                 proxy = proxy.address
             ),
-        )
-        .unwrap();
-        let mut command = home
-            .bunker()
-            .args(["sync", "--config"])
-            .arg(&config)
-            .arg("--archive-dir")
-            .arg(work.path().join(format!("archive-{name}")))
-            .into_command();
-        command.env("BUNKER_RETRY_INITIAL_MS", "20");
-        command
+        );
+        sync(&home, &config, &work.path().join(format!("archive-{name}"))).into_command()
     };
     let total = uninterrupted_requests(&proxy, sync_command("uninterrupted"));
     let expected = complete_tags(&sandbox.registry, &format!("{prefix}-uninterrupted"));
@@ -826,33 +709,29 @@ fn sync_killed_at_any_point_leaves_no_half_pushed_tag_and_reruns_to_the_same_end
 
 #[test]
 fn registry_push_survives_429_and_503_on_its_requests() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let (_, tars) = seed_small(&sandbox, work.path(), "fault-push");
+    let (sandbox, home, work, name) = registry_test("fault-push");
+    let (_, tars) = seed_small(&sandbox, work.path(), &name);
     let proxy = FaultProxy::start(&sandbox.registry);
-    let unavailable = || FaultAction::Respond {
-        status: 503,
-        headers: vec![],
-    };
-    proxy.add_rule(rule(
+    proxy.add_rule(FaultRule::new(
         "HEAD",
         "/blobs/",
-        FaultAction::Respond {
-            status: 429,
-            headers: vec![("Retry-After".into(), "1".into())],
-        },
+        FaultAction::too_many_requests(1),
         1,
     ));
-    proxy.add_rule(rule("POST", "/blobs/uploads/", unavailable(), 2));
-    proxy.add_rule(rule("PUT", "/manifests/", unavailable(), 1));
+    proxy.add_rule(FaultRule::new(
+        "POST",
+        "/blobs/uploads/",
+        FaultAction::unavailable(),
+        2,
+    ));
+    proxy.add_rule(FaultRule::new(
+        "PUT",
+        "/manifests/",
+        FaultAction::unavailable(),
+        1,
+    ));
     let to = format!("{}/{}", proxy.address, unique_name("faultpush"));
-    home.bunker()
-        .env("BUNKER_RETRY_INITIAL_MS", "20")
-        .args(["registry", "push", "--jobs", "1", "--to", &to])
-        .args(&tars)
-        .arg("--archive-dir")
-        .arg(work.path().join("archive"))
+    push_all(&home, &to, &tars, &work.path().join("archive"))
         .run()
         .assert_success();
     let seen = proxy.seen();
@@ -866,13 +745,10 @@ fn registry_push_survives_429_and_503_on_its_requests() {
     assert_eq!(&statuses("PUT", "/manifests/")[..2], &[503, 201]);
     assert_eq!(statuses("HEAD", "/blobs/")[0], 429);
     let repository = to.split_once('/').unwrap().1;
-    let image = tars[0].file_name().unwrap().to_string_lossy().into_owned();
-    let source = image
-        .split("_1-amd64")
-        .next()
-        .unwrap()
-        .replacen('_', "/", 1);
-    let pushed = complete_tags(&sandbox.registry, &format!("{repository}/{source}"));
+    let pushed = complete_tags(
+        &sandbox.registry,
+        &format!("{repository}/{}", source_repository(&tars[0])),
+    );
     assert_eq!(pushed.len(), 3, "every tag pushed whole: {pushed:?}");
     println!(
         "FAULTS registry: fault=push-429-503 injected={} fetched/unique=n/a corrupt_in_cache=0",
@@ -882,47 +758,34 @@ fn registry_push_survives_429_and_503_on_its_requests() {
 
 #[test]
 fn sync_survives_a_503_manifest_a_cut_blob_and_a_flipped_byte() {
-    let sandbox = sandbox();
-    let home = TestHome::new(&sandbox);
-    let work = tempfile::tempdir().unwrap();
-    let seeded = seed(&sandbox, work.path(), "fault-sync");
+    let (sandbox, home, work, name) = registry_test("fault-sync");
+    let seeded = seed(&sandbox, work.path(), &name);
     let (source, tag) = seeded.repository_and_tag.split_once(':').unwrap();
     let proxy = FaultProxy::start(&sandbox.registry);
-    let unavailable = FaultAction::Respond {
-        status: 503,
-        headers: vec![],
-    };
-    proxy.add_rule(rule("GET", "/manifests/", unavailable, 1));
-    let cut = seeded.big_size as usize * 2 / 5;
-    proxy.add_rule(rule(
+    proxy.add_rule(FaultRule::new(
         "GET",
-        &seeded.big_digest,
-        FaultAction::CutAfter(cut),
+        "/manifests/",
+        FaultAction::unavailable(),
         1,
     ));
-    proxy.add_rule(rule("GET", &seeded.big_digest, FaultAction::Corrupt, 1));
+    let cut = seeded.big_size as usize * 2 / 5;
+    on_big_blob(&proxy, &seeded, FaultAction::CutAfter(cut), 1);
+    on_big_blob(&proxy, &seeded, FaultAction::Corrupt, 1);
     let destination = unique_name("faultsync");
-    let config = work.path().join("sync.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        work.path(),
+        "sync.yaml",
+        &format!(
             "repositories:\n  - source: {proxy}/{source}\n    destination: {proxy}/{destination}\n    tags: ['{tag}']\n",
             proxy = proxy.address
         ),
-    )
-    .unwrap();
+    );
     let archive = work.path().join("archive");
-    home.bunker()
-        .env("BUNKER_RETRY_INITIAL_MS", "20")
-        .args(["sync", "--config"])
-        .arg(&config)
-        .arg("--archive-dir")
-        .arg(&archive)
+    sync(&home, &config, &archive)
         .run()
         .assert_success()
         .assert_stdout_contains("1 copied");
     let synced = complete_tags(&sandbox.registry, &destination);
     assert_eq!(synced.len(), 1, "{synced:?}");
-    let (_, corrupt) = figures("sync-503-cut-flip", &proxy, &seeded, &archive);
-    assert_eq!(corrupt, 0);
+    figures("sync-503-cut-flip", &proxy, &seeded, &archive);
 }

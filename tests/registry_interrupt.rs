@@ -14,8 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    TestHome, build_random_image, docker_ok, login_to_auth_registry, push_to_registry, sandbox,
-    unique_name,
+    TestHome, archived_images, login_to_auth_registry, registry_image_of_size, sandbox, unique_name,
 };
 use serde_json::Value;
 
@@ -51,51 +50,19 @@ fn partial_blobs(archive: &Path) -> Vec<(PathBuf, u64)> {
         .collect()
 }
 
-/// The images the single manifest.json of the archive lists.
-fn archived_images(archive: &Path) -> Vec<String> {
-    let manifests: Vec<PathBuf> = all_files(archive)
-        .into_iter()
-        .filter(|path| path.ends_with("manifest.json") && !path.starts_with(archive.join("blobs")))
-        .collect();
-    assert_eq!(manifests.len(), 1, "one manifest.json: {manifests:?}");
-    let manifest: Value =
-        serde_json::from_str(&fs::read_to_string(&manifests[0]).expect("read manifest.json"))
-            .expect("manifest.json is JSON");
-    manifest["images"]
-        .as_array()
-        .expect("manifest has images")
-        .iter()
-        .map(|entry| entry["image"].as_str().expect("image name").to_string())
-        .collect()
-}
-
 #[test]
 fn ctrl_c_during_a_pull_keeps_finished_images_and_the_partial_blob_and_a_rerun_resumes() {
     let sandbox = sandbox();
     let home = TestHome::new(&sandbox);
     let work = tempfile::tempdir().expect("temp dir");
     let archive = work.path().join("archive");
-
-    let repository_and_tag = format!("bunker-test/{}:1", unique_name("interrupt-big"));
-    let local = format!("{repository_and_tag}-local");
-    build_random_image(&sandbox, &local, BIG_BYTES);
-    let big = push_to_registry(&sandbox, &local, &repository_and_tag);
-    docker_ok(&sandbox, ["rmi", &local]);
+    let big = registry_image_of_size(&sandbox, "interrupt-big", BIG_BYTES);
     let small = sandbox.registry_image.clone();
 
     // One image at a time, in the given order: the small one is finished first.
     let pull = || {
-        home.bunker()
-            .args([
-                "registry",
-                "pull",
-                &small,
-                &big,
-                "--jobs",
-                "1",
-                "--archive-dir",
-            ])
-            .arg(&archive)
+        home.registry_pull(&archive)
+            .args(["--jobs", "1", &small, &big])
     };
     let mut running = Running::start(pull());
     running.wait_until("the big blob was seen downloading", |_| {
@@ -168,14 +135,9 @@ fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
     let home = TestHome::new(&sandbox);
     let work = tempfile::tempdir().expect("temp dir");
     let archive = work.path().join("archive");
-    let repository_and_tag = format!("bunker-test/{}:1", unique_name("interrupt-push"));
-    let local = format!("{repository_and_tag}-local");
-    build_random_image(&sandbox, &local, 96 << 20);
-    let big = push_to_registry(&sandbox, &local, &repository_and_tag);
-    docker_ok(&sandbox, ["rmi", &local]);
-    home.bunker()
-        .args(["registry", "pull", &big, "--archive-dir"])
-        .arg(&archive)
+    let big = registry_image_of_size(&sandbox, "interrupt-push", 96 << 20);
+    home.registry_pull(&archive)
+        .arg(&big)
         .run()
         .assert_success();
     let big_blob = all_files(&archive.join("blobs").join("sha256"))
@@ -186,19 +148,7 @@ fn sigterm_during_a_push_aborts_the_upload_and_a_rerun_pushes() {
     login_to_auth_registry(&home, &sandbox);
 
     let to = format!("{}/{}", sandbox.auth_registry, unique_name("stopped"));
-    let push = || {
-        home.bunker()
-            .args([
-                "registry",
-                "push",
-                "--to",
-                &to,
-                "--jobs",
-                "1",
-                "--archive-dir",
-            ])
-            .arg(&archive)
-    };
+    let push = || home.registry_push(&to, &archive).args(["--jobs", "1"]);
     let mut running = Running::start(push());
     running.wait_until_every(
         std::time::Duration::from_millis(2),

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod archive_tree;
+pub mod second_sshd;
 
 /// Everything a test needs to reach the sandbox, read from the `SANDBOX_*` variables that
 /// `scripts/sandbox.sh env` prints (or from `env.sh` in the sandbox state directory).
@@ -411,27 +412,11 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
     }
 }
 
-/// Standard base64 with padding (Docker/containers auth files).
-pub fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
+/// Standard base64 with padding (Docker/containers auth files): the library's encoder,
+/// which its unit test checks against RFC 4648. Whatever reads what the tests encode with
+/// it is another implementation (skopeo, the `docker_credential` crate, reqwest's Basic
+/// header compared by the token server), so a wrong encoder fails those tests.
+pub use bunker::registry::login::base64;
 
 fn describe(command: &Command) -> String {
     std::iter::once(command.get_program())
@@ -501,6 +486,39 @@ impl TestHome {
     /// A `bunker` invocation with this HOME.
     pub fn bunker(&self) -> BunkerCommand {
         BunkerCommand::new(self)
+    }
+
+    /// Writes `~/.docker/config.json` holding `user` and `password` for `registry`.
+    pub fn write_docker_auth(&self, registry: &str, user: &str, password: &str) {
+        fs::write(
+            self.path().join(".docker/config.json"),
+            auths_json(registry, user, password),
+        )
+        .expect("write .docker/config.json");
+    }
+
+    /// `bunker registry pull --archive-dir ARCHIVE`; the test adds the images and flags.
+    pub fn registry_pull(&self, archive: &Path) -> BunkerCommand {
+        self.bunker()
+            .args(["registry", "pull", "--archive-dir"])
+            .arg(archive)
+    }
+
+    /// `bunker registry push --to TO --archive-dir ARCHIVE`; the test adds the sources
+    /// (none: the archive directory) and flags.
+    pub fn registry_push(&self, to: &str, archive: &Path) -> BunkerCommand {
+        self.bunker()
+            .args(["registry", "push", "--to", to, "--archive-dir"])
+            .arg(archive)
+    }
+
+    /// `bunker sync --config CONFIG --archive-dir ARCHIVE`; the test adds the flags.
+    pub fn sync(&self, config: &Path, archive: &Path) -> BunkerCommand {
+        self.bunker()
+            .args(["sync", "--config"])
+            .arg(config)
+            .arg("--archive-dir")
+            .arg(archive)
     }
 }
 
@@ -745,6 +763,18 @@ pub fn push_to_registry(sandbox: &Sandbox, local_image: &str, repository_and_tag
     reference
 }
 
+/// An image of the seed plus `bytes` random bytes, pushed to the plain registry as
+/// `bunker-test/<prefix>-<unique>:1` and gone from the engine again. Returns its reference.
+#[track_caller]
+pub fn registry_image_of_size(sandbox: &Sandbox, prefix: &str, bytes: usize) -> String {
+    let repository_and_tag = format!("bunker-test/{}:1", unique_name(prefix));
+    let local = format!("{repository_and_tag}-local");
+    build_random_image(sandbox, &local, bytes);
+    let reference = push_to_registry(sandbox, &local, &repository_and_tag);
+    docker_ok(sandbox, ["rmi", &local]);
+    reference
+}
+
 /// Copies `repository:tag` from the plain registry to the auth registry with skopeo (no
 /// engine involved). Returns the auth registry reference.
 #[track_caller]
@@ -769,16 +799,23 @@ pub fn copy_to_auth_registry(sandbox: &Sandbox, repository_and_tag: &str) -> Str
     target
 }
 
+/// The JSON of a Docker `config.json` or containers `auth.json` holding `user` and
+/// `password` for `registry` (one `auths` entry, base64 `user:password`).
+pub fn auths_json(registry: &str, user: &str, password: &str) -> String {
+    let encoded = base64(format!("{user}:{password}").as_bytes());
+    format!(r#"{{"auths":{{"{registry}":{{"auth":"{encoded}"}}}}}}"#)
+}
+
 /// A containers-auth.json (`skopeo --authfile`) holding the auth registry's credentials,
 /// so the password never appears on a command line; deleted when dropped.
 pub fn auth_registry_auth_file(sandbox: &Sandbox) -> tempfile::NamedTempFile {
-    let encoded = base64(format!("{}:{}", sandbox.auth_user, sandbox.auth_password).as_bytes());
     let mut file = tempfile::NamedTempFile::new().expect("create an auth file");
     std::io::Write::write_all(
         &mut file,
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#,
-            sandbox.auth_registry
+        auths_json(
+            &sandbox.auth_registry,
+            &sandbox.auth_user,
+            &sandbox.auth_password,
         )
         .as_bytes(),
     )
@@ -845,6 +882,37 @@ pub fn unique_name(prefix: &str) -> String {
         prefix.to_lowercase(),
         std::process::id()
     )
+}
+
+/// A loopback port free at the time of asking (another process may take it before the
+/// caller binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free loopback port")
+        .local_addr()
+        .expect("the bound address")
+        .port()
+}
+
+/// The images the one manifest.json of an archive directory lists (the blob cache's
+/// files aside); panics unless there is exactly one.
+#[track_caller]
+pub fn archived_images(archive: &Path) -> Vec<String> {
+    let manifests: Vec<PathBuf> = walkdir::WalkDir::new(archive)
+        .into_iter()
+        .flatten()
+        .map(walkdir::DirEntry::into_path)
+        .filter(|path| path.ends_with("manifest.json") && !path.starts_with(archive.join("blobs")))
+        .collect();
+    assert_eq!(manifests.len(), 1, "one manifest.json: {manifests:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read_text(&manifests[0])).expect("manifest.json is JSON");
+    manifest["images"]
+        .as_array()
+        .expect("manifest has images")
+        .iter()
+        .map(|entry| entry["image"].as_str().expect("image name").to_string())
+        .collect()
 }
 
 /// The repository's `projects/` directory (the embedded default infrastructure).

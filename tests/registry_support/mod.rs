@@ -4,7 +4,8 @@
 //! gate with its own token endpoint. It can also play a registry that points
 //! elsewhere (a foreign token realm, upload host or blob redirect) and pass the
 //! client's `Authorization` on. The registry behind them is the real
-//! docker-registry; only the network misbehaves.
+//! docker-registry; only the network misbehaves. What the tests put in the registry
+//! comes from `images`.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,6 +13,12 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use bunker::registry::login::base64;
+
+mod images;
+#[allow(unused_imports)] // Each test crate uses a different subset of these helpers.
+pub use images::*;
 
 /// What the proxy does to a matching request.
 #[derive(Debug, Clone)]
@@ -39,6 +46,24 @@ pub enum FaultAction {
     Redirect(String),
 }
 
+impl FaultAction {
+    /// 503 Service Unavailable, without asking the registry.
+    pub fn unavailable() -> FaultAction {
+        FaultAction::Respond {
+            status: 503,
+            headers: vec![],
+        }
+    }
+
+    /// 429 Too Many Requests with `Retry-After: seconds`, without asking the registry.
+    pub fn too_many_requests(seconds: u32) -> FaultAction {
+        FaultAction::Respond {
+            status: 429,
+            headers: vec![("Retry-After".into(), seconds.to_string())],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FaultRule {
     pub method: String,
@@ -47,6 +72,18 @@ pub struct FaultRule {
     pub action: FaultAction,
     /// How many matching requests it applies to.
     pub times: usize,
+}
+
+impl FaultRule {
+    /// `action` on the next `times` requests of `method` whose path contains `path`.
+    pub fn new(method: &str, path: &str, action: FaultAction, times: usize) -> FaultRule {
+        FaultRule {
+            method: method.to_string(),
+            path_contains: path.to_string(),
+            action,
+            times,
+        }
+    }
 }
 
 /// One request that went through the proxy.
@@ -559,116 +596,4 @@ fn percent_decode(text: &str) -> String {
         index += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for chunk in bytes.chunks(3) {
-        let value = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for position in 0..4 {
-            if position <= chunk.len() {
-                text.push(ALPHABET[((value >> (18 - 6 * position)) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
-}
-
-/// Builds a docker-save tar with one layer holding `files` (name, content) and
-/// returns (tar path, config digest = image ID). `tag` goes into RepoTags.
-pub fn docker_save_tar(
-    dir: &std::path::Path,
-    tag: &str,
-    layers: &[Vec<(String, Vec<u8>)>],
-) -> (std::path::PathBuf, String) {
-    docker_save_tar_for(dir, tag, layers, "amd64")
-}
-
-/// [`docker_save_tar`] for another CPU architecture (written into the config).
-pub fn docker_save_tar_for(
-    dir: &std::path::Path,
-    tag: &str,
-    layers: &[Vec<(String, Vec<u8>)>],
-    architecture: &str,
-) -> (std::path::PathBuf, String) {
-    use sha2::{Digest, Sha256};
-    let hex = |bytes: &[u8]| -> String {
-        Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
-    let mut layer_tars = Vec::new();
-    for files in layers {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (name, content) in files {
-            let mut header = tar::Header::new_ustar();
-            header.set_size(content.len() as u64);
-            header.set_mode(0o755);
-            header.set_mtime(0);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, name, &content[..])
-                .unwrap();
-        }
-        layer_tars.push(builder.into_inner().unwrap());
-    }
-    let diff_ids: Vec<String> = layer_tars
-        .iter()
-        .map(|tar| format!("sha256:{}", hex(tar)))
-        .collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": architecture,
-        "os": "linux",
-        "config": {"Cmd": ["/bin/busybox", "true"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": layer_tars.iter().map(|_| serde_json::json!({"created_by": "bunker test"})).collect::<Vec<_>>(),
-    }))
-    .unwrap();
-    let config_hex = hex(&config);
-    let manifest = serde_json::to_vec(&serde_json::json!([{
-        "Config": format!("{config_hex}.json"),
-        "RepoTags": [tag],
-        "Layers": diff_ids.iter().map(|id| format!("{}.tar", &id[7..])).collect::<Vec<_>>(),
-    }]))
-    .unwrap();
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, name, data).unwrap();
-    };
-    add("manifest.json", &manifest);
-    add(&format!("{config_hex}.json"), &config);
-    for (tar, id) in layer_tars.iter().zip(&diff_ids) {
-        add(&format!("{}.tar", &id[7..]), tar);
-    }
-    let path = dir.join(format!(
-        "{}-{architecture}.tar",
-        tag.replace(['/', ':'], "_")
-    ));
-    std::fs::write(&path, builder.into_inner().unwrap()).unwrap();
-    (path, format!("sha256:{config_hex}"))
-}
-
-/// Deterministic pseudo-random bytes (incompressible layer content).
-pub fn noise(length: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..length)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }
