@@ -11,23 +11,9 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use common::{
-    Output, Sandbox, TestHome, build_random_image, docker_ok, push_to_registry, sandbox,
-    unique_name,
-};
+use common::{Output, TestHome, registry_image_of_size, sandbox};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// An image of the seed plus `bytes` random bytes, pushed to the sandbox registry as
-/// `bunker-test/<prefix>-<unique>:1` and gone from the engine again. Returns its reference.
-fn registry_image_of_size(sandbox: &Sandbox, prefix: &str, bytes: usize) -> String {
-    let repository_and_tag = format!("bunker-test/{}:1", unique_name(prefix));
-    let local = format!("{repository_and_tag}-local");
-    build_random_image(sandbox, &local, bytes);
-    let reference = push_to_registry(sandbox, &local, &repository_and_tag);
-    docker_ok(sandbox, ["rmi", &local]);
-    reference
-}
 
 fn pull(home: &TestHome, archive_dir: &Path, format: &str, images: &[&str]) -> Output {
     home.bunker()

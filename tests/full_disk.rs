@@ -15,23 +15,9 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{
-    Output, Sandbox, SmallDisk, TestHome, build_random_image, docker_ok, push_to_registry,
-    read_text, sandbox, unique_name,
-};
+use common::{Output, Sandbox, SmallDisk, TestHome, read_text, registry_image_of_size, sandbox};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// An image of the seed plus `bytes` random bytes, pushed to the sandbox registry as
-/// `bunker-test/<prefix>-<unique>:1` and gone from the engine again. Returns its reference.
-fn registry_image_of_size(sandbox: &Sandbox, prefix: &str, bytes: usize) -> String {
-    let repository_and_tag = format!("bunker-test/{}:1", unique_name(prefix));
-    let local = format!("{repository_and_tag}-local");
-    build_random_image(sandbox, &local, bytes);
-    let reference = push_to_registry(sandbox, &local, &repository_and_tag);
-    docker_ok(sandbox, ["rmi", &local]);
-    reference
-}
 
 /// `bunker registry pull <images> --archive-dir <dir> --jobs 1`: one image after the
 /// other, so the one that fills the disk is done before the next starts.

@@ -3,38 +3,23 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
 /// A projects tree with one project `<name>` whose compose file is `compose`.
 fn tree_with(name: &str, compose: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     let tree = tempfile::tempdir().unwrap();
-    let dir = tree.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+    let dir = add_project(tree.path(), name, compose);
     for (file, text) in files {
         std::fs::write(dir.join(file), text).unwrap();
     }
     tree
 }
 
+/// Names of the running containers of Compose project `project`, sorted.
 fn running_containers(sandbox: &Sandbox, project: &str) -> Vec<String> {
-    docker_ok(
-        sandbox,
-        [
-            "ps",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-            "--filter",
-            "status=running",
-            "--format",
-            "{{.Names}}",
-        ],
-    )
-    .lines()
-    .map(str::to_string)
-    .collect()
+    compose_project_running(sandbox, project, "{{.Names}}")
 }
 
 /// `docker compose down` of a project on the sandbox engine.
@@ -51,14 +36,44 @@ fn compose_down(sandbox: &Sandbox, project: &str) {
     .assert_success();
 }
 
+/// Adds project `<name>` whose compose file is `compose` to the projects tree `tree`;
+/// returns its directory.
+fn add_project(tree: &Path, name: &str, compose: &str) -> PathBuf {
+    let dir = tree.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+    dir
+}
+
+/// `bunker --projects-dir <tree> install <extra>` on the sandbox engine over SSH.
 fn install(home: &TestHome, sandbox: &Sandbox, tree: &Path, extra: &[&str]) -> Output {
+    install_command(home, sandbox, tree, extra).run()
+}
+
+/// The same with `BUILD=<build>` in bunker's environment.
+fn install_with_build(
+    home: &TestHome,
+    sandbox: &Sandbox,
+    tree: &Path,
+    build: &str,
+    extra: &[&str],
+) -> Output {
+    install_command(home, sandbox, tree, extra)
+        .env("BUILD", build)
+        .run()
+}
+
+fn install_command(
+    home: &TestHome,
+    sandbox: &Sandbox,
+    tree: &Path,
+    extra: &[&str],
+) -> BunkerCommand {
     home.bunker()
         .remote(sandbox)
-        .arg("--projects-dir")
-        .arg(tree)
+        .projects_dir(tree)
         .arg("install")
         .args(extra)
-        .run()
 }
 
 fn long_running(image: &str) -> String {
@@ -91,14 +106,7 @@ fn build_false_names_every_missing_image_and_starts_nothing() {
         sandbox.seed_image
     );
     let tree = tree_with(&project, &compose, &[]);
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .env("BUILD", "0")
-        .arg("--projects-dir")
-        .arg(tree.path())
-        .args(["install", "--all"])
-        .run();
+    let output = install_with_build(&home, &sandbox, tree.path(), "0", &["--all"]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!("lacks 1 image(s): {absent}"));
     output.assert_stderr_contains(&format!("bunker image-restore --project {project}"));
@@ -152,14 +160,7 @@ fn containers_that_do_not_run_fail_the_install() {
         sandbox.seed_image, sandbox.seed_image
     );
     let tree = tree_with(&project, &compose, &[]);
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .env("BUILD", "false")
-        .arg("--projects-dir")
-        .arg(tree.path())
-        .args(["install", "--all"])
-        .run();
+    let output = install_with_build(&home, &sandbox, tree.path(), "false", &["--all"]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!("container {project}-app-1 is created"));
     output.assert_stderr_contains(&format!("see `docker logs {project}-app-1`"));
@@ -178,21 +179,8 @@ fn json_report_lists_each_project_and_only_json_is_on_stdout() {
     let lacking = unique_name("json-lacking");
     let absent = format!("bunker-test/{lacking}-absent:1");
     let tree = tree_with(&up, &long_running(&sandbox.seed_image), &[]);
-    let lacking_dir = tree.path().join(&lacking);
-    std::fs::create_dir_all(&lacking_dir).unwrap();
-    std::fs::write(
-        lacking_dir.join("docker-compose.yaml"),
-        long_running(&absent),
-    )
-    .unwrap();
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .env("BUILD", "false")
-        .arg("--projects-dir")
-        .arg(tree.path())
-        .args(["install", "--all", "--json"])
-        .run();
+    add_project(tree.path(), &lacking, &long_running(&absent));
+    let output = install_with_build(&home, &sandbox, tree.path(), "false", &["--all", "--json"]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!("lacks 1 image(s): {absent}"));
     let report: serde_json::Value = serde_json::from_str(&output.stdout)
@@ -256,21 +244,15 @@ fn ctrl_c_during_compose_up_stops_it_reports_so_far_and_a_rerun_completes() {
         (&waiting, waiting_until_ready(&sandbox.seed_image)),
         (&later, long_running(&sandbox.seed_image)),
     ] {
-        let dir = tree.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+        add_project(tree.path(), name, &compose);
     }
     // bunker's temporary files (the forwarded engine socket) go here.
     let temp = tempfile::tempdir().unwrap();
     let command = |delay: &str| {
-        home.bunker()
-            .remote(&sandbox)
+        install_command(&home, &sandbox, tree.path(), &["--all", "--wait"])
             .env("BUILD", "false")
             .env("DELAY", delay)
             .env("TMPDIR", temp.path())
-            .arg("--projects-dir")
-            .arg(tree.path())
-            .args(["install", "--all", "--wait"])
     };
 
     let mut running = signal_support::Running::start(command("3600"));
@@ -283,28 +265,18 @@ fn ctrl_c_during_compose_up_stops_it_reports_so_far_and_a_rerun_completes() {
         "the waiting project's container was seen running",
         |_| !running_containers(&sandbox, &waiting).is_empty(),
     );
-    let (stdout, stderr) = running.interrupt(libc::SIGINT);
+    let interrupted = running.interrupted(libc::SIGINT);
 
-    assert!(
-        stderr.contains("projects already up stay up"),
-        "the stop line:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "stopped: {waiting}: `docker-compose up` stopped: bunker was interrupted"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "stopped: {later}: not started: bunker was interrupted"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stdout.contains("1 of 3 project(s) up on"),
-        "the summary so far:\n{stdout}"
-    );
+    interrupted.assert_stderr_contains("projects already up stay up");
+    interrupted.assert_stderr_contains(&format!(
+        "stopped: {waiting}: `docker-compose up` stopped: bunker was interrupted"
+    ));
+    interrupted.assert_stderr_contains(&format!(
+        "stopped: {later}: not started: bunker was interrupted"
+    ));
+    // The summary so far.
+    interrupted.assert_stdout_contains("1 of 3 project(s) up on");
+    let stdout = &interrupted.stdout;
     let row = |name: &str| {
         stdout
             .lines()
@@ -466,10 +438,8 @@ fn configured_instances_come_up_with_their_env_file_override_and_project_name() 
     only_blue.assert_stdout_contains(&format!("{project}@blue"));
     only_blue.assert_stdout_contains("1 of 1 project(s) up");
     assert_eq!(running_containers(&sandbox, &project), Vec::<String>::new());
-    let mut blue_containers = running_containers(&sandbox, &blue);
-    blue_containers.sort();
     assert_eq!(
-        blue_containers,
+        running_containers(&sandbox, &blue),
         [format!("{blue}-app-1"), format!("{blue}-extra-1")]
     );
     assert_eq!(mark(&format!("{blue}-app-1")).as_deref(), Some("blue"));

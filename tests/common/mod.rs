@@ -433,7 +433,8 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn describe(command: &Command) -> String {
+/// The command line of `command` (program and arguments), for failure messages.
+pub fn describe(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
         .map(OsStr::to_string_lossy)
@@ -556,6 +557,11 @@ impl BunkerCommand {
         self
     }
 
+    /// `--projects-dir <dir>`: the projects tree bunker reads instead of the embedded one.
+    pub fn projects_dir(self, dir: impl AsRef<Path>) -> Self {
+        self.arg("--projects-dir").arg(dir.as_ref())
+    }
+
     /// Points bunker at the sandbox engine through sshd: `DOCKER_HOST=ssh://user@127.0.0.1:port`
     /// and `BUNKER_REMOTE_SOCKET` set to the engine socket on the remote side; `projects/`
     /// pulls from the sandbox registry (`BUNKER_REGISTRY`).
@@ -631,6 +637,30 @@ where
 pub fn image_id(sandbox: &Sandbox, image: &str) -> Option<String> {
     let output = docker(sandbox, ["image", "inspect", "--format", "{{.Id}}", image]);
     output.success().then(|| output.stdout.trim().to_string())
+}
+
+/// One line per running container of Compose project `project` on the sandbox engine,
+/// `docker ps --format format` (`{{.Names}}`, `{{.Label "com.docker.compose.service"}}`…),
+/// sorted.
+#[track_caller]
+pub fn compose_project_running(sandbox: &Sandbox, project: &str, format: &str) -> Vec<String> {
+    let mut lines: Vec<String> = docker_ok(
+        sandbox,
+        [
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--filter",
+            "status=running",
+            "--format",
+            format,
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    lines.sort();
+    lines
 }
 
 /// `docker build -q --no-cache -t tag context` on the sandbox engine. No cache: with the
@@ -742,6 +772,18 @@ pub fn push_to_registry(sandbox: &Sandbox, local_image: &str, repository_and_tag
     docker_ok(sandbox, ["tag", local_image, &reference]);
     docker_ok(sandbox, ["push", "-q", &reference]);
     docker_ok(sandbox, ["rmi", &reference]);
+    reference
+}
+
+/// An image of the seed plus `bytes` random bytes, pushed to the plain registry as
+/// `bunker-test/<prefix>-<unique>:1` and gone from the engine again. Returns its reference.
+#[track_caller]
+pub fn registry_image_of_size(sandbox: &Sandbox, prefix: &str, bytes: usize) -> String {
+    let repository_and_tag = format!("bunker-test/{}:1", unique_name(prefix));
+    let local = format!("{repository_and_tag}-local");
+    build_random_image(sandbox, &local, bytes);
+    let reference = push_to_registry(sandbox, &local, &repository_and_tag);
+    docker_ok(sandbox, ["rmi", &local]);
     reference
 }
 
