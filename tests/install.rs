@@ -189,15 +189,7 @@ fn json_report_lists_each_project_and_only_json_is_on_stdout() {
     assert_eq!(report["offline"], true, "{report:#}");
     assert_eq!(report["ok"], false, "{report:#}");
     assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
-    let project = |name: &str| {
-        report["projects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|project| project["project"] == name)
-            .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
-            .clone()
-    };
+    let project = |name: &str| json_entry(&report, "projects", "project", name).clone();
     let started = project(&up);
     assert_eq!(started["installed"], true, "{report:#}");
     assert_eq!(
@@ -267,13 +259,13 @@ fn ctrl_c_during_compose_up_stops_it_reports_so_far_and_a_rerun_completes() {
     );
     let interrupted = running.interrupted(libc::SIGINT);
 
-    interrupted.assert_stderr_contains("projects already up stay up");
-    interrupted.assert_stderr_contains(&format!(
-        "stopped: {waiting}: `docker-compose up` stopped: bunker was interrupted"
-    ));
-    interrupted.assert_stderr_contains(&format!(
-        "stopped: {later}: not started: bunker was interrupted"
-    ));
+    for line in [
+        "projects already up stay up".to_string(),
+        format!("stopped: {waiting}: `docker-compose up` stopped: bunker was interrupted"),
+        format!("stopped: {later}: not started: bunker was interrupted"),
+    ] {
+        interrupted.assert_stderr_contains(&line);
+    }
     // The summary so far.
     interrupted.assert_stdout_contains("1 of 3 project(s) up on");
     let stdout = &interrupted.stdout;

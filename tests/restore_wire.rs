@@ -91,21 +91,18 @@ impl GzipAndZstd {
             _base: base,
         }
     }
+
+    /// Both image names: the gzip one, then the zstd one.
+    fn images(&self) -> [&str; 2] {
+        [&self.gzip_image, &self.zstd_image]
+    }
 }
 
 #[test]
 fn each_wire_mode_restores_the_recorded_id_over_ssh() {
     let sandbox = sandbox();
     let home = TestHome::new(&sandbox);
-    let GzipAndZstd {
-        gzip_image,
-        zstd_image,
-        ids,
-        arch_dir,
-        gzip_entry,
-        zstd_entry,
-        _base,
-    } = GzipAndZstd::new(&sandbox, "wire", build_unique_image);
+    let archived = GzipAndZstd::new(&sandbox, "wire", build_unique_image);
     let zstd_auto = if engine_reads_zstd(&sandbox) {
         "zstd (as stored)"
     } else {
@@ -127,17 +124,17 @@ fn each_wire_mode_restores_the_recorded_id_over_ssh() {
         ),
     ];
     for (mode, gzip_wire, zstd_wire) in modes {
-        remove_images(&sandbox, &[gzip_image.as_str(), zstd_image.as_str()]);
+        remove_images(&sandbox, &archived.images());
         let (output, report) = restore_json(
             &home,
             &sandbox,
-            arch_dir.path(),
+            archived.arch_dir.path(),
             &["--wire-compression", mode],
         );
         output.assert_success();
         for (image, id, wire) in [
-            (&gzip_image, &ids[0], gzip_wire),
-            (&zstd_image, &ids[1], zstd_wire),
+            (&archived.gzip_image, &archived.ids[0], gzip_wire),
+            (&archived.zstd_image, &archived.ids[1], zstd_wire),
         ] {
             let row = report_row(&report, image);
             assert_eq!(
@@ -152,37 +149,43 @@ fn each_wire_mode_restores_the_recorded_id_over_ssh() {
             );
         }
         // Bytes on the wire: the file itself when stored, the tar when decompressed.
-        let gzip_sent = report_row(&report, &gzip_image)["bytes_sent"]
+        let gzip_sent = report_row(&report, &archived.gzip_image)["bytes_sent"]
             .as_u64()
             .unwrap();
-        let zstd_sent = report_row(&report, &zstd_image)["bytes_sent"]
+        let zstd_sent = report_row(&report, &archived.zstd_image)["bytes_sent"]
             .as_u64()
             .unwrap();
         match mode {
             "none" => {
-                assert_eq!(Some(gzip_sent), gzip_entry.uncompressed_size);
-                assert_eq!(Some(zstd_sent), zstd_entry.uncompressed_size);
+                assert_eq!(Some(gzip_sent), archived.gzip_entry.uncompressed_size);
+                assert_eq!(Some(zstd_sent), archived.zstd_entry.uncompressed_size);
             }
             _ => {
-                assert_eq!(gzip_sent, gzip_entry.size, "--wire-compression {mode}");
+                assert_eq!(
+                    gzip_sent, archived.gzip_entry.size,
+                    "--wire-compression {mode}"
+                );
                 assert!(
-                    zstd_sent < zstd_entry.uncompressed_size.unwrap(),
+                    zstd_sent < archived.zstd_entry.uncompressed_size.unwrap(),
                     "--wire-compression {mode}: {zstd_sent} bytes sent for a zstd archive of a \
                      {:?}-byte tar",
-                    zstd_entry.uncompressed_size
+                    archived.zstd_entry.uncompressed_size
                 );
             }
         }
     }
 
     // The summary line and the table say what went over the wire.
-    remove_images(&sandbox, &[gzip_image.as_str()]);
-    let output = restore(&home, &sandbox, arch_dir.path(), &[]);
+    remove_images(&sandbox, &[archived.gzip_image.as_str()]);
+    let output = restore(&home, &sandbox, archived.arch_dir.path(), &[]);
     output.assert_success();
     output.assert_stdout_contains("gzip (as stored)");
     output.assert_stdout_contains("sent to the engine");
 
-    docker_ok(&sandbox, ["rmi", &gzip_image, &zstd_image]);
+    docker_ok(
+        &sandbox,
+        ["rmi", &archived.gzip_image, &archived.zstd_image],
+    );
 }
 
 #[test]
@@ -259,18 +262,10 @@ fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
     let home = TestHome::new(&sandbox);
     // Incompressible 3 MiB layers: the files are larger than the held-back tail, so
     // the engine receives most of each damaged file before the check fails.
-    let GzipAndZstd {
-        gzip_image,
-        zstd_image,
-        ids,
-        arch_dir,
-        gzip_entry,
-        zstd_entry,
-        _base,
-    } = GzipAndZstd::new(&sandbox, "wirecut", |sandbox, tag| {
+    let archived = GzipAndZstd::new(&sandbox, "wirecut", |sandbox, tag| {
         build_random_image(sandbox, tag, 3 << 20)
     });
-    remove_images(&sandbox, &[gzip_image.as_str(), zstd_image.as_str()]);
+    remove_images(&sandbox, &archived.images());
     let engine_reads_zstd = engine_reads_zstd(&sandbox);
     let damages = [
         ("middle", Damage::Flip(|len| len / 2)),
@@ -284,9 +279,12 @@ fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
         let engine = connect_over_ssh(&home, &sandbox).await;
         // (entry, how it is sent)
         let mut cases = vec![
-            (&gzip_entry, WireEncoding::Stored(Compression::Gzip)),
             (
-                &zstd_entry,
+                &archived.gzip_entry,
+                WireEncoding::Stored(Compression::Gzip),
+            ),
+            (
+                &archived.zstd_entry,
                 WireEncoding::Recompressed {
                     from: Compression::Zstd,
                     to: Compression::Gzip,
@@ -294,11 +292,14 @@ fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
             ),
         ];
         if engine_reads_zstd {
-            cases.push((&zstd_entry, WireEncoding::Stored(Compression::Zstd)));
+            cases.push((
+                &archived.zstd_entry,
+                WireEncoding::Stored(Compression::Zstd),
+            ));
         }
         for (entry, encoding) in cases {
             for (name, damage) in damages {
-                let original = arch_dir.resolve(&entry.file);
+                let original = archived.arch_dir.resolve(&entry.file);
                 let damaged = damaged_copy(&original, &format!("damaged-{name}"), damage);
                 let sent = Arc::new(AtomicU64::new(0));
                 let counter = sent.clone();
@@ -346,13 +347,13 @@ fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
             }
         }
     });
-    assert_eq!(image_id(&sandbox, &gzip_image), None);
-    assert_eq!(image_id(&sandbox, &zstd_image), None);
-    for id in &ids {
+    assert_eq!(image_id(&sandbox, &archived.gzip_image), None);
+    assert_eq!(image_id(&sandbox, &archived.zstd_image), None);
+    for id in &archived.ids {
         assert_eq!(image_id(&sandbox, id), None, "{id} was created");
     }
     assert_eq!(
-        load_events(&sandbox, since, &ids),
+        load_events(&sandbox, since, &archived.ids),
         Vec::<String>::new(),
         "the engine loaded an image from a damaged archive"
     );

@@ -889,6 +889,23 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// The element of the array `json[list]` whose `key` is `wanted` (a report's row);
+/// panics showing the whole document when there is none.
+#[track_caller]
+pub fn json_entry<'a>(
+    json: &'a serde_json::Value,
+    list: &str,
+    key: &str,
+    wanted: &str,
+) -> &'a serde_json::Value {
+    json[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no array {list:?} in {json:#}"))
+        .iter()
+        .find(|entry| entry[key] == wanted)
+        .unwrap_or_else(|| panic!("{wanted} not in the report: {json:#}"))
+}
+
 /// The repository's `projects/` directory (the embedded default infrastructure).
 pub fn projects_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects")

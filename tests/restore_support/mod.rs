@@ -12,7 +12,7 @@ use bunker::archive::{
     WriteOptions, write_archive,
 };
 
-use crate::common::{BunkerCommand, Output, Sandbox, TestHome, docker_ok, image_id};
+use crate::common::{BunkerCommand, Output, Sandbox, TestHome, docker_ok, image_id, json_entry};
 
 /// One image to archive for a project.
 pub struct ToArchive<'a> {
@@ -187,12 +187,7 @@ pub fn json_report(output: &Output) -> serde_json::Value {
 /// The report's row for `image`.
 #[track_caller]
 pub fn report_row<'a>(report: &'a serde_json::Value, image: &str) -> &'a serde_json::Value {
-    report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["image"] == image)
-        .unwrap_or_else(|| panic!("{image} not in the report: {report:#}"))
+    json_entry(report, "images", "image", image)
 }
 
 pub fn now_seconds() -> u64 {
