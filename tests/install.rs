@@ -50,7 +50,20 @@ fn install(home: &TestHome, sandbox: &Sandbox, tree: &Path, extra: &[&str]) -> O
     install_command(home, sandbox, tree, extra).run()
 }
 
-/// The same with `BUILD=<build>` in bunker's environment.
+/// `bunker --projects-dir <tree> install --project <project> <extra>` over SSH.
+fn install_project(
+    home: &TestHome,
+    sandbox: &Sandbox,
+    tree: &Path,
+    project: &str,
+    extra: &[&str],
+) -> Output {
+    install_command(home, sandbox, tree, &["--project", project])
+        .args(extra)
+        .run()
+}
+
+/// `install` with `BUILD=<build>` in bunker's environment.
 fn install_with_build(
     home: &TestHome,
     sandbox: &Sandbox,
@@ -87,7 +100,7 @@ fn build_false_from_the_root_env_file_starts_a_project_whose_images_are_there() 
     let project = unique_name("offline");
     let tree = tree_with(&project, &long_running(&sandbox.seed_image), &[]);
     std::fs::write(tree.path().join(".env_default"), "BUILD=false\n").unwrap();
-    let output = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    let output = install_project(&home, &sandbox, tree.path(), &project, &[]);
     output.assert_success();
     output.assert_stderr_contains("BUILD=false: nothing is built or pulled");
     output.assert_stdout_contains("--no-build --pull never");
@@ -124,7 +137,7 @@ fn build_true_builds_then_starts() {
     );
     let dockerfile = format!("FROM {}\nRUN echo built > /built\n", sandbox.seed_image);
     let tree = tree_with(&project, &compose, &[("Dockerfile", &dockerfile)]);
-    let output = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    let output = install_project(&home, &sandbox, tree.path(), &project, &[]);
     output.assert_success();
     assert!(
         image_id(&sandbox, &image).is_some(),
@@ -310,18 +323,8 @@ fn an_image_whose_registry_is_down_is_installed_from_the_engines_copy_as_stale()
     let compose = format!("{}    pull_policy: always\n", long_running(&image));
     let tree = tree_with(&project, &compose, &[]);
 
-    let output = install(
-        &home,
-        &sandbox,
-        tree.path(),
-        &["--project", &project, "--json"],
-    );
-    let strict = install(
-        &home,
-        &sandbox,
-        tree.path(),
-        &["--project", &project, "--strict"],
-    );
+    let output = install_project(&home, &sandbox, tree.path(), &project, &["--json"]);
+    let strict = install_project(&home, &sandbox, tree.path(), &project, &["--strict"]);
     compose_down(&sandbox, &project);
     docker_ok(&sandbox, ["rmi", &image]);
 
@@ -353,12 +356,7 @@ fn install_pulls_only_missing_images_by_default_as_compose_up_does() {
     docker_ok(&sandbox, ["tag", &sandbox.seed_image, &image]);
     let tree = tree_with(&project, &long_running(&image), &[]);
 
-    let output = install(
-        &home,
-        &sandbox,
-        tree.path(),
-        &["--project", &project, "--json"],
-    );
+    let output = install_project(&home, &sandbox, tree.path(), &project, &["--json"]);
     compose_down(&sandbox, &project);
     docker_ok(&sandbox, ["rmi", &image]);
 
@@ -411,20 +409,22 @@ fn configured_instances_come_up_with_their_env_file_override_and_project_name() 
         .find_map(|line| line.strip_prefix("MARK=").map(str::to_string))
     };
 
-    let unknown = install(
+    let unknown = install_project(
         &home,
         &sandbox,
         tree.path(),
-        &["--project", &project, "--instance", "nosuch"],
+        &project,
+        &["--instance", "nosuch"],
     );
     assert!(!unknown.success(), "{unknown}");
     unknown.assert_stderr_contains("no configured instance \"nosuch\"");
 
-    let only_blue = install(
+    let only_blue = install_project(
         &home,
         &sandbox,
         tree.path(),
-        &["--project", &project, "--instance", "blue"],
+        &project,
+        &["--instance", "blue"],
     );
     only_blue.assert_success();
     only_blue.assert_stdout_contains(&format!("{project}@blue"));
@@ -436,7 +436,7 @@ fn configured_instances_come_up_with_their_env_file_override_and_project_name() 
     );
     assert_eq!(mark(&format!("{blue}-app-1")).as_deref(), Some("blue"));
 
-    let both = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    let both = install_project(&home, &sandbox, tree.path(), &project, &[]);
     both.assert_success();
     both.assert_stdout_contains("2 of 2 project(s) up");
     assert_eq!(
