@@ -294,54 +294,31 @@ struct Point {
     reached: fn(&Seen) -> bool,
 }
 
+const fn point(name: &'static str, reached: fn(&Seen) -> bool) -> Point {
+    Point { name, reached }
+}
+
 /// Points spread over a run of three images, in run order.
 const POINTS: &[Point] = &[
-    Point {
-        name: "at start",
-        reached: |_| true,
-    },
-    Point {
-        name: "1st export begun",
-        reached: |seen| seen.partials > 0 || seen.new_files > 0,
-    },
-    Point {
-        name: "1st export half written",
-        reached: |seen| seen.partial_bytes >= 1 << 20 || seen.new_files > 0,
-    },
-    Point {
-        name: "1st file renamed",
-        reached: |seen| seen.new_files >= 1,
-    },
-    Point {
-        name: "1st entry switched",
-        reached: |seen| seen.switched >= 1,
-    },
-    Point {
-        name: "2nd export begun",
-        reached: |seen| (seen.switched >= 1 && seen.partials > 0) || seen.new_files >= 2,
-    },
-    Point {
-        name: "2nd file renamed",
-        reached: |seen| seen.new_files >= 2,
-    },
-    Point {
-        name: "2nd entry switched",
-        reached: |seen| seen.switched >= 2,
-    },
-    Point {
-        name: "3rd export half written",
-        reached: |seen| {
-            (seen.switched >= 2 && seen.partial_bytes >= 1 << 20) || seen.new_files >= 3
-        },
-    },
-    Point {
-        name: "3rd file renamed",
-        reached: |seen| seen.new_files >= 3,
-    },
-    Point {
-        name: "3rd entry switched",
-        reached: |seen| seen.switched >= 3,
-    },
+    point("at start", |_| true),
+    point("1st export begun", |seen| {
+        seen.partials > 0 || seen.new_files > 0
+    }),
+    point("1st export half written", |seen| {
+        seen.partial_bytes >= 1 << 20 || seen.new_files > 0
+    }),
+    point("1st file renamed", |seen| seen.new_files >= 1),
+    point("1st entry switched", |seen| seen.switched >= 1),
+    point("2nd export begun", |seen| {
+        (seen.switched >= 1 && seen.partials > 0) || seen.new_files >= 2
+    }),
+    point("2nd file renamed", |seen| seen.new_files >= 2),
+    point("2nd entry switched", |seen| seen.switched >= 2),
+    point("3rd export half written", |seen| {
+        (seen.switched >= 2 && seen.partial_bytes >= 1 << 20) || seen.new_files >= 3
+    }),
+    point("3rd file renamed", |seen| seen.new_files >= 3),
+    point("3rd entry switched", |seen| seen.switched >= 3),
 ];
 
 /// Polls (bounded: the run ends by itself long before) until `point` is

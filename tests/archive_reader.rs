@@ -25,8 +25,14 @@ fn read_all(path: &Path, expected: ExpectedFile) -> (Vec<u8>, Option<std::io::Er
     })
 }
 
+/// [`simple_tar`] of example/tool:1.0 archived under `dir`, with its manifest entry.
 fn archived(dir: &Path, compression: Compression, seed: u64) -> (SaveTar, ManifestEntry) {
-    let tar = simple_tar("example/tool:1.0", seed);
+    archive_tar(dir, compression, simple_tar("example/tool:1.0", seed))
+}
+
+/// `tar` (of example/tool:1.0) archived with `compression` as project `tools` under
+/// `dir`, with the manifest entry recording it.
+fn archive_tar(dir: &Path, compression: Compression, tar: SaveTar) -> (SaveTar, ManifestEntry) {
     let file = format!("tools/example_tool_1.0{}", compression.extension());
     let written = write(
         &tar.bytes,
@@ -86,16 +92,7 @@ fn archived_large(dir: &Path, compression: Compression) -> (SaveTar, ManifestEnt
         "example/tool:1.0",
         vec![layer(&[("big", payload(900_000, 15))])],
     ));
-    let file = format!("tools/example_tool_1.0{}", compression.extension());
-    let written = write(
-        &tar.bytes,
-        &dir.join(&file),
-        &options(compression, "example/tool:1.0"),
-    )
-    .unwrap();
-    let mut entry = ManifestEntry::from_written("tools", "example/tool:1.0", &file, &written);
-    entry.docker_id = Some(tar.config_digest.clone());
-    (tar, entry)
+    archive_tar(dir, compression, tar)
 }
 
 #[test]

@@ -6,7 +6,12 @@ mod archive_support;
 use std::path::Path;
 
 use archive_support::*;
-use bunker::archive::{Compression, ExpectedImage, remove_stale_partials, write_archive};
+use bunker::archive::{
+    Compression, ExpectedImage, WrittenArchive, remove_stale_partials, write_archive,
+};
+
+/// The image most tests archive.
+const TOOL: &str = "example/tool:1.0";
 
 fn assert_no_partials(dir: &Path) {
     let leftovers: Vec<String> = files_below(dir)
@@ -19,17 +24,39 @@ fn assert_no_partials(dir: &Path) {
     );
 }
 
+/// Panics unless a refused write left neither `destination` nor a partial file in `dir`.
+#[track_caller]
+fn assert_nothing_written(dir: &Path, destination: &Path) {
+    assert!(
+        !destination.exists(),
+        "{} was written",
+        destination.display()
+    );
+    assert_no_partials(dir);
+}
+
+/// Writes `bytes` through the archive writer to `destination` with `compression`,
+/// expecting the image [`TOOL`].
+fn write_tool(
+    bytes: &[u8],
+    destination: &Path,
+    compression: Compression,
+) -> anyhow::Result<WrittenArchive> {
+    write(bytes, destination, &options(compression, TOOL))
+}
+
+/// The error (with its causes) of a write that must fail.
+#[track_caller]
+fn refusal(written: anyhow::Result<WrittenArchive>) -> String {
+    format!("{:#}", written.unwrap_err())
+}
+
 #[test]
 fn gzip_archive_is_standard_gzip_with_the_recorded_hashes() {
     let dir = tempfile::tempdir().unwrap();
-    let tar = simple_tar("example/tool:1.0", 1);
+    let tar = simple_tar(TOOL, 1);
     let destination = dir.path().join("x86_64/tools/example_tool_1.0.tar.gz");
-    let written = write(
-        &tar.bytes,
-        &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap();
+    let written = write_tool(&tar.bytes, &destination, Compression::Gzip).unwrap();
 
     assert_eq!(written.path, destination);
     assert_eq!(written.compression, Compression::Gzip);
@@ -45,10 +72,7 @@ fn gzip_archive_is_standard_gzip_with_the_recorded_hashes() {
         written.uncompressed_sha256
     );
 
-    assert_eq!(
-        written.image.repo_tags,
-        vec!["example/tool:1.0".to_string()]
-    );
+    assert_eq!(written.image.repo_tags, vec![TOOL.to_string()]);
     assert_eq!(written.image.config_digest, tar.config_digest);
     assert_eq!(written.image.diff_ids, tar.diff_ids);
     assert_eq!(written.image.layer_files, tar.layer_files);
@@ -203,7 +227,7 @@ fn long_member_names_of_every_kind_are_understood() {
 #[test]
 fn a_failing_export_leaves_neither_file_nor_partial() {
     let dir = tempfile::tempdir().unwrap();
-    let tar = simple_tar("example/tool:1.0", 2);
+    let tar = simple_tar(TOOL, 2);
     let destination = dir.path().join("tools/example_tool_1.0.tar.gz");
     let mut items = chunks(&tar.bytes, 50_000);
     items.truncate(4);
@@ -216,7 +240,7 @@ fn a_failing_export_leaves_neither_file_nor_partial() {
         .block_on(write_archive(
             futures_util::stream::iter(items),
             &destination,
-            &options(Compression::Gzip, "example/tool:1.0"),
+            &options(Compression::Gzip, TOOL),
             |_| {},
         ))
         .unwrap_err();
@@ -230,63 +254,50 @@ fn a_failing_export_leaves_neither_file_nor_partial() {
         "{message}"
     );
     assert!(message.contains("ssh channel closed"), "{message}");
-    assert!(!destination.exists());
-    assert_no_partials(dir.path());
+    assert_nothing_written(dir.path(), &destination);
 }
 
 #[test]
 fn a_cut_export_is_refused_as_truncated() {
     for cut_at in [512 * 3 + 100, 512 * 7] {
         let dir = tempfile::tempdir().unwrap();
-        let tar = simple_tar("example/tool:1.0", 3);
+        let tar = simple_tar(TOOL, 3);
         let destination = dir.path().join("tools/example_tool_1.0.tar.gz");
-        let error = write(
+        let message = refusal(write_tool(
             &tar.bytes[..cut_at],
             &destination,
-            &options(Compression::Gzip, "example/tool:1.0"),
-        )
-        .unwrap_err();
-        let message = format!("{error:#}");
+            Compression::Gzip,
+        ));
         assert!(message.contains("truncated export"), "{message}");
-        assert!(!destination.exists());
-        assert_no_partials(dir.path());
+        assert_nothing_written(dir.path(), &destination);
     }
 }
 
 #[test]
 fn a_tar_without_manifest_json_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = TarSpec::new("example/tool:1.0", vec![layer(&[("a", payload(100, 1))])]);
+    let mut spec = TarSpec::new(TOOL, vec![layer(&[("a", payload(100, 1))])]);
     spec.without_manifest = true;
     let tar = docker_save_tar(&spec);
     let destination = dir.path().join("tools/example_tool_1.0.tar.zst");
-    let error = write(
-        &tar.bytes,
-        &destination,
-        &options(Compression::Zstd, "example/tool:1.0"),
-    )
-    .unwrap_err();
-    let message = format!("{error:#}");
+    let message = refusal(write_tool(&tar.bytes, &destination, Compression::Zstd));
     assert!(
         message.contains("the tar has no manifest.json: it is not a `docker save` stream"),
         "{message}"
     );
-    assert!(message.contains("example/tool:1.0"), "{message}");
-    assert!(!destination.exists());
-    assert_no_partials(dir.path());
+    assert!(message.contains(TOOL), "{message}");
+    assert_nothing_written(dir.path(), &destination);
 }
 
 #[test]
 fn garbage_instead_of_a_tar_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let destination = dir.path().join("tools/x.tar.gz");
-    let error = write(
+    let message = refusal(write_tool(
         b"Error response from daemon: reference does not exist\n",
         &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap_err();
-    let message = format!("{error:#}");
+        Compression::Gzip,
+    ));
     assert!(
         message.contains(
             "not a tar stream: the header at byte 0 is corrupt \
@@ -294,18 +305,9 @@ fn garbage_instead_of_a_tar_is_refused() {
         ),
         "{message}"
     );
-    let error = write(
-        b"",
-        &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap_err();
-    assert!(
-        format!("{error:#}").contains("end-of-archive marker"),
-        "{error:#}"
-    );
-    assert!(!destination.exists());
-    assert_no_partials(dir.path());
+    let message = refusal(write_tool(b"", &destination, Compression::Gzip));
+    assert!(message.contains("end-of-archive marker"), "{message}");
+    assert_nothing_written(dir.path(), &destination);
 }
 
 #[test]
@@ -313,13 +315,7 @@ fn a_tar_of_another_image_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let tar = simple_tar("example/other:2.0", 4);
     let destination = dir.path().join("tools/example_tool_1.0.tar.gz");
-    let error = write(
-        &tar.bytes,
-        &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap_err();
-    let message = format!("{error:#}");
+    let message = refusal(write_tool(&tar.bytes, &destination, Compression::Gzip));
     assert!(
         message.contains(
             "the tar holds [\"example/other:2.0\"], not the expected image example/tool:1.0"
@@ -331,11 +327,8 @@ fn a_tar_of_another_image_is_refused() {
         reference: Some("example/other:2.0".into()),
         image_id: Some(format!("sha256:{}", "0".repeat(64))),
     };
-    let error = write(&tar.bytes, &destination, &by_id).unwrap_err();
-    assert!(
-        format!("{error:#}").contains("not the expected image ID"),
-        "{error:#}"
-    );
+    let message = refusal(write(&tar.bytes, &destination, &by_id));
+    assert!(message.contains("not the expected image ID"), "{message}");
     by_id.expected.image_id = Some(tar.config_digest.clone());
     write(&tar.bytes, &destination, &by_id).unwrap();
 }
@@ -343,7 +336,7 @@ fn a_tar_of_another_image_is_refused() {
 #[test]
 fn a_layer_that_does_not_match_its_diff_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let tar = simple_tar("example/tool:1.0", 5);
+    let tar = simple_tar(TOOL, 5);
     let mut bytes = tar.bytes.clone();
     // Flip a byte inside the first layer's payload (well past its headers).
     let position = bytes
@@ -353,13 +346,7 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
         + 4096;
     bytes[position] ^= 0x55;
     let destination = dir.path().join("tools/example_tool_1.0.tar.gz");
-    let error = write(
-        &bytes,
-        &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap_err();
-    let message = format!("{error:#}");
+    let message = refusal(write_tool(&bytes, &destination, Compression::Gzip));
     assert!(message.contains("but the config's diff ID is"), "{message}");
     assert!(!destination.exists());
 }
@@ -368,28 +355,13 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
 fn a_failed_rewrite_keeps_the_old_archive_and_a_good_one_replaces_it() {
     let dir = tempfile::tempdir().unwrap();
     let destination = dir.path().join("tools/example_tool_1.0.tar.gz");
-    let first = simple_tar("example/tool:1.0", 6);
-    let written = write(
-        &first.bytes,
-        &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap();
+    let first = simple_tar(TOOL, 6);
+    let written = write_tool(&first.bytes, &destination, Compression::Gzip).unwrap();
     let cut = &first.bytes[..first.bytes.len() / 2];
-    write(
-        cut,
-        &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap_err();
+    refusal(write_tool(cut, &destination, Compression::Gzip));
     assert_eq!(sha256_of_file(&destination), written.sha256);
-    let second = simple_tar("example/tool:1.0", 7);
-    let rewritten = write(
-        &second.bytes,
-        &destination,
-        &options(Compression::Gzip, "example/tool:1.0"),
-    )
-    .unwrap();
+    let second = simple_tar(TOOL, 7);
+    let rewritten = write_tool(&second.bytes, &destination, Compression::Gzip).unwrap();
     assert_ne!(rewritten.sha256, written.sha256);
     assert_eq!(sha256_of_file(&destination), rewritten.sha256);
     assert_no_partials(dir.path());
@@ -398,15 +370,15 @@ fn a_failed_rewrite_keeps_the_old_archive_and_a_good_one_replaces_it() {
 #[test]
 fn levels_out_of_range_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let tar = simple_tar("example/tool:1.0", 8);
-    let mut bad = options(Compression::Gzip, "example/tool:1.0");
+    let tar = simple_tar(TOOL, 8);
+    let mut bad = options(Compression::Gzip, TOOL);
     bad.level = Some(12);
-    let error = write(&tar.bytes, &dir.path().join("a.tar.gz"), &bad).unwrap_err();
+    let message = refusal(write(&tar.bytes, &dir.path().join("a.tar.gz"), &bad));
     assert!(
-        format!("{error:#}").contains("gzip level 12 is out of range: use 0 to 9"),
-        "{error:#}"
+        message.contains("gzip level 12 is out of range: use 0 to 9"),
+        "{message}"
     );
-    let mut fast = options(Compression::Zstd, "example/tool:1.0");
+    let mut fast = options(Compression::Zstd, TOOL);
     fast.level = Some(1);
     fast.threads = 1;
     write(&tar.bytes, &dir.path().join("a.tar.zst"), &fast).unwrap();
@@ -415,14 +387,14 @@ fn levels_out_of_range_are_refused() {
 #[test]
 fn progress_reports_the_tar_bytes_consumed() {
     let dir = tempfile::tempdir().unwrap();
-    let tar = simple_tar("example/tool:1.0", 9);
+    let tar = simple_tar(TOOL, 9);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut seen = Vec::new();
     runtime
         .block_on(write_archive(
             futures_util::stream::iter(chunks(&tar.bytes, 10_000)),
             &dir.path().join("a.tar"),
-            &options(Compression::None, "example/tool:1.0"),
+            &options(Compression::None, TOOL),
             |bytes| seen.push(bytes),
         ))
         .unwrap();
@@ -452,10 +424,7 @@ fn stale_partials_of_dead_runs_are_removed() {
 
 #[test]
 fn the_inspector_does_not_care_where_chunks_end() {
-    let mut spec = TarSpec::new(
-        "example/tool:1.0",
-        vec![layer(&[("a", payload(5000, 1))]), layer(&[])],
-    );
+    let mut spec = TarSpec::new(TOOL, vec![layer(&[("a", payload(5000, 1))]), layer(&[])]);
     spec.style = Style::Oci;
     spec.long_names = LongNames::Pax;
     let tar = docker_save_tar(&spec);
@@ -465,7 +434,7 @@ fn the_inspector_does_not_care_where_chunks_end() {
             inspector.feed(piece).unwrap();
         }
         let info = inspector
-            .finish(&ExpectedImage::reference("example/tool:1.0"))
+            .finish(&ExpectedImage::reference(TOOL))
             .unwrap_or_else(|error| panic!("chunks of {chunk}: {error}"));
         assert_eq!(info.diff_ids, tar.diff_ids);
     }

@@ -490,6 +490,17 @@ fn compare_build(
     }
 }
 
+/// `"<name>"@"<instance>"` (`@null` without instances) of every project in the catalog,
+/// in catalog order.
+fn project_instances(catalog: &Value) -> Vec<String> {
+    catalog["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|project| format!("{}@{}", project["name"], project["instance"]))
+        .collect()
+}
+
 fn instance_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/instances")
 }
@@ -501,14 +512,8 @@ fn instance_fixtures() -> PathBuf {
 #[test]
 fn configured_instances_match_docker_compose() {
     let catalog = bunker_catalog_of(&instance_fixtures(), CONTEXT);
-    let instances: Vec<String> = catalog["projects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|project| format!("{}@{}", project["name"], project["instance"]))
-        .collect();
     assert_eq!(
-        instances,
+        project_instances(&catalog),
         [
             "\"app\"@\"default\"",
             "\"app\"@\"blue\"",
@@ -538,14 +543,8 @@ fn configured_instances_match_docker_compose() {
 fn drt_env_dir_instances_match_docker_compose() {
     let drt = instance_fixtures().join("drt");
     let catalog = bunker_catalog_with(&instance_fixtures(), CONTEXT, Some(&drt), &environment());
-    let instances: Vec<String> = catalog["projects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|project| format!("{}@{}", project["name"], project["instance"]))
-        .collect();
     assert_eq!(
-        instances,
+        project_instances(&catalog),
         [
             "\"app\"@\"default\"",
             "\"app\"@\"blue\"",

@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    Output, Sandbox, TestHome, build_unique_image, docker, docker_ok, image_id, sandbox,
-    unique_name,
+    BunkerCommand, Output, Sandbox, TestHome, build_unique_image, docker, docker_ok, image_id,
+    sandbox, unique_name,
 };
 
 /// A temporary projects tree; removes the images it names from the engine when dropped.
@@ -58,13 +58,14 @@ impl Tree {
 
     /// `bunker image-build` over SSH on this tree.
     fn build(&self, home: &TestHome, args: &[&str]) -> Output {
+        self.bunker(home).arg("image-build").args(args).run()
+    }
+
+    /// `bunker --projects-dir <this tree>` over SSH, the subcommand still to add.
+    fn bunker(&self, home: &TestHome) -> BunkerCommand {
         home.bunker()
             .remote(&self.sandbox)
-            .arg("--projects-dir")
-            .arg(self.path())
-            .arg("image-build")
-            .args(args)
-            .run()
+            .projects_dir(self.path())
     }
 }
 
@@ -366,12 +367,9 @@ fn pulls_with_credentials_from_a_credential_helper() {
         helpers.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = home
-        .bunker()
-        .remote(&sandbox)
+    let output = tree
+        .bunker(&home)
         .env("PATH", path)
-        .arg("--projects-dir")
-        .arg(tree.path())
         .args(["image-build", "--project", &project])
         .run();
     output.assert_success();
@@ -640,12 +638,9 @@ fn build_false_checks_presence_instead_of_building() {
         ],
     );
 
-    let output = home
-        .bunker()
-        .remote(&sandbox)
+    let output = tree
+        .bunker(&home)
         .env("BUILD", "false")
-        .arg("--projects-dir")
-        .arg(tree.path())
         .args(["image-build", "--project", &project])
         .run();
     output.assert_code(1);
@@ -896,11 +891,8 @@ fn ctrl_c_during_a_build_cuts_it_reports_so_far_and_a_rerun_completes() {
         ],
     );
     let command = |delay: &str| {
-        home.bunker()
-            .remote(&sandbox)
+        tree.bunker(&home)
             .env("DELAY", delay)
-            .arg("--projects-dir")
-            .arg(tree.path())
             .args(["--verbose", "image-build", "--jobs", "1"])
     };
 
@@ -908,36 +900,23 @@ fn ctrl_c_during_a_build_cuts_it_reports_so_far_and_a_rerun_completes() {
     running.wait_for_line("the slow build's RUN step", |line| {
         line.contains(&format!("{slow}/app: Step 3/3 : RUN sleep"))
     });
-    let (stdout, stderr) = running.interrupt(libc::SIGINT);
+    let interrupted = running.interrupted(libc::SIGINT);
 
-    assert!(
-        stderr.contains("images already built or pulled stay on the engine"),
-        "the stop line:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "skipped {slow}/app: {slow_image} build cut: bunker was interrupted after"
-        )),
-        "the cut build is named:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "skipped {slow}/later: {later_image} not started: bunker was interrupted"
-        )),
-        "the unstarted build is named:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "stopped by Ctrl-C: cut 1 running step(s): {slow} build {slow_image}; 1 step(s) not started"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stdout.contains("1 built, 0 pulled, 0 failed, 2 skipped"),
-        "the summary so far:\n{stdout}"
-    );
+    interrupted.assert_stderr_contains("images already built or pulled stay on the engine");
+    // The cut build and the unstarted one are named.
+    interrupted.assert_stderr_contains(&format!(
+        "skipped {slow}/app: {slow_image} build cut: bunker was interrupted after"
+    ));
+    interrupted.assert_stderr_contains(&format!(
+        "skipped {slow}/later: {later_image} not started: bunker was interrupted"
+    ));
+    interrupted.assert_stderr_contains(&format!(
+        "stopped by Ctrl-C: cut 1 running step(s): {slow} build {slow_image}; 1 step(s) not started"
+    ));
+    interrupted.assert_stdout_contains("1 built, 0 pulled, 0 failed, 2 skipped");
+    let stdout = &interrupted.stdout;
     assert_eq!(
-        image_rows(&stdout),
+        image_rows(stdout),
         [
             ("build".to_string(), quick_image.clone()),
             ("build".to_string(), slow_image.clone()),
@@ -997,36 +976,21 @@ fn sigterm_during_the_build_hook_kills_its_commands_and_builds_nothing() {
             ),
         ],
     );
-    let mut running = signal_support::Running::start(
-        home.bunker()
-            .remote(&sandbox)
-            .arg("--projects-dir")
-            .arg(tree.path())
-            .arg("image-build"),
-    );
+    let mut running = signal_support::Running::start(tree.bunker(&home).arg("image-build"));
     running.wait_until_every(
         std::time::Duration::from_millis(20),
         "its hook was seen running",
         |_| !signal_support::processes_mentioning(&marker).is_empty(),
     );
-    let (stdout, stderr) = running.interrupt(libc::SIGTERM);
+    let interrupted = running.interrupted(libc::SIGTERM);
 
-    assert!(
-        stderr.contains(&format!(
-            "skipped {project}: `make build-hook-pre` cut: bunker was interrupted after"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "skipped {project}/app: {image} not started: bunker was interrupted"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stdout.contains("0 built, 0 pulled, 0 failed, 1 skipped"),
-        "{stdout}"
-    );
+    interrupted.assert_stderr_contains(&format!(
+        "skipped {project}: `make build-hook-pre` cut: bunker was interrupted after"
+    ));
+    interrupted.assert_stderr_contains(&format!(
+        "skipped {project}/app: {image} not started: bunker was interrupted"
+    ));
+    interrupted.assert_stdout_contains("0 built, 0 pulled, 0 failed, 1 skipped");
     assert_eq!(
         signal_support::processes_mentioning(&marker),
         Vec::<String>::new(),

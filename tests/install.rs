@@ -3,38 +3,23 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
 /// A projects tree with one project `<name>` whose compose file is `compose`.
 fn tree_with(name: &str, compose: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     let tree = tempfile::tempdir().unwrap();
-    let dir = tree.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+    let dir = add_project(tree.path(), name, compose);
     for (file, text) in files {
         std::fs::write(dir.join(file), text).unwrap();
     }
     tree
 }
 
+/// Names of the running containers of Compose project `project`, sorted.
 fn running_containers(sandbox: &Sandbox, project: &str) -> Vec<String> {
-    docker_ok(
-        sandbox,
-        [
-            "ps",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-            "--filter",
-            "status=running",
-            "--format",
-            "{{.Names}}",
-        ],
-    )
-    .lines()
-    .map(str::to_string)
-    .collect()
+    compose_project_running(sandbox, project, "{{.Names}}")
 }
 
 /// `docker compose down` of a project on the sandbox engine.
@@ -51,14 +36,57 @@ fn compose_down(sandbox: &Sandbox, project: &str) {
     .assert_success();
 }
 
+/// Adds project `<name>` whose compose file is `compose` to the projects tree `tree`;
+/// returns its directory.
+fn add_project(tree: &Path, name: &str, compose: &str) -> PathBuf {
+    let dir = tree.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+    dir
+}
+
+/// `bunker --projects-dir <tree> install <extra>` on the sandbox engine over SSH.
 fn install(home: &TestHome, sandbox: &Sandbox, tree: &Path, extra: &[&str]) -> Output {
-    home.bunker()
-        .remote(sandbox)
-        .arg("--projects-dir")
-        .arg(tree)
-        .arg("install")
+    install_command(home, sandbox, tree, extra).run()
+}
+
+/// `bunker --projects-dir <tree> install --project <project> <extra>` over SSH.
+fn install_project(
+    home: &TestHome,
+    sandbox: &Sandbox,
+    tree: &Path,
+    project: &str,
+    extra: &[&str],
+) -> Output {
+    install_command(home, sandbox, tree, &["--project", project])
         .args(extra)
         .run()
+}
+
+/// `install` with `BUILD=<build>` in bunker's environment.
+fn install_with_build(
+    home: &TestHome,
+    sandbox: &Sandbox,
+    tree: &Path,
+    build: &str,
+    extra: &[&str],
+) -> Output {
+    install_command(home, sandbox, tree, extra)
+        .env("BUILD", build)
+        .run()
+}
+
+fn install_command(
+    home: &TestHome,
+    sandbox: &Sandbox,
+    tree: &Path,
+    extra: &[&str],
+) -> BunkerCommand {
+    home.bunker()
+        .remote(sandbox)
+        .projects_dir(tree)
+        .arg("install")
+        .args(extra)
 }
 
 fn long_running(image: &str) -> String {
@@ -72,7 +100,7 @@ fn build_false_from_the_root_env_file_starts_a_project_whose_images_are_there() 
     let project = unique_name("offline");
     let tree = tree_with(&project, &long_running(&sandbox.seed_image), &[]);
     std::fs::write(tree.path().join(".env_default"), "BUILD=false\n").unwrap();
-    let output = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    let output = install_project(&home, &sandbox, tree.path(), &project, &[]);
     output.assert_success();
     output.assert_stderr_contains("BUILD=false: nothing is built or pulled");
     output.assert_stdout_contains("--no-build --pull never");
@@ -91,14 +119,7 @@ fn build_false_names_every_missing_image_and_starts_nothing() {
         sandbox.seed_image
     );
     let tree = tree_with(&project, &compose, &[]);
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .env("BUILD", "0")
-        .arg("--projects-dir")
-        .arg(tree.path())
-        .args(["install", "--all"])
-        .run();
+    let output = install_with_build(&home, &sandbox, tree.path(), "0", &["--all"]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!("lacks 1 image(s): {absent}"));
     output.assert_stderr_contains(&format!("bunker image-restore --project {project}"));
@@ -116,7 +137,7 @@ fn build_true_builds_then_starts() {
     );
     let dockerfile = format!("FROM {}\nRUN echo built > /built\n", sandbox.seed_image);
     let tree = tree_with(&project, &compose, &[("Dockerfile", &dockerfile)]);
-    let output = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    let output = install_project(&home, &sandbox, tree.path(), &project, &[]);
     output.assert_success();
     assert!(
         image_id(&sandbox, &image).is_some(),
@@ -152,14 +173,7 @@ fn containers_that_do_not_run_fail_the_install() {
         sandbox.seed_image, sandbox.seed_image
     );
     let tree = tree_with(&project, &compose, &[]);
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .env("BUILD", "false")
-        .arg("--projects-dir")
-        .arg(tree.path())
-        .args(["install", "--all"])
-        .run();
+    let output = install_with_build(&home, &sandbox, tree.path(), "false", &["--all"]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!("container {project}-app-1 is created"));
     output.assert_stderr_contains(&format!("see `docker logs {project}-app-1`"));
@@ -178,21 +192,8 @@ fn json_report_lists_each_project_and_only_json_is_on_stdout() {
     let lacking = unique_name("json-lacking");
     let absent = format!("bunker-test/{lacking}-absent:1");
     let tree = tree_with(&up, &long_running(&sandbox.seed_image), &[]);
-    let lacking_dir = tree.path().join(&lacking);
-    std::fs::create_dir_all(&lacking_dir).unwrap();
-    std::fs::write(
-        lacking_dir.join("docker-compose.yaml"),
-        long_running(&absent),
-    )
-    .unwrap();
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .env("BUILD", "false")
-        .arg("--projects-dir")
-        .arg(tree.path())
-        .args(["install", "--all", "--json"])
-        .run();
+    add_project(tree.path(), &lacking, &long_running(&absent));
+    let output = install_with_build(&home, &sandbox, tree.path(), "false", &["--all", "--json"]);
     output.assert_code(1);
     output.assert_stderr_contains(&format!("lacks 1 image(s): {absent}"));
     let report: serde_json::Value = serde_json::from_str(&output.stdout)
@@ -201,15 +202,7 @@ fn json_report_lists_each_project_and_only_json_is_on_stdout() {
     assert_eq!(report["offline"], true, "{report:#}");
     assert_eq!(report["ok"], false, "{report:#}");
     assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
-    let project = |name: &str| {
-        report["projects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|project| project["project"] == name)
-            .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
-            .clone()
-    };
+    let project = |name: &str| json_entry(&report, "projects", "project", name).clone();
     let started = project(&up);
     assert_eq!(started["installed"], true, "{report:#}");
     assert_eq!(
@@ -256,21 +249,15 @@ fn ctrl_c_during_compose_up_stops_it_reports_so_far_and_a_rerun_completes() {
         (&waiting, waiting_until_ready(&sandbox.seed_image)),
         (&later, long_running(&sandbox.seed_image)),
     ] {
-        let dir = tree.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+        add_project(tree.path(), name, &compose);
     }
     // bunker's temporary files (the forwarded engine socket) go here.
     let temp = tempfile::tempdir().unwrap();
     let command = |delay: &str| {
-        home.bunker()
-            .remote(&sandbox)
+        install_command(&home, &sandbox, tree.path(), &["--all", "--wait"])
             .env("BUILD", "false")
             .env("DELAY", delay)
             .env("TMPDIR", temp.path())
-            .arg("--projects-dir")
-            .arg(tree.path())
-            .args(["install", "--all", "--wait"])
     };
 
     let mut running = signal_support::Running::start(command("3600"));
@@ -283,28 +270,18 @@ fn ctrl_c_during_compose_up_stops_it_reports_so_far_and_a_rerun_completes() {
         "the waiting project's container was seen running",
         |_| !running_containers(&sandbox, &waiting).is_empty(),
     );
-    let (stdout, stderr) = running.interrupt(libc::SIGINT);
+    let interrupted = running.interrupted(libc::SIGINT);
 
-    assert!(
-        stderr.contains("projects already up stay up"),
-        "the stop line:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "stopped: {waiting}: `docker-compose up` stopped: bunker was interrupted"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "stopped: {later}: not started: bunker was interrupted"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stdout.contains("1 of 3 project(s) up on"),
-        "the summary so far:\n{stdout}"
-    );
+    for line in [
+        "projects already up stay up".to_string(),
+        format!("stopped: {waiting}: `docker-compose up` stopped: bunker was interrupted"),
+        format!("stopped: {later}: not started: bunker was interrupted"),
+    ] {
+        interrupted.assert_stderr_contains(&line);
+    }
+    // The summary so far.
+    interrupted.assert_stdout_contains("1 of 3 project(s) up on");
+    let stdout = &interrupted.stdout;
     let row = |name: &str| {
         stdout
             .lines()
@@ -346,18 +323,8 @@ fn an_image_whose_registry_is_down_is_installed_from_the_engines_copy_as_stale()
     let compose = format!("{}    pull_policy: always\n", long_running(&image));
     let tree = tree_with(&project, &compose, &[]);
 
-    let output = install(
-        &home,
-        &sandbox,
-        tree.path(),
-        &["--project", &project, "--json"],
-    );
-    let strict = install(
-        &home,
-        &sandbox,
-        tree.path(),
-        &["--project", &project, "--strict"],
-    );
+    let output = install_project(&home, &sandbox, tree.path(), &project, &["--json"]);
+    let strict = install_project(&home, &sandbox, tree.path(), &project, &["--strict"]);
     compose_down(&sandbox, &project);
     docker_ok(&sandbox, ["rmi", &image]);
 
@@ -389,12 +356,7 @@ fn install_pulls_only_missing_images_by_default_as_compose_up_does() {
     docker_ok(&sandbox, ["tag", &sandbox.seed_image, &image]);
     let tree = tree_with(&project, &long_running(&image), &[]);
 
-    let output = install(
-        &home,
-        &sandbox,
-        tree.path(),
-        &["--project", &project, "--json"],
-    );
+    let output = install_project(&home, &sandbox, tree.path(), &project, &["--json"]);
     compose_down(&sandbox, &project);
     docker_ok(&sandbox, ["rmi", &image]);
 
@@ -447,34 +409,34 @@ fn configured_instances_come_up_with_their_env_file_override_and_project_name() 
         .find_map(|line| line.strip_prefix("MARK=").map(str::to_string))
     };
 
-    let unknown = install(
+    let unknown = install_project(
         &home,
         &sandbox,
         tree.path(),
-        &["--project", &project, "--instance", "nosuch"],
+        &project,
+        &["--instance", "nosuch"],
     );
     assert!(!unknown.success(), "{unknown}");
     unknown.assert_stderr_contains("no configured instance \"nosuch\"");
 
-    let only_blue = install(
+    let only_blue = install_project(
         &home,
         &sandbox,
         tree.path(),
-        &["--project", &project, "--instance", "blue"],
+        &project,
+        &["--instance", "blue"],
     );
     only_blue.assert_success();
     only_blue.assert_stdout_contains(&format!("{project}@blue"));
     only_blue.assert_stdout_contains("1 of 1 project(s) up");
     assert_eq!(running_containers(&sandbox, &project), Vec::<String>::new());
-    let mut blue_containers = running_containers(&sandbox, &blue);
-    blue_containers.sort();
     assert_eq!(
-        blue_containers,
+        running_containers(&sandbox, &blue),
         [format!("{blue}-app-1"), format!("{blue}-extra-1")]
     );
     assert_eq!(mark(&format!("{blue}-app-1")).as_deref(), Some("blue"));
 
-    let both = install(&home, &sandbox, tree.path(), &["--project", &project]);
+    let both = install_project(&home, &sandbox, tree.path(), &project, &[]);
     both.assert_success();
     both.assert_stdout_contains("2 of 2 project(s) up");
     assert_eq!(

@@ -9,7 +9,7 @@ use signal_support::Running;
 
 use std::path::{Path, PathBuf};
 
-use bunker::archive::{ArchDir, Compression, Manifest};
+use bunker::archive::{ArchDir, Manifest};
 use common::*;
 use restore_support::*;
 
@@ -84,29 +84,6 @@ fn archived_file(arch_dir: &ArchDir, project: &str, image: &str) -> PathBuf {
     arch_dir.resolve(&manifest.find(project, image).unwrap().file)
 }
 
-fn restore(home: &TestHome, sandbox: &Sandbox, arch_dir: &Path, extra: &[&str]) -> Output {
-    home.bunker()
-        .remote(sandbox)
-        .args(["image-restore", "--archive-dir"])
-        .arg(arch_dir)
-        .args(extra)
-        .run()
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_str(&output.stdout)
-        .unwrap_or_else(|error| panic!("not JSON ({error}):\n{output}"))
-}
-
-fn outcome_of<'a>(report: &'a serde_json::Value, image: &str) -> &'a serde_json::Value {
-    report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["image"] == image)
-        .unwrap_or_else(|| panic!("{image} not in the report: {report:#}"))
-}
-
 #[test]
 fn only_missing_or_different_images_are_loaded() {
     let fixture = Fixture::new("partial", 4);
@@ -130,8 +107,8 @@ fn only_missing_or_different_images_are_loaded() {
     let since = now_seconds();
     let output = fixture.restore(arch_dir.path(), &["--json"]);
     output.assert_success();
-    let report = json(&output);
-    let outcome = |index: usize| outcome_of(&report, &names[index]);
+    let report = json_report(&output);
+    let outcome = |index: usize| report_row(&report, &names[index]);
     assert_eq!(outcome(0)["outcome"], "loaded", "{report:#}");
     assert_eq!(outcome(1)["outcome"], "skipped", "{report:#}");
     assert_eq!(outcome(1)["bytes_sent"], 0);
@@ -152,14 +129,14 @@ fn only_missing_or_different_images_are_loaded() {
     let since = now_seconds();
     let again = fixture.restore(arch_dir.path(), &["--json"]);
     again.assert_success();
-    let report = json(&again);
+    let report = json_report(&again);
     for name in names {
         assert_eq!(
-            outcome_of(&report, name)["outcome"],
+            report_row(&report, name)["outcome"],
             "skipped",
             "{report:#}"
         );
-        assert_eq!(outcome_of(&report, name)["bytes_sent"], 0);
+        assert_eq!(report_row(&report, name)["bytes_sent"], 0);
     }
     assert_eq!(
         load_events(sandbox, since, &fixture.ids),
@@ -169,9 +146,9 @@ fn only_missing_or_different_images_are_loaded() {
     // --force loads even what is there; --project limits the selection.
     let forced = fixture.restore(arch_dir.path(), &["--json", "--force", "--project", "beta"]);
     forced.assert_success();
-    let report = json(&forced);
+    let report = json_report(&forced);
     assert_eq!(report["images"].as_array().unwrap().len(), 2, "{report:#}");
-    assert_eq!(outcome_of(&report, &names[2])["outcome"], "loaded");
+    assert_eq!(report_row(&report, &names[2])["outcome"], "loaded");
 
     for name in names {
         docker_ok(sandbox, ["rmi", name]);
@@ -213,18 +190,7 @@ fn a_flipped_byte_is_reported_corrupt_and_the_others_restore() {
 fn zstd_and_plain_archives_load_on_any_engine() {
     let fixture = Fixture::new("codecs", 2);
     let names = &fixture.names;
-    let arch_dir = fixture.archive(&[
-        ToArchive {
-            project: "p",
-            image: &names[0],
-            compression: Compression::Zstd,
-        },
-        ToArchive {
-            project: "p",
-            image: &names[1],
-            compression: Compression::None,
-        },
-    ]);
+    let arch_dir = fixture.archive(&[zst("p", &names[0]), plain("p", &names[1])]);
     fixture.remove_all();
     let output = fixture.restore(arch_dir.path(), &["--jobs", "2"]);
     output.assert_success();
@@ -380,14 +346,14 @@ fn a_per_project_restore_includes_an_image_shared_with_another_project() {
     fixture.remove_all();
     let output = fixture.restore(arch_dir.path(), &["--project", "status", "--json"]);
     output.assert_success();
-    let report = json(&output);
+    let report = json_report(&output);
     assert_eq!(
-        outcome_of(&report, shared)["outcome"],
+        report_row(&report, shared)["outcome"],
         "loaded",
         "{report:#}"
     );
     assert_eq!(
-        outcome_of(&report, shared)["projects"],
+        report_row(&report, shared)["projects"],
         serde_json::json!(["status"])
     );
     fixture.assert_restored(0);
@@ -414,13 +380,13 @@ fn a_per_project_restore_includes_an_image_shared_with_another_project() {
         .arg(arch_dir.path())
         .run();
     old_style.assert_success();
-    let report = json(&old_style);
+    let report = json_report(&old_style);
     assert_eq!(
-        outcome_of(&report, shared)["outcome"],
+        report_row(&report, shared)["outcome"],
         "loaded",
         "{report:#}"
     );
-    assert_eq!(outcome_of(&report, own)["outcome"], "loaded", "{report:#}");
+    assert_eq!(report_row(&report, own)["outcome"], "loaded", "{report:#}");
     fixture.assert_restored(0);
     docker_ok(sandbox, ["rmi", shared, own]);
 }
@@ -461,25 +427,13 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
     // ~200 MB of random bytes, archived uncompressed: a load that takes a while.
     let big = format!("bunker-test/{}:big", unique_name("interrupt-big"));
     let big_id = build_random_image(sandbox, &big, 200 << 20);
-    let arch_dir = fixture.archive(&[
-        gz("a-small", &fixture.names[0]),
-        ToArchive {
-            project: "big",
-            image: &big,
-            compression: Compression::None,
-        },
-    ]);
+    let arch_dir = fixture.archive(&[gz("a-small", &fixture.names[0]), plain("big", &big)]);
     fixture.remove_all();
     remove_images(sandbox, &[&big]);
 
     // One image at a time, in manifest order: the small one is restored first.
     let mut running = Running::start(
-        fixture
-            .home
-            .bunker()
-            .remote(sandbox)
-            .args(["image-restore", "--jobs", "1", "--archive-dir"])
-            .arg(arch_dir.path()),
+        restore_command(&fixture.home, sandbox, arch_dir.path()).args(["--jobs", "1"]),
     );
     // The load is under way once bunker has hashed the whole big file (the check before
     // the load reads it once, start to end) and read 16 MiB more of it for the load:
@@ -490,21 +444,12 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
         read_offset(pid, &big_file).unwrap_or(0) >= (16 << 20)
             && bytes_read(pid) >= big_size + (16 << 20)
     });
-    let (stdout, stderr) = running.interrupt(libc::SIGTERM);
-    assert!(
-        stderr.contains("images already restored stay on the engine"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "error: {big}: not restored: bunker was interrupted while it loaded"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stdout.contains("1 loaded, 0 skipped, 0 retagged, 1 failed"),
-        "the summary so far:\n{stdout}"
-    );
+    let interrupted = running.interrupted(libc::SIGTERM);
+    interrupted.assert_stderr_contains("images already restored stay on the engine");
+    interrupted.assert_stderr_contains(&format!(
+        "error: {big}: not restored: bunker was interrupted while it loaded"
+    ));
+    interrupted.assert_stdout_contains("1 loaded, 0 skipped, 0 retagged, 1 failed");
     fixture.assert_restored(0);
     assert_eq!(
         image_id(sandbox, &big),
@@ -522,31 +467,20 @@ fn sigterm_during_a_load_stops_cleanly_keeps_restored_images_and_a_rerun_complet
 /// engine recorded between `since` and now naming one of `needles` (image names or IDs).
 /// The test's own save/untag/delete of its images in the same second are not counted.
 fn image_events_naming(sandbox: &Sandbox, since: u64, needles: &[String]) -> Vec<String> {
-    let until = now_seconds() + 1;
-    let output = docker_ok(
+    image_events(
         sandbox,
-        [
-            "events",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &until.to_string(),
-            "--filter",
-            "type=image",
-            "--format",
-            "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"name\"}}",
-        ],
-    );
-    output
-        .lines()
-        .filter(|line| {
-            ["load ", "tag ", "import "]
-                .iter()
-                .any(|action| line.starts_with(action))
-        })
-        .filter(|line| needles.iter().any(|needle| line.contains(needle.as_str())))
-        .map(str::to_string)
-        .collect()
+        since,
+        &[],
+        "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"name\"}}",
+    )
+    .into_iter()
+    .filter(|line| {
+        ["load ", "tag ", "import "]
+            .iter()
+            .any(|action| line.starts_with(action))
+    })
+    .filter(|line| needles.iter().any(|needle| line.contains(needle.as_str())))
+    .collect()
 }
 
 #[test]
@@ -589,9 +523,9 @@ fn corrupt_archives_never_reach_the_engine_and_the_good_ones_restore() {
     let since = now_seconds();
     let output = restore(&home, &sandbox, arch_dir.path(), &["--json"]);
     output.assert_code(1);
-    let report = json(&output);
+    let report = json_report(&output);
     for index in 1..5 {
-        let item = outcome_of(&report, &names[index]);
+        let item = report_row(&report, &names[index]);
         assert_eq!(item["outcome"], "failed", "{item:#}");
         assert_eq!(
             item["bytes_sent"],
@@ -608,7 +542,7 @@ fn corrupt_archives_never_reach_the_engine_and_the_good_ones_restore() {
         assert_eq!(image_id(&sandbox, &names[index]), None, "{}", names[index]);
         assert_eq!(image_id(&sandbox, &ids[index]), None, "{}", ids[index]);
     }
-    assert_eq!(outcome_of(&report, &names[0])["outcome"], "loaded");
+    assert_eq!(report_row(&report, &names[0])["outcome"], "loaded");
     assert_eq!(
         image_id(&sandbox, &names[0]).as_deref(),
         Some(ids[0].as_str())
@@ -657,8 +591,8 @@ fn entries_without_a_hash_are_named_and_still_checked_before_the_load() {
         output.assert_stderr_contains(&format!("note: {name}: proj/"));
     }
     output.assert_stderr_contains("has no SHA-256 in the manifest");
-    let report = json(&output);
-    let item = outcome_of(&report, &names[1]);
+    let report = json_report(&output);
+    let item = report_row(&report, &names[1]);
     assert_eq!(item["bytes_sent"], 0, "{item:#}");
     assert!(item["problems"].to_string().contains("CORRUPT"), "{item:#}");
     assert_eq!(image_id(sandbox, &names[1]), None);

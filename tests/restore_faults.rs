@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bunker::archive::{ArchDir, Compression, Manifest};
+use bunker::archive::{ArchDir, Manifest};
 use common::*;
 use restore_support::*;
 use serde_json::Value;
@@ -189,11 +189,19 @@ fn remove_if_present(sandbox: &Sandbox, image: &str) {
     }
 }
 
-fn restore_command(home: &TestHome, sandbox: &Sandbox, arch_dir: &Path) -> BunkerCommand {
-    home.bunker()
-        .remote(sandbox)
-        .args(["image-restore", "--jobs", "1", "--archive-dir"])
-        .arg(arch_dir)
+/// `image-restore --jobs 1` of `arch_dir` over SSH: one image at a time.
+fn restore_one_at_a_time(home: &TestHome, sandbox: &Sandbox, arch_dir: &Path) -> BunkerCommand {
+    restore_command(home, sandbox, arch_dir).args(["--jobs", "1"])
+}
+
+/// Cuts bunker's SSH session (see [`cut_ssh_of`]) and waits for the end, which must be
+/// exit status 1. (processes killed, how bunker ended)
+#[track_caller]
+fn cut_ssh_and_finish(running: Running, sandbox: &Sandbox) -> (usize, Output) {
+    let killed = cut_ssh_of(&running, sandbox);
+    let output = running.output();
+    output.assert_code(1);
+    (killed, output)
 }
 
 #[test]
@@ -214,8 +222,7 @@ fn an_ssh_cut_during_an_export_records_nothing_and_the_rerun_completes() {
         home.bunker()
             .remote(&sandbox)
             .env("BUILD", "false")
-            .arg("--projects-dir")
-            .arg(projects.path())
+            .projects_dir(projects.path())
             .args(["image-archive", "--level", "1", "--output-dir"])
             .arg(output_dir.path())
     };
@@ -226,26 +233,12 @@ fn an_ssh_cut_during_an_export_records_nothing_and_the_rerun_completes() {
             .and_then(|path| fs::metadata(path).ok())
             .is_some_and(|meta| meta.len() > (8 << 20))
     });
-    let killed = cut_ssh_of(&running, &sandbox);
-    let (code, stdout, stderr) = running.finish();
+    let (killed, output) = cut_ssh_and_finish(running, &sandbox);
 
-    assert_eq!(
-        code,
-        Some(1),
-        "exit status after the SSH cut:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&image),
-        "the error names the image:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("not archived"),
-        "the error says the image is not archived:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("run bunker image-archive again"),
-        "the error says what to do:\n{stderr}"
-    );
+    // The error names the image, says it is not archived and what to do.
+    output.assert_stderr_contains(&image);
+    output.assert_stderr_contains("not archived");
+    output.assert_stderr_contains("run bunker image-archive again");
     let files = files_under(output_dir.path());
     let left = files
         .iter()
@@ -286,15 +279,7 @@ fn archived_and_removed(
 ) -> (String, String, ArchDir, PathBuf) {
     let image = format!("bunker-test/{}:big", unique_name(prefix));
     let id = build_random_image(sandbox, &image, bytes);
-    let arch_dir = archive_from_sandbox(
-        sandbox,
-        base,
-        &[ToArchive {
-            project: "big",
-            image: &image,
-            compression: Compression::None,
-        }],
-    );
+    let arch_dir = archive_from_sandbox(sandbox, base, &[plain("big", &image)]);
     let manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
     let file = arch_dir.resolve(&manifest.find("big", &image).unwrap().file);
     remove_images(sandbox, &[&image]);
@@ -310,27 +295,16 @@ fn an_ssh_cut_during_a_load_leaves_no_image_and_the_rerun_completes() {
         archived_and_removed(&sandbox, base.path(), "sshcut-load", 64 << 20);
     let size = fs::metadata(&file).unwrap().len();
 
-    let mut running = Running::start(restore_command(&home, &sandbox, arch_dir.path()));
+    let mut running = Running::start(restore_one_at_a_time(&home, &sandbox, arch_dir.path()));
     // The load is under way once bunker has hashed the whole file and read 8 MiB more.
     running.wait_until("its load was seen in progress", |pid| {
         read_offset(pid, &file).unwrap_or(0) >= (8 << 20) && bytes_read(pid) > size + (8 << 20)
     });
-    let killed = cut_ssh_of(&running, &sandbox);
-    let (code, stdout, stderr) = running.finish();
+    let (killed, output) = cut_ssh_and_finish(running, &sandbox);
 
-    assert_eq!(
-        code,
-        Some(1),
-        "exit status after the SSH cut:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("error: {image}: the engine did not load")),
-        "the error names the image:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("run bunker image-restore again"),
-        "the error says what to do:\n{stderr}"
-    );
+    // The error names the image and says what to do.
+    output.assert_stderr_contains(&format!("error: {image}: the engine did not load"));
+    output.assert_stderr_contains("run bunker image-restore again");
     let left = usize::from(image_id(&sandbox, &image).is_some());
     assert_eq!(left, 0, "the cut load left {image} on the engine");
     assert_eq!(
@@ -339,7 +313,7 @@ fn an_ssh_cut_during_a_load_leaves_no_image_and_the_rerun_completes() {
         "the cut load left {id} on the engine"
     );
 
-    let rerun = restore_command(&home, &sandbox, arch_dir.path()).run();
+    let rerun = restore_one_at_a_time(&home, &sandbox, arch_dir.path()).run();
     rerun.assert_success();
     rerun.assert_stdout_contains("1 loaded");
     assert_eq!(image_id(&sandbox, &image).as_deref(), Some(id.as_str()));
@@ -361,7 +335,7 @@ fn image_restore_killed_at_eight_points_never_leaves_a_half_loaded_image() {
     let (mut killed_running, mut half_loaded, mut rerun_equal) = (0, 0, 0);
     for point in 1..=points {
         remove_if_present(&sandbox, &image);
-        let running = Running::start(restore_command(&home, &sandbox, arch_dir.path()));
+        let running = Running::start(restore_one_at_a_time(&home, &sandbox, arch_dir.path()));
         let threshold = total * point / (points + 1);
         if running.kill_when(|pid| bytes_read(pid) >= threshold) {
             killed_running += 1;
@@ -374,7 +348,7 @@ fn image_restore_killed_at_eight_points_never_leaves_a_half_loaded_image() {
                 eprintln!("point {point}: {image} points at {other}, not {id}");
             }
         }
-        let rerun = restore_command(&home, &sandbox, arch_dir.path()).run();
+        let rerun = restore_one_at_a_time(&home, &sandbox, arch_dir.path()).run();
         rerun.assert_success();
         if image_id(&sandbox, &image).as_deref() == Some(id.as_str()) {
             rerun_equal += 1;

@@ -28,71 +28,82 @@ fn entry_of(arch_dir: &ArchDir, project: &str, image: &str) -> ManifestEntry {
         .clone()
 }
 
+/// `image-restore --json <extra>` over SSH: its output and its report.
 fn restore_json(
     home: &TestHome,
     sandbox: &Sandbox,
     arch_dir: &Path,
     extra: &[&str],
 ) -> (Output, serde_json::Value) {
-    let output = home
-        .bunker()
-        .remote(sandbox)
-        .args(["image-restore", "--json", "--archive-dir"])
-        .arg(arch_dir)
+    let output = restore_command(home, sandbox, arch_dir)
+        .arg("--json")
         .args(extra)
         .run();
-    let report = serde_json::from_str(&output.stdout)
-        .unwrap_or_else(|error| panic!("not JSON ({error}):\n{output}"));
+    let report = json_report(&output);
     (output, report)
 }
 
-fn item<'a>(report: &'a serde_json::Value, image: &str) -> &'a serde_json::Value {
-    report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["image"] == image)
-        .unwrap_or_else(|| panic!("{image} not in the report: {report:#}"))
-}
-
-/// The sandbox engine's major version (20 for Docker 20.10).
-fn engine_major(sandbox: &Sandbox) -> u32 {
+/// Whether the sandbox engine loads zstd-compressed layers (Docker 23.0 and later).
+fn engine_reads_zstd(sandbox: &Sandbox) -> bool {
     let version = docker_ok(sandbox, ["version", "--format", "{{.Server.Version}}"]);
-    version
+    let major: u32 = version
         .split('.')
         .next()
         .and_then(|major| major.parse().ok())
-        .unwrap_or_else(|| panic!("engine version {version:?} is not a number"))
+        .unwrap_or_else(|| panic!("engine version {version:?} is not a number"));
+    major >= 23
+}
+
+/// Two fresh images of project `proj` archived from the sandbox engine, one gzip and one
+/// zstd, with their manifest entries.
+struct GzipAndZstd {
+    gzip_image: String,
+    zstd_image: String,
+    /// Image IDs: the gzip one's, then the zstd one's.
+    ids: [String; 2],
+    arch_dir: ArchDir,
+    gzip_entry: ManifestEntry,
+    zstd_entry: ManifestEntry,
+    _base: tempfile::TempDir,
+}
+
+impl GzipAndZstd {
+    /// Builds both images with `build(sandbox, tag)` (which returns the image ID), named
+    /// after `prefix`, and archives them.
+    fn new(sandbox: &Sandbox, prefix: &str, build: impl Fn(&Sandbox, &str) -> String) -> Self {
+        let unique = unique_name(prefix);
+        let gzip_image = format!("bunker-test/{unique}-gz:1");
+        let zstd_image = format!("bunker-test/{unique}-zst:1");
+        let ids = [build(sandbox, &gzip_image), build(sandbox, &zstd_image)];
+        let base = tempfile::tempdir().unwrap();
+        let arch_dir = archive_from_sandbox(
+            sandbox,
+            base.path(),
+            &[gz("proj", &gzip_image), zst("proj", &zstd_image)],
+        );
+        GzipAndZstd {
+            gzip_entry: entry_of(&arch_dir, "proj", &gzip_image),
+            zstd_entry: entry_of(&arch_dir, "proj", &zstd_image),
+            gzip_image,
+            zstd_image,
+            ids,
+            arch_dir,
+            _base: base,
+        }
+    }
+
+    /// Both image names: the gzip one, then the zstd one.
+    fn images(&self) -> [&str; 2] {
+        [&self.gzip_image, &self.zstd_image]
+    }
 }
 
 #[test]
 fn each_wire_mode_restores_the_recorded_id_over_ssh() {
     let sandbox = sandbox();
     let home = TestHome::new(&sandbox);
-    let unique = unique_name("wire");
-    let gzip_image = format!("bunker-test/{unique}-gz:1");
-    let zstd_image = format!("bunker-test/{unique}-zst:1");
-    let ids = [
-        build_unique_image(&sandbox, &gzip_image),
-        build_unique_image(&sandbox, &zstd_image),
-    ];
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_from_sandbox(
-        &sandbox,
-        base.path(),
-        &[
-            gz("proj", &gzip_image),
-            ToArchive {
-                project: "proj",
-                image: &zstd_image,
-                compression: Compression::Zstd,
-            },
-        ],
-    );
-    let gzip_entry = entry_of(&arch_dir, "proj", &gzip_image);
-    let zstd_entry = entry_of(&arch_dir, "proj", &zstd_image);
-    let engine_reads_zstd = engine_major(&sandbox) >= 23;
-    let zstd_auto = if engine_reads_zstd {
+    let archived = GzipAndZstd::new(&sandbox, "wire", build_unique_image);
+    let zstd_auto = if engine_reads_zstd(&sandbox) {
         "zstd (as stored)"
     } else {
         "gzip level 1 (zstd decompressed here)"
@@ -113,19 +124,19 @@ fn each_wire_mode_restores_the_recorded_id_over_ssh() {
         ),
     ];
     for (mode, gzip_wire, zstd_wire) in modes {
-        remove_images(&sandbox, &[gzip_image.as_str(), zstd_image.as_str()]);
+        remove_images(&sandbox, &archived.images());
         let (output, report) = restore_json(
             &home,
             &sandbox,
-            arch_dir.path(),
+            archived.arch_dir.path(),
             &["--wire-compression", mode],
         );
         output.assert_success();
         for (image, id, wire) in [
-            (&gzip_image, &ids[0], gzip_wire),
-            (&zstd_image, &ids[1], zstd_wire),
+            (&archived.gzip_image, &archived.ids[0], gzip_wire),
+            (&archived.zstd_image, &archived.ids[1], zstd_wire),
         ] {
-            let row = item(&report, image);
+            let row = report_row(&report, image);
             assert_eq!(
                 row["outcome"], "loaded",
                 "--wire-compression {mode}: {row:#}"
@@ -138,44 +149,49 @@ fn each_wire_mode_restores_the_recorded_id_over_ssh() {
             );
         }
         // Bytes on the wire: the file itself when stored, the tar when decompressed.
-        let gzip_sent = item(&report, &gzip_image)["bytes_sent"].as_u64().unwrap();
-        let zstd_sent = item(&report, &zstd_image)["bytes_sent"].as_u64().unwrap();
+        let gzip_sent = report_row(&report, &archived.gzip_image)["bytes_sent"]
+            .as_u64()
+            .unwrap();
+        let zstd_sent = report_row(&report, &archived.zstd_image)["bytes_sent"]
+            .as_u64()
+            .unwrap();
         match mode {
             "none" => {
-                assert_eq!(Some(gzip_sent), gzip_entry.uncompressed_size);
-                assert_eq!(Some(zstd_sent), zstd_entry.uncompressed_size);
+                assert_eq!(Some(gzip_sent), archived.gzip_entry.uncompressed_size);
+                assert_eq!(Some(zstd_sent), archived.zstd_entry.uncompressed_size);
             }
             _ => {
-                assert_eq!(gzip_sent, gzip_entry.size, "--wire-compression {mode}");
+                assert_eq!(
+                    gzip_sent, archived.gzip_entry.size,
+                    "--wire-compression {mode}"
+                );
                 assert!(
-                    zstd_sent < zstd_entry.uncompressed_size.unwrap(),
+                    zstd_sent < archived.zstd_entry.uncompressed_size.unwrap(),
                     "--wire-compression {mode}: {zstd_sent} bytes sent for a zstd archive of a \
                      {:?}-byte tar",
-                    zstd_entry.uncompressed_size
+                    archived.zstd_entry.uncompressed_size
                 );
             }
         }
     }
 
     // The summary line and the table say what went over the wire.
-    remove_images(&sandbox, &[gzip_image.as_str()]);
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .args(["image-restore", "--archive-dir"])
-        .arg(arch_dir.path())
-        .run();
+    remove_images(&sandbox, &[archived.gzip_image.as_str()]);
+    let output = restore(&home, &sandbox, archived.arch_dir.path(), &[]);
     output.assert_success();
     output.assert_stdout_contains("gzip (as stored)");
     output.assert_stdout_contains("sent to the engine");
 
-    docker_ok(&sandbox, ["rmi", &gzip_image, &zstd_image]);
+    docker_ok(
+        &sandbox,
+        ["rmi", &archived.gzip_image, &archived.zstd_image],
+    );
 }
 
 #[test]
 fn zstd_on_the_wire_needs_an_engine_that_reads_it() {
     let sandbox = sandbox();
-    if engine_major(&sandbox) >= 23 {
+    if engine_reads_zstd(&sandbox) {
         // This engine reads zstd: the mode is covered by the test above's expectations.
         return;
     }
@@ -188,17 +204,12 @@ fn zstd_on_the_wire_needs_an_engine_that_reads_it() {
     remove_images(&sandbox, &[image.as_str()]);
 
     let since = now_seconds();
-    let output = home
-        .bunker()
-        .remote(&sandbox)
-        .args([
-            "image-restore",
-            "--wire-compression",
-            "zstd",
-            "--archive-dir",
-        ])
-        .arg(arch_dir.path())
-        .run();
+    let output = restore(
+        &home,
+        &sandbox,
+        arch_dir.path(),
+        &["--wire-compression", "zstd"],
+    );
     output.assert_code(1);
     output.assert_stderr_contains("--wire-compression zstd");
     output.assert_stderr_contains("cannot load zstd (Docker 23.0 and later can)");
@@ -249,32 +260,13 @@ enum Damage {
 fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
     let sandbox = sandbox();
     let home = TestHome::new(&sandbox);
-    let unique = unique_name("wirecut");
-    let gzip_image = format!("bunker-test/{unique}-gz:1");
-    let zstd_image = format!("bunker-test/{unique}-zst:1");
     // Incompressible 3 MiB layers: the files are larger than the held-back tail, so
     // the engine receives most of each damaged file before the check fails.
-    let ids = vec![
-        build_random_image(&sandbox, &gzip_image, 3 << 20),
-        build_random_image(&sandbox, &zstd_image, 3 << 20),
-    ];
-    let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_from_sandbox(
-        &sandbox,
-        base.path(),
-        &[
-            gz("proj", &gzip_image),
-            ToArchive {
-                project: "proj",
-                image: &zstd_image,
-                compression: Compression::Zstd,
-            },
-        ],
-    );
-    remove_images(&sandbox, &[gzip_image.as_str(), zstd_image.as_str()]);
-    let gzip_entry = entry_of(&arch_dir, "proj", &gzip_image);
-    let zstd_entry = entry_of(&arch_dir, "proj", &zstd_image);
-    let engine_reads_zstd = engine_major(&sandbox) >= 23;
+    let archived = GzipAndZstd::new(&sandbox, "wirecut", |sandbox, tag| {
+        build_random_image(sandbox, tag, 3 << 20)
+    });
+    remove_images(&sandbox, &archived.images());
+    let engine_reads_zstd = engine_reads_zstd(&sandbox);
     let damages = [
         ("middle", Damage::Flip(|len| len / 2)),
         ("end", Damage::Flip(|len| len - 16)),
@@ -287,9 +279,12 @@ fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
         let engine = connect_over_ssh(&home, &sandbox).await;
         // (entry, how it is sent)
         let mut cases = vec![
-            (&gzip_entry, WireEncoding::Stored(Compression::Gzip)),
             (
-                &zstd_entry,
+                &archived.gzip_entry,
+                WireEncoding::Stored(Compression::Gzip),
+            ),
+            (
+                &archived.zstd_entry,
                 WireEncoding::Recompressed {
                     from: Compression::Zstd,
                     to: Compression::Gzip,
@@ -297,11 +292,14 @@ fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
             ),
         ];
         if engine_reads_zstd {
-            cases.push((&zstd_entry, WireEncoding::Stored(Compression::Zstd)));
+            cases.push((
+                &archived.zstd_entry,
+                WireEncoding::Stored(Compression::Zstd),
+            ));
         }
         for (entry, encoding) in cases {
             for (name, damage) in damages {
-                let original = arch_dir.resolve(&entry.file);
+                let original = archived.arch_dir.resolve(&entry.file);
                 let damaged = damaged_copy(&original, &format!("damaged-{name}"), damage);
                 let sent = Arc::new(AtomicU64::new(0));
                 let counter = sent.clone();
@@ -349,13 +347,13 @@ fn a_damaged_archive_sent_compressed_is_cut_off_before_the_engine_loads_it() {
             }
         }
     });
-    assert_eq!(image_id(&sandbox, &gzip_image), None);
-    assert_eq!(image_id(&sandbox, &zstd_image), None);
-    for id in &ids {
+    assert_eq!(image_id(&sandbox, &archived.gzip_image), None);
+    assert_eq!(image_id(&sandbox, &archived.zstd_image), None);
+    for id in &archived.ids {
         assert_eq!(image_id(&sandbox, id), None, "{id} was created");
     }
     assert_eq!(
-        load_events(&sandbox, since, &ids),
+        load_events(&sandbox, since, &archived.ids),
         Vec::<String>::new(),
         "the engine loaded an image from a damaged archive"
     );
@@ -419,15 +417,7 @@ fn a_single_member_gzip_from_the_old_scripts_restores_as_stored() {
     let image = format!("bunker-test/{unique}:1");
     let id = build_unique_image(&sandbox, &image);
     let base = tempfile::tempdir().unwrap();
-    let arch_dir = archive_from_sandbox(
-        &sandbox,
-        base.path(),
-        &[ToArchive {
-            project: "proj",
-            image: &image,
-            compression: Compression::None,
-        }],
-    );
+    let arch_dir = archive_from_sandbox(&sandbox, base.path(), &[plain("proj", &image)]);
     // What `docker save | gzip` wrote: one gzip member.
     let mut manifest = Manifest::load(&arch_dir.manifest_path()).unwrap();
     let mut entry = manifest.find("proj", &image).unwrap().clone();
@@ -458,7 +448,7 @@ fn a_single_member_gzip_from_the_old_scripts_restores_as_stored() {
 
     let (output, report) = restore_json(&home, &sandbox, arch_dir.path(), &[]);
     output.assert_success();
-    let row = item(&report, &image);
+    let row = report_row(&report, &image);
     assert_eq!(row["outcome"], "loaded", "{row:#}");
     assert_eq!(row["wire"], "gzip (as stored)", "{row:#}");
     assert_eq!(row["bytes_sent"], bytes.len() as u64, "{row:#}");

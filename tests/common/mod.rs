@@ -418,7 +418,8 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
 /// header compared by the token server), so a wrong encoder fails those tests.
 pub use bunker::registry::login::base64;
 
-fn describe(command: &Command) -> String {
+/// The command line of `command` (program and arguments), for failure messages.
+pub fn describe(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
         .map(OsStr::to_string_lossy)
@@ -574,6 +575,11 @@ impl BunkerCommand {
         self
     }
 
+    /// `--projects-dir <dir>`: the projects tree bunker reads instead of the embedded one.
+    pub fn projects_dir(self, dir: impl AsRef<Path>) -> Self {
+        self.arg("--projects-dir").arg(dir.as_ref())
+    }
+
     /// Points bunker at the sandbox engine through sshd: `DOCKER_HOST=ssh://user@127.0.0.1:port`
     /// and `BUNKER_REMOTE_SOCKET` set to the engine socket on the remote side; `projects/`
     /// pulls from the sandbox registry (`BUNKER_REGISTRY`).
@@ -649,6 +655,30 @@ where
 pub fn image_id(sandbox: &Sandbox, image: &str) -> Option<String> {
     let output = docker(sandbox, ["image", "inspect", "--format", "{{.Id}}", image]);
     output.success().then(|| output.stdout.trim().to_string())
+}
+
+/// One line per running container of Compose project `project` on the sandbox engine,
+/// `docker ps --format format` (`{{.Names}}`, `{{.Label "com.docker.compose.service"}}`…),
+/// sorted.
+#[track_caller]
+pub fn compose_project_running(sandbox: &Sandbox, project: &str, format: &str) -> Vec<String> {
+    let mut lines: Vec<String> = docker_ok(
+        sandbox,
+        [
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--filter",
+            "status=running",
+            "--format",
+            format,
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    lines.sort();
+    lines
 }
 
 /// `docker build -q --no-cache -t tag context` on the sandbox engine. No cache: with the
@@ -913,6 +943,23 @@ pub fn archived_images(archive: &Path) -> Vec<String> {
         .iter()
         .map(|entry| entry["image"].as_str().expect("image name").to_string())
         .collect()
+}
+
+/// The element of the array `json[list]` whose `key` is `wanted` (a report's row);
+/// panics showing the whole document when there is none.
+#[track_caller]
+pub fn json_entry<'a>(
+    json: &'a serde_json::Value,
+    list: &str,
+    key: &str,
+    wanted: &str,
+) -> &'a serde_json::Value {
+    json[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no array {list:?} in {json:#}"))
+        .iter()
+        .find(|entry| entry[key] == wanted)
+        .unwrap_or_else(|| panic!("{wanted} not in the report: {json:#}"))
 }
 
 /// The repository's `projects/` directory (the embedded default infrastructure).

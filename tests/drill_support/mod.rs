@@ -13,7 +13,9 @@ use bunker::archive::Manifest;
 use bunker::build::{ImageAction, PlanOptions, Selection, plan};
 use bunker::catalog::{CatalogOptions, ProjectInfo, load_catalog};
 
-use crate::common::{Sandbox, TestHome, docker, docker_ok, image_id, run, unique_name};
+use crate::common::{
+    Sandbox, TestHome, compose_project_running, docker, docker_ok, image_id, run, unique_name,
+};
 
 /// A sandbox of our own, torn down (`down --purge`) when dropped.
 pub struct PrivateSandbox {
@@ -170,44 +172,23 @@ pub fn default_services(project: &ProjectInfo) -> Vec<String> {
     services
 }
 
-/// The image each running container of a Compose project was started from, by service.
+/// The image each running container of a Compose project was started from, by service
+/// (`service=image`), sorted.
 pub fn running_images(sandbox: &Sandbox, project: &str) -> Vec<String> {
-    let mut images: Vec<String> = docker_ok(
+    compose_project_running(
         sandbox,
-        [
-            "ps",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-            "--format",
-            "{{.Label \"com.docker.compose.service\"}}={{.Image}}",
-        ],
+        project,
+        "{{.Label \"com.docker.compose.service\"}}={{.Image}}",
     )
-    .lines()
-    .map(str::to_string)
-    .collect();
-    images.sort();
-    images
 }
 
 /// Services of compose project `project` running on the engine, sorted.
 pub fn running_services(sandbox: &Sandbox, project: &str) -> Vec<String> {
-    let mut names: Vec<String> = docker_ok(
+    compose_project_running(
         sandbox,
-        [
-            "ps",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-            "--filter",
-            "status=running",
-            "--format",
-            "{{.Label \"com.docker.compose.service\"}}",
-        ],
+        project,
+        "{{.Label \"com.docker.compose.service\"}}",
     )
-    .lines()
-    .map(str::to_string)
-    .collect();
-    names.sort();
-    names
 }
 
 /// The layer diff IDs of `image` on the engine (`.RootFS.Layers`): what identifies an

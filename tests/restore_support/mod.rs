@@ -12,7 +12,7 @@ use bunker::archive::{
     WriteOptions, write_archive,
 };
 
-use crate::common::{Sandbox, docker_ok, image_id};
+use crate::common::{BunkerCommand, Output, Sandbox, TestHome, docker_ok, image_id, json_entry};
 
 /// One image to archive for a project.
 pub struct ToArchive<'a> {
@@ -26,6 +26,23 @@ pub fn gz<'a>(project: &'a str, image: &'a str) -> ToArchive<'a> {
         project,
         image,
         compression: Compression::Gzip,
+    }
+}
+
+pub fn zst<'a>(project: &'a str, image: &'a str) -> ToArchive<'a> {
+    ToArchive {
+        project,
+        image,
+        compression: Compression::Zstd,
+    }
+}
+
+/// Archived as a plain tar (no compression).
+pub fn plain<'a>(project: &'a str, image: &'a str) -> ToArchive<'a> {
+    ToArchive {
+        project,
+        image,
+        compression: Compression::None,
     }
 }
 
@@ -116,32 +133,61 @@ pub fn flip_byte(path: &PathBuf) {
 /// The image-load events the engine recorded since `since` (unix seconds) for the image
 /// IDs `ids` (other tests load other images on the shared engine meanwhile).
 pub fn load_events(sandbox: &Sandbox, since: u64, ids: &[String]) -> Vec<String> {
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let output = docker_ok(
-        sandbox,
-        [
-            "events",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &until.to_string(),
-            "--filter",
-            "type=image",
-            "--filter",
-            "event=load",
-            "--format",
-            "{{.Actor.ID}}",
-        ],
-    );
-    output
-        .lines()
-        .map(str::to_string)
+    image_events(sandbox, since, &["event=load"], "{{.Actor.ID}}")
+        .into_iter()
         .filter(|line| ids.contains(line))
         .collect()
+}
+
+/// The image events the engine recorded between `since` (unix seconds) and now, one
+/// line each as `docker events --format format`, narrowed by the `--filter`s `filters`
+/// (`event=load`) besides `type=image`.
+pub fn image_events(sandbox: &Sandbox, since: u64, filters: &[&str], format: &str) -> Vec<String> {
+    let until = now_seconds() + 1;
+    let mut args = vec![
+        "events".to_string(),
+        "--since".to_string(),
+        since.to_string(),
+        "--until".to_string(),
+        until.to_string(),
+        "--filter".to_string(),
+        "type=image".to_string(),
+    ];
+    for filter in filters {
+        args.extend(["--filter".to_string(), filter.to_string()]);
+    }
+    args.extend(["--format".to_string(), format.to_string()]);
+    docker_ok(sandbox, args)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `bunker image-restore --archive-dir <arch_dir>` on the sandbox engine over SSH, more
+/// arguments still to add.
+pub fn restore_command(home: &TestHome, sandbox: &Sandbox, arch_dir: &Path) -> BunkerCommand {
+    home.bunker()
+        .remote(sandbox)
+        .args(["image-restore", "--archive-dir"])
+        .arg(arch_dir)
+}
+
+/// `bunker image-restore --archive-dir <arch_dir> <extra>` over SSH, run.
+pub fn restore(home: &TestHome, sandbox: &Sandbox, arch_dir: &Path, extra: &[&str]) -> Output {
+    restore_command(home, sandbox, arch_dir).args(extra).run()
+}
+
+/// The JSON report on stdout of `image-restore --json`.
+#[track_caller]
+pub fn json_report(output: &Output) -> serde_json::Value {
+    serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}):\n{output}"))
+}
+
+/// The report's row for `image`.
+#[track_caller]
+pub fn report_row<'a>(report: &'a serde_json::Value, image: &str) -> &'a serde_json::Value {
+    json_entry(report, "images", "image", image)
 }
 
 pub fn now_seconds() -> u64 {

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::common::{Output, describe};
+
 /// How often [`Running::wait_until`] looks at its condition again.
 const POLL: Duration = Duration::from_millis(5);
 /// How often [`Running::kill_when`] does: a kill point is a narrow window.
@@ -20,6 +22,8 @@ const KILL_POLL: Duration = Duration::from_millis(2);
 
 /// A bunker process started in the background.
 pub struct Running {
+    /// The command line, for failure messages.
+    command: String,
     child: Child,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
@@ -37,6 +41,7 @@ impl Running {
     /// Starts `command` (a `BunkerCommand` or a plain `Command`) with piped output.
     pub fn start(command: impl Into<Command>) -> Running {
         let mut command = command.into();
+        let description = describe(&command);
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -60,6 +65,7 @@ impl Running {
             }
         });
         Running {
+            command: description,
             child,
             lines,
             stderr,
@@ -135,20 +141,40 @@ impl Running {
     /// interrupted bunker does: exit status 128 + signal and its stop line
     /// (`Ctrl-C: bunker is stopping`, `SIGTERM: bunker is stopping`). (stdout, stderr).
     pub fn interrupt(self, signal: libc::c_int) -> (String, String) {
+        let output = self.interrupted(signal);
+        (output.stdout, output.stderr)
+    }
+
+    /// [`Running::interrupt`], returning what bunker printed as an [`Output`] for its
+    /// `assert_stderr_contains`/`assert_stdout_contains` checks.
+    #[track_caller]
+    pub fn interrupted(self, signal: libc::c_int) -> Output {
         let stop_line = match signal {
             libc::SIGINT => "Ctrl-C: bunker is stopping",
             libc::SIGTERM => "SIGTERM: bunker is stopping",
             other => panic!("signal {other} is not an interrupt bunker handles"),
         };
         self.signal(signal);
-        let (code, stdout, stderr) = self.finish();
+        let output = self.output();
         assert_eq!(
-            code,
+            output.code,
             Some(128 + signal),
-            "exit status after signal {signal}:\n{stdout}\n{stderr}"
+            "exit status after signal {signal}:\n{output}"
         );
-        assert!(stderr.contains(stop_line), "the stop line:\n{stderr}");
-        (stdout, stderr)
+        output.assert_stderr_contains(stop_line);
+        output
+    }
+
+    /// Waits for the end; how bunker ended and what it printed, as an [`Output`].
+    pub fn output(mut self) -> Output {
+        let command = std::mem::take(&mut self.command);
+        let (code, stdout, stderr) = self.finish();
+        Output {
+            code,
+            stdout,
+            stderr,
+            command,
+        }
     }
 
     /// Waits for the end; (exit code, stdout, stderr).
