@@ -285,14 +285,14 @@ fn full_name(name: &str) -> String {
     }
 }
 
-/// Writes `size` as octal into the header and recomputes its checksum.
+/// Writes `size` into the header and recomputes its checksum (the `tar` crate's own
+/// field encoding; every other field stays as the archive had it).
 fn set_size(header: &mut [u8; BLOCK], size: u64) {
-    let text = format!("{size:011o}\0");
-    header[124..136].copy_from_slice(text.as_bytes());
-    header[148..156].fill(b' ');
-    let sum: u64 = header.iter().map(|byte| u64::from(*byte)).sum();
-    let text = format!("{sum:06o}\0 ");
-    header[148..156].copy_from_slice(text.as_bytes());
+    let mut parsed = tar::Header::new_old();
+    parsed.as_mut_bytes().copy_from_slice(header);
+    parsed.set_size(size);
+    parsed.set_cksum();
+    header.copy_from_slice(parsed.as_bytes());
 }
 
 #[cfg(test)]

@@ -203,8 +203,7 @@ pub async fn trial(
             result.was_present = before.named.contains_key(&image.id);
             result.loaded_id = Some(image.id.clone());
             match compare(&recorded, &image, settings.store) {
-                Verdict::Same(how) => result.identity = Some(how),
-                Verdict::SameLayers(how) => result.identity = Some(how),
+                Verdict::Same(how) | Verdict::SameLayers(how) => result.identity = Some(how),
                 Verdict::Unknown => {
                     result.identity = Some(
                         "loaded; the manifest records nothing to compare it with (an older \
